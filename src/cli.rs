@@ -1,0 +1,414 @@
+//! The command line: argument parsing and the commands behind it.
+//!
+//! In: `std::env::args`. Out: data on stdout (JSON or a table), diagnostics on
+//! stderr, an exit code (0 ok, 1 some input failed, 2 fatal). The names here
+//! are a contract (DESIGN.md): tests and users rely on them.
+
+use crate::config::{self, Config};
+use crate::model::{AbuseType, Envelope, Incoming, Origin, RawMessage, Report, ReportId, Sender};
+use crate::server::Server;
+use crate::store::{Db, Durability, ListFilter, Stats};
+use crate::{pipeline, rawmail};
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "abuse-inbox",
+    version,
+    about = "SMTP intake for an abuse desk: every message becomes a classified report"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (TOML); without it the embedded default is used.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database path; overrides `store.path` of the configuration.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Log format on stderr; overrides `log.format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the SMTP listener and the processing worker.
+    Serve {
+        /// Listen address; overrides `smtp.listen`.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// Store and process messages from files, or `-` for standard input; prints one JSON report per message.
+    Ingest {
+        #[arg(required = true, value_name = "FILE.eml|-")]
+        files: Vec<PathBuf>,
+    },
+    /// List and inspect reports.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
+    /// Counts by type, reply decision and processing state.
+    Stats {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportsCommand {
+    /// Reports, newest first.
+    List {
+        /// Only this abuse_type.
+        #[arg(long = "type", value_name = "T", value_parser = parse_abuse_type)]
+        abuse_type: Option<AbuseType>,
+        /// Only reports received at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One report.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+fn parse_abuse_type(s: &str) -> Result<AbuseType, String> {
+    AbuseType::parse(s).ok_or_else(|| {
+        let names: Vec<_> = AbuseType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("unknown abuse type {s:?}; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_since(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        })
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-11-26T00:00:00Z"))
+}
+
+/// The configuration with the command line's overrides applied.
+pub fn settings(global: &Global) -> Result<Config, config::Error> {
+    let mut config = config::load(global.config.as_deref())?;
+    if let Some(db) = &global.db {
+        config.store.path = db.clone();
+    }
+    if let Some(format) = global.log_format {
+        config.log.format = match format {
+            LogFormat::Text => "text".into(),
+            LogFormat::Json => "json".into(),
+        };
+    }
+    Ok(config)
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Fatal problems (configuration, database); the caller exits with 2.
+pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { listen } => serve(config, listen),
+        Command::Ingest { files } => ingest(&config.store.path, &files),
+        Command::Reports {
+            command:
+                ReportsCommand::List {
+                    abuse_type,
+                    since,
+                    limit,
+                    format,
+                },
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let reports = db.list_reports(&ListFilter {
+                abuse_type,
+                since,
+                limit,
+            })?;
+            print_reports(&reports, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reports {
+            command: ReportsCommand::Show { id, format },
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let Some(report) = db.report(ReportId(id))? else {
+                bail!("no report {id}")
+            };
+            match format {
+                Format::Json => print_json(&report)?,
+                Format::Table => print_report_table(&report)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { format } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let stats = db.stats()?;
+            match format {
+                Format::Json => print_json(&stats)?,
+                Format::Table => print_stats_table(&stats)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = listen {
+        config.smtp.listen = listen;
+    }
+    if let [problem, ..] = config.problems().as_slice() {
+        bail!("invalid setting: {problem}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    runtime.block_on(async move {
+        let server = Server::start(config).await?;
+        let shutdown = server.shutdown_token();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            shutdown.cancel();
+        });
+        server.wait().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM (systemd) or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the daemon");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn ingest(db_path: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut db = Db::open(db_path, Durability::Full)?;
+    let mut failed = false;
+    for file in files {
+        match ingest_one(&mut db, file) {
+            Ok(report) => print_json(&report)?,
+            Err(error) => {
+                failed = true;
+                eprintln!("abuse-inbox: {}: {error:#}", file.display());
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn ingest_one(db: &mut Db, file: &Path) -> anyhow::Result<Report> {
+    let bytes = if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        bytes
+    } else {
+        std::fs::read(file).context("reading the file")?
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!("empty message");
+    }
+    let incoming = Incoming {
+        envelope: Envelope {
+            origin: Origin::Ingest,
+            peer_ip: None,
+            helo: None,
+            mail_from: return_path(&bytes),
+            rcpt_to: Vec::new(),
+        },
+        received_at: crate::now_rfc3339(),
+        bytes,
+    };
+    let committed = db.commit_raws(&[&incoming])?[0];
+    if let Some(report) = db.report_for_raw(committed.raw_id)? {
+        return Ok(report); // delivered before: one report (DESIGN rule 5)
+    }
+    let raw: RawMessage = db
+        .raw(committed.raw_id)?
+        .context("the stored message vanished")?;
+    let ids = pipeline::process_and_store(db, std::slice::from_ref(&raw))?;
+    let Some(id) = ids[0] else {
+        bail!("processing failed; the message is stored as raw {}", raw.id)
+    };
+    db.report(id)?.context("the stored report vanished")
+}
+
+/// The envelope sender an MTA recorded in `Return-Path:`; `<>` is the null sender.
+fn return_path(raw: &[u8]) -> Sender {
+    match rawmail::header(raw, "return-path") {
+        None => Sender::Unknown,
+        Some(value) => {
+            let addr = value
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim();
+            if addr.is_empty() {
+                Sender::Null
+            } else {
+                Sender::Address(addr.to_owned())
+            }
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    out.write_all(b"\n")
+}
+
+fn print_reports(reports: &[Report], format: Format) -> std::io::Result<()> {
+    if format == Format::Json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, reports)?;
+        return out.write_all(b"\n");
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  SUBJECT",
+        "ID", "RECEIVED", "TYPE", "SUBTYPE", "REPLY", "REPORTER"
+    )?;
+    for r in reports {
+        writeln!(
+            out,
+            "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  {}",
+            r.id.0,
+            r.received_at.get(..19).unwrap_or(&r.received_at),
+            r.abuse_type.as_str(),
+            r.subtype.map_or("-", |s| s.as_str()),
+            r.reply.as_str(),
+            clip(r.reporter.as_deref().unwrap_or("-"), 28),
+            clip(r.subject.as_deref().unwrap_or(""), 60),
+        )?;
+    }
+    Ok(())
+}
+
+fn print_report_table(r: &Report) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let none = "-".to_owned();
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            none.clone()
+        } else {
+            v.join(", ")
+        }
+    };
+    let rows: [(&str, String); 13] = [
+        ("id", r.id.0.to_string()),
+        ("raw_id", r.raw_id.0.to_string()),
+        (
+            "message_id",
+            r.message_id.clone().unwrap_or_else(|| none.clone()),
+        ),
+        ("received_at", r.received_at.clone()),
+        (
+            "reporter",
+            r.reporter.clone().unwrap_or_else(|| none.clone()),
+        ),
+        ("subject", r.subject.clone().unwrap_or_else(|| none.clone())),
+        ("abuse_type", r.abuse_type.as_str().to_owned()),
+        (
+            "subtype",
+            r.subtype.map_or(none.clone(), |s| s.as_str().to_owned()),
+        ),
+        ("ips", list(&r.ips)),
+        ("urls", list(&r.urls)),
+        ("evidence_rows", r.evidence_rows.to_string()),
+        ("missing", list(&r.missing)),
+        ("reply", r.reply.as_str().to_owned()),
+    ];
+    for (key, value) in rows {
+        writeln!(out, "{key:>14}: {value}")?;
+    }
+    for w in &r.parse_warnings {
+        writeln!(out, "{:>14}: {w}", "warning")?;
+    }
+    Ok(())
+}
+
+fn print_stats_table(s: &Stats) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "reports: {}", s.reports)?;
+    for (title, map) in [
+        ("by abuse_type", &s.by_abuse_type),
+        ("by reply", &s.by_reply),
+        ("raw messages", &s.raw_messages),
+    ] {
+        writeln!(out, "{title}:")?;
+        for (key, count) in map {
+            writeln!(out, "  {key:<18} {count:>9}")?;
+        }
+    }
+    Ok(())
+}
+
+fn clip(s: &str, max: usize) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(max - 1).collect();
+        cut.push('…');
+        cut
+    }
+}

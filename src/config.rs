@@ -1,0 +1,304 @@
+//! Configuration: defaults, loading from TOML, validation.
+//!
+//! In: an optional path to a TOML file. Out: a validated [`Config`].
+//! Every key has a default (`impl Default`), documented in
+//! `config/abuse-inbox.toml`; a unit test keeps the two identical.
+//! Loading reports every problem at once, each with its key path.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub smtp: SmtpConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+/// `[smtp]`: the listener and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub listen: String,
+    /// The name in the 220 greeting and the EHLO reply.
+    pub hostname: String,
+    /// Accepted recipients: a bare local part (`abuse`) matches it at any domain;
+    /// a full address (`abuse@example.com`) matches only itself. Case-insensitive.
+    pub recipients: Vec<String>,
+    pub max_message_bytes: u64,
+    pub max_line_bytes: usize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub idle_timeout_seconds: u64,
+    pub max_session_seconds: u64,
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: "127.0.0.1:2525".to_owned(),
+            hostname: "abuse-inbox.localhost".to_owned(),
+            recipients: vec!["abuse".to_owned()],
+            max_message_bytes: 25 * 1024 * 1024,
+            max_line_bytes: 4096,
+            max_recipients: 100,
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            idle_timeout_seconds: 300,
+            max_session_seconds: 600,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+/// `[store]`: the SQLite database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// Most messages one group commit may carry.
+    pub max_commit_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("./abuse-inbox.db"),
+            max_commit_batch: 256,
+        }
+    }
+}
+
+/// `[log]`: what goes to stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `abuse_inbox=debug`; `RUST_LOG` wins over it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid config {path}:\n{}", Problems(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+struct Problems<'a>(&'a [String]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads `path`, or the embedded default when there is none.
+///
+/// # Errors
+/// The file cannot be read, is not valid TOML for [`Config`], or fails validation
+/// (every problem is listed with its key).
+pub fn load(path: Option<&Path>) -> Result<Config, Error> {
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    let config: Config = toml::from_str(&text).map_err(|source| Error::Parse {
+        path: path.into(),
+        source,
+    })?;
+    match config.problems() {
+        problems if problems.is_empty() => Ok(config),
+        problems => Err(Error::Invalid {
+            path: path.into(),
+            problems,
+        }),
+    }
+}
+
+impl Config {
+    /// Every validation problem, as `key.path: what is wrong`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, what: &str| {
+            if !ok {
+                problems.push(format!("{key}: {what}"));
+            }
+        };
+        let smtp = &self.smtp;
+        check(
+            smtp.listen.parse::<SocketAddr>().is_ok(),
+            "smtp.listen",
+            "must be ADDR:PORT",
+        );
+        check(
+            !smtp.hostname.trim().is_empty(),
+            "smtp.hostname",
+            "must not be empty",
+        );
+        check(
+            !smtp.recipients.is_empty(),
+            "smtp.recipients",
+            "must name at least one recipient",
+        );
+        for (i, r) in smtp.recipients.iter().enumerate() {
+            let ok = !r.is_empty() && !r.contains(char::is_whitespace) && !r.starts_with('@');
+            check(
+                ok,
+                &format!("smtp.recipients[{i}]"),
+                "must be a local part or an address",
+            );
+        }
+        check(
+            smtp.max_message_bytes > 0,
+            "smtp.max_message_bytes",
+            "must be > 0",
+        );
+        check(
+            smtp.max_line_bytes >= 512,
+            "smtp.max_line_bytes",
+            "must be >= 512 (RFC 5321)",
+        );
+        check(
+            smtp.max_recipients >= 1,
+            "smtp.max_recipients",
+            "must be >= 1",
+        );
+        check(
+            smtp.max_connections >= 1,
+            "smtp.max_connections",
+            "must be >= 1",
+        );
+        check(
+            smtp.max_connections_per_ip >= 1,
+            "smtp.max_connections_per_ip",
+            "must be >= 1",
+        );
+        check(
+            smtp.idle_timeout_seconds >= 1,
+            "smtp.idle_timeout_seconds",
+            "must be >= 1",
+        );
+        check(
+            smtp.max_session_seconds >= 1,
+            "smtp.max_session_seconds",
+            "must be >= 1",
+        );
+        check(
+            !self.store.path.as_os_str().is_empty(),
+            "store.path",
+            "must not be empty",
+        );
+        check(
+            self.store.max_commit_batch >= 1,
+            "store.max_commit_batch",
+            "must be >= 1",
+        );
+        check(
+            matches!(self.log.format.as_str(), "text" | "json"),
+            "log.format",
+            "must be \"text\" or \"json\"",
+        );
+        check(
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            "log.level",
+            "is not a valid tracing filter",
+        );
+        problems
+    }
+
+    /// Whether `rcpt` (an address from `RCPT TO`) is one we accept.
+    pub fn accepts_rcpt(&self, rcpt: &str) -> bool {
+        let rcpt = rcpt.trim();
+        let local = rcpt.rsplit_once('@').map_or(rcpt, |(local, _)| local);
+        self.smtp.recipients.iter().any(|r| {
+            if r.contains('@') {
+                r.eq_ignore_ascii_case(rcpt)
+            } else {
+                r.eq_ignore_ascii_case(local)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_equals_the_embedded_default() {
+        let text = include_str!("../config/abuse-inbox.toml");
+        let parsed: Config = toml::from_str(text).expect("config/abuse-inbox.toml parses");
+        assert_eq!(parsed, Config::default());
+        assert!(parsed.problems().is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let mut config = Config::default();
+        config.smtp.listen = "nowhere".into();
+        config.smtp.max_message_bytes = 0;
+        config.log.format = "xml".into();
+        let problems = config.problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("smtp.listen:"));
+        assert!(problems[1].starts_with("smtp.max_message_bytes:"));
+        assert!(problems[2].starts_with("log.format:"));
+    }
+
+    #[test]
+    fn unknown_key_is_a_parse_error_naming_it() {
+        let err = toml::from_str::<Config>("[smtp]\nmax_mesage_bytes = 5\n").unwrap_err();
+        assert!(err.to_string().contains("max_mesage_bytes"), "{err}");
+    }
+
+    #[test]
+    fn recipients_match_local_part_at_any_domain_or_exact_address() {
+        let mut config = Config::default();
+        assert!(config.accepts_rcpt("abuse@example.com"));
+        assert!(config.accepts_rcpt("ABUSE@other.example"));
+        assert!(!config.accepts_rcpt("postmaster@example.com"));
+        assert!(!config.accepts_rcpt("abuse.team@example.com"));
+        config.smtp.recipients = vec!["abuse@example.com".into()];
+        assert!(config.accepts_rcpt("Abuse@Example.com"));
+        assert!(!config.accepts_rcpt("abuse@example.net"));
+    }
+}

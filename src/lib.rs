@@ -1,0 +1,31 @@
+//! abuse-inbox: an SMTP intake daemon for an abuse desk.
+//!
+//! ```text
+//!  SMTP client ─► smtp (intake) ─► store: raw message, durably ─► 250
+//!                                       │
+//!                        worker (resumes after a crash)
+//!                                       ▼
+//!                 pipeline: parse ─► (evidence ─► classify ─► reply decision)
+//!                                       ▼
+//!                                store: report
+//! ```
+//!
+//! `ingest` enters the same path at "store". Only `smtp`, `store`, `worker`,
+//! `server` and `cli` do I/O; the stages inside `pipeline` are pure.
+
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod parse;
+pub mod pipeline;
+pub mod rawmail;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod worker;
+
+/// Now, as RFC 3339 UTC with microseconds: the one timestamp format we store,
+/// fixed-width so that text order is time order.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,61 @@
+//! Entry point: parse the command line, set up logging, run, map the outcome
+//! to an exit code (0 ok, 1 some input failed, 2 fatal). A closed stdout
+//! (`abuse-inbox reports list | head`) is not an error.
+
+use abuse_inbox::cli::{self, Cli, Command};
+use abuse_inbox::config::LogConfig;
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli::settings(&cli.global) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("abuse-inbox: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log, matches!(cli.command, Command::Serve { .. }));
+    match cli::run(cli, config) {
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("abuse-inbox: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Logs go to stderr; stdout is for data. `RUST_LOG` wins over `log.level`.
+/// One-shot commands log warnings only unless asked for more.
+fn init_logging(log: &LogConfig, is_daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default_level = if is_daemon {
+        log.level.as_str()
+    } else {
+        "warn"
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd the journal stamps each line itself.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let result = match (log.format.as_str(), under_journal) {
+        ("json", _) => builder.json().try_init(),
+        (_, true) => builder.without_time().try_init(),
+        _ => builder.try_init(),
+    };
+    if let Err(error) = result {
+        eprintln!("abuse-inbox: logging not set up: {error}");
+    }
+}

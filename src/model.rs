@@ -1,0 +1,284 @@
+//! Types that cross stage boundaries.
+//!
+//! In: nothing. Out: the vocabulary the stages share — ids, the message as it
+//! arrived ([`Incoming`]), and the report the pipeline produces ([`Report`]).
+//! This module does no I/O and knows nothing of SQL or SMTP.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Row id of a committed raw message; exists only after the store committed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawId(pub i64);
+
+/// Row id of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReportId(pub i64);
+
+impl fmt::Display for RawId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a raw message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Smtp,
+    Ingest,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Smtp => "smtp",
+            Origin::Ingest => "ingest",
+        }
+    }
+}
+
+/// The SMTP reverse path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// `MAIL FROM:<>` or `Return-Path: <>`: a bounce or other automated notice.
+    Null,
+    Address(String),
+    /// `ingest` of a file without `Return-Path:`.
+    Unknown,
+}
+
+impl Sender {
+    /// The value stored in `raw_messages.mail_from`: `""` for null, `NULL` for unknown.
+    pub fn as_column(&self) -> Option<&str> {
+        match self {
+            Sender::Null => Some(""),
+            Sender::Address(a) => Some(a),
+            Sender::Unknown => None,
+        }
+    }
+
+    pub fn from_column(value: Option<String>) -> Self {
+        match value {
+            None => Sender::Unknown,
+            Some(v) if v.is_empty() => Sender::Null,
+            Some(v) => Sender::Address(v),
+        }
+    }
+}
+
+/// The SMTP envelope of a message, or what `ingest` could recover of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub origin: Origin,
+    pub peer_ip: Option<IpAddr>,
+    pub helo: Option<String>,
+    pub mail_from: Sender,
+    pub rcpt_to: Vec<String>,
+}
+
+/// A message as it arrived, before it is committed.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub envelope: Envelope,
+    /// RFC 3339, UTC: the moment the end of data was seen.
+    pub received_at: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A committed raw message as the pipeline reads it back.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    pub id: RawId,
+    pub envelope: Envelope,
+    pub received_at: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What the store did with an [`Incoming`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub raw_id: RawId,
+    /// The same message (Message-ID and content) was already stored; nothing new was written.
+    pub is_duplicate: bool,
+}
+
+/// The report's `abuse_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbuseType {
+    WebContent,
+    EmailAbuse,
+    NetworkActivity,
+    Copyright,
+    Unknown,
+}
+
+impl AbuseType {
+    pub const ALL: [AbuseType; 5] = [
+        AbuseType::WebContent,
+        AbuseType::EmailAbuse,
+        AbuseType::NetworkActivity,
+        AbuseType::Copyright,
+        AbuseType::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbuseType::WebContent => "web_content",
+            AbuseType::EmailAbuse => "email_abuse",
+            AbuseType::NetworkActivity => "network_activity",
+            AbuseType::Copyright => "copyright",
+            AbuseType::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// `subtype` of a `network_activity` report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkSubtype {
+    Intrusion,
+    Dos,
+    PortScan,
+    BruteForce,
+    Other,
+}
+
+impl NetworkSubtype {
+    pub const ALL: [NetworkSubtype; 5] = [
+        NetworkSubtype::Intrusion,
+        NetworkSubtype::Dos,
+        NetworkSubtype::PortScan,
+        NetworkSubtype::BruteForce,
+        NetworkSubtype::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkSubtype::Intrusion => "intrusion",
+            NetworkSubtype::Dos => "dos",
+            NetworkSubtype::PortScan => "port_scan",
+            NetworkSubtype::BruteForce => "brute_force",
+            NetworkSubtype::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// The reply decided for a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyDecision {
+    Ack,
+    NeedsInfo,
+    Suppressed,
+    /// Replies are switched off in the configuration.
+    None,
+}
+
+impl ReplyDecision {
+    pub const ALL: [ReplyDecision; 4] = [
+        ReplyDecision::Ack,
+        ReplyDecision::NeedsInfo,
+        ReplyDecision::Suppressed,
+        ReplyDecision::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyDecision::Ack => "ack",
+            ReplyDecision::NeedsInfo => "needs_info",
+            ReplyDecision::Suppressed => "suppressed",
+            ReplyDecision::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What the pipeline makes of one raw message; becomes a [`Report`] once stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportDraft {
+    pub message_id: Option<String>,
+    pub reporter: Option<String>,
+    pub subject: Option<String>,
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    pub ips: Vec<String>,
+    pub urls: Vec<String>,
+    pub evidence_rows: u64,
+    pub missing: Vec<String>,
+    pub reply: ReplyDecision,
+    pub parse_warnings: Vec<String>,
+}
+
+/// The report object. Its `Serialize` impl *is* the JSON printed by `ingest`,
+/// `reports list` and `reports show`: change it only together with README.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub id: ReportId,
+    pub raw_id: RawId,
+    pub message_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+    pub reporter: Option<String>,
+    pub subject: Option<String>,
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    pub ips: Vec<String>,
+    pub urls: Vec<String>,
+    pub evidence_rows: u64,
+    pub missing: Vec<String>,
+    pub reply: ReplyDecision,
+    pub parse_warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_strings_round_trip_and_match_serde() {
+        for t in AbuseType::ALL {
+            assert_eq!(AbuseType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for t in NetworkSubtype::ALL {
+            assert_eq!(NetworkSubtype::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for t in ReplyDecision::ALL {
+            assert_eq!(ReplyDecision::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+
+    #[test]
+    fn sender_column_distinguishes_null_from_unknown() {
+        for s in [
+            Sender::Null,
+            Sender::Unknown,
+            Sender::Address("a@b.example".into()),
+        ] {
+            assert_eq!(Sender::from_column(s.as_column().map(str::to_owned)), s);
+        }
+    }
+}

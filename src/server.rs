@@ -1,0 +1,121 @@
+//! The running daemon: database, group-commit writer, pipeline worker, listener.
+//!
+//! In: a validated [`Config`]. Out: a [`Server`] that accepts mail until
+//! [`Server::shutdown`]. `serve` and the integration tests both start it here,
+//! so the tests run exactly what production runs.
+
+use crate::config::Config;
+use crate::smtp::{self, Context};
+use crate::store::{self, CommitQueue, Db, Durability};
+use crate::worker::Worker;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A started daemon.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    listener: tokio::task::JoinHandle<()>,
+    writer: std::thread::JoinHandle<()>,
+    worker: Worker,
+}
+
+impl Server {
+    /// Opens the database, starts the writer and the worker, binds the listener.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated, or the address cannot be bound.
+    pub async fn start(config: Config) -> Result<Server, Error> {
+        let config = Arc::new(config);
+        let path = config.store.path.clone();
+        let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
+            Ok::<_, store::Error>((
+                Db::open(&path, Durability::Full)?,
+                Db::open(&path, Durability::Derived)?,
+            ))
+        })
+        .await
+        .expect("opening the database does not panic")?;
+        let listener = TcpListener::bind(&config.smtp.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.smtp.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.smtp.listen.clone(),
+            source,
+        })?;
+        let (queue, writer) =
+            CommitQueue::start(intake_db, config.store.max_commit_batch).map_err(Error::Thread)?;
+        let worker = Worker::start(worker_db).map_err(Error::Thread)?;
+        let ctx = Arc::new(Context::new(config.clone(), queue, worker.signal()));
+        let shutdown = CancellationToken::new();
+        let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
+        info!(listen = %addr, db = %config.store.path.display(), "listening");
+        Ok(Server {
+            addr,
+            shutdown,
+            listener,
+            writer,
+            worker,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token that starts the shutdown when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets sessions finish within the grace period, drains
+    /// the commit queue and stops the worker.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the shutdown token is cancelled and everything has stopped.
+    pub async fn wait(self) {
+        if self.listener.await.is_err() {
+            warn!("listener task panicked");
+        }
+        // Every session is gone, and with them every handle to the queue:
+        // the writer drains what is left and ends.
+        let writer = self.writer;
+        let worker = self.worker;
+        let joined = tokio::task::spawn_blocking(move || {
+            let _ = writer.join();
+            worker.stop();
+        });
+        if tokio::time::timeout(Duration::from_secs(30), joined)
+            .await
+            .is_err()
+        {
+            warn!("writer or worker still busy at exit");
+        }
+        info!("stopped");
+    }
+}

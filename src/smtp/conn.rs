@@ -1,0 +1,373 @@
+//! One SMTP session, from greeting to close.
+//!
+//! In: a connected stream (generic, so tests can use an in-memory pipe), the
+//! shared [`Context`], and stop signals. Out: committed messages and replies.
+//! Commands go through mailin's state machine; this loop reads the DATA phase
+//! itself, awaits the durable commit, and only then lets the 250 out.
+//! Every read is bounded in length and in time.
+
+use super::handler::{Handler, Slot, NULL_SENDER};
+use super::io::{Data, Io, ReadError};
+use super::{reply, Context, Stops};
+use crate::model::{Envelope, Incoming, Origin, Sender};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+/// How a wait for the client ended when it did not deliver.
+enum Stop {
+    Idle,
+    SessionTooLong,
+    ShuttingDown,
+}
+
+/// What our pre-filter made of a command line before mailin sees it.
+enum Prepared {
+    /// Hand this line (possibly rewritten) to mailin.
+    Line(Vec<u8>),
+    /// Answer directly; mailin's state is unchanged.
+    Reply(&'static [u8]),
+}
+
+/// Runs one session to its end. Errors are logged, never returned: a broken
+/// client must not affect anyone else.
+pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<Context>, stops: Stops)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let config = ctx.config.clone();
+    let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
+    let idle = std::time::Duration::from_secs(config.smtp.idle_timeout_seconds);
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    let mut session = mailin::SessionBuilder::new(config.smtp.hostname.clone())
+        .build(peer.ip(), Handler::new(config.clone(), slot.clone()));
+    let mut io = Io::new(stream, idle);
+    let mut line = Vec::with_capacity(128);
+    let mut messages = 0u64;
+    // Between MAIL and the end of DATA: shutdown waits for the grace period.
+    let mut in_transaction = false;
+
+    info!("session opened");
+    io.queue(&reply::greeting(&config.smtp.hostname));
+    let end = loop {
+        // RFC 2920: replies to a pipelined group may be held until the input runs dry.
+        if !io.has_buffered_input() {
+            if let Err(error) = io.flush().await {
+                break format!("write failed: {error}");
+            }
+        }
+        let read = tokio::select! {
+            biased;
+            _ = stops.soft.cancelled(), if !in_transaction => Err(Stop::ShuttingDown),
+            _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
+            _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
+            r = io.read_line(&mut line, config.smtp.max_line_bytes) => Ok(r),
+        };
+        match read {
+            Ok(Ok(())) => {}
+            Ok(Err(ReadError::Eof)) => break "client closed".to_owned(),
+            Ok(Err(ReadError::Io(error))) => break format!("read failed: {error}"),
+            Ok(Err(ReadError::Idle)) => {
+                io.queue(stop_reply(&Stop::Idle));
+                break stop_reason(&Stop::Idle).to_owned();
+            }
+            Ok(Err(ReadError::TooLong)) => {
+                warn!(limit = "max_line_bytes", "limit hit");
+                io.queue(reply::LINE_TOO_LONG);
+                break "line too long".to_owned();
+            }
+            Err(stop) => {
+                io.queue(stop_reply(&stop));
+                break stop_reason(&stop).to_owned();
+            }
+        }
+        debug!(command = %printable(&line), "command");
+        let prepared = prepare(&line, config.smtp.max_message_bytes);
+        let command = match prepared {
+            Prepared::Reply(text) => {
+                io.queue(text);
+                continue;
+            }
+            Prepared::Line(command) => command,
+        };
+        let response = session.process(&command);
+        if response.code == 250 {
+            if is_verb(&command, b"MAIL") {
+                in_transaction = true;
+            } else if ["RSET", "HELO", "EHLO"]
+                .iter()
+                .any(|v| is_verb(&command, v.as_bytes()))
+            {
+                in_transaction = false;
+            }
+        }
+        if response.code == 250 && is_verb(&command, b"EHLO") {
+            io.queue(&reply::ehlo(
+                &config.smtp.hostname,
+                config.smtp.max_message_bytes,
+            ));
+            continue;
+        }
+        let mut text = Vec::with_capacity(64);
+        reply::render(&response, &mut text);
+        io.queue(&text);
+        if response.action == mailin::Action::Close {
+            break "quit".to_owned();
+        }
+        if response.code != 354 {
+            continue;
+        }
+
+        // DATA accepted: the 354 goes out now, then we read the message ourselves.
+        if let Err(error) = io.flush().await {
+            break format!("write failed: {error}");
+        }
+        let read = tokio::select! {
+            biased;
+            _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
+            _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
+            r = io.read_data(config.smtp.max_message_bytes) => Ok(r),
+        };
+        let data = match read {
+            Ok(Ok(data)) => data,
+            Ok(Err(ReadError::Eof)) => break "client closed during DATA".to_owned(),
+            Ok(Err(ReadError::Io(error))) => break format!("read failed during DATA: {error}"),
+            Ok(Err(ReadError::Idle)) => {
+                io.queue(stop_reply(&Stop::Idle));
+                break stop_reason(&Stop::Idle).to_owned();
+            }
+            Ok(Err(ReadError::TooLong)) => break "line too long during DATA".to_owned(),
+            Err(stop) => {
+                io.queue(stop_reply(&stop));
+                break stop_reason(&stop).to_owned();
+            }
+        };
+        // Let mailin leave the DATA state; its data_end() always says OK and
+        // the real answer is decided here.
+        let _ = session.process(b".\r\n");
+        in_transaction = false;
+        let envelope = slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .envelope
+            .take();
+        let text: Vec<u8> = match (data, envelope) {
+            (Data::TooBig, _) => {
+                warn!(limit = "max_message_bytes", "limit hit");
+                reply::TOO_BIG.to_vec()
+            }
+            (Data::Message(_), None) => {
+                error!("data without an envelope");
+                reply::HANDLER_FAILED.to_vec()
+            }
+            (Data::Message(bytes), Some((from, to))) => {
+                let helo = slot.lock().unwrap_or_else(|p| p.into_inner()).helo.clone();
+                let incoming = Incoming {
+                    envelope: Envelope {
+                        origin: Origin::Smtp,
+                        peer_ip: Some(peer.ip()),
+                        helo,
+                        mail_from: if from.is_empty() {
+                            Sender::Null
+                        } else {
+                            Sender::Address(from)
+                        },
+                        rcpt_to: to,
+                    },
+                    received_at: crate::now_rfc3339(),
+                    bytes,
+                };
+                let size = incoming.bytes.len();
+                match ctx.queue.commit(incoming).await {
+                    Ok(committed) => {
+                        messages += 1;
+                        ctx.work.notify();
+                        info!(
+                            raw_id = committed.raw_id.0,
+                            size,
+                            is_duplicate = committed.is_duplicate,
+                            "message committed"
+                        );
+                        reply::queued(committed)
+                    }
+                    Err(error) => {
+                        error!(%error, "raw commit failed");
+                        reply::for_store_error(&error).to_vec()
+                    }
+                }
+            }
+        };
+        io.queue(&text);
+    };
+    let _ = io.flush().await;
+    info!(reason = %end, messages, seconds = started.elapsed().as_secs_f64(), "session closed");
+}
+
+fn stop_reply(stop: &Stop) -> &'static [u8] {
+    match stop {
+        Stop::Idle => reply::IDLE_TIMEOUT,
+        Stop::SessionTooLong => reply::SESSION_TOO_LONG,
+        Stop::ShuttingDown => reply::SHUTTING_DOWN,
+    }
+}
+
+fn stop_reason(stop: &Stop) -> &'static str {
+    match stop {
+        Stop::Idle => {
+            warn!(limit = "idle_timeout_seconds", "limit hit");
+            "idle timeout"
+        }
+        Stop::SessionTooLong => {
+            warn!(limit = "max_session_seconds", "limit hit");
+            "session too long"
+        }
+        Stop::ShuttingDown => "shutting down",
+    }
+}
+
+fn is_verb(line: &[u8], verb: &[u8]) -> bool {
+    line.len() >= verb.len()
+        && line[..verb.len()].eq_ignore_ascii_case(verb)
+        && line
+            .get(verb.len())
+            .is_none_or(|b| matches!(b, b' ' | b'\r' | b'\t'))
+}
+
+/// Adapts what mailin's parser cannot take: the null reverse path `<>`, and
+/// ESMTP parameters (RFC 1870 `SIZE=`, which we advertise and enforce here;
+/// others are dropped, `BODY=` is kept).
+fn prepare(line: &[u8], max_message_bytes: u64) -> Prepared {
+    if is_verb(line, b"MAIL") {
+        return prepare_mail(line, max_message_bytes);
+    }
+    if is_verb(line, b"RCPT") {
+        if let Some((path, _params)) = split_path(line, b"RCPT TO:") {
+            if has_control(path) {
+                return Prepared::Reply(b"501 5.1.3 Bad recipient address syntax\r\n");
+            }
+            let mut out = b"RCPT TO:<".to_vec();
+            out.extend_from_slice(path);
+            out.extend_from_slice(b">\r\n");
+            return Prepared::Line(out);
+        }
+    }
+    Prepared::Line(line.to_vec())
+}
+
+fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
+    let Some((path, params)) = split_path(line, b"MAIL FROM:") else {
+        return Prepared::Line(line.to_vec()); // mailin answers the syntax error
+    };
+    if has_control(path) {
+        return Prepared::Reply(reply::BAD_SENDER);
+    }
+    let mut body = None;
+    for param in params.split(|b| *b == b' ').filter(|p| !p.is_empty()) {
+        let (key, value) = match memchr::memchr(b'=', param) {
+            Some(i) => (&param[..i], &param[i + 1..]),
+            None => (param, &b""[..]),
+        };
+        if key.eq_ignore_ascii_case(b"SIZE") {
+            match std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                Some(size) if size > max_message_bytes => {
+                    warn!(limit = "max_message_bytes", declared = size, "limit hit");
+                    return Prepared::Reply(reply::TOO_BIG);
+                }
+                Some(_) => {}
+                None => return Prepared::Reply(b"501 5.5.4 Bad SIZE parameter\r\n"),
+            }
+        } else if key.eq_ignore_ascii_case(b"BODY") {
+            body = Some(value);
+        }
+    }
+    let mut out = b"MAIL FROM:<".to_vec();
+    out.extend_from_slice(if path.is_empty() {
+        NULL_SENDER.as_bytes()
+    } else {
+        path
+    });
+    out.push(b'>');
+    if let Some(body) = body {
+        out.extend_from_slice(b" BODY=");
+        out.extend_from_slice(body);
+    }
+    out.extend_from_slice(b"\r\n");
+    Prepared::Line(out)
+}
+
+/// Splits `MAIL FROM:<path> params` into path and params (case-insensitive,
+/// tolerating a space after the colon as many clients send it).
+fn split_path<'a>(line: &'a [u8], prefix: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+    if line.len() < prefix.len() || !line[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = line[prefix.len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b"<")?;
+    let close = memchr::memchr(b'>', rest)?;
+    let path = &rest[..close];
+    if path.contains(&b'<') || path.contains(&b' ') {
+        return None;
+    }
+    Some((path, rest[close + 1..].trim_ascii()))
+}
+
+fn has_control(bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| b.is_ascii_control())
+}
+
+fn printable(line: &[u8]) -> String {
+    String::from_utf8_lossy(line.strip_suffix(b"\r\n").unwrap_or(line)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(p: Prepared) -> Vec<u8> {
+        match p {
+            Prepared::Line(l) => l,
+            Prepared::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(r)),
+        }
+    }
+
+    #[test]
+    fn null_sender_and_params_are_adapted_for_mailin() {
+        assert_eq!(
+            line(prepare(b"MAIL FROM:<>\r\n", 10)),
+            format!("MAIL FROM:<{NULL_SENDER}>\r\n").as_bytes()
+        );
+        assert_eq!(
+            line(prepare(b"mail from: <a@b> SIZE=5 BODY=8BITMIME\r\n", 10)),
+            b"MAIL FROM:<a@b> BODY=8BITMIME\r\n"
+        );
+        assert_eq!(
+            line(prepare(b"RCPT TO:<abuse@x> NOTIFY=NEVER\r\n", 10)),
+            b"RCPT TO:<abuse@x>\r\n"
+        );
+        assert_eq!(line(prepare(b"NOOP\r\n", 10)), b"NOOP\r\n");
+    }
+
+    #[test]
+    fn declared_size_over_the_limit_is_552_before_data() {
+        assert!(matches!(
+            prepare(b"MAIL FROM:<a@b> SIZE=11\r\n", 10),
+            Prepared::Reply(reply::TOO_BIG)
+        ));
+    }
+
+    #[test]
+    fn a_forged_null_sender_is_refused() {
+        let forged = format!("MAIL FROM:<{NULL_SENDER}>\r\n");
+        assert!(matches!(
+            prepare(forged.as_bytes(), 10),
+            Prepared::Reply(reply::BAD_SENDER)
+        ));
+    }
+}

@@ -1,0 +1,163 @@
+//! The SMTP listener: accepts connections under limits and runs one task per session.
+//!
+//! In: a bound `TcpListener`, the shared [`Context`], a shutdown token. Out:
+//! sessions (see `conn`), which commit messages through the store's group
+//! commit. An idle client holds only its own task, never a thread, so it
+//! cannot stall anyone else. On shutdown the listener closes at once, idle
+//! sessions get 421, sessions in a transaction get `shutdown_grace_seconds`.
+
+mod conn;
+mod handler;
+mod io;
+mod reply;
+
+use crate::config::Config;
+use crate::store::CommitQueue;
+use crate::worker::WorkSignal;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, info_span, warn, Instrument};
+
+/// Pause after a failed accept (out of file descriptors, say) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// After the grace period, how long sessions get to notice the hard stop.
+const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// What every session shares.
+pub struct Context {
+    pub config: Arc<Config>,
+    pub queue: CommitQueue,
+    pub work: WorkSignal,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Context {
+    pub fn new(config: Arc<Config>, queue: CommitQueue, work: WorkSignal) -> Self {
+        Context {
+            config,
+            queue,
+            work,
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The two stages of shutdown a session listens to.
+#[derive(Clone)]
+pub struct Stops {
+    /// Shutdown began: sessions between transactions close with 421.
+    pub soft: CancellationToken,
+    /// The grace period is over: every session closes with 421.
+    pub hard: CancellationToken,
+}
+
+/// Counts a client IP's sessions; the count drops with the guard.
+struct IpSlot {
+    ctx: Arc<Context>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn acquire(ctx: &Arc<Context>, ip: IpAddr) -> Option<IpSlot> {
+        let mut map = ctx.per_ip();
+        let count = map.entry(ip).or_insert(0);
+        if *count >= ctx.config.smtp.max_connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            ctx: ctx.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.ctx.per_ip();
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` is cancelled, then waits for the
+/// sessions (bounded by `shutdown_grace_seconds`, then a hard stop).
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(ctx.config.smtp.max_connections));
+    let sessions = TaskTracker::new();
+    let stops = Stops {
+        soft: shutdown.clone(),
+        hard: CancellationToken::new(),
+    };
+    let mut conn_id = 0u64;
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            res = listener.accept() => match res {
+                Ok(pair) => pair,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        conn_id += 1;
+        // Over a limit the client gets its 421 straight away (RFC 5321 §3.8)
+        // instead of waiting unanswered; the write never blocks the loop.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            warn!(conn_id, %peer, limit = "max_connections", "limit hit");
+            let _ = socket.try_write(reply::TOO_MANY_CONNECTIONS);
+            continue;
+        };
+        let Some(ip_slot) = IpSlot::acquire(&ctx, peer.ip()) else {
+            warn!(conn_id, %peer, limit = "max_connections_per_ip", "limit hit");
+            let _ = socket.try_write(reply::TOO_MANY_FROM_YOU);
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let (ctx, stops) = (ctx.clone(), stops.clone());
+        sessions.spawn(
+            async move {
+                let _permit = permit; // released when the session ends
+                let _ip_slot = ip_slot;
+                conn::run(socket, peer, ctx, stops).await;
+            }
+            .instrument(info_span!("smtp", conn_id, %peer)),
+        );
+    }
+    drop(listener);
+    sessions.close();
+    info!(
+        sessions = sessions.len(),
+        "listener closed, waiting for sessions"
+    );
+    let grace = Duration::from_secs(ctx.config.smtp.shutdown_grace_seconds);
+    if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+        warn!(
+            sessions = sessions.len(),
+            "grace period over, closing sessions"
+        );
+        stops.hard.cancel();
+        if tokio::time::timeout(HARD_STOP_WAIT, sessions.wait())
+            .await
+            .is_err()
+        {
+            warn!(sessions = sessions.len(), "sessions still running at exit");
+        }
+    }
+}

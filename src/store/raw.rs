@@ -1,0 +1,181 @@
+//! Raw messages: the durable commit that a 250 promises, and reading them back.
+
+use super::{parse_json_list, Db, Error};
+use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, Sender};
+use crate::rawmail;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+/// What makes two deliveries "the same message" (DESIGN rule 5): the
+/// Message-ID plus the body when there is a Message-ID (so a copy that took
+/// another relay path, with other `Received:` lines, still matches), else the
+/// exact bytes.
+pub fn dedup_key(raw: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    match rawmail::message_id(raw) {
+        Some(id) => {
+            hash.update(b"mid\0");
+            hash.update(id.as_bytes());
+            hash.update(b"\0");
+            hash.update(&raw[rawmail::body_offset(raw)..]);
+        }
+        None => {
+            hash.update(b"raw\0");
+            hash.update(raw);
+        }
+    }
+    hash.finalize().into()
+}
+
+impl Db {
+    /// Commits `messages` in one transaction (`BEGIN IMMEDIATE` … `COMMIT`); a
+    /// message already stored is reported as a duplicate and not written again.
+    ///
+    /// # Errors
+    /// Any SQLite failure; then nothing of the batch was committed.
+    pub fn commit_raws(&mut self, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(messages.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
+                     message_id, dedup_key, size_bytes, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (dedup_key) DO NOTHING",
+            )?;
+            let mut existing =
+                tx.prepare_cached("SELECT id FROM raw_messages WHERE dedup_key = ?1")?;
+            for msg in messages {
+                let key = dedup_key(&msg.bytes);
+                let env = &msg.envelope;
+                let inserted = insert.execute(params![
+                    msg.received_at,
+                    env.origin.as_str(),
+                    env.peer_ip.map(|ip| ip.to_string()),
+                    env.helo,
+                    env.mail_from.as_column(),
+                    super::json_list(&env.rcpt_to),
+                    rawmail::message_id(&msg.bytes),
+                    &key[..],
+                    msg.bytes.len() as i64,
+                    msg.bytes,
+                ])?;
+                out.push(if inserted == 1 {
+                    Committed {
+                        raw_id: RawId(tx.last_insert_rowid()),
+                        is_duplicate: false,
+                    }
+                } else {
+                    let id = existing.query_row([&key[..]], |r| r.get(0))?;
+                    Committed {
+                        raw_id: RawId(id),
+                        is_duplicate: true,
+                    }
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Up to `limit` raw messages not yet turned into reports, oldest first.
+    pub fn unprocessed(&self, limit: usize) -> Result<Vec<RawMessage>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RAW_COLUMNS} FROM raw_messages WHERE status = 'received' ORDER BY id LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], read_raw)?;
+        rows.map(|r| r.map_err(Error::from).and_then(|r| r))
+            .collect()
+    }
+
+    /// One raw message by id.
+    pub fn raw(&self, id: RawId) -> Result<Option<RawMessage>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RAW_COLUMNS} FROM raw_messages WHERE id = ?1"
+        ))?;
+        stmt.query_row([id.0], read_raw).optional()?.transpose()
+    }
+
+    /// Number of raw messages in each processing status.
+    pub fn raw_status_counts(&self) -> Result<Vec<(String, u64)>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, count(*) FROM raw_messages GROUP BY status ORDER BY status",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+const RAW_COLUMNS: &str = "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes";
+
+fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Error>> {
+    let id: i64 = row.get(0)?;
+    let origin: String = row.get(2)?;
+    let peer_ip: Option<String> = row.get(3)?;
+    let rcpt_to: String = row.get(6)?;
+    let rcpt_to = match parse_json_list("raw_messages", id, &rcpt_to) {
+        Ok(list) => list,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(RawMessage {
+        id: RawId(id),
+        envelope: Envelope {
+            origin: if origin == "smtp" {
+                Origin::Smtp
+            } else {
+                Origin::Ingest
+            },
+            peer_ip: peer_ip.and_then(|ip| ip.parse().ok()),
+            helo: row.get(4)?,
+            mail_from: Sender::from_column(row.get(5)?),
+            rcpt_to,
+        },
+        received_at: row.get(1)?,
+        bytes: row.get(7)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+
+    fn incoming(bytes: &[u8]) -> Incoming {
+        Incoming {
+            envelope: Envelope {
+                origin: Origin::Smtp,
+                peer_ip: Some("192.0.2.1".parse().unwrap()),
+                helo: Some("client.example".into()),
+                mail_from: Sender::Null,
+                rcpt_to: vec!["abuse@example.com".into()],
+            },
+            received_at: "2026-11-26T08:00:00Z".into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn same_message_id_and_body_is_one_row_even_via_another_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("t.db"), Durability::Full).unwrap();
+        let a = incoming(b"Received: from a\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n");
+        let b = incoming(b"Received: from b\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n");
+        let c = incoming(b"Message-ID: <1@x>\r\n\r\nother body\r\n");
+        let out = db.commit_raws(&[&a, &b, &c]).unwrap();
+        assert!(!out[0].is_duplicate);
+        assert_eq!(
+            out[1],
+            Committed {
+                raw_id: out[0].raw_id,
+                is_duplicate: true
+            }
+        );
+        assert!(!out[2].is_duplicate);
+        let pending = db.unprocessed(10).unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].envelope, a.envelope);
+        assert_eq!(pending[0].bytes, a.bytes);
+    }
+}

@@ -1,0 +1,196 @@
+//! Reports: written by the pipeline worker, read by the CLI.
+
+use super::{json_list, parse_json_list, Db, Error};
+use crate::model::{
+    AbuseType, NetworkSubtype, RawId, RawMessage, ReplyDecision, Report, ReportDraft, ReportId,
+};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Which reports `reports list` wants.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub abuse_type: Option<AbuseType>,
+    /// RFC 3339, UTC; reports received at or after it.
+    pub since: Option<String>,
+    pub limit: usize,
+}
+
+/// Counts for `abuse-inbox stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub reports: u64,
+    pub by_abuse_type: BTreeMap<String, u64>,
+    pub by_reply: BTreeMap<String, u64>,
+    /// Raw messages by processing status (`received` is the backlog).
+    pub raw_messages: BTreeMap<String, u64>,
+}
+
+impl Db {
+    /// Stores the outcome of processing each raw message, in one transaction:
+    /// a report (inserted, or replaced in place when the message is processed
+    /// again) and `processed`, or `failed` with the error text.
+    ///
+    /// # Errors
+    /// Any SQLite failure; then nothing was written.
+    pub fn save_outcomes(
+        &mut self,
+        outcomes: &[(&RawMessage, Result<ReportDraft, String>)],
+        processed_at: &str,
+    ) -> Result<Vec<Option<ReportId>>, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::with_capacity(outcomes.len());
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
+                     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (raw_id) DO UPDATE SET
+                     message_id = excluded.message_id, reporter = excluded.reporter,
+                     subject = excluded.subject, abuse_type = excluded.abuse_type,
+                     subtype = excluded.subtype, ips = excluded.ips, urls = excluded.urls,
+                     evidence_rows = excluded.evidence_rows, missing = excluded.missing,
+                     reply = excluded.reply, parse_warnings = excluded.parse_warnings,
+                     processed_at = excluded.processed_at
+                 RETURNING id",
+            )?;
+            let mut mark =
+                tx.prepare_cached("UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1")?;
+            for (raw, outcome) in outcomes {
+                match outcome {
+                    Ok(d) => {
+                        let id: i64 = upsert.query_row(
+                            params![
+                                raw.id.0,
+                                d.message_id,
+                                raw.received_at,
+                                d.reporter,
+                                d.subject,
+                                d.abuse_type.as_str(),
+                                d.subtype.map(NetworkSubtype::as_str),
+                                json_list(&d.ips),
+                                json_list(&d.urls),
+                                d.evidence_rows as i64,
+                                json_list(&d.missing),
+                                d.reply.as_str(),
+                                json_list(&d.parse_warnings),
+                                processed_at,
+                            ],
+                            |r| r.get(0),
+                        )?;
+                        mark.execute(params![raw.id.0, "processed", None::<String>])?;
+                        ids.push(Some(ReportId(id)));
+                    }
+                    Err(error) => {
+                        mark.execute(params![raw.id.0, "failed", error])?;
+                        ids.push(None);
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// One report by id.
+    pub fn report(&self, id: ReportId) -> Result<Option<Report>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {REPORT_COLUMNS} FROM reports WHERE id = ?1"
+        ))?;
+        stmt.query_row([id.0], read_report).optional()?.transpose()
+    }
+
+    /// The report made from a raw message, if it was processed.
+    pub fn report_for_raw(&self, raw_id: RawId) -> Result<Option<Report>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {REPORT_COLUMNS} FROM reports WHERE raw_id = ?1"
+        ))?;
+        stmt.query_row([raw_id.0], read_report)
+            .optional()?
+            .transpose()
+    }
+
+    /// Reports matching `filter`, newest first.
+    pub fn list_reports(&self, filter: &ListFilter) -> Result<Vec<Report>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {REPORT_COLUMNS} FROM reports
+             WHERE (?1 IS NULL OR abuse_type = ?1) AND (?2 IS NULL OR received_at >= ?2)
+             ORDER BY received_at DESC, id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                filter.abuse_type.map(AbuseType::as_str),
+                filter.since,
+                filter.limit as i64
+            ],
+            read_report,
+        )?;
+        rows.map(|r| r.map_err(Error::from).and_then(|r| r))
+            .collect()
+    }
+
+    /// Counts by type, by reply decision and by processing status.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        let mut stats = Stats::default();
+        let count_by = |sql: &str| -> Result<BTreeMap<String, u64>, Error> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        stats.by_abuse_type =
+            count_by("SELECT abuse_type, count(*) FROM reports GROUP BY abuse_type")?;
+        stats.by_reply = count_by("SELECT reply, count(*) FROM reports GROUP BY reply")?;
+        stats.raw_messages = self.raw_status_counts()?.into_iter().collect();
+        stats.reports = stats.by_abuse_type.values().sum();
+        Ok(stats)
+    }
+}
+
+const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
+     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings";
+
+fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error>> {
+    let id: i64 = row.get(0)?;
+    let corrupt = |detail: String| Error::Corrupt {
+        table: "reports",
+        id,
+        detail,
+    };
+    let abuse_type: String = row.get(6)?;
+    let subtype: Option<String> = row.get(7)?;
+    let reply: String = row.get(12)?;
+    let lists: [String; 4] = [row.get(8)?, row.get(9)?, row.get(11)?, row.get(13)?];
+    let report = (|| {
+        let [ips, urls, missing, warnings] = lists;
+        Ok(Report {
+            id: ReportId(id),
+            raw_id: RawId(row.get(1).map_err(|e| corrupt(e.to_string()))?),
+            message_id: row.get(2).map_err(|e| corrupt(e.to_string()))?,
+            received_at: row.get(3).map_err(|e| corrupt(e.to_string()))?,
+            reporter: row.get(4).map_err(|e| corrupt(e.to_string()))?,
+            subject: row.get(5).map_err(|e| corrupt(e.to_string()))?,
+            abuse_type: AbuseType::parse(&abuse_type)
+                .ok_or_else(|| corrupt(format!("unknown abuse_type {abuse_type:?}")))?,
+            subtype: match subtype {
+                None => None,
+                Some(s) => Some(
+                    NetworkSubtype::parse(&s)
+                        .ok_or_else(|| corrupt(format!("unknown subtype {s:?}")))?,
+                ),
+            },
+            ips: parse_json_list("reports", id, &ips)?,
+            urls: parse_json_list("reports", id, &urls)?,
+            evidence_rows: row.get::<_, i64>(10).map_err(|e| corrupt(e.to_string()))? as u64,
+            missing: parse_json_list("reports", id, &missing)?,
+            reply: ReplyDecision::parse(&reply)
+                .ok_or_else(|| corrupt(format!("unknown reply {reply:?}")))?,
+            parse_warnings: parse_json_list("reports", id, &warnings)?,
+        })
+    })();
+    Ok(report)
+}

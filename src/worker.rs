@@ -1,0 +1,101 @@
+//! The processing worker: turns committed raw messages into reports.
+//!
+//! In: a doorbell rung after each commit, and the `received` rows in the
+//! database (including those left by a crash, found at start-up and by a
+//! periodic sweep). Out: reports, via `pipeline::process_and_store`. Runs on
+//! its own thread with its own connection, so SQLite never blocks the SMTP side.
+
+use crate::pipeline;
+use crate::store::Db;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracing::{debug, error};
+
+/// Raw messages processed per transaction.
+const BATCH: usize = 64;
+/// How often the worker looks for work nobody rang for.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Pause after a storage error before trying again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Wakes the worker; cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct WorkSignal {
+    tx: SyncSender<()>,
+}
+
+impl WorkSignal {
+    /// Says there is new work. If a wake-up is already pending this is a no-op.
+    pub fn notify(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+/// The running worker thread.
+pub struct Worker {
+    signal: WorkSignal,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl Worker {
+    /// Starts the worker on `db`; it first processes whatever is pending.
+    ///
+    /// # Errors
+    /// The OS refuses to start a thread.
+    pub fn start(db: Db) -> std::io::Result<Worker> {
+        let (tx, rx) = sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("pipeline".into())
+                .spawn(move || run(db, rx, &stop))?
+        };
+        Ok(Worker {
+            signal: WorkSignal { tx },
+            stop,
+            handle,
+        })
+    }
+
+    pub fn signal(&self) -> WorkSignal {
+        self.signal.clone()
+    }
+
+    /// Finishes the batch in hand and stops; what is left is done at next start.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.signal.notify();
+        if self.handle.join().is_err() {
+            error!("pipeline worker panicked");
+        }
+    }
+}
+
+fn run(mut db: Db, rx: Receiver<()>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let batch = match db.unprocessed(BATCH) {
+            Ok(batch) => batch,
+            Err(error) => {
+                error!(%error, "reading pending messages failed");
+                std::thread::sleep(ERROR_BACKOFF);
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            match rx.recv_timeout(SWEEP_INTERVAL) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        debug!(batch = batch.len(), "processing");
+        if let Err(error) = pipeline::process_and_store(&mut db, &batch) {
+            error!(%error, "storing reports failed");
+            std::thread::sleep(ERROR_BACKOFF);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary (ripgrep's layout): a real server on port 0,
+//! real SQLite files, the real binary for the CLI.
+
+mod cli;
+mod smtp;
+mod util;
