@@ -7,7 +7,7 @@
 use crate::config::{self, Config};
 use crate::model::{AbuseType, Envelope, Incoming, Origin, RawMessage, Report, ReportId, Sender};
 use crate::server::Server;
-use crate::store::{Db, Durability, ListFilter, Stats};
+use crate::store::{Db, ListFilter, Role, Stats};
 use crate::{pipeline, rawmail};
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -195,10 +195,13 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
         .build()
         .context("starting tokio")?;
     runtime.block_on(async move {
+        // Signal handlers go in before the listener opens, so a SIGTERM that
+        // arrives right after start-up is a clean shutdown, not a kill.
+        let signals = Signals::install()?;
         let server = Server::start(config).await?;
         let shutdown = server.shutdown_token();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             tracing::info!("shutdown requested");
             shutdown.cancel();
         });
@@ -207,30 +210,41 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
     })
 }
 
-/// SIGTERM (systemd) or SIGINT (Ctrl-C).
-async fn wait_for_signal() {
+/// SIGTERM (systemd) and SIGINT (Ctrl-C), registered up front.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("watching SIGINT")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn ingest(db_path: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let mut db = Db::open(db_path, Durability::Full)?;
+    let mut db = Db::open(db_path, Role::Cli)?;
     let mut failed = false;
     for file in files {
         match ingest_one(&mut db, file) {

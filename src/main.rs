@@ -47,7 +47,8 @@ fn init_logging(log: &LogConfig, is_daemon: bool) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // Under systemd the journal stamps each line itself.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let result = match (log.format.as_str(), under_journal) {

@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::smtp::{self, Context};
-use crate::store::{self, CommitQueue, Db, Durability};
+use crate::store::{self, CommitQueue, Db, Role};
 use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,8 +48,8 @@ impl Server {
         let path = config.store.path.clone();
         let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
             Ok::<_, store::Error>((
-                Db::open(&path, Durability::Full)?,
-                Db::open(&path, Durability::Derived)?,
+                Db::open(&path, Role::Intake)?,
+                Db::open(&path, Role::Pipeline)?,
             ))
         })
         .await

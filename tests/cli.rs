@@ -1,1 +1,306 @@
+//! The command line, run as the built binary: ingest, reports, stats, serve.
 
+use crate::util::{abuse_inbox, abuse_inbox_stdin, json, message, Smtp};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn db_arg(dir: &tempfile::TempDir) -> String {
+    dir.path().join("cli.db").to_str().unwrap().to_owned()
+}
+
+#[test]
+fn ingest_prints_one_complete_report_per_file_and_dedupes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let a = dir.path().join("a.eml");
+    let b = dir.path().join("b.eml");
+    std::fs::write(&a, message("ingest-a", "first")).unwrap();
+    std::fs::write(&b, message("ingest-b", "second")).unwrap();
+    let out = abuse_inbox(&[
+        "ingest",
+        "--db",
+        &db,
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["subject"], "first");
+    assert_eq!(lines[1]["message_id"], "ingest-b@example.net");
+    assert_eq!(lines[0]["reporter"], "reporter@example.net");
+    // Delivered again: the same report, not a new one.
+    let again = json(&abuse_inbox(&["ingest", "--db", &db, a.to_str().unwrap()]));
+    assert_eq!(again["id"], lines[0]["id"]);
+    let stats = json(&abuse_inbox(&["stats", "--db", &db, "--format", "json"]));
+    assert_eq!(stats["reports"], 2);
+}
+
+#[test]
+fn ingest_from_stdin_takes_the_sender_from_return_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let mut raw = b"Return-Path: <>\r\n".to_vec();
+    raw.extend_from_slice(&message("stdin-1", "bounce"));
+    let report = json(&abuse_inbox_stdin(
+        &["ingest", "--db", &db, "-"],
+        Some(&raw),
+    ));
+    assert_eq!(report["subject"], "bounce");
+    let conn = rusqlite::Connection::open(dir.path().join("cli.db")).unwrap();
+    let (from, origin): (Option<String>, String) = conn
+        .query_row("SELECT mail_from, origin FROM raw_messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((from.as_deref(), origin.as_str()), (Some(""), "ingest"));
+}
+
+#[test]
+fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let good = dir.path().join("good.eml");
+    std::fs::write(&good, message("good", "fine")).unwrap();
+    let out = abuse_inbox(&[
+        "ingest",
+        "--db",
+        &db,
+        "/nonexistent/x.eml",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.eml"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["subject"], "fine");
+}
+
+#[test]
+fn reports_show_list_filters_and_table_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let f = dir.path().join("m.eml");
+    std::fs::write(&f, message("show-1", "shown")).unwrap();
+    let ingested = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
+    let id = ingested["id"].to_string();
+    let shown = json(&abuse_inbox(&[
+        "reports", "show", &id, "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(shown, ingested);
+    let table = abuse_inbox(&["reports", "show", &id, "--db", &db]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("subject: shown"));
+    let listed = json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        &db,
+        "--format",
+        "json",
+        "--since",
+        "2000-01-01T00:00:00Z",
+    ]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let future = json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        &db,
+        "--format",
+        "json",
+        "--since",
+        "2999-01-01T00:00:00+02:00",
+    ]));
+    assert!(future.as_array().unwrap().is_empty());
+    let other_type = json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        &db,
+        "--format",
+        "json",
+        "--type",
+        "copyright",
+    ]));
+    assert!(other_type.as_array().unwrap().is_empty());
+    let bad = abuse_inbox(&["reports", "list", "--db", &db, "--type", "spam"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("web_content"));
+    let missing = abuse_inbox(&["reports", "show", "999", "--db", &db]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn reading_commands_do_not_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let out = abuse_inbox(&["reports", "list", "--db", &db]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("cli.db").exists());
+}
+
+#[test]
+fn a_bad_config_fails_at_start_naming_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[smtp]\nmax_message_bytes = 0\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = abuse_inbox(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("smtp.max_message_bytes") && err.contains("smtp.listen"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[smtp]\nmax_mesage_bytes = 5\n").unwrap();
+    let out = abuse_inbox(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_mesage_bytes"));
+}
+
+/// `abuse-inbox serve` as a child process; the bound address is read from its log.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Daemon {
+    fn start(db: &str) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Read the log on a thread (and keep draining it, so the daemon never
+        // blocks on a full pipe); the bound address comes from the start-up line.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Some(rest) = line.split("listen=").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("daemon logs its address within 30 s")
+            .parse()
+            .unwrap();
+        Daemon { child, addr }
+    }
+}
+
+#[test]
+fn kill_9_while_clients_send_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let mut daemon = Daemon::start(&db);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (acked, stop, addr) = (acked.clone(), stop.clone(), daemon.addr);
+            std::thread::spawn(move || {
+                let (mut smtp, _) = Smtp::connect(addr);
+                smtp.cmd("EHLO crash.example");
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let id = format!("crash-{c}-{n}");
+                    if !smtp.cmd("MAIL FROM:<a@example.net>").starts_with("250")
+                        || !smtp.cmd("RCPT TO:<abuse@example.com>").starts_with("250")
+                        || !smtp.cmd("DATA").starts_with("354")
+                    {
+                        return;
+                    }
+                    smtp.send(&message(&id, "crash"));
+                    smtp.send(b".\r\n");
+                    if smtp.reply().starts_with("250") {
+                        acked.lock().unwrap().push(format!("{id}@example.net"));
+                    } else {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 200 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    daemon.child.kill().unwrap(); // SIGKILL, mid-stream
+    daemon.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        let _ = c.join();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 50,
+        "only {} messages acknowledged before the kill",
+        acked.len()
+    );
+
+    // Restart: everything acknowledged is there and gets processed.
+    let mut daemon = Daemon::start(&db);
+    let path = dir.path().join("cli.db");
+    let reports = crate::util::wait_processed(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let stored: std::collections::HashSet<String> = conn
+        .prepare("SELECT message_id FROM raw_messages")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert_eq!(reports as usize, stored.len());
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_daemon_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let mut daemon = Daemon::start(&db);
+    let (mut smtp, _) = Smtp::connect(daemon.addr);
+    smtp.expect("EHLO term.example", "250");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    let reply = smtp.reply();
+    assert!(reply.starts_with("421"), "{reply}");
+    let status = daemon.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

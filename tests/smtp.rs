@@ -1,1 +1,404 @@
+//! SMTP intake against a real server on port 0.
 
+use crate::util::{count_rows, message, wait_processed, Smtp, TestServer};
+use abuse_inbox::config::Config;
+use lettre::address::Envelope;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::time::{Duration, Instant};
+
+fn envelope(from: Option<&str>, to: &str) -> Envelope {
+    Envelope::new(from.map(|f| f.parse().unwrap()), vec![to.parse().unwrap()]).unwrap()
+}
+
+fn mailer(server: &TestServer) -> AsyncSmtpTransport<Tokio1Executor> {
+    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(server.addr.port())
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_message_is_on_disk_before_250_and_becomes_a_report() {
+    let server = TestServer::default().await;
+    let raw = message("lettre-1", "=?UTF-8?Q?Spam_vom_M=C3=A4rz?=");
+    let response = mailer(&server)
+        .send_raw(
+            &envelope(Some("reporter@example.net"), "abuse@example.com"),
+            &raw,
+        )
+        .await
+        .expect("250");
+    assert_eq!(response.code().to_string(), "250");
+    // 250 promised durability: an independent connection must already see the row.
+    assert_eq!(count_rows(&server.db_path(), "raw_messages"), 1);
+    assert_eq!(wait_processed(&server.db_path()), 1);
+    let db = server.db_path();
+    let list = crate::util::json(&crate::util::abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    let report = &list.as_array().unwrap()[0];
+    assert_eq!(report["subject"], "Spam vom März");
+    assert_eq!(report["message_id"], "lettre-1@example.net");
+    assert_eq!(report["reporter"], "reporter@example.net");
+    for key in [
+        "id",
+        "received_at",
+        "abuse_type",
+        "subtype",
+        "ips",
+        "urls",
+        "evidence_rows",
+        "missing",
+        "reply",
+    ] {
+        assert!(
+            report.get(key).is_some(),
+            "report JSON lacks {key}: {report}"
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (peer, from, rcpt): (String, String, String) = conn
+        .query_row(
+            "SELECT peer_ip, mail_from, rcpt_to FROM raw_messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (peer.as_str(), from.as_str(), rcpt.as_str()),
+        (
+            "127.0.0.1",
+            "reporter@example.net",
+            "[\"abuse@example.com\"]"
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_attempt_is_550_and_nothing_is_stored() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, greeting) = Smtp::connect(addr);
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        c.expect("EHLO client.example", "250");
+        c.expect("MAIL FROM:<spammer@example.org>", "250");
+        let reply = c.expect("RCPT TO:<victim@example.org>", "550");
+        assert!(reply.contains("5.1.1"), "{reply}");
+        c.expect("RCPT TO:<postmaster@example.com>", "550");
+        c.expect("DATA", "503");
+    })
+    .await
+    .unwrap();
+    assert_eq!(count_rows(&server.db_path(), "raw_messages"), 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_message_gets_one_552_and_is_not_stored() {
+    let mut config = Config::default();
+    config.smtp.max_message_bytes = 10_000;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        let ehlo = c.expect("EHLO client.example", "250");
+        assert!(ehlo.contains("SIZE 10000"), "{ehlo}");
+        assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+        // Declared too big: refused at MAIL (RFC 1870).
+        let reply = c.expect("MAIL FROM:<a@example.net> SIZE=20000", "552");
+        assert!(reply.contains("5.3.4"), "{reply}");
+        // Undeclared and too big: read to the end, then exactly one 552.
+        let body = vec![b'x'; 30_000];
+        let reply = c.send_message("a@example.net", "abuse@example.com", &body);
+        assert!(reply.starts_with("552 5.3.4"), "{reply}");
+        // The session is still in order afterwards.
+        let reply = c.send_message(
+            "a@example.net",
+            "abuse@example.com",
+            &crate::util::message("small", "ok"),
+        );
+        assert!(reply.starts_with("250 "), "{reply}");
+    })
+    .await
+    .unwrap();
+    assert_eq!(count_rows(&server.db_path(), "raw_messages"), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_out_of_order_are_503() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("MAIL FROM:<a@example.net>", "503");
+        c.expect("HELO client.example", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "503");
+        c.expect("DATA", "503");
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("MAIL FROM:<a@example.net>", "503");
+        c.expect("DATA", "503");
+        c.expect("RSET", "250");
+        c.expect("NOOP", "250");
+        c.expect("BDAT 10 LAST", "500");
+        c.expect("QUIT", "221");
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_delivery_is_250_and_stored_once() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        let body = message("dup", "twice");
+        let first = c.send_message("a@example.net", "abuse@example.com", &body);
+        assert!(first.starts_with("250 "), "{first}");
+        let second = c.send_message("a@example.net", "abuse@example.com", &body);
+        assert!(second.starts_with("250 "), "{second}");
+        assert!(second.contains("already stored"), "{second}");
+    })
+    .await
+    .unwrap();
+    assert_eq!(count_rows(&server.db_path(), "raw_messages"), 1);
+    assert_eq!(wait_processed(&server.db_path()), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn null_sender_is_accepted_and_recorded_as_null() {
+    let server = TestServer::default().await;
+    mailer(&server)
+        .send_raw(
+            &envelope(None, "abuse@example.com"),
+            &message("bounce", "Undeliverable"),
+        )
+        .await
+        .expect("a bounce is accepted");
+    let conn = rusqlite::Connection::open(server.db_path()).unwrap();
+    let from: Option<String> = conn
+        .query_row("SELECT mail_from FROM raw_messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(from.as_deref(), Some(""));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recipients_past_the_limit_get_452() {
+    let mut config = Config::default();
+    config.smtp.max_recipients = 2;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "250");
+        c.expect("RCPT TO:<abuse@example.org>", "250");
+        let reply = c.expect("RCPT TO:<abuse@example.net>", "452");
+        assert!(reply.contains("4.5.3"), "{reply}");
+        c.expect("DATA", "354");
+        c.send(b"Subject: two\r\n\r\nx\r\n.\r\n");
+        assert!(c.reply().starts_with("250 "));
+    })
+    .await
+    .unwrap();
+    let conn = rusqlite::Connection::open(server.db_path()).unwrap();
+    let rcpt: String = conn
+        .query_row("SELECT rcpt_to FROM raw_messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rcpt, r#"["abuse@example.com","abuse@example.org"]"#);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlong_line_is_500_and_closes_without_buffering_it() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.send(&vec![b'A'; 100_000]);
+        let reply = c.reply();
+        assert!(reply.starts_with("500 5.5.2"), "{reply}");
+        assert!(c.is_closed());
+        // Everyone else is still served.
+        let (mut d, _) = Smtp::connect(addr);
+        d.expect("EHLO client.example", "250");
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_lf_dot_never_splits_a_message() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "250");
+        c.expect("DATA", "354");
+        // The classic smuggling payload: a second transaction after <LF>.<LF>.
+        c.send(b"Subject: one\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<abuse@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n");
+        let reply = c.reply();
+        assert!(reply.starts_with("250 "), "{reply}");
+        c.expect("NOOP", "250");
+    })
+    .await
+    .unwrap();
+    assert_eq!(count_rows(&server.db_path(), "raw_messages"), 1);
+    let conn = rusqlite::Connection::open(server.db_path()).unwrap();
+    let bytes: Vec<u8> = conn
+        .query_row("SELECT bytes FROM raw_messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains("Subject: smuggled"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_burst_gets_replies_in_order() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.send(b"EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<nobody@example.com>\r\nRCPT TO:<abuse@example.com>\r\nDATA\r\n");
+        let codes: Vec<String> = (0..5).map(|_| c.reply()[..3].to_owned()).collect();
+        assert_eq!(codes, ["250", "250", "550", "250", "354"]);
+        c.send(b"Subject: piped\r\n\r\nx\r\n.\r\nMAIL FROM:<b@example.net>\r\nRCPT TO:<abuse@example.com>\r\nDATA\r\n");
+        let codes: Vec<String> = (0..4).map(|_| c.reply()[..3].to_owned()).collect();
+        assert_eq!(codes, ["250", "250", "250", "354"]);
+        c.send(b"Subject: piped 2\r\n\r\ny\r\n.\r\nQUIT\r\n");
+        assert!(c.reply().starts_with("250 "));
+        assert!(c.reply().starts_with("221 "));
+    })
+    .await
+    .unwrap();
+    assert_eq!(count_rows(&server.db_path(), "raw_messages"), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("GET / HTTP/1.1", "500");
+        c.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n"); // a TLS ClientHello
+        assert!(c.reply().starts_with("500"));
+        let reply = c.cmd("EHLO a\x00b");
+        assert!(reply.starts_with("500 5.5.2"), "{reply}");
+        c.expect("STARTTLS", "503");
+        c.expect("AUTH PLAIN AGFiYwBkZWY=", "503");
+        c.expect("EHLO client.example", "250");
+        let reply = c.send_message(
+            "a@example.net",
+            "abuse@example.com",
+            b"Subject: bin\r\n\r\n\x00\x01\x02\xff\xfe binary\r\n",
+        );
+        assert!(reply.starts_with("250 "), "{reply}");
+    })
+    .await
+    .unwrap();
+    assert_eq!(wait_processed(&server.db_path()), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_idle_connections_do_not_delay_a_new_client() {
+    let mut config = Config::default();
+    config.smtp.max_connections_per_ip = 100;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let idle: Vec<_> = (0..50)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let started = Instant::now();
+        let (mut c, greeting) = Smtp::connect(addr);
+        assert!(greeting.starts_with("220"));
+        c.expect("EHLO client.example", "250");
+        let reply = c.send_message(
+            "a@example.net",
+            "abuse@example.com",
+            &message("while-idle", "busy"),
+        );
+        assert!(reply.starts_with("250 "), "{reply}");
+        // Generous bound: with a thread per session this would wait for an idle timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        drop(idle);
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_per_ip_limit_get_421() {
+    let mut config = Config::default();
+    config.smtp.max_connections_per_ip = 2;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (_a, g1) = Smtp::connect(addr);
+        let (_b, g2) = Smtp::connect(addr);
+        let (_c, g3) = Smtp::connect(addr);
+        assert!(g1.starts_with("220") && g2.starts_with("220"));
+        assert!(g3.starts_with("421 4.7.0"), "{g3}");
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_client_gets_421_after_the_idle_timeout() {
+    let mut config = Config::default();
+    config.smtp.idle_timeout_seconds = 1;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        let reply = c.reply();
+        assert!(reply.starts_with("421 4.4.2"), "{reply}");
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_answers_idle_sessions_421_and_stops() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    let (mut c, _) = tokio::task::spawn_blocking(move || Smtp::connect(addr))
+        .await
+        .unwrap();
+    let dir = server.stop().await;
+    let reply = tokio::task::spawn_blocking(move || c.reply())
+        .await
+        .unwrap();
+    assert!(reply.starts_with("421 4.3.0"), "{reply}");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "listener still open"
+    );
+    drop(dir);
+}

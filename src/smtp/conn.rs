@@ -240,14 +240,16 @@ fn is_verb(line: &[u8], verb: &[u8]) -> bool {
 /// ESMTP parameters (RFC 1870 `SIZE=`, which we advertise and enforce here;
 /// others are dropped, `BODY=` is kept).
 fn prepare(line: &[u8], max_message_bytes: u64) -> Prepared {
+    // NUL and other control characters have no place in a command (and would
+    // end up in our logs and the envelope).
+    if has_control(line.strip_suffix(b"\r\n").unwrap_or(line).trim_ascii()) {
+        return Prepared::Reply(reply::CONTROL_CHARACTERS);
+    }
     if is_verb(line, b"MAIL") {
         return prepare_mail(line, max_message_bytes);
     }
     if is_verb(line, b"RCPT") {
         if let Some((path, _params)) = split_path(line, b"RCPT TO:") {
-            if has_control(path) {
-                return Prepared::Reply(b"501 5.1.3 Bad recipient address syntax\r\n");
-            }
             let mut out = b"RCPT TO:<".to_vec();
             out.extend_from_slice(path);
             out.extend_from_slice(b">\r\n");
@@ -261,9 +263,6 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     let Some((path, params)) = split_path(line, b"MAIL FROM:") else {
         return Prepared::Line(line.to_vec()); // mailin answers the syntax error
     };
-    if has_control(path) {
-        return Prepared::Reply(reply::BAD_SENDER);
-    }
     let mut body = None;
     for param in params.split(|b| *b == b' ').filter(|p| !p.is_empty()) {
         let (key, value) = match memchr::memchr(b'=', param) {
@@ -319,7 +318,7 @@ fn split_path<'a>(line: &'a [u8], prefix: &[u8]) -> Option<(&'a [u8], &'a [u8])>
 }
 
 fn has_control(bytes: &[u8]) -> bool {
-    bytes.iter().any(|b| b.is_ascii_control())
+    bytes.iter().any(|b| b.is_ascii_control() && *b != b'\t')
 }
 
 fn printable(line: &[u8]) -> String {
@@ -367,7 +366,7 @@ mod tests {
         let forged = format!("MAIL FROM:<{NULL_SENDER}>\r\n");
         assert!(matches!(
             prepare(forged.as_bytes(), 10),
-            Prepared::Reply(reply::BAD_SENDER)
+            Prepared::Reply(reply::CONTROL_CHARACTERS)
         ));
     }
 }

@@ -15,7 +15,7 @@ pub const SESSION_TOO_LONG: &[u8] = b"421 4.4.2 Session too long, closing connec
 pub const SHUTTING_DOWN: &[u8] = b"421 4.3.0 Server shutting down, try again later\r\n";
 pub const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections, try again later\r\n";
 pub const TOO_MANY_FROM_YOU: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
-pub const BAD_SENDER: &[u8] = b"501 5.1.7 Bad sender address syntax\r\n";
+pub const CONTROL_CHARACTERS: &[u8] = b"500 5.5.2 Syntax error: control characters in command\r\n";
 pub const HANDLER_FAILED: &[u8] = b"451 4.3.0 Temporary local failure, try again later\r\n";
 
 /// Recipient accepted (mailin treats any non-error code as success).

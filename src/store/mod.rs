@@ -20,8 +20,28 @@ use std::time::Duration;
 /// Migrations in order; entry `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
-/// How long a connection waits for another writer before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection waits for another writer before giving up, in
+/// fine-grained retries first (the intake writer and the pipeline worker take
+/// turns within milliseconds) and then in 1 ms steps.
+const BUSY_FINE_RETRIES: i32 = 200;
+const BUSY_FINE_STEP: Duration = Duration::from_micros(50);
+const BUSY_COARSE_STEP: Duration = Duration::from_millis(1);
+const BUSY_COARSE_RETRIES: i32 = 30_000;
+
+/// SQLite's own busy handler sleeps in steps of up to 100 ms, which would put
+/// tens of milliseconds on an SMTP reply whenever the worker holds the write
+/// lock; this one retries within microseconds.
+fn on_busy(retries: i32) -> bool {
+    if retries < BUSY_FINE_RETRIES {
+        std::thread::sleep(BUSY_FINE_STEP);
+        true
+    } else if retries < BUSY_FINE_RETRIES + BUSY_COARSE_RETRIES {
+        std::thread::sleep(BUSY_COARSE_STEP);
+        true
+    } else {
+        false
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,16 +91,20 @@ impl Error {
     }
 }
 
-/// How hard a connection's commits push to disk.
+/// What a connection is for, which decides how hard its commits push to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// `synchronous=FULL`: a commit is on disk when it returns. For raw intake.
-    Full,
-    /// `synchronous=NORMAL`: in WAL mode the database stays consistent but the last
-    /// commits may roll back on power loss. Only for rows derivable from raw
-    /// messages (reports): the next FULL commit of intake syncs them too, and a
-    /// raw message still marked `received` is processed again at start-up.
-    Derived,
+pub enum Role {
+    /// The group-commit writer: `synchronous=FULL` (a commit is on disk when it
+    /// returns) and no automatic checkpoint, which would sit on the path to a 250.
+    Intake,
+    /// The pipeline worker: `synchronous=NORMAL`. In WAL mode the database stays
+    /// consistent, but the last commits may roll back on power loss. It only
+    /// writes rows derivable from raw messages (reports): the next intake commit
+    /// syncs them too, and a raw message still marked `received` is processed
+    /// again at start-up. Its commits run the WAL checkpoints.
+    Pipeline,
+    /// One-shot commands (`ingest`, `reports`): `synchronous=FULL`.
+    Cli,
 }
 
 /// One synchronous connection to the database.
@@ -93,12 +117,12 @@ impl Db {
     ///
     /// # Errors
     /// The file cannot be opened, is not SQLite, or is from a newer build.
-    pub fn open(path: &Path, durability: Durability) -> Result<Db, Error> {
+    pub fn open(path: &Path, role: Role) -> Result<Db, Error> {
         let conn = Connection::open(path).map_err(|source| Error::Open {
             path: path.into(),
             source,
         })?;
-        Self::setup(conn, path, durability)
+        Self::setup(conn, path, role)
     }
 
     /// Opens an existing database; does not create one.
@@ -114,20 +138,20 @@ impl Db {
             path: path.into(),
             source,
         })?;
-        Self::setup(conn, path, Durability::Full)
+        Self::setup(conn, path, Role::Cli)
     }
 
-    fn setup(conn: Connection, path: &Path, durability: Durability) -> Result<Db, Error> {
+    fn setup(conn: Connection, path: &Path, role: Role) -> Result<Db, Error> {
         let open_err = |source| Error::Open {
             path: path.into(),
             source,
         };
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.busy_handler(Some(on_busy)).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        let sync = match durability {
-            Durability::Full => "FULL",
-            Durability::Derived => "NORMAL",
+        let sync = match role {
+            Role::Intake | Role::Cli => "FULL",
+            Role::Pipeline => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)
             .map_err(open_err)?;
@@ -187,10 +211,10 @@ mod tests {
     fn migrations_set_user_version_and_reopen_is_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let db = Db::open(&path, Durability::Full).unwrap();
+        let db = Db::open(&path, Role::Cli).unwrap();
         assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
         drop(db);
-        let db = Db::open(&path, Durability::Full).unwrap();
+        let db = Db::open(&path, Role::Cli).unwrap();
         assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
     }
 
@@ -198,11 +222,11 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        drop(Db::open(&path, Durability::Full).unwrap());
+        drop(Db::open(&path, Role::Cli).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        let err = Db::open(&path, Durability::Full).err().unwrap();
+        let err = Db::open(&path, Role::Cli).err().unwrap();
         assert!(matches!(err, Error::TooNew { found: 99, .. }), "{err}");
     }
 

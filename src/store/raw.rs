@@ -140,7 +140,7 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Durability;
+    use crate::store::Role;
 
     fn incoming(bytes: &[u8]) -> Incoming {
         Incoming {
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn same_message_id_and_body_is_one_row_even_via_another_relay() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("t.db"), Durability::Full).unwrap();
+        let mut db = Db::open(&dir.path().join("t.db"), Role::Cli).unwrap();
         let a = incoming(b"Received: from a\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n");
         let b = incoming(b"Received: from b\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n");
         let c = incoming(b"Message-ID: <1@x>\r\n\r\nother body\r\n");

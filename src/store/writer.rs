@@ -64,8 +64,13 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
             }
         }
         let messages: Vec<&Incoming> = batch.iter().map(|r| &r.incoming).collect();
+        let started = std::time::Instant::now();
         let result = db.commit_raws(&messages);
-        tracing::trace!(batch = batch.len(), "group commit");
+        tracing::trace!(
+            batch = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
         match result {
             Ok(committed) => {
                 for (req, c) in batch.drain(..).zip(committed) {

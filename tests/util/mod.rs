@@ -1,1 +1,203 @@
+//! Test helpers: a real server on port 0 with a temp-dir database, a raw SMTP
+//! client for exact reply codes, and the built binary for the CLI.
 
+#![allow(dead_code)]
+
+use abuse_inbox::config::Config;
+use abuse_inbox::server::Server;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// A daemon running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    server: Server,
+}
+
+impl TestServer {
+    /// Starts the server with `config`, on 127.0.0.1:0 and a fresh database.
+    pub async fn start(mut config: Config) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        config.smtp.listen = "127.0.0.1:0".into();
+        config.store.path = dir.path().join("test.db");
+        if config.smtp.idle_timeout_seconds == Config::default().smtp.idle_timeout_seconds {
+            config.smtp.idle_timeout_seconds = 10; // a wedged session fails fast
+        }
+        let server = Server::start(config).await.expect("server starts");
+        TestServer {
+            addr: server.local_addr(),
+            dir,
+            server,
+        }
+    }
+
+    pub async fn default() -> TestServer {
+        Self::start(Config::default()).await
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("test.db")
+    }
+
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.server.shutdown().await;
+        self.dir
+    }
+}
+
+/// Rows in `table`, read over an independent connection.
+pub fn count_rows(db: &Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Waits (bounded) until the worker has turned every raw message into a report
+/// or a failure; returns the number of reports.
+pub fn wait_processed(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    for _ in 0..500 {
+        let pending: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM raw_messages WHERE status = 'received'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if pending == 0 {
+            return conn
+                .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("messages still unprocessed after 10 s");
+}
+
+/// A blocking SMTP client that speaks raw bytes (for exact codes).
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Smtp {
+    /// Connects and returns the client with the greeting already read.
+    pub fn connect(addr: SocketAddr) -> (Smtp, String) {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut smtp = Smtp { reader, stream };
+        let greeting = smtp.reply();
+        (smtp, greeting)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// One whole reply (all lines of a multi-line reply), or "" at EOF.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = Vec::new();
+            match self.reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return all,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&line).into_owned();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            all.push_str(&line);
+            if last {
+                return all;
+            }
+        }
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Sends a command and asserts the reply code.
+    pub fn expect(&mut self, line: &str, code: &str) -> String {
+        let reply = self.cmd(line);
+        assert!(
+            reply.starts_with(code),
+            "{line:?}: expected {code}, got {reply:?}"
+        );
+        reply
+    }
+
+    /// A whole transaction; returns the reply to the end of data.
+    pub fn send_message(&mut self, from: &str, to: &str, body: &[u8]) -> String {
+        self.expect(&format!("MAIL FROM:<{from}>"), "250");
+        self.expect(&format!("RCPT TO:<{to}>"), "250");
+        self.expect("DATA", "354");
+        self.send(body);
+        self.send(b"\r\n.\r\n");
+        self.reply()
+    }
+
+    /// True once the server has closed the connection (a reset counts: the
+    /// server closed with our unread bytes in its buffer).
+    pub fn is_closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        match self.reader.read(&mut buf) {
+            Ok(n) => n == 0,
+            Err(e) => {
+                e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            }
+        }
+    }
+}
+
+/// A small, valid report message with a unique Message-ID.
+pub fn message(id: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: Reporter <reporter@example.net>\r\nTo: abuse@example.com\r\nSubject: {subject}\r\nMessage-ID: <{id}@example.net>\r\nDate: Thu, 26 Nov 2026 08:00:00 +0000\r\n\r\nSSH brute force from 192.0.2.10 against 198.51.100.7 port 22.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Runs the built binary.
+pub fn abuse_inbox(args: &[&str]) -> Output {
+    abuse_inbox_stdin(args, None)
+}
+
+pub fn abuse_inbox_stdin(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"));
+    cmd.args(args).env_remove("RUST_LOG");
+    if let Some(input) = stdin {
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        return child.wait_with_output().unwrap();
+    }
+    cmd.output().unwrap()
+}
+
+/// stdout parsed as JSON; panics with stderr on failure.
+pub fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
