@@ -5,10 +5,13 @@
 //! are a contract (DESIGN.md): tests and users rely on them.
 
 use crate::config::{self, Config};
-use crate::model::{AbuseType, Envelope, Incoming, Origin, RawMessage, Report, ReportId, Sender};
+use crate::model::{
+    AbuseType, Envelope, Incoming, Origin, RawId, RawMessage, Report, ReportId, Sender,
+};
+use crate::pipeline::Pipeline;
+use crate::rawmail;
 use crate::server::Server;
 use crate::store::{Db, ListFilter, Role, Stats};
-use crate::{pipeline, rawmail};
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
@@ -65,6 +68,16 @@ pub enum Command {
     Ingest {
         #[arg(required = true, value_name = "FILE.eml|-")]
         files: Vec<PathBuf>,
+    },
+    /// Re-run parse and classification over stored messages, in place (after
+    /// a rules change). Sends no replies.
+    Reprocess {
+        /// Only messages received at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since, conflicts_with = "all")]
+        since: Option<String>,
+        /// Every stored message.
+        #[arg(long)]
+        all: bool,
     },
     /// List and inspect reports.
     Reports {
@@ -139,7 +152,8 @@ pub fn settings(global: &Global) -> Result<Config, config::Error> {
 pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { listen } => serve(config, listen),
-        Command::Ingest { files } => ingest(&config.store.path, &files),
+        Command::Ingest { files } => ingest(&config, &files),
+        Command::Reprocess { since, all } => reprocess(&config, since, all),
         Command::Reports {
             command:
                 ReportsCommand::List {
@@ -167,7 +181,9 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             };
             match format {
                 Format::Json => print_json(&report)?,
-                Format::Table => print_report_table(&report)?,
+                Format::Table => {
+                    print_report_table(&report, &db.evidence(report.id, SHOWN_EVIDENCE_ROWS)?)?
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -243,11 +259,18 @@ impl Signals {
     }
 }
 
-fn ingest(db_path: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let mut db = Db::open(db_path, Role::Cli)?;
+fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+    Pipeline::new(config).map_err(|problems| {
+        anyhow::anyhow!("invalid classification rules: {}", problems.join("; "))
+    })
+}
+
+fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let pipeline = pipeline(config)?;
+    let mut db = Db::open(&config.store.path, Role::Cli)?;
     let mut failed = false;
     for file in files {
-        match ingest_one(&mut db, file) {
+        match ingest_one(&mut db, &pipeline, file) {
             Ok(report) => print_json(&report)?,
             Err(error) => {
                 failed = true;
@@ -262,7 +285,7 @@ fn ingest(db_path: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn ingest_one(db: &mut Db, file: &Path) -> anyhow::Result<Report> {
+fn ingest_one(db: &mut Db, pipeline: &Pipeline, file: &Path) -> anyhow::Result<Report> {
     let bytes = if file.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -294,11 +317,44 @@ fn ingest_one(db: &mut Db, file: &Path) -> anyhow::Result<Report> {
     let raw: RawMessage = db
         .raw(committed.raw_id)?
         .context("the stored message vanished")?;
-    let ids = pipeline::process_and_store(db, std::slice::from_ref(&raw))?;
+    let ids = pipeline.process_and_store(db, std::slice::from_ref(&raw))?;
     let Some(id) = ids[0] else {
         bail!("processing failed; the message is stored as raw {}", raw.id)
     };
     db.report(id)?.context("the stored report vanished")
+}
+
+/// Messages re-processed per transaction.
+const REPROCESS_BATCH: usize = 256;
+
+fn reprocess(config: &Config, since: Option<String>, all: bool) -> anyhow::Result<ExitCode> {
+    if since.is_none() && !all {
+        bail!("say which messages: --all, or --since RFC3339");
+    }
+    let pipeline = pipeline(config)?;
+    let mut db = Db::open_existing(&config.store.path)?;
+    let started = std::time::Instant::now();
+    let (mut done, mut failed, mut after) = (0u64, 0u64, RawId(0));
+    loop {
+        let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        let ids = pipeline.process_and_store(&mut db, &batch)?;
+        done += ids.len() as u64;
+        failed += ids.iter().filter(|id| id.is_none()).count() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    print_json(&serde_json::json!({
+        "reprocessed": done,
+        "failed": failed,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "messages_per_second": if seconds > 0.0 { (done as f64 / seconds).round() } else { 0.0 },
+    }))?;
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The envelope sender an MTA recorded in `Return-Path:`; `<>` is the null sender.
@@ -354,7 +410,10 @@ fn print_reports(reports: &[Report], format: Format) -> std::io::Result<()> {
     Ok(())
 }
 
-fn print_report_table(r: &Report) -> std::io::Result<()> {
+/// Evidence rows `reports show` prints.
+const SHOWN_EVIDENCE_ROWS: usize = 10;
+
+fn print_report_table(r: &Report, evidence: &[crate::evidence::Row]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let none = "-".to_owned();
     let list = |v: &[String]| {
@@ -391,8 +450,50 @@ fn print_report_table(r: &Report) -> std::io::Result<()> {
     for (key, value) in rows {
         writeln!(out, "{key:>14}: {value}")?;
     }
+    if let Some(reason) = &r.reply_reason {
+        writeln!(out, "{:>14}: {reason}", "reply_reason")?;
+    }
+    writeln!(out, "{:>14}: {}", "formats", list(&r.formats))?;
     for w in &r.parse_warnings {
         writeln!(out, "{:>14}: {w}", "warning")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        crate::classify::explain(r.abuse_type, r.subtype, &r.reasons, &r.missing)
+    )?;
+    if !r.reasons.is_empty() {
+        writeln!(out, "\nreasons:")?;
+        for reason in &r.reasons {
+            writeln!(out, "  {reason}")?;
+        }
+    }
+    if !evidence.is_empty() {
+        writeln!(
+            out,
+            "\nevidence (first {} of {}):",
+            evidence.len(),
+            r.evidence_rows
+        )?;
+        for e in evidence {
+            let ip = |ip: Option<std::net::IpAddr>, port: Option<u16>| match (ip, port) {
+                (Some(ip), Some(p)) => format!("{ip}:{p}"),
+                (Some(ip), None) => ip.to_string(),
+                (None, Some(p)) => format!("port {p}"),
+                (None, None) => "-".into(),
+            };
+            writeln!(
+                out,
+                "  {:<8} {:<20} {} -> {}  {}  {}",
+                e.kind.as_str(),
+                e.occurred_at.as_deref().unwrap_or("-"),
+                ip(e.source_ip, e.source_port),
+                ip(e.target_ip, e.target_port),
+                e.url.as_deref().unwrap_or(""),
+                clip(e.line.as_deref().unwrap_or(""), 100)
+            )?;
+        }
     }
     Ok(())
 }

@@ -16,7 +16,40 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub smtp: SmtpConfig,
     pub store: StoreConfig,
+    pub classify: ClassifyConfig,
+    pub reply: ReplyConfig,
     pub log: LogConfig,
+}
+
+/// `[classify]`: the free-text rules.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// A rules file in the format of `config/rules.toml`; unset: the built-in rules.
+    pub rules_file: Option<PathBuf>,
+}
+
+/// `[reply]`: the reply decision.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplyConfig {
+    /// Off: every report gets `reply = "none"`.
+    pub enabled: bool,
+    /// Our address: replies come from it, and mail from it is never answered.
+    pub from: String,
+    /// Automated reporters (addresses or domains) whose ARF/X-ARF or
+    /// auto-submitted reports are answered anyway.
+    pub automated_allow: Vec<String>,
+}
+
+impl Default for ReplyConfig {
+    fn default() -> Self {
+        ReplyConfig {
+            enabled: true,
+            from: "abuse@abuse-inbox.localhost".to_owned(),
+            automated_allow: Vec::new(),
+        }
+    }
 }
 
 /// `[smtp]`: the listener and its limits.
@@ -242,7 +275,27 @@ impl Config {
             "log.level",
             "is not a valid tracing filter",
         );
+        if let Err(rule_problems) = self.rules() {
+            for p in rule_problems {
+                problems.push(format!("classify.rules_file: {p}"));
+            }
+        }
         problems
+    }
+
+    /// The compiled classification rules: the file's, or the built-in ones.
+    ///
+    /// # Errors
+    /// The file cannot be read or a rule does not compile (each problem named).
+    pub fn rules(&self) -> Result<crate::classify::Rules, Vec<String>> {
+        match &self.classify.rules_file {
+            None => Ok(crate::classify::Rules::builtin()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+                crate::classify::Rules::parse(&text)
+            }
+        }
     }
 
     /// Whether `rcpt` (an address from `RCPT TO`) is one we accept.

@@ -13,12 +13,15 @@
 //! `ingest` enters the same path at "store". Only `smtp`, `store`, `worker`,
 //! `server` and `cli` do I/O; the stages inside `pipeline` are pure.
 
+pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod evidence;
 pub mod model;
 pub mod parse;
 pub mod pipeline;
 pub mod rawmail;
+pub mod reply;
 pub mod server;
 pub mod smtp;
 pub mod store;

@@ -215,7 +215,7 @@ impl ReplyDecision {
 }
 
 /// What the pipeline makes of one raw message; becomes a [`Report`] once stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportDraft {
     pub message_id: Option<String>,
     pub reporter: Option<String>,
@@ -227,7 +227,14 @@ pub struct ReportDraft {
     pub evidence_rows: u64,
     pub missing: Vec<String>,
     pub reply: ReplyDecision,
+    /// Why the reply was suppressed (or is off).
+    pub reply_reason: Option<String>,
     pub parse_warnings: Vec<String>,
+    /// Formats recognised (`arf`, `csv`, …).
+    pub formats: Vec<String>,
+    /// Why the report got its type, strongest first.
+    pub reasons: Vec<String>,
+    pub evidence: Vec<crate::evidence::Row>,
 }
 
 /// The report object. Its `Serialize` impl *is* the JSON printed by `ingest`,
@@ -248,6 +255,9 @@ pub struct Report {
     pub evidence_rows: u64,
     pub missing: Vec<String>,
     pub reply: ReplyDecision,
+    pub reply_reason: Option<String>,
+    pub formats: Vec<String>,
+    pub reasons: Vec<String>,
     pub parse_warnings: Vec<String>,
 }
 

@@ -5,6 +5,7 @@
 //! so the tests run exactly what production runs.
 
 use crate::config::Config;
+use crate::pipeline::Pipeline;
 use crate::smtp::{self, Context};
 use crate::store::{self, CommitQueue, Db, Role};
 use crate::worker::Worker;
@@ -27,6 +28,8 @@ pub enum Error {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("invalid classification rules: {}", .0.join("; "))]
+    Rules(Vec<String>),
 }
 
 /// A started daemon.
@@ -66,7 +69,8 @@ impl Server {
         })?;
         let (queue, writer) =
             CommitQueue::start(intake_db, config.store.max_commit_batch).map_err(Error::Thread)?;
-        let worker = Worker::start(worker_db).map_err(Error::Thread)?;
+        let pipeline = Pipeline::new(&config).map_err(Error::Rules)?;
+        let worker = Worker::start(worker_db, pipeline).map_err(Error::Thread)?;
         let ctx = Arc::new(Context::new(config.clone(), queue, worker.signal()));
         let shutdown = CancellationToken::new();
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));

@@ -5,7 +5,7 @@
 //! periodic sweep). Out: reports, via `pipeline::process_and_store`. Runs on
 //! its own thread with its own connection, so SQLite never blocks the SMTP side.
 
-use crate::pipeline;
+use crate::pipeline::Pipeline;
 use crate::store::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -46,14 +46,14 @@ impl Worker {
     ///
     /// # Errors
     /// The OS refuses to start a thread.
-    pub fn start(db: Db) -> std::io::Result<Worker> {
+    pub fn start(db: Db, pipeline: Pipeline) -> std::io::Result<Worker> {
         let (tx, rx) = sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || run(db, rx, &stop))?
+                .spawn(move || run(db, &pipeline, rx, &stop))?
         };
         Ok(Worker {
             signal: WorkSignal { tx },
@@ -89,7 +89,7 @@ fn lower_priority() {
     }
 }
 
-fn run(mut db: Db, rx: Receiver<()>, stop: &AtomicBool) {
+fn run(mut db: Db, pipeline: &Pipeline, rx: Receiver<()>, stop: &AtomicBool) {
     lower_priority();
     while !stop.load(Ordering::SeqCst) {
         let batch = match db.unprocessed(BATCH) {
@@ -107,7 +107,7 @@ fn run(mut db: Db, rx: Receiver<()>, stop: &AtomicBool) {
             }
         }
         debug!(batch = batch.len(), "processing");
-        if let Err(error) = pipeline::process_and_store(&mut db, &batch) {
+        if let Err(error) = pipeline.process_and_store(&mut db, &batch) {
             error!(%error, "storing reports failed");
             std::thread::sleep(ERROR_BACKOFF);
         }

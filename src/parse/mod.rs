@@ -1,48 +1,366 @@
 //! MIME parsing: raw bytes in, the parts later stages read out.
 //!
-//! In: a raw message. Out: [`Parsed`], borrowing from the raw bytes where it
-//! can. Built on mail-parser 0.11, which decodes charsets, quoted-printable,
-//! base64 and RFC 2047 words. Pure: no I/O, never panics on input; what cannot
-//! be parsed becomes a warning, and the message still yields a report.
+//! In: a raw message. Out: [`Parsed`]: decoded headers, text bodies (HTML
+//! reduced to text), attachments with their type and name, and attached or
+//! returned messages. Built on mail-parser 0.11, which decodes charsets,
+//! quoted-printable, base64 and RFC 2047 words. Pure: no I/O, never panics on
+//! input, bounded by [`MAX_PARTS`], [`MAX_DEPTH`] and [`MAX_DECODED_BYTES`];
+//! what cannot be parsed or is cut becomes a warning.
 
-use mail_parser::{Message, MessageParser};
+mod html;
+
+pub use html::html_to_text;
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+/// MIME parts looked at per message (nested messages included).
+pub const MAX_PARTS: usize = 500;
+/// Attached messages inside attached messages, at most.
+pub const MAX_DEPTH: usize = 4;
+/// Decoded bytes kept from all parts together.
+pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+
+/// A header as sent: lowercase name, unfolded value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// A header block: of the message itself, or of one it carries.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(pub Vec<Header>);
+
+impl Headers {
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parses a plain `Name: value` block (folded lines joined), as found in
+    /// `message/feedback-report` parts and headers pasted into a body. Stops
+    /// at the first empty line.
+    pub fn parse_block(text: &str) -> Headers {
+        let mut out: Vec<Header> = Vec::new();
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                if out.is_empty() {
+                    continue;
+                }
+                break;
+            }
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = out.last_mut() {
+                    last.value.push(' ');
+                    last.value.push_str(line.trim());
+                }
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let name = name.trim();
+                if !name.is_empty() && !name.contains(' ') {
+                    out.push(Header {
+                        name: name.to_ascii_lowercase(),
+                        value: value.trim().to_owned(),
+                    });
+                }
+            }
+        }
+        Headers(out)
+    }
+}
+
+/// Decoded text, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Text {
+    pub origin: String,
+    pub text: String,
+    /// Reduced from HTML.
+    pub is_html: bool,
+}
+
+/// A non-text part (or a text part that is data, such as CSV or XML).
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub origin: String,
+    /// Lowercase `type/subtype`.
+    pub content_type: String,
+    pub name: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+impl Attachment {
+    /// The file name's extension, lowercased.
+    pub fn extension(&self) -> Option<String> {
+        let name = self.name.as_deref()?;
+        let (_, ext) = name.rsplit_once('.')?;
+        Some(ext.to_ascii_lowercase())
+    }
+
+    pub fn text(&self) -> String {
+        let bytes = self
+            .bytes
+            .strip_prefix(b"\xEF\xBB\xBF")
+            .unwrap_or(&self.bytes);
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+/// A message carried inside the report: `message/rfc822` (forwarded spam, the
+/// returned message of an ARF report) or `text/rfc822-headers`.
+#[derive(Debug, Clone, Default)]
+pub struct Carried {
+    pub origin: String,
+    pub headers: Headers,
+    /// The header block as text, for the evidence row.
+    pub header_text: String,
+    pub body: Option<String>,
+}
 
 /// What the pipeline needs of a message.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub message_id: Option<String>,
-    /// The `From:` address (first one), lowercased domain kept as sent.
+    /// The first `From:` address.
     pub from: Option<String>,
     pub subject: Option<String>,
+    pub headers: Headers,
+    /// `multipart/report; report-type=…` of the top-level message, lowercase.
+    pub report_type: Option<String>,
+    pub texts: Vec<Text>,
+    pub attachments: Vec<Attachment>,
+    pub carried: Vec<Carried>,
     pub warnings: Vec<String>,
 }
 
 /// Parses `raw`. A message mail-parser cannot read at all still gives a
-/// [`Parsed`], with a warning and no fields.
+/// [`Parsed`], with a warning and the raw text as its body.
 pub fn parse(raw: &[u8]) -> Parsed {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Parsed {
-            warnings: vec!["mime: message could not be parsed".to_owned()],
+            texts: vec![Text {
+                origin: "raw".into(),
+                text: String::from_utf8_lossy(raw).into_owned(),
+                is_html: false,
+            }],
+            warnings: vec!["mime: message could not be parsed; its raw text was used".to_owned()],
             ..Parsed::default()
         };
     };
-    from_message(&message)
+    let mut parsed = Parsed {
+        message_id: message.message_id().map(str::to_owned),
+        from: message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty()),
+        subject: message.subject().map(|s| s.trim().to_owned()),
+        headers: headers_of(&message),
+        report_type: message
+            .content_type()
+            .filter(|ct| {
+                ct.ctype().eq_ignore_ascii_case("multipart")
+                    && ct
+                        .subtype()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            })
+            .and_then(|ct| ct.attribute("report-type"))
+            .map(str::to_ascii_lowercase),
+        ..Parsed::default()
+    };
+    let mut walk = Walk { parts: 0, bytes: 0 };
+    walk.message(&message, "", 0, &mut parsed);
+    parsed
 }
 
-fn from_message(message: &Message<'_>) -> Parsed {
-    let from = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
-    let subject = message.subject().map(|s| s.trim().to_owned());
-    Parsed {
-        message_id: message.message_id().map(str::to_owned),
-        from,
-        subject,
-        warnings: Vec::new(),
+/// Raw header lines of a parsed message, decoded by mail-parser where it can.
+fn headers_of(message: &Message<'_>) -> Headers {
+    Headers(
+        message
+            .headers_raw()
+            .map(|(name, value)| Header {
+                name: name.to_ascii_lowercase(),
+                value: unfold(value),
+            })
+            .collect(),
+    )
+}
+
+fn unfold(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, line) in value.split('\n').enumerate() {
+        let line = line.trim_end_matches('\r');
+        if i > 0 {
+            out.push(' ');
+            out.push_str(line.trim_start());
+        } else {
+            out.push_str(line.trim());
+        }
     }
+    out.trim().to_owned()
+}
+
+struct Walk {
+    parts: usize,
+    bytes: usize,
+}
+
+impl Walk {
+    fn message(&mut self, message: &Message<'_>, prefix: &str, depth: usize, out: &mut Parsed) {
+        for (index, part) in message.parts.iter().enumerate() {
+            self.parts += 1;
+            if self.parts > MAX_PARTS {
+                out.warnings.push(format!(
+                    "mime: more than {MAX_PARTS} parts; the rest were skipped"
+                ));
+                return;
+            }
+            let origin = if prefix.is_empty() {
+                format!("part {index}")
+            } else {
+                format!("{prefix}.{index}")
+            };
+            let content_type = part
+                .content_type()
+                .map(|ct| {
+                    format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "text/plain".to_owned());
+            let name = part.attachment_name().map(str::to_owned);
+            let size = part.len();
+            if self.bytes + size > MAX_DECODED_BYTES {
+                out.warnings.push(format!(
+                    "mime: {origin} skipped, over {MAX_DECODED_BYTES} decoded bytes in all"
+                ));
+                continue;
+            }
+            self.bytes += size;
+            if part.is_encoding_problem {
+                out.warnings.push(format!(
+                    "mime: {origin} ({content_type}) could not be decoded cleanly"
+                ));
+            }
+            let is_data = is_data_type(&content_type, name.as_deref());
+            match &part.body {
+                PartType::Multipart(_) => {}
+                PartType::Text(text) if content_type == "text/rfc822-headers" => {
+                    out.carried.push(carried_headers(&origin, text));
+                }
+                PartType::Text(text) if !is_data && name.is_none() => {
+                    out.texts.push(Text {
+                        origin,
+                        text: text.to_string(),
+                        is_html: false,
+                    });
+                }
+                PartType::Html(html) if name.is_none() => {
+                    out.texts.push(Text {
+                        origin,
+                        text: html_to_text(html),
+                        is_html: true,
+                    });
+                }
+                PartType::Text(text) | PartType::Html(text) => {
+                    out.attachments.push(Attachment {
+                        origin,
+                        content_type,
+                        name,
+                        bytes: text.as_bytes().to_vec(),
+                    });
+                }
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+                    if content_type == "message/rfc822" || content_type == "message/global" {
+                        // Undecodable as a message: keep its headers at least.
+                        out.carried
+                            .push(carried_headers(&origin, &String::from_utf8_lossy(bytes)));
+                    } else {
+                        out.attachments.push(Attachment {
+                            origin,
+                            content_type,
+                            name,
+                            bytes: bytes.to_vec(),
+                        });
+                    }
+                }
+                PartType::Message(inner) => {
+                    if depth + 1 > MAX_DEPTH {
+                        out.warnings.push(format!(
+                            "mime: {origin} nested deeper than {MAX_DEPTH}; skipped"
+                        ));
+                        continue;
+                    }
+                    let body = inner
+                        .body_text(0)
+                        .map(|t| t.into_owned())
+                        .or_else(|| inner.body_html(0).map(|h| html_to_text(&h)));
+                    let header_text = String::from_utf8_lossy(
+                        inner
+                            .raw_message
+                            .get(..inner.root_part().raw_body_offset() as usize)
+                            .unwrap_or_default(),
+                    )
+                    .into_owned();
+                    out.carried.push(Carried {
+                        origin: origin.clone(),
+                        headers: headers_of(inner),
+                        header_text,
+                        body,
+                    });
+                    // Its attachments (a CSV inside a forwarded report) count too.
+                    let mut sub = Parsed::default();
+                    self.message(inner, &origin, depth + 1, &mut sub);
+                    out.attachments.extend(sub.attachments);
+                    out.carried.extend(sub.carried);
+                    out.warnings.extend(sub.warnings);
+                }
+            }
+        }
+    }
+}
+
+fn carried_headers(origin: &str, text: &str) -> Carried {
+    let head = text.split("\n\n").next().unwrap_or(text);
+    let head = head.split("\r\n\r\n").next().unwrap_or(head);
+    Carried {
+        origin: origin.to_owned(),
+        headers: Headers::parse_block(head),
+        header_text: head.to_owned(),
+        body: None,
+    }
+}
+
+/// Text parts that are data to parse, not prose to read.
+fn is_data_type(content_type: &str, name: Option<&str>) -> bool {
+    let ext = name
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    matches!(
+        content_type,
+        "text/csv"
+            | "text/comma-separated-values"
+            | "text/tab-separated-values"
+            | "text/xml"
+            | "application/xml"
+    ) || matches!(
+        ext.as_deref(),
+        Some("csv" | "tsv" | "xml" | "json" | "yaml" | "yml")
+    )
 }
 
 #[cfg(test)]
@@ -56,11 +374,22 @@ mod tests {
         assert_eq!(p.subject.as_deref(), Some("Beschörde"));
         assert_eq!(p.from.as_deref(), Some("juergen@example.de"));
         assert_eq!(p.message_id.as_deref(), Some("a@b"));
+        assert_eq!(p.texts.len(), 1);
     }
 
     #[test]
-    fn garbage_gives_an_empty_parse_not_a_panic() {
+    fn garbage_gives_a_parse_not_a_panic() {
         let p = parse(b"\x00\xff\xfe garbage");
         assert!(p.subject.is_none());
+    }
+
+    #[test]
+    fn header_blocks_unfold_and_stop_at_the_blank_line() {
+        let h = Headers::parse_block(
+            "\nFeedback-Type: abuse\nSource-IP: 192.0.2.1\nReceived: from a\n\tby b\n\nBody: no\n",
+        );
+        assert_eq!(h.get("feedback-type"), Some("abuse"));
+        assert_eq!(h.get("Received"), Some("from a by b"));
+        assert_eq!(h.get("body"), None);
     }
 }

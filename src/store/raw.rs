@@ -90,6 +90,23 @@ impl Db {
             .collect()
     }
 
+    /// Up to `limit` raw messages with an id above `after` (and received at or
+    /// after `since`), in id order: the pages `reprocess` walks.
+    pub fn raws_after(
+        &self,
+        after: RawId,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawMessage>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RAW_COLUMNS} FROM raw_messages
+             WHERE id > ?1 AND (?2 IS NULL OR received_at >= ?2) ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![after.0, since, limit as i64], read_raw)?;
+        rows.map(|r| r.map_err(Error::from).and_then(|r| r))
+            .collect()
+    }
+
     /// One raw message by id.
     pub fn raw(&self, id: RawId) -> Result<Option<RawMessage>, Error> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -1,6 +1,7 @@
 //! Reports: written by the pipeline worker, read by the CLI.
 
 use super::{json_list, parse_json_list, Db, Error};
+use crate::evidence::{Kind, Row};
 use crate::model::{
     AbuseType, NetworkSubtype, RawId, RawMessage, ReplyDecision, Report, ReportDraft, ReportId,
 };
@@ -46,19 +47,27 @@ impl Db {
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
-                     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
+                     formats, reasons, reply_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (raw_id) DO UPDATE SET
                      message_id = excluded.message_id, reporter = excluded.reporter,
                      subject = excluded.subject, abuse_type = excluded.abuse_type,
                      subtype = excluded.subtype, ips = excluded.ips, urls = excluded.urls,
                      evidence_rows = excluded.evidence_rows, missing = excluded.missing,
                      reply = excluded.reply, parse_warnings = excluded.parse_warnings,
-                     processed_at = excluded.processed_at
+                     processed_at = excluded.processed_at, formats = excluded.formats,
+                     reasons = excluded.reasons, reply_reason = excluded.reply_reason
                  RETURNING id",
             )?;
             let mut mark =
                 tx.prepare_cached("UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1")?;
+            let mut clear = tx.prepare_cached("DELETE FROM evidence WHERE report_id = ?1")?;
+            let mut add = tx.prepare_cached(
+                "INSERT INTO evidence (report_id, kind, source_ip, target_ip, source_port, target_port,
+                     occurred_at, url, line, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
             for (raw, outcome) in outcomes {
                 match outcome {
                     Ok(d) => {
@@ -78,9 +87,27 @@ impl Db {
                                 d.reply.as_str(),
                                 json_list(&d.parse_warnings),
                                 processed_at,
+                                json_list(&d.formats),
+                                json_list(&d.reasons),
+                                d.reply_reason,
                             ],
                             |r| r.get(0),
                         )?;
+                        clear.execute([id])?;
+                        for row in &d.evidence {
+                            add.execute(params![
+                                id,
+                                row.kind.as_str(),
+                                row.source_ip.map(|ip| ip.to_string()),
+                                row.target_ip.map(|ip| ip.to_string()),
+                                row.source_port,
+                                row.target_port,
+                                row.occurred_at,
+                                row.url,
+                                row.line,
+                                row.origin,
+                            ])?;
+                        }
                         mark.execute(params![raw.id.0, "processed", None::<String>])?;
                         ids.push(Some(ReportId(id)));
                     }
@@ -111,6 +138,32 @@ impl Db {
         stmt.query_row([raw_id.0], read_report)
             .optional()?
             .transpose()
+    }
+
+    /// The first `limit` evidence rows of a report, in the order found.
+    pub fn evidence(&self, report: ReportId, limit: usize) -> Result<Vec<Row>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url, line, origin
+             FROM evidence WHERE report_id = ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![report.0, limit as i64], |r| {
+            let kind: String = r.get(0)?;
+            let ip = |i: usize| -> rusqlite::Result<Option<std::net::IpAddr>> {
+                Ok(r.get::<_, Option<String>>(i)?.and_then(|s| s.parse().ok()))
+            };
+            Ok(Row {
+                kind: Kind::parse(&kind).unwrap_or(Kind::Ip),
+                source_ip: ip(1)?,
+                target_ip: ip(2)?,
+                source_port: r.get(3)?,
+                target_port: r.get(4)?,
+                occurred_at: r.get(5)?,
+                url: r.get(6)?,
+                line: r.get(7)?,
+                origin: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Reports matching `filter`, newest first.
@@ -152,7 +205,7 @@ impl Db {
 }
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
-     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings";
+     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason";
 
 fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error>> {
     let id: i64 = row.get(0)?;
@@ -164,9 +217,17 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
     let abuse_type: String = row.get(6)?;
     let subtype: Option<String> = row.get(7)?;
     let reply: String = row.get(12)?;
-    let lists: [String; 4] = [row.get(8)?, row.get(9)?, row.get(11)?, row.get(13)?];
+    let lists: [String; 6] = [
+        row.get(8)?,
+        row.get(9)?,
+        row.get(11)?,
+        row.get(13)?,
+        row.get(14)?,
+        row.get(15)?,
+    ];
+    let reply_reason: Option<String> = row.get(16)?;
     let report = (|| {
-        let [ips, urls, missing, warnings] = lists;
+        let [ips, urls, missing, warnings, formats, reasons] = lists;
         Ok(Report {
             id: ReportId(id),
             raw_id: RawId(row.get(1).map_err(|e| corrupt(e.to_string()))?),
@@ -190,6 +251,9 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             reply: ReplyDecision::parse(&reply)
                 .ok_or_else(|| corrupt(format!("unknown reply {reply:?}")))?,
             parse_warnings: parse_json_list("reports", id, &warnings)?,
+            formats: parse_json_list("reports", id, &formats)?,
+            reasons: parse_json_list("reports", id, &reasons)?,
+            reply_reason,
         })
     })();
     Ok(report)

@@ -1,0 +1,94 @@
+//! What a report of a given type still lacks (the abuse desk's evidence rules).
+//!
+//! - `web_content`: the `url`; for a video, a `timestamp` in it.
+//! - `email_abuse`: `full_headers` of the offending mail (a Received chain)
+//!   and its body (a feedback report's returned headers count on their own).
+//! - `network_activity`: `network_logs`: at least one log line with source,
+//!   target (address or port) and time; an address alone is not enough.
+//! - `copyright`: `copyright_notice`: work, location, contact, good-faith and
+//!   accuracy statements, signature (an ACNS notice carries the first three).
+//! - `unknown`: `abuse_type`.
+
+use crate::evidence::{Evidence, Kind};
+use crate::model::AbuseType;
+use regex::Regex;
+use std::sync::LazyLock;
+
+static VIDEO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(video|vídeo|vidéo|clip|stream|youtube|\.mp4|\.webm|film)\b")
+        .expect("valid regex")
+});
+static VIDEO_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(\b\d{1,2}:\d{2}(:\d{2})?\b|\b\d+\s*(min|minute|minuto|minuten|sec|second|segundo)s?\b|[?&]t=\d+)").expect("valid regex")
+});
+static GOOD_FAITH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(good[- ]faith|guten glauben|buena fe|bonne foi|boa[- ]fé)")
+        .expect("valid regex")
+});
+static ACCURACY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(accurate|penalty of perjury|exactitude|exacta|exatas|richtig und vollständig)",
+    )
+    .expect("valid regex")
+});
+static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?im)(/s/|^\s*signed?:|^\s*signature:|electronic signature|firma|signé|unterschrift|assinatura)").expect("valid regex")
+});
+static WORK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(copyrighted work|work(s)? (is|are|titled|called)|title:|original work|our (film|song|album|book|software|photograph|image|video|game))").expect("valid regex")
+});
+static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
+});
+
+pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
+    let text = &ev.facts.text;
+    let mut out = Vec::new();
+    match abuse_type {
+        AbuseType::WebContent => {
+            if ev.urls().is_empty() {
+                out.push("url");
+            }
+            if VIDEO.is_match(text) && !VIDEO_TIME.is_match(text) {
+                out.push("timestamp");
+            }
+        }
+        AbuseType::EmailAbuse => {
+            let is_feedback = ev.facts.arf_feedback_type.is_some() && ev.facts.has_full_headers;
+            if !(ev.facts.has_full_headers && (ev.facts.has_carried_body || is_feedback)) {
+                out.push("full_headers");
+            }
+        }
+        AbuseType::NetworkActivity => {
+            let feedback_complete = ev.rows.iter().any(|r| {
+                r.kind == Kind::Feedback
+                    && r.source_ip.is_some()
+                    && r.occurred_at.is_some()
+                    && (r.target_port.is_some() || r.target_ip.is_some())
+            });
+            if ev.complete_log_rows() == 0 && !feedback_complete {
+                out.push("network_logs");
+            }
+        }
+        AbuseType::Copyright => {
+            let has_location = ev
+                .rows
+                .iter()
+                .any(|r| r.kind == Kind::Notice && (r.source_ip.is_some() || r.url.is_some()))
+                || !ev.urls().is_empty();
+            let has_work = ev.facts.has_acns || WORK.is_match(text);
+            let has_contact = ev.facts.has_acns || CONTACT.is_match(text);
+            let complete = has_location
+                && has_work
+                && has_contact
+                && GOOD_FAITH.is_match(text)
+                && ACCURACY.is_match(text)
+                && SIGNATURE.is_match(text);
+            if !complete {
+                out.push("copyright_notice");
+            }
+        }
+        AbuseType::Unknown => out.push("abuse_type"),
+    }
+    out.into_iter().map(str::to_owned).collect()
+}

@@ -1,0 +1,335 @@
+//! Classification: which abuse type a report is, why, and what it still lacks.
+//!
+//! In: the extracted [`Evidence`] (structured facts, rows, text), the subject,
+//! and the compiled [`Rules`]. Out: a [`Classification`] with the type, the
+//! network subtype, every reason that counted (with its score), and the
+//! `missing` list. Structured fields decide first (ARF, X-ARF, ACNS, log
+//! lines); free-text rules add their weights; the best-supported type wins.
+//! Pure: no I/O.
+
+mod missing;
+pub mod rules;
+
+pub use rules::Rules;
+
+use crate::evidence::{Evidence, Kind};
+use crate::model::{AbuseType, NetworkSubtype};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// Weight of a structured field: it outweighs any amount of free text.
+const STRUCTURED: u32 = 100;
+/// Weight of log rows (CSV or pasted logs) for network activity.
+const LOG_ROWS: u32 = 20;
+/// Weight of a carried message with full headers, for email abuse.
+const CARRIED_MESSAGE: u32 = 10;
+/// Below this total a report stays `unknown`.
+const THRESHOLD: u32 = 3;
+
+/// One thing that counted toward the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    pub score: u32,
+    /// What it was: `arf feedback-type abuse`, `rule en.spam matched "spam"`.
+    pub what: String,
+}
+
+impl Reason {
+    /// As stored and shown: `email_abuse +100: arf feedback-type "abuse"`.
+    pub fn describe(&self) -> String {
+        match self.subtype {
+            Some(s) => format!(
+                "{}/{} +{}: {}",
+                self.abuse_type.as_str(),
+                s.as_str(),
+                self.score,
+                self.what
+            ),
+            None => format!(
+                "{} +{}: {}",
+                self.abuse_type.as_str(),
+                self.score,
+                self.what
+            ),
+        }
+    }
+}
+
+/// The decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    /// Every reason, strongest first.
+    pub reasons: Vec<Reason>,
+    pub missing: Vec<String>,
+}
+
+/// Classifies a report.
+pub fn classify(evidence: &Evidence, subject: Option<&str>, rules: &Rules) -> Classification {
+    let mut reasons = structured(evidence);
+    reasons.extend(log_reasons(evidence));
+    if evidence.facts.has_full_headers {
+        reasons.push(Reason {
+            abuse_type: AbuseType::EmailAbuse,
+            subtype: None,
+            score: CARRIED_MESSAGE,
+            what: "a carried message with its Received chain".into(),
+        });
+    }
+    if let Some(subject) = subject {
+        reasons.extend(rule_reasons(subject, rules, 2, "subject"));
+    }
+    reasons.extend(rule_reasons(&evidence.facts.text, rules, 1, "text"));
+    reasons.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.what.cmp(&b.what)));
+
+    let mut totals: BTreeMap<AbuseType, u32> = BTreeMap::new();
+    for r in &reasons {
+        *totals.entry(r.abuse_type).or_default() += r.score;
+    }
+    let best = totals
+        .iter()
+        .filter(|(_, total)| **total >= THRESHOLD)
+        .max_by(|a, b| {
+            a.1.cmp(b.1)
+                .then_with(|| priority(*b.0).cmp(&priority(*a.0)))
+        })
+        .map(|(t, _)| *t);
+    let abuse_type = best.unwrap_or(AbuseType::Unknown);
+    let subtype = (abuse_type == AbuseType::NetworkActivity).then(|| {
+        let mut by_subtype: BTreeMap<NetworkSubtype, u32> = BTreeMap::new();
+        for r in reasons
+            .iter()
+            .filter(|r| r.abuse_type == AbuseType::NetworkActivity)
+        {
+            if let Some(s) = r.subtype {
+                *by_subtype.entry(s).or_default() += r.score;
+            }
+        }
+        by_subtype
+            .into_iter()
+            .max_by_key(|(_, score)| *score)
+            .map_or(NetworkSubtype::Other, |(s, _)| s)
+    });
+    let missing = missing::missing(abuse_type, evidence);
+    Classification {
+        abuse_type,
+        subtype,
+        reasons,
+        missing,
+    }
+}
+
+/// On a tie, the type with more specific evidence requirements wins.
+fn priority(t: AbuseType) -> u8 {
+    match t {
+        AbuseType::Copyright => 0,
+        AbuseType::NetworkActivity => 1,
+        AbuseType::EmailAbuse => 2,
+        AbuseType::WebContent => 3,
+        AbuseType::Unknown => 4,
+    }
+}
+
+/// Structured fields mapped to types (ARF RFC 5965 §7.3, X-ARF / XARF v4
+/// categories and types, ACNS). Documented in README "Classification".
+fn structured(ev: &Evidence) -> Vec<Reason> {
+    let mut out = Vec::new();
+    let mut push = |abuse_type, subtype, what: String| {
+        out.push(Reason {
+            abuse_type,
+            subtype,
+            score: STRUCTURED,
+            what,
+        })
+    };
+    if let Some(ft) = &ev.facts.arf_feedback_type {
+        match ft.as_str() {
+            "abuse" | "fraud" | "virus" | "auth-failure" | "other" => push(
+                AbuseType::EmailAbuse,
+                None,
+                format!("arf feedback-type {ft:?}"),
+            ),
+            _ => {}
+        }
+    }
+    for t in &ev.facts.xarf_types {
+        if let Some((abuse_type, subtype)) = xarf_type(t) {
+            push(abuse_type, subtype, format!("x-arf type {t:?}"));
+        }
+    }
+    if ev.facts.has_acns {
+        push(
+            AbuseType::Copyright,
+            None,
+            "acns infringement notice".into(),
+        );
+    }
+    out
+}
+
+/// X-ARF v0.2 report types and XARF v4 categories/types, leniently.
+pub fn xarf_type(t: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
+    let n: String = t
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    use AbuseType::*;
+    use NetworkSubtype::*;
+    Some(match n.as_str() {
+        "loginattack" | "bruteforce" | "loginattempt" | "authfailure" => {
+            (NetworkActivity, Some(BruteForce))
+        }
+        "ddos" | "dos" | "floods" | "flood" | "reflectiveattack" | "amplification" => {
+            (NetworkActivity, Some(Dos))
+        }
+        "portscan" | "scan" | "scanning" | "probe" => (NetworkActivity, Some(PortScan)),
+        "intrusion" | "exploit" | "hacking" | "intrusionattempt" | "attack" | "webattack"
+        | "sqlinjection" => (NetworkActivity, Some(Intrusion)),
+        "infected" | "compromised" | "botnet" | "vulnerable" | "openresolver" | "openproxy" => {
+            (NetworkActivity, Some(Other))
+        }
+        "spam" | "phishingmail" | "email" | "emailspam" => (EmailAbuse, None),
+        "phishing"
+        | "malware"
+        | "malwarehosting"
+        | "content"
+        | "defacement"
+        | "csam"
+        | "fraud"
+        | "scam"
+        | "illegaladvertisement" => (WebContent, None),
+        "copyright" | "infringement" | "copyrightinfringement" | "trademark" => (Copyright, None),
+        _ => return None,
+    })
+}
+
+static BRUTE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(failed password|invalid user|authentication failure|login failed|failed login|sasl login authentication failed|auth fail|possible break-in|maximum authentication attempts|brute)").expect("valid regex")
+});
+static DOS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(syn flood|udp flood|icmp flood|flood|ddos|dos attack|amplification|rate limit exceeded|too many requests|pps|mbps|gbps)").expect("valid regex")
+});
+static INTRUSION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(union(\s|%20|\+)+select|\.\./\.\./|/etc/passwd|cmd=|exec=|wget(\s|%20)+http|curl(\s|%20)+http|\(\)\s*\{\s*:;\s*\}|<script|/wp-admin/admin-ajax|phpunit|eval-stdin|jndi:|shellshock|exploit|cgi-bin/.*\.(sh|cgi)|xmlrpc\.php)").expect("valid regex")
+});
+
+/// Network activity from log rows; the subtype from what the lines say.
+fn log_reasons(ev: &Evidence) -> Vec<Reason> {
+    let logs: Vec<_> = ev.rows.iter().filter(|r| r.kind == Kind::LogRow).collect();
+    if logs.is_empty() {
+        return Vec::new();
+    }
+    let count = |re: &Regex| {
+        logs.iter()
+            .filter(|r| r.line.as_deref().is_some_and(|l| re.is_match(l)))
+            .count()
+    };
+    let (brute, dos, intrusion) = (count(&BRUTE), count(&DOS), count(&INTRUSION));
+    // Port scan: one source touching many destination ports.
+    let mut ports: BTreeMap<std::net::IpAddr, std::collections::BTreeSet<u16>> = BTreeMap::new();
+    for r in &logs {
+        if let (Some(src), Some(port)) = (r.source_ip, r.target_port) {
+            ports.entry(src).or_default().insert(port);
+        }
+    }
+    let scan = ports.values().map(|p| p.len()).max().unwrap_or(0);
+    let mut candidates = [
+        (
+            NetworkSubtype::BruteForce,
+            brute,
+            format!("{brute} of {} log lines show failed logins", logs.len()),
+        ),
+        (
+            NetworkSubtype::Dos,
+            dos,
+            format!("{dos} of {} log lines show flooding", logs.len()),
+        ),
+        (
+            NetworkSubtype::Intrusion,
+            intrusion,
+            format!(
+                "{intrusion} of {} log lines carry exploit strings",
+                logs.len()
+            ),
+        ),
+        (
+            NetworkSubtype::PortScan,
+            if scan >= 5 { scan } else { 0 },
+            format!("one source probed {scan} distinct destination ports"),
+        ),
+    ];
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let mut out = vec![Reason {
+        abuse_type: AbuseType::NetworkActivity,
+        subtype: None,
+        score: LOG_ROWS,
+        what: format!("{} log rows with addresses", logs.len()),
+    }];
+    if let Some((subtype, n, what)) = candidates.into_iter().find(|c| c.1 > 0) {
+        let _ = n;
+        out.push(Reason {
+            abuse_type: AbuseType::NetworkActivity,
+            subtype: Some(subtype),
+            score: LOG_ROWS,
+            what,
+        });
+    }
+    out
+}
+
+fn rule_reasons(text: &str, rules: &Rules, factor: u32, place: &str) -> Vec<Reason> {
+    rules
+        .matches(text)
+        .map(|rule| {
+            let matched = rule
+                .regex
+                .find(text)
+                .map(|m| m.as_str().chars().take(40).collect::<String>())
+                .unwrap_or_default();
+            Reason {
+                abuse_type: rule.abuse_type,
+                subtype: rule.subtype,
+                score: rule.weight * factor,
+                what: format!("rule {} matched {matched:?} in the {place}", rule.id),
+            }
+        })
+        .collect()
+}
+
+/// The explanation `reports show` prints: one readable paragraph.
+pub fn explain(
+    abuse_type: AbuseType,
+    subtype: Option<NetworkSubtype>,
+    reasons: &[String],
+    missing: &[String],
+) -> String {
+    let kind = match subtype {
+        Some(s) => format!("{} ({})", abuse_type.as_str(), s.as_str()),
+        None => abuse_type.as_str().to_owned(),
+    };
+    let mut text = if reasons.is_empty() {
+        format!("Classified as {kind}: nothing in the message pointed to any abuse type.")
+    } else {
+        let shown: Vec<&str> = reasons.iter().take(4).map(String::as_str).collect();
+        let more = if reasons.len() > 4 {
+            format!(" and {} weaker signals", reasons.len() - 4)
+        } else {
+            String::new()
+        };
+        format!(
+            "Classified as {kind} because of {}{more}.",
+            shown.join("; ")
+        )
+    };
+    if missing.is_empty() {
+        text.push_str(" The evidence this type needs is complete.");
+    } else {
+        text.push_str(&format!(" Still missing: {}.", missing.join(", ")));
+    }
+    text
+}

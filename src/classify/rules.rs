@@ -1,0 +1,138 @@
+//! Free-text rules: `config/rules.toml` compiled into one `RegexSet`.
+
+use crate::model::{AbuseType, NetworkSubtype};
+use regex::{Regex, RegexSet};
+use serde::Deserialize;
+
+/// The rules shipped in the binary; identical to `config/rules.toml`.
+pub const DEFAULT_RULES: &str = include_str!("../../config/rules.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    rule: Vec<RuleDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    id: String,
+    abuse_type: String,
+    #[serde(default)]
+    subtype: Option<String>,
+    pattern: String,
+    weight: u32,
+}
+
+/// One compiled rule's meaning (its regex lives in the set).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    pub weight: u32,
+    /// The rule's own regex, to quote what matched in the explanation.
+    pub regex: Regex,
+}
+
+/// Compiled rules.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    set: RegexSet,
+    rules: Vec<Rule>,
+}
+
+impl Rules {
+    /// The built-in rules.
+    pub fn builtin() -> Rules {
+        Rules::parse(DEFAULT_RULES).expect("the built-in rules compile (tested)")
+    }
+
+    /// Compiles a rules file.
+    ///
+    /// # Errors
+    /// Every problem, with its key path (`rule[3].pattern: …`).
+    pub fn parse(text: &str) -> Result<Rules, Vec<String>> {
+        let file: File = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut problems = Vec::new();
+        let mut rules = Vec::new();
+        for (i, def) in file.rule.iter().enumerate() {
+            let abuse_type = AbuseType::parse(&def.abuse_type);
+            if abuse_type.is_none() || abuse_type == Some(AbuseType::Unknown) {
+                problems.push(format!(
+                    "rule[{i}].abuse_type: {:?} is not one of the four abuse types",
+                    def.abuse_type
+                ));
+            }
+            let subtype = match def.subtype.as_deref() {
+                None => None,
+                Some(s) => {
+                    let parsed = NetworkSubtype::parse(s);
+                    if parsed.is_none() || abuse_type != Some(AbuseType::NetworkActivity) {
+                        problems.push(format!("rule[{i}].subtype: {s:?} needs abuse_type network_activity and a known subtype"));
+                    }
+                    parsed
+                }
+            };
+            let regex = match Regex::new(&def.pattern) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(format!("rule[{i}].pattern: {e}"));
+                    None
+                }
+            };
+            if def.weight == 0 {
+                problems.push(format!("rule[{i}].weight: must be > 0"));
+            }
+            if let (Some(abuse_type), Some(regex)) = (abuse_type, regex) {
+                rules.push(Rule {
+                    id: def.id.clone(),
+                    abuse_type,
+                    subtype,
+                    weight: def.weight,
+                    regex,
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let set =
+            RegexSet::new(file.rule.iter().map(|r| &r.pattern)).map_err(|e| vec![e.to_string()])?;
+        Ok(Rules { set, rules })
+    }
+
+    /// The rules matching `text`.
+    pub fn matches<'a>(&'a self, text: &str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.set
+            .matches(text)
+            .into_iter()
+            .map(move |i| &self.rules[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_compile() {
+        assert!(Rules::builtin().len() > 20);
+    }
+
+    #[test]
+    fn problems_name_the_rule() {
+        let err = Rules::parse("[[rule]]\nid='a'\nabuse_type='web_content'\npattern='('\nweight=1\n[[rule]]\nid='b'\nabuse_type='spam'\npattern='x'\nweight=0\n").unwrap_err();
+        assert!(err[0].starts_with("rule[0].pattern:"), "{err:?}");
+        assert!(err[1].starts_with("rule[1].abuse_type:"), "{err:?}");
+        assert!(err[2].starts_with("rule[1].weight:"), "{err:?}");
+    }
+}

@@ -1,0 +1,187 @@
+//! Carried messages: forwarded spam (`message/rfc822`), the returned message
+//! of an ARF report, `text/rfc822-headers`, and header blocks pasted into a
+//! body ("here are the full headers").
+
+use super::text::{self, parse_ip};
+use super::{Evidence, Format, Kind, Row};
+use crate::parse::{Headers, Parsed};
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+
+/// The address a carried message came from: `X-Originating-IP`, else the
+/// bracketed address in the topmost `Received:` that has one (the hop the
+/// reporter's own server recorded).
+pub fn originating_ip(headers: &Headers) -> Option<IpAddr> {
+    if let Some(ip) = headers.get("x-originating-ip").and_then(parse_ip) {
+        return Some(ip);
+    }
+    headers.all("received").find_map(|received| {
+        let from_part = received.split(" by ").next().unwrap_or(received);
+        from_part
+            .split('[')
+            .skip(1)
+            .find_map(|rest| rest.split(']').next().and_then(parse_ip))
+    })
+}
+
+fn summary(headers: &Headers) -> String {
+    let mut parts = Vec::new();
+    for name in ["from", "subject", "date", "message-id"] {
+        if let Some(v) = headers.get(name) {
+            parts.push(format!("{name}: {v}"));
+        }
+    }
+    parts.push(format!("received: {}", headers.all("received").count()));
+    parts.join(" | ")
+}
+
+fn message_row(headers: &Headers, origin: String, received_at: DateTime<Utc>) -> Row {
+    let mut row = Row::new(Kind::Message, origin).with_line(&summary(headers));
+    row.source_ip = originating_ip(headers);
+    row.occurred_at = headers
+        .get("date")
+        .and_then(|d| text::timestamp(d, received_at))
+        .or_else(|| {
+            headers
+                .all("received")
+                .next()
+                .and_then(|r| r.rsplit(';').next())
+                .and_then(|d| text::timestamp(d, received_at))
+        });
+    row
+}
+
+pub fn extract_carried(parsed: &Parsed, received_at: DateTime<Utc>, ev: &mut Evidence) {
+    for c in &parsed.carried {
+        if c.headers.is_empty() {
+            continue;
+        }
+        ev.formats.insert(Format::ForwardedMessage);
+        if c.headers.get("received").is_some() {
+            ev.facts.has_full_headers = true;
+        } else {
+            ev.facts.has_partial_headers = true;
+        }
+        ev.push(message_row(&c.headers, c.origin.clone(), received_at));
+        if let Some(body) = c.body.as_deref().filter(|b| !b.trim().is_empty()) {
+            ev.facts.has_carried_body = true;
+            for url in text::urls(body) {
+                let mut row = Row::new(Kind::Url, format!("{} body", c.origin));
+                row.url = Some(url);
+                ev.push(row);
+            }
+        }
+    }
+}
+
+/// Header names that make a pasted block look like a message's header.
+const TELLING: [&str; 6] = [
+    "received",
+    "from",
+    "subject",
+    "message-id",
+    "return-path",
+    "date",
+];
+
+/// Finds a header block pasted into `body`, records it, and returns the body
+/// without it (its relay hops are not offenders; its origin is in the row).
+pub fn extract_inline(
+    body: &str,
+    origin: &str,
+    received_at: DateTime<Utc>,
+    ev: &mut Evidence,
+) -> String {
+    let lines: Vec<&str> = body.lines().collect();
+    let unquote = |l: &str| -> String { l.trim_start_matches(['>', ' ']).to_owned() };
+    let is_header = |l: &str| {
+        let l = unquote(l);
+        match l.split_once(':') {
+            Some((name, _)) => {
+                !name.is_empty()
+                    && name.len() < 40
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }
+            None => false,
+        }
+    };
+    let is_fold = |l: &str| {
+        let stripped = l.trim_start_matches('>');
+        stripped.starts_with([' ', '\t']) && !stripped.trim().is_empty()
+    };
+    let mut i = 0;
+    while i < lines.len() {
+        if !is_header(lines[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        while end < lines.len() && (is_header(lines[end]) || is_fold(lines[end])) {
+            end += 1;
+        }
+        let block: Vec<String> = lines[start..end].iter().map(|l| unquote(l)).collect();
+        let block_text = block
+            .iter()
+            .zip(&lines[start..end])
+            .map(|(u, l)| {
+                if !is_header(l) && is_fold(l) {
+                    format!(" {}", u.trim())
+                } else {
+                    u.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let headers = Headers::parse_block(&block_text);
+        let telling = TELLING.iter().filter(|n| headers.get(n).is_some()).count();
+        if end - start >= 3 && telling >= 2 && (headers.get("received").is_some() || telling >= 3) {
+            ev.formats.insert(Format::InlineHeaders);
+            if headers.get("received").is_some() {
+                ev.facts.has_full_headers = true;
+            } else {
+                ev.facts.has_partial_headers = true;
+            }
+            ev.push(message_row(
+                &headers,
+                format!("{origin} (pasted headers)"),
+                received_at,
+            ));
+            let mut rest = lines[..start].join("\n");
+            rest.push('\n');
+            rest.push_str(&lines[end..].join("\n"));
+            if !lines[end..].iter().all(|l| l.trim().is_empty()) {
+                ev.facts.has_carried_body = true;
+            }
+            return rest;
+        }
+        i = end;
+    }
+    body.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn originating_ip_comes_from_the_topmost_received_with_an_address() {
+        let h = Headers::parse_block("Received: by mx.example.com (Postfix)\nReceived: from spam.example.org (spam.example.org [203.0.113.66]) by mx.example.com\nReceived: from [10.0.0.1] by spam.example.org\n");
+        assert_eq!(originating_ip(&h), Some("203.0.113.66".parse().unwrap()));
+    }
+
+    #[test]
+    fn pasted_headers_are_found_and_cut_out() {
+        let body = "Please stop this spam, headers below.\n\n> Received: from bad.example.net (bad.example.net [192.0.2.99])\n>\tby mx.example.com with ESMTP; Tue, 24 Nov 2026 10:00:00 +0000\n> From: \"Win\" <win@bad.example.net>\n> Subject: You won\n> Message-ID: <x@bad.example.net>\n>\n> Click http://bad.example.net/win\n";
+        let mut ev = Evidence::default();
+        let rest = extract_inline(body, "body", Utc::now(), &mut ev);
+        assert!(ev.facts.has_full_headers);
+        assert_eq!(ev.rows[0].source_ip, Some("192.0.2.99".parse().unwrap()));
+        assert_eq!(
+            ev.rows[0].occurred_at.as_deref(),
+            Some("2026-11-24T10:00:00Z")
+        );
+        assert!(!rest.contains("Received"), "{rest}");
+        assert!(rest.contains("http://bad.example.net/win"));
+    }
+}

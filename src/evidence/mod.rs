@@ -1,0 +1,371 @@
+//! Evidence extraction: from a parsed message to rows an operator can act on.
+//!
+//! In: [`Parsed`] and the time the message arrived (for syslog stamps without
+//! a year). Out: [`Evidence`]: rows (log lines, IPs, URLs, carried messages,
+//! feedback and notices), the formats recognised, structured facts for the
+//! classifier, and warnings for what could not be parsed. Detectors for the
+//! structured formats run first (ARF, X-ARF, ACNS, CSV, carried messages);
+//! then every text body is scanned, so a message no detector knows still
+//! yields each IP, URL, port and timestamp in it. Pure: no I/O, no panics.
+//!
+//! Not offenders: the top-level `Received:` chain (the path to us) is never
+//! scanned, and lines quoted back from one of our own replies are skipped.
+
+mod acns;
+mod arf;
+mod csv;
+mod forwarded;
+pub mod text;
+mod xarf;
+
+use crate::parse::Parsed;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// Rows kept per message; the surplus is counted in a warning.
+pub const MAX_ROWS: usize = 250_000;
+/// Longest `line` kept in a row, in bytes.
+pub const MAX_LINE_BYTES: usize = 2048;
+
+/// What a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A log line (CSV row, pasted log, X-ARF evidence): source/target, ports, time.
+    LogRow,
+    /// An address named in text without a log line around it.
+    Ip,
+    Url,
+    /// A carried message: forwarded spam or an ARF returned message.
+    Message,
+    /// An ARF or X-ARF report record.
+    Feedback,
+    /// A copyright notice (ACNS).
+    Notice,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::LogRow => "log_row",
+            Kind::Ip => "ip",
+            Kind::Url => "url",
+            Kind::Message => "message",
+            Kind::Feedback => "feedback",
+            Kind::Notice => "notice",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [
+            Kind::LogRow,
+            Kind::Ip,
+            Kind::Url,
+            Kind::Message,
+            Kind::Feedback,
+            Kind::Notice,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One piece of evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub kind: Kind,
+    pub source_ip: Option<IpAddr>,
+    pub target_ip: Option<IpAddr>,
+    pub source_port: Option<u16>,
+    pub target_port: Option<u16>,
+    /// RFC 3339, UTC.
+    pub occurred_at: Option<String>,
+    pub url: Option<String>,
+    pub line: Option<String>,
+    /// Where in the message it was found (`part 2 (reports.csv) row 7`).
+    pub origin: String,
+}
+
+impl Row {
+    pub fn new(kind: Kind, origin: impl Into<String>) -> Row {
+        Row {
+            kind,
+            source_ip: None,
+            target_ip: None,
+            source_port: None,
+            target_port: None,
+            occurred_at: None,
+            url: None,
+            line: None,
+            origin: origin.into(),
+        }
+    }
+
+    fn with_line(mut self, line: &str) -> Row {
+        self.line = Some(clip(line.trim(), MAX_LINE_BYTES));
+        self
+    }
+
+    fn from_facts(kind: Kind, facts: &text::LineFacts, line: &str, origin: String) -> Row {
+        Row {
+            source_ip: facts.source_ip,
+            target_ip: facts.target_ip,
+            source_port: facts.source_port,
+            target_port: facts.target_port,
+            occurred_at: facts.timestamp.clone(),
+            url: facts.urls.first().cloned(),
+            ..Row::new(kind, origin)
+        }
+        .with_line(line)
+    }
+}
+
+/// A structured format that was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Arf,
+    Xarf,
+    Acns,
+    Csv,
+    ForwardedMessage,
+    InlineHeaders,
+    Html,
+    FreeText,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Arf => "arf",
+            Format::Xarf => "xarf",
+            Format::Acns => "acns",
+            Format::Csv => "csv",
+            Format::ForwardedMessage => "forwarded_message",
+            Format::InlineHeaders => "inline_headers",
+            Format::Html => "html",
+            Format::FreeText => "free_text",
+        }
+    }
+}
+
+/// Structured facts the classifier decides on before it reads free text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// ARF `Feedback-Type`, lowercase.
+    pub arf_feedback_type: Option<String>,
+    /// X-ARF report types / categories as written (`login-attack`, `ddos`, …).
+    pub xarf_types: Vec<String>,
+    /// An ACNS `<Infringement>` notice was found.
+    pub has_acns: bool,
+    /// A carried message (forwarded or returned) with a `Received:` chain.
+    pub has_full_headers: bool,
+    /// A carried message or pasted header block without `Received:` lines.
+    pub has_partial_headers: bool,
+    /// Some carried message has a body.
+    pub has_carried_body: bool,
+    /// All the text a reader would see (bodies, carried bodies), for rules.
+    pub text: String,
+}
+
+/// Everything extracted from one message.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub rows: Vec<Row>,
+    pub formats: BTreeSet<Format>,
+    pub facts: Facts,
+    pub warnings: Vec<String>,
+    /// Rows found past [`MAX_ROWS`].
+    pub rows_dropped: u64,
+}
+
+impl Evidence {
+    fn push(&mut self, row: Row) {
+        if self.rows.len() < MAX_ROWS {
+            self.rows.push(row);
+        } else {
+            self.rows_dropped += 1;
+        }
+    }
+
+    /// Every address named, sorted and deduplicated.
+    pub fn ips(&self) -> Vec<String> {
+        let set: BTreeSet<IpAddr> = self
+            .rows
+            .iter()
+            .flat_map(|r| [r.source_ip, r.target_ip])
+            .flatten()
+            .collect();
+        set.into_iter().map(|ip| ip.to_string()).collect()
+    }
+
+    /// Every URL named, sorted and deduplicated.
+    pub fn urls(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.rows.iter().filter_map(|r| r.url.as_deref()).collect();
+        set.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Log rows that name a source, a target and a time.
+    pub fn complete_log_rows(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| {
+                r.kind == Kind::LogRow
+                    && r.source_ip.is_some()
+                    && r.occurred_at.is_some()
+                    && (r.target_ip.is_some() || r.target_port.is_some())
+            })
+            .count()
+    }
+
+    pub fn count(&self, kind: Kind) -> usize {
+        self.rows.iter().filter(|r| r.kind == kind).count()
+    }
+}
+
+/// Extracts the evidence of `parsed`, which arrived at `received_at`.
+pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
+    let mut ev = Evidence::default();
+    arf::extract(parsed, received_at, &mut ev);
+    xarf::extract(parsed, received_at, &mut ev);
+    acns::extract(parsed, received_at, &mut ev);
+    let mut consumed = BTreeSet::new();
+    for (i, attachment) in parsed.attachments.iter().enumerate() {
+        if csv::looks_like_csv(attachment) {
+            consumed.insert(i);
+            csv::extract_attachment(attachment, received_at, &mut ev);
+        }
+    }
+    forwarded::extract_carried(parsed, received_at, &mut ev);
+    let mut all_text = String::new();
+    for text in &parsed.texts {
+        if text.is_html {
+            ev.formats.insert(Format::Html);
+        }
+        let body = strip_our_quoted_replies(&text.text);
+        all_text.push_str(&body);
+        all_text.push('\n');
+        let body = forwarded::extract_inline(&body, &text.origin, received_at, &mut ev);
+        let body = csv::extract_inline(&body, &text.origin, received_at, &mut ev);
+        scan_text(&body, &text.origin, received_at, &mut ev);
+    }
+    // Plain-text attachments that are not a known format are evidence too (logs.txt).
+    for (i, a) in parsed.attachments.iter().enumerate() {
+        if consumed.contains(&i)
+            || !(a.content_type.starts_with("text/")
+                || a.extension().is_some_and(|e| e == "log" || e == "txt"))
+        {
+            continue;
+        }
+        if ev.rows.iter().any(|r| r.origin.starts_with(&a.origin)) {
+            continue; // a detector already read it (X-ARF evidence, ACNS XML)
+        }
+        scan_text(
+            &a.text(),
+            &describe(&a.origin, a.name.as_deref()),
+            received_at,
+            &mut ev,
+        );
+    }
+    for c in &parsed.carried {
+        if let Some(body) = &c.body {
+            all_text.push_str(body);
+            all_text.push('\n');
+        }
+    }
+    if ev.formats.is_empty() || ev.formats.iter().all(|f| *f == Format::Html) {
+        ev.formats.insert(Format::FreeText);
+    }
+    if ev.rows_dropped > 0 {
+        ev.warnings.push(format!(
+            "evidence: {} rows past the limit of {MAX_ROWS} were counted, not stored",
+            ev.rows_dropped
+        ));
+    }
+    ev.facts.text = all_text;
+    ev
+}
+
+/// The generic extractor: every line with an IP becomes a log row (when it
+/// looks like a log line) or an IP row; every URL a URL row.
+fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evidence) {
+    let mut seen_ips = BTreeSet::new();
+    let mut seen_urls = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.len() > 64 * 1024 || line.trim().is_empty() {
+            continue;
+        }
+        let facts = text::scan_line(line, received_at);
+        if facts.is_log {
+            ev.push(Row::from_facts(
+                Kind::LogRow,
+                &facts,
+                line,
+                format!("{origin} line {}", n + 1),
+            ));
+            seen_ips.extend(facts.ips.iter().copied());
+            seen_urls.extend(facts.urls.iter().take(1).cloned());
+        }
+        for ip in &facts.ips {
+            if seen_ips.insert(*ip) {
+                let mut row =
+                    Row::new(Kind::Ip, format!("{origin} line {}", n + 1)).with_line(line);
+                row.source_ip = Some(*ip);
+                row.occurred_at = facts.timestamp.clone();
+                ev.push(row);
+            }
+        }
+        for url in &facts.urls {
+            if seen_urls.insert(url.clone()) {
+                let mut row =
+                    Row::new(Kind::Url, format!("{origin} line {}", n + 1)).with_line(line);
+                row.url = Some(url.clone());
+                row.occurred_at = facts.timestamp.clone();
+                ev.push(row);
+            }
+        }
+    }
+}
+
+/// Our replies end with this marker line; a reporter who quotes one back
+/// (`> …`) must not turn our examples into offenders.
+pub const REPLY_MARKER: &str = "-- abuse-inbox --";
+
+fn strip_our_quoted_replies(text: &str) -> String {
+    if !text.contains(REPLY_MARKER) {
+        return text.to_owned();
+    }
+    // Drop the quoted block that carries the marker.
+    let mut out = String::with_capacity(text.len());
+    let lines: Vec<&str> = text.lines().collect();
+    let marker_quoted = |l: &str| l.trim_start().starts_with('>') && l.contains(REPLY_MARKER);
+    let has_quoted_marker = lines.iter().any(|l| marker_quoted(l));
+    for line in lines {
+        if has_quoted_marker && line.trim_start().starts_with('>') {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn describe(origin: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{origin} ({name})"),
+        None => origin.to_owned(),
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}

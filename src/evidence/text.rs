@@ -1,0 +1,417 @@
+//! Candidates in free text: IP addresses (plain, defanged, bracketed, with a
+//! port), URLs (also `hxxp`), ports, timestamps, and whether a line is a log line.
+//!
+//! Every regex match is only a candidate until `IpAddr::from_str`, the URL
+//! check or the timestamp parser accepts it. Regexes compile once.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use regex::Regex;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+static IPV4: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\d{1,3}(?:(?:\.|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{\.\})\d{1,3}){3}(?::\d{1,5})?")
+        .expect("valid regex")
+});
+static IPV6: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[?[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?\]?(?::\d{1,5})?")
+        .expect("valid regex")
+});
+static URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(?:h[tx]{2}ps?|ftp)(?:://|\[://\]|\[:\]//|\(:\)//)[^\s<>"'`]+"#)
+        .expect("valid regex")
+});
+static DST_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\bDPT=|\bdport[=: ]\s*|\bdst[ _-]?port[=: ]\s*|\bdestination port[=: ]\s*|\bport\s+|\bPort:\s*|\bto port\s+)(\d{1,5})\b").expect("valid regex")
+});
+static SRC_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(?:\bSPT=|\bsport[=: ]\s*|\bsrc[ _-]?port[=: ]\s*|\bsource port[=: ]\s*)(\d{1,5})\b",
+    )
+    .expect("valid regex")
+});
+static SRC_DST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(SRC|DST|saddr|daddr|src_ip|dst_ip)=(\S+)").expect("valid regex")
+});
+static ISO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?").expect("valid regex")
+});
+static RFC2822: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+)?\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{4}\s+\d{2}:\d{2}(?::\d{2})?\s+(?:[+-]\d{4}|UT|GMT|UTC|[A-Z]{3})").expect("valid regex")
+});
+static CLF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{2})/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/(\d{4}):(\d{2}):(\d{2}):(\d{2})\s([+-]\d{4})").expect("valid regex")
+});
+static SYSLOG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s(\d{2}):(\d{2}):(\d{2})\b").expect("valid regex")
+});
+static LOG_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:sshd|Failed password|Invalid user|authentication failure|\bIN=\S*\s|SRC=|DPT=|PROTO=|fail2ban|\bBan\b|GET /|POST /|HEAD /|HTTP/1\.[01]|kernel:|iptables|nftables|UFW BLOCK|dropbear|postfix/|SASL|connection attempt|port scan|SYN)").expect("valid regex")
+});
+
+/// What one line of text names.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LineFacts {
+    /// In order of appearance; `SRC=` first when present.
+    pub ips: Vec<IpAddr>,
+    pub source_ip: Option<IpAddr>,
+    pub target_ip: Option<IpAddr>,
+    pub source_port: Option<u16>,
+    pub target_port: Option<u16>,
+    pub urls: Vec<String>,
+    /// RFC 3339, UTC.
+    pub timestamp: Option<String>,
+    pub is_log: bool,
+}
+
+/// Scans one line. `year` is the year to assume for syslog stamps (which have none).
+pub fn scan_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
+    let mut facts = LineFacts {
+        urls: urls(line),
+        ..LineFacts::default()
+    };
+    let mut ports_after_ip = Vec::new();
+    for (ip, port) in ips_with_ports(line) {
+        if !facts.ips.contains(&ip) {
+            facts.ips.push(ip);
+        }
+        ports_after_ip.push((ip, port));
+    }
+    for cap in SRC_DST.captures_iter(line) {
+        let Some(ip) = parse_ip(cap[2].trim_end_matches([',', ';'])) else {
+            continue;
+        };
+        if cap[1].to_ascii_lowercase().starts_with('s') {
+            facts.source_ip.get_or_insert(ip);
+        } else {
+            facts.target_ip.get_or_insert(ip);
+        }
+    }
+    if facts.source_ip.is_none() {
+        facts.source_ip = facts.ips.first().copied();
+    }
+    if facts.target_ip.is_none() {
+        facts.target_ip = facts
+            .ips
+            .iter()
+            .copied()
+            .find(|ip| Some(*ip) != facts.source_ip);
+    }
+    facts.target_port = DST_PORT
+        .captures(line)
+        .and_then(|c| c[1].parse().ok())
+        .filter(|p| *p > 0);
+    facts.source_port = SRC_PORT
+        .captures(line)
+        .and_then(|c| c[1].parse().ok())
+        .filter(|p| *p > 0);
+    for (ip, port) in ports_after_ip {
+        match port {
+            Some(p) if Some(ip) == facts.target_ip && facts.target_port.is_none() => {
+                facts.target_port = Some(p)
+            }
+            Some(p) if Some(ip) == facts.source_ip && facts.source_port.is_none() => {
+                facts.source_port = Some(p)
+            }
+            _ => {}
+        }
+    }
+    facts.timestamp = timestamp(line, reference);
+    facts.is_log = !facts.ips.is_empty() && (LOG_WORDS.is_match(line) || facts.timestamp.is_some());
+    facts
+}
+
+/// Every IP address in `text` with the port written after it, if any.
+pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
+    let mut out = Vec::new();
+    for m in IPV4.find_iter(text) {
+        // Part of a longer dotted run (a version number, an OID): not an address.
+        let before = text[..m.start()].chars().next_back();
+        let after = text[m.end()..].chars().next();
+        if before.is_some_and(|c| c.is_ascii_digit() || c == '.')
+            || after.is_some_and(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        if after == Some('.') && text[m.end() + 1..].starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let s = m.as_str();
+        let (addr, port) = match s.rsplit_once(':') {
+            Some((a, p)) => (a, p.parse::<u16>().ok()),
+            None => (s, None),
+        };
+        if let Some(ip) = parse_ip(addr) {
+            out.push((ip, port));
+        }
+    }
+    for m in IPV6.find_iter(text) {
+        let s = m.as_str();
+        if s.matches(':').count() < 2 {
+            continue;
+        }
+        let before = text[..m.start()].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let (addr, port) = match s.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            Some((a, rest)) => (a, rest.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (s.trim_end_matches(']'), None),
+        };
+        let addr = addr.split('%').next().unwrap_or(addr);
+        if let Ok(ip) = addr.parse::<Ipv6Addr>() {
+            if !ip.is_unspecified() && !ip.is_loopback() && ip.to_ipv4_mapped().is_none() {
+                out.push((IpAddr::V6(ip), port));
+            }
+        }
+    }
+    out
+}
+
+/// Parses an address written plainly or defanged (`192.0.2[.]1`); `None` for
+/// anything `IpAddr::from_str` does not accept, and for unspecified addresses.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']' || c == '(' || c == ')' || c == ',' || c == ';');
+    let cleaned: String = if s.contains(['[', '(', '{']) || s.to_ascii_lowercase().contains("dot") {
+        let lower = s.to_ascii_lowercase();
+        ["[.]", "(.)", "{.}", "[dot]", "(dot)"]
+            .iter()
+            .fold(lower, |acc, pat| acc.replace(pat, "."))
+    } else {
+        s.to_owned()
+    };
+    // Leading zeros are octal to some parsers and an error to ours; refuse them.
+    if cleaned.split('.').count() == 4
+        && cleaned
+            .split('.')
+            .any(|o| o.len() > 1 && o.starts_with('0'))
+    {
+        return None;
+    }
+    match cleaned.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) if v4 == Ipv4Addr::UNSPECIFIED || v4.is_broadcast() => None,
+        IpAddr::V6(v6) if v6.is_unspecified() => None,
+        ip => Some(ip),
+    }
+}
+
+/// URLs in `text`, re-fanged (`hxxp` → `http`, `[.]` → `.`) and trimmed of
+/// trailing punctuation.
+pub fn urls(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in URL.find_iter(text) {
+        let mut url = m.as_str().to_owned();
+        for (from, to) in [
+            ("[://]", "://"),
+            ("[:]//", "://"),
+            ("(:)//", "://"),
+            ("[.]", "."),
+            ("(.)", "."),
+            ("[dot]", "."),
+        ] {
+            url = url.replace(from, to);
+        }
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("hxxp") {
+            url.replace_range(..4, "http");
+        }
+        while url.ends_with(['.', ',', ';', ':', '!', '?', ')', ']', '>', '\'', '"']) {
+            url.pop();
+        }
+        let Some((_, rest)) = url.split_once("://") else {
+            continue;
+        };
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit('@').next().unwrap_or(host);
+        if host.is_empty() || !(host.contains('.') || host.starts_with('[')) {
+            continue;
+        }
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    out
+}
+
+/// The first timestamp in `line` as RFC 3339 UTC (seconds). A syslog stamp has
+/// no year: the one that puts it at or before `reference` (the time the
+/// report arrived) is taken.
+pub fn timestamp(line: &str, reference: DateTime<Utc>) -> Option<String> {
+    parse_timestamp(line, reference).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn parse_timestamp(line: &str, reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(m) = ISO.find(line) {
+        if let Some(t) = parse_iso(m.as_str()) {
+            return Some(t);
+        }
+    }
+    if let Some(m) = RFC2822.find(line) {
+        let s = m.as_str().replace("UTC", "+0000");
+        if let Ok(t) = DateTime::parse_from_rfc2822(&s) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    if let Some(c) = CLF.captures(line) {
+        let s = format!(
+            "{} {} {} {}:{}:{} {}",
+            &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]
+        );
+        if let Ok(t) = DateTime::parse_from_str(&s, "%d %b %Y %H:%M:%S %z") {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    if let Some(c) = SYSLOG.captures(line) {
+        let month = month_number(&c[1])?;
+        let (day, h, m, s): (u32, u32, u32, u32) = (
+            c[2].parse().ok()?,
+            c[3].parse().ok()?,
+            c[4].parse().ok()?,
+            c[5].parse().ok()?,
+        );
+        let mut year = reference.year();
+        let at = |year| {
+            NaiveDate::from_ymd_opt(year, month, day)
+                .and_then(|d| d.and_hms_opt(h, m, s))
+                .map(|t| Utc.from_utc_datetime(&t))
+        };
+        let mut t = at(year)?;
+        if t > reference + chrono::Duration::days(1) {
+            year -= 1;
+            t = at(year)?;
+        }
+        return Some(t);
+    }
+    None
+}
+
+/// ISO 8601 / RFC 3339 with the variations seen in logs: space for `T`, no
+/// seconds, a comma for the fraction, `UTC`, offsets with or without colon,
+/// no zone at all (taken as UTC).
+pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
+    let s = s
+        .trim()
+        .replace(',', ".")
+        .replace(" UTC", "Z")
+        .replace("UTC", "Z");
+    let s = s.replacen(' ', "T", 1);
+    let s = s.trim_end().replace("T+", "+").replace("T-", "-");
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%z",
+        "%Y-%m-%dT%H:%M:%S%z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(&s, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    let naive = s.trim_end_matches('Z');
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    None
+}
+
+fn month_number(name: &str) -> Option<u32> {
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    months
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(name))
+        .map(|i| i as u32 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> DateTime<Utc> {
+        parse_iso("2026-01-05T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn defanged_bracketed_and_ported_ips_are_found() {
+        let found: Vec<_> = ips_with_ports(
+            "from 192.0.2[.]10, [2001:db8::5]:443 and 198.51.100.7:22 (not 1.2.3.4.5 or 300.1.1.1)",
+        )
+        .into_iter()
+        .map(|(ip, p)| (ip.to_string(), p))
+        .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("192.0.2.10".into(), None),
+                ("198.51.100.7".into(), Some(22)),
+                ("2001:db8::5".into(), Some(443))
+            ]
+        );
+    }
+
+    #[test]
+    fn times_and_macs_are_not_ipv6() {
+        assert!(ips_with_ports("at 08:01:02 and 00:1a:2b:3c:4d:5e").is_empty());
+    }
+
+    #[test]
+    fn urls_are_refanged_and_trimmed() {
+        assert_eq!(
+            urls("see hxxps://bad[.]example/login.php?x=1. and (http://ok.example/a)"),
+            vec!["https://bad.example/login.php?x=1", "http://ok.example/a"]
+        );
+    }
+
+    #[test]
+    fn iptables_line_gives_source_target_and_ports() {
+        let f = scan_line(
+            "Nov 26 08:01:02 fw kernel: [UFW BLOCK] IN=eth0 SRC=203.0.113.9 DST=198.51.100.7 PROTO=TCP SPT=51234 DPT=22 SYN",
+            reference(),
+        );
+        assert_eq!(f.source_ip, Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(f.target_ip, Some("198.51.100.7".parse().unwrap()));
+        assert_eq!((f.source_port, f.target_port), (Some(51234), Some(22)));
+        // No year in syslog: November is after the January reference, so last year.
+        assert_eq!(f.timestamp.as_deref(), Some("2025-11-26T08:01:02Z"));
+        assert!(f.is_log);
+    }
+
+    #[test]
+    fn timestamp_formats() {
+        let r = reference();
+        assert_eq!(
+            timestamp("2026-01-02 03:04:05 +0100", r).as_deref(),
+            Some("2026-01-02T02:04:05Z")
+        );
+        assert_eq!(
+            timestamp("2026-01-02T03:04:05.123Z", r).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            timestamp("Fri, 2 Jan 2026 03:04:05 -0000", r).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            timestamp("[02/Jan/2026:03:04:05 +0000] \"GET /", r).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
+        assert_eq!(timestamp("no time here", r), None);
+    }
+
+    #[test]
+    fn leading_zero_octets_are_refused() {
+        assert_eq!(parse_ip("010.0.0.1"), None);
+        assert_eq!(parse_ip("0.0.0.0"), None);
+        assert_eq!(parse_ip("192.0.2.1"), Some("192.0.2.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,179 @@
+//! The reply decision: acknowledge, ask for what is missing, or stay silent.
+//!
+//! In: the envelope, the message's headers, the reporter, the formats found
+//! and the `missing` list. Out: a [`ReplyDecision`] and, when suppressed, the
+//! reason. Pure. Never a reply that could loop or backscatter (RFC 3834):
+//! null senders, bounces, list mail, auto-submitted mail, our own replies and
+//! automated feeds (unless allow-listed) are not answered.
+
+use crate::config::ReplyConfig;
+use crate::evidence::Format;
+use crate::model::{ReplyDecision, Sender};
+use crate::parse::Headers;
+use std::collections::BTreeSet;
+
+/// Header our own replies carry, so a reply that comes back is recognised.
+pub const OUR_REPLY_HEADER: &str = "x-abuse-inbox-reply";
+
+/// What the decision needs to know about one report.
+pub struct Facts<'a> {
+    pub sender: &'a Sender,
+    pub headers: &'a Headers,
+    pub reporter: Option<&'a str>,
+    pub formats: &'a BTreeSet<Format>,
+    pub missing: &'a [String],
+}
+
+/// Decides the reply; the reason is `Some` when the reply is suppressed or off.
+pub fn decide(facts: &Facts<'_>, config: &ReplyConfig) -> (ReplyDecision, Option<String>) {
+    if !config.enabled {
+        return (
+            ReplyDecision::None,
+            Some("replies are switched off (reply.enabled)".into()),
+        );
+    }
+    if let Some(reason) = suppression(facts, config) {
+        return (ReplyDecision::Suppressed, Some(reason));
+    }
+    if facts.missing.is_empty() {
+        (ReplyDecision::Ack, None)
+    } else {
+        (ReplyDecision::NeedsInfo, None)
+    }
+}
+
+fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
+    if *facts.sender == Sender::Null {
+        return Some("null envelope sender".into());
+    }
+    let Some(reporter) = facts.reporter.map(str::to_ascii_lowercase) else {
+        return Some("no reporter address".into());
+    };
+    let local = reporter.split('@').next().unwrap_or("");
+    if local == "mailer-daemon"
+        || local == "postmaster"
+        || local.starts_with("owner-")
+        || local.ends_with("-request")
+        || local == "noreply"
+        || local == "no-reply"
+    {
+        return Some(format!("automated sender {local}"));
+    }
+    if facts.headers.get(OUR_REPLY_HEADER).is_some() {
+        return Some("the message is one of our own replies".into());
+    }
+    if config.from.eq_ignore_ascii_case(&reporter) {
+        return Some("the reporter is our own address".into());
+    }
+    if let Some(auto) = facts.headers.get("auto-submitted") {
+        let value = auto
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if value != "no" && !allowed(config, &reporter) {
+            return Some(format!("auto-submitted: {value}"));
+        }
+    }
+    if let Some(p) = facts.headers.get("precedence") {
+        let p = p.trim().to_ascii_lowercase();
+        if matches!(p.as_str(), "bulk" | "junk" | "list") {
+            return Some(format!("precedence: {p}"));
+        }
+    }
+    for list in ["list-id", "list-unsubscribe"] {
+        if facts.headers.get(list).is_some() {
+            return Some(format!("mailing-list mail ({list})"));
+        }
+    }
+    if (facts.formats.contains(&Format::Arf) || facts.formats.contains(&Format::Xarf))
+        && !allowed(config, &reporter)
+    {
+        return Some("automated feed (ARF/X-ARF) not in reply.automated_allow".into());
+    }
+    None
+}
+
+fn allowed(config: &ReplyConfig, reporter: &str) -> bool {
+    let domain = reporter.rsplit('@').next().unwrap_or("");
+    config.automated_allow.iter().any(|a| {
+        let a = a.to_ascii_lowercase();
+        if a.contains('@') {
+            a == reporter
+        } else {
+            domain == a || domain.ends_with(&format!(".{a}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide_with(
+        headers: &str,
+        sender: Sender,
+        reporter: Option<&str>,
+        formats: &[Format],
+    ) -> (ReplyDecision, Option<String>) {
+        let headers = Headers::parse_block(headers);
+        let formats = formats.iter().copied().collect();
+        let missing = vec![];
+        let facts = Facts {
+            sender: &sender,
+            headers: &headers,
+            reporter,
+            formats: &formats,
+            missing: &missing,
+        };
+        decide(&facts, &ReplyConfig::default())
+    }
+
+    #[test]
+    fn loops_and_backscatter_are_suppressed() {
+        let addr = || Sender::Address("a@example.net".into());
+        let human = Some("a@example.net");
+        assert_eq!(decide_with("", addr(), human, &[]).0, ReplyDecision::Ack);
+        assert_eq!(
+            decide_with("", Sender::Null, human, &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("", addr(), Some("MAILER-DAEMON@example.net"), &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("", addr(), Some("owner-list@example.net"), &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("Auto-Submitted: auto-replied\n", addr(), human, &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("Auto-Submitted: no\n", addr(), human, &[]).0,
+            ReplyDecision::Ack
+        );
+        assert_eq!(
+            decide_with("Precedence: bulk\n", addr(), human, &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("List-Id: <l.example.net>\n", addr(), human, &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("X-Abuse-Inbox-Reply: 7\n", addr(), human, &[]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("", addr(), human, &[Format::Arf]).0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("", addr(), None, &[]).0,
+            ReplyDecision::Suppressed
+        );
+    }
+}
