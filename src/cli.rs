@@ -5,9 +5,7 @@
 //! are a contract (DESIGN.md): tests and users rely on them.
 
 use crate::config::{self, Config};
-use crate::model::{
-    AbuseType, Envelope, Incoming, Origin, RawId, RawMessage, Report, ReportId, Sender,
-};
+use crate::model::{AbuseType, Envelope, Incoming, Origin, RawId, RawMessage, Report, ReportId};
 use crate::pipeline::Pipeline;
 use crate::rawmail;
 use crate::server::Server;
@@ -304,7 +302,7 @@ fn ingest_one(db: &mut Db, pipeline: &Pipeline, file: &Path) -> anyhow::Result<R
             origin: Origin::Ingest,
             peer_ip: None,
             helo: None,
-            mail_from: return_path(&bytes),
+            mail_from: rawmail::return_path(&bytes),
             rcpt_to: Vec::new(),
         },
         received_at: crate::now_rfc3339(),
@@ -355,25 +353,6 @@ fn reprocess(config: &Config, since: Option<String>, all: bool) -> anyhow::Resul
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The envelope sender an MTA recorded in `Return-Path:`; `<>` is the null sender.
-fn return_path(raw: &[u8]) -> Sender {
-    match rawmail::header(raw, "return-path") {
-        None => Sender::Unknown,
-        Some(value) => {
-            let addr = value
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .trim();
-            if addr.is_empty() {
-                Sender::Null
-            } else {
-                Sender::Address(addr.to_owned())
-            }
-        }
-    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> {

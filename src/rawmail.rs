@@ -58,6 +58,27 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
     (!id.is_empty()).then(|| id.to_owned())
 }
 
+/// The envelope sender an MTA recorded in `Return-Path:` (`<>` is the null
+/// sender); unknown when there is no such header.
+pub fn return_path(raw: &[u8]) -> crate::model::Sender {
+    use crate::model::Sender;
+    match header(raw, "return-path") {
+        None => Sender::Unknown,
+        Some(value) => {
+            let addr = value
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim();
+            if addr.is_empty() {
+                Sender::Null
+            } else {
+                Sender::Address(addr.to_owned())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

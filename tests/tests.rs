@@ -2,5 +2,6 @@
 //! real SQLite files, the real binary for the CLI.
 
 mod cli;
+mod golden;
 mod smtp;
 mod util;

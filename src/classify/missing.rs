@@ -41,6 +41,33 @@ static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
 });
 
+/// At least one log line (or structured record) with a source and a time,
+/// and the target named somewhere: in a row, or as another address in the
+/// report ("our server 192.0.2.7 is attacked by …").
+fn has_network_logs(ev: &Evidence) -> bool {
+    let timed: Vec<_> = ev
+        .rows
+        .iter()
+        .filter(|r| {
+            matches!(r.kind, Kind::LogRow | Kind::Feedback)
+                && r.source_ip.is_some()
+                && r.occurred_at.is_some()
+        })
+        .collect();
+    if timed.is_empty() {
+        return false;
+    }
+    let sources: std::collections::BTreeSet<String> = timed
+        .iter()
+        .filter_map(|r| r.source_ip)
+        .map(|ip| ip.to_string())
+        .collect();
+    timed
+        .iter()
+        .any(|r| r.target_ip.is_some() || r.target_port.is_some())
+        || ev.ips().iter().any(|ip| !sources.contains(ip))
+}
+
 pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
     let text = &ev.facts.text;
     let mut out = Vec::new();
@@ -60,13 +87,7 @@ pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
             }
         }
         AbuseType::NetworkActivity => {
-            let feedback_complete = ev.rows.iter().any(|r| {
-                r.kind == Kind::Feedback
-                    && r.source_ip.is_some()
-                    && r.occurred_at.is_some()
-                    && (r.target_port.is_some() || r.target_ip.is_some())
-            });
-            if ev.complete_log_rows() == 0 && !feedback_complete {
+            if !has_network_logs(ev) {
                 out.push("network_logs");
             }
         }

@@ -207,19 +207,6 @@ impl Evidence {
         set.into_iter().map(str::to_owned).collect()
     }
 
-    /// Log rows that name a source, a target and a time.
-    pub fn complete_log_rows(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|r| {
-                r.kind == Kind::LogRow
-                    && r.source_ip.is_some()
-                    && r.occurred_at.is_some()
-                    && (r.target_ip.is_some() || r.target_port.is_some())
-            })
-            .count()
-    }
-
     pub fn count(&self, kind: Kind) -> usize {
         self.rows.iter().filter(|r| r.kind == kind).count()
     }
@@ -240,6 +227,9 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
     }
     forwarded::extract_carried(parsed, received_at, &mut ev);
     let mut all_text = String::new();
+    // A feedback report's human-readable part restates its structured part.
+    let is_feedback_report = parsed.report_type.as_deref() == Some("feedback-report")
+        && ev.formats.contains(&Format::Arf);
     for text in &parsed.texts {
         if text.is_html {
             ev.formats.insert(Format::Html);
@@ -247,6 +237,9 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
         let body = strip_our_quoted_replies(&text.text);
         all_text.push_str(&body);
         all_text.push('\n');
+        if is_feedback_report {
+            continue;
+        }
         let body = forwarded::extract_inline(&body, &text.origin, received_at, &mut ev);
         let body = csv::extract_inline(&body, &text.origin, received_at, &mut ev);
         scan_text(&body, &text.origin, received_at, &mut ev);

@@ -22,7 +22,11 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static DST_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:\bDPT=|\bdport[=: ]\s*|\bdst[ _-]?port[=: ]\s*|\bdestination port[=: ]\s*|\bport\s+|\bPort:\s*|\bto port\s+)(\d{1,5})\b").expect("valid regex")
+    Regex::new(r"(?i)(?:\bDPT=|\bdport[=: ]\s*|\bdst[ _-]?port[=: ]\s*|\bdestination port[=: ]\s*|\bto port\s+)(\d{1,5})\b").expect("valid regex")
+});
+/// `port 22` / `puerto 22` / `porta 22`, wherever no more specific form says which end it is.
+static ANY_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:port|puerto|porta|Port:)\s*(\d{1,5})\b").expect("valid regex")
 });
 static SRC_PORT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -105,16 +109,22 @@ pub fn scan_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
         .captures(line)
         .and_then(|c| c[1].parse().ok())
         .filter(|p| *p > 0);
+    let mut attached = Vec::new();
     for (ip, port) in ports_after_ip {
-        match port {
-            Some(p) if Some(ip) == facts.target_ip && facts.target_port.is_none() => {
-                facts.target_port = Some(p)
-            }
-            Some(p) if Some(ip) == facts.source_ip && facts.source_port.is_none() => {
-                facts.source_port = Some(p)
-            }
-            _ => {}
+        let Some(p) = port else { continue };
+        attached.push(p);
+        if Some(ip) == facts.target_ip && facts.target_port.is_none() {
+            facts.target_port = Some(p);
+        } else if Some(ip) == facts.source_ip && facts.source_port.is_none() {
+            facts.source_port = Some(p);
         }
+    }
+    // A `port N` that belongs to no address is the port that was hit.
+    if facts.target_port.is_none() {
+        facts.target_port = ANY_PORT
+            .captures_iter(line)
+            .filter_map(|c| c[1].parse::<u16>().ok())
+            .find(|p| *p > 0 && !attached.contains(p) && Some(*p) != facts.source_port);
     }
     facts.timestamp = timestamp(line, reference);
     facts.is_log = !facts.ips.is_empty() && (LOG_WORDS.is_match(line) || facts.timestamp.is_some());
@@ -141,6 +151,7 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
             Some((a, p)) => (a, p.parse::<u16>().ok()),
             None => (s, None),
         };
+        let port = port.or_else(|| port_after(&text[m.end()..]));
         if let Some(ip) = parse_ip(addr) {
             out.push((ip, port));
         }
@@ -159,6 +170,7 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
             None => (s.trim_end_matches(']'), None),
         };
         let addr = addr.split('%').next().unwrap_or(addr);
+        let port = port.or_else(|| port_after(&text[m.end()..]));
         if let Ok(ip) = addr.parse::<Ipv6Addr>() {
             if !ip.is_unspecified() && !ip.is_loopback() && ip.to_ipv4_mapped().is_none() {
                 out.push((IpAddr::V6(ip), port));
@@ -166,6 +178,19 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
         }
     }
     out
+}
+
+/// `" port 4000"` right after an address (sshd's `from IP port N`).
+fn port_after(rest: &str) -> Option<u16> {
+    let rest = rest.strip_prefix(' ')?;
+    let digits = rest
+        .strip_prefix("port ")
+        .or_else(|| rest.strip_prefix("porta "))
+        .or_else(|| rest.strip_prefix("puerto "))?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok().filter(|p| *p > 0)
 }
 
 /// Parses an address written plainly or defanged (`192.0.2[.]1`); `None` for
@@ -384,6 +409,22 @@ mod tests {
         // No year in syslog: November is after the January reference, so last year.
         assert_eq!(f.timestamp.as_deref(), Some("2025-11-26T08:01:02Z"));
         assert!(f.is_log);
+    }
+
+    #[test]
+    fn sshd_port_after_the_source_is_the_source_port() {
+        let f = scan_line(
+            "Failed password for root from 192.0.2.5 port 4000 ssh2 on 203.0.113.7 port 22",
+            reference(),
+        );
+        assert_eq!((f.source_port, f.target_port), (Some(4000), Some(22)));
+        let f = scan_line(
+            "Failed password for root from 192.0.2.5 port 4000 ssh2",
+            reference(),
+        );
+        assert_eq!((f.source_port, f.target_port), (Some(4000), None));
+        let f = scan_line("attack from 192.0.2.5 against port 22", reference());
+        assert_eq!((f.source_port, f.target_port), (None, Some(22)));
     }
 
     #[test]

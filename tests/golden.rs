@@ -1,0 +1,145 @@
+//! The fixture corpus: every `fixtures/eml/**/NNN-what.eml` runs through the
+//! whole pipeline (parse → evidence → classify → reply decision), as written
+//! and with CRLF line ends, and must match `NNN-what.json` beside it.
+//!
+//! On a mismatch the actual output is written to `NNN-what.actual.json` and
+//! the test fails naming both files. `UPDATE_GOLDEN=1 cargo test golden`
+//! rewrites the golden files; review the diff before committing.
+
+use abuse_inbox::config::Config;
+use abuse_inbox::model::{Envelope, Origin, RawId, RawMessage};
+use abuse_inbox::pipeline::Pipeline;
+use abuse_inbox::rawmail;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Evidence rows written into a golden file (the count covers all of them).
+const GOLDEN_ROWS: usize = 12;
+
+fn fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            fixtures(&path, out);
+        } else if path.extension().is_some_and(|e| e == "eml") {
+            out.push(path);
+        }
+    }
+}
+
+fn crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 20);
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(*b);
+    }
+    out
+}
+
+/// The report as the golden files hold it: everything but ids and times.
+fn report(pipeline: &Pipeline, bytes: &[u8]) -> Value {
+    let raw = RawMessage {
+        id: RawId(1),
+        envelope: Envelope {
+            origin: Origin::Ingest,
+            peer_ip: None,
+            helo: None,
+            mail_from: rawmail::return_path(bytes),
+            rcpt_to: vec!["abuse@example.com".into()],
+        },
+        received_at: "2026-11-26T12:00:00.000000Z".into(),
+        bytes: bytes.to_vec(),
+    };
+    let d = pipeline.process(&raw);
+    json!({
+        "message_id": d.message_id,
+        "reporter": d.reporter,
+        "subject": d.subject,
+        "abuse_type": d.abuse_type,
+        "subtype": d.subtype,
+        "ips": d.ips,
+        "urls": d.urls,
+        "evidence_rows": d.evidence_rows,
+        "missing": d.missing,
+        "reply": d.reply,
+        "reply_reason": d.reply_reason,
+        "formats": d.formats,
+        "parse_warnings": d.parse_warnings,
+        "reasons": d.reasons,
+        "evidence": d.evidence.iter().take(GOLDEN_ROWS).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn every_fixture_matches_its_golden_file_with_lf_and_crlf() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    let mut files = Vec::new();
+    fixtures(&root, &mut files);
+    files.sort();
+    assert!(
+        files.len() >= 30,
+        "the corpus is missing: {} fixtures under {}",
+        files.len(),
+        root.display()
+    );
+    let pipeline = Pipeline::new(&Config::default()).unwrap();
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let actual = report(&pipeline, &bytes);
+        let golden = file.with_extension("json");
+        let actual_path = file.with_extension("actual.json");
+        let as_crlf = report(&pipeline, &crlf(&bytes));
+        if as_crlf != actual {
+            std::fs::write(
+                &actual_path,
+                serde_json::to_string_pretty(&as_crlf).unwrap() + "\n",
+            )
+            .unwrap();
+            failures.push(format!(
+                "{}: CRLF gives another report, see {}",
+                file.display(),
+                actual_path.display()
+            ));
+            continue;
+        }
+        if update {
+            std::fs::write(
+                &golden,
+                serde_json::to_string_pretty(&actual).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let expected: Value = match std::fs::read_to_string(&golden) {
+            Ok(text) => {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", golden.display()))
+            }
+            Err(_) => Value::Null,
+        };
+        if expected != actual {
+            std::fs::write(
+                &actual_path,
+                serde_json::to_string_pretty(&actual).unwrap() + "\n",
+            )
+            .unwrap();
+            failures.push(format!(
+                "{} differs from {}",
+                actual_path.display(),
+                golden.display()
+            ));
+        } else {
+            let _ = std::fs::remove_file(&actual_path);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+}
