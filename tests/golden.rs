@@ -143,3 +143,97 @@ fn every_fixture_matches_its_golden_file_with_lf_and_crlf() {
         failures.join("\n")
     );
 }
+
+/// A small deterministic generator (xorshift64*): the same mutations every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        match rng.below(6) {
+            0 if !out.is_empty() => {
+                let at = rng.below(out.len());
+                out[at] = rng.next() as u8;
+            }
+            1 => out.truncate(rng.below(out.len() + 1)),
+            2 => {
+                let at = rng.below(out.len() + 1);
+                let junk: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+                out.splice(at..at, junk);
+            }
+            3 if !out.is_empty() => {
+                let from = rng.below(out.len());
+                let to = (from + rng.below(400)).min(out.len());
+                let chunk = out[from..to].to_vec();
+                let at = rng.below(out.len() + 1);
+                out.splice(at..at, chunk);
+            }
+            4 => {
+                // Structure-aware: break MIME and CSV syntax where it hurts.
+                let needles: [&[u8]; 6] = [
+                    b"--",
+                    b"boundary=",
+                    b"\n\n",
+                    b",",
+                    b"Content-Transfer-Encoding: base64",
+                    b"<",
+                ];
+                let needle = needles[rng.below(needles.len())];
+                let at = rng.below(out.len() + 1);
+                out.splice(at..at, needle.iter().copied());
+            }
+            _ => out.reverse(),
+        }
+    }
+    out
+}
+
+/// The whole parse path on hostile input: mutated fixtures and raw noise go
+/// through parse → evidence → classify → reply decision without a panic.
+#[test]
+fn mutated_fixtures_and_noise_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    let mut files = Vec::new();
+    fixtures(&root, &mut files);
+    files.sort();
+    assert!(!files.is_empty());
+    let pipeline = Pipeline::new(&Config::default()).unwrap();
+    // `FUZZ_ROUNDS=2000 cargo test --release mutated` for a long local run.
+    let rounds: usize = std::env::var("FUZZ_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(12);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_0042);
+    let mut rng = Rng(seed);
+    let mut runs = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for _ in 0..rounds {
+            let input = mutate(&mut rng, &bytes);
+            let _ = report(&pipeline, &input);
+            runs += 1;
+        }
+    }
+    for _ in 0..200 {
+        let noise: Vec<u8> = (0..rng.below(4096)).map(|_| rng.next() as u8).collect();
+        let _ = report(&pipeline, &noise);
+        runs += 1;
+    }
+    assert!(runs > 800);
+}

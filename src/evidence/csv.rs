@@ -306,14 +306,17 @@ fn row(
             line.push_str(&format!(" [{name}={v}]"));
         }
     }
-    let facts = text::scan_line(&line, received_at);
-    let occurred_at = get(cols.time)
-        .and_then(|t| {
-            text::parse_iso(t)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .or_else(|| text::timestamp(t, received_at))
-        })
-        .or(facts.timestamp.clone());
+    let column_time = get(cols.time).and_then(|t| {
+        text::parse_iso(t)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .or_else(|| text::timestamp(t, received_at))
+    });
+    // The time column, when there is one, spares a search of the log line.
+    let facts = match column_time {
+        Some(_) => text::scan_addresses(&line),
+        None => text::scan_line(&line, received_at),
+    };
+    let occurred_at = column_time.or(facts.timestamp.clone());
     let port = |i: Option<usize>| {
         get(i)
             .and_then(|p| p.parse::<u16>().ok())

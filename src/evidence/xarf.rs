@@ -48,7 +48,7 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>, ev: &mut Evidence) {
         .attachments
         .iter()
         .filter(|a| {
-            a.content_type.starts_with("text/")
+            (a.content_type.starts_with("text/") && !super::csv::looks_like_csv(a))
                 || matches!(a.extension().as_deref(), Some("txt" | "yaml" | "yml"))
         })
         .map(|a| (super::describe(&a.origin, a.name.as_deref()), a.text()))
@@ -68,8 +68,10 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>, ev: &mut Evidence) {
 
 fn has_yaml_report(text: &str) -> bool {
     text.lines().any(|l| {
-        let l = l.trim_start().to_ascii_lowercase();
-        l.starts_with("report-type:") || l.starts_with("report_type:")
+        let l = l.trim_start().as_bytes();
+        l.len() >= 12
+            && (l[..12].eq_ignore_ascii_case(b"report-type:")
+                || l[..12].eq_ignore_ascii_case(b"report_type:"))
     })
 }
 

@@ -17,6 +17,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Page cache per connection, in KiB (as a negative `cache_size`).
+const CACHE_KIB: i64 = -32 * 1024;
+
 /// Migrations in order; entry `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -160,6 +163,14 @@ impl Db {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Big reports (100,000 evidence rows) stay in memory until COMMIT
+        // instead of spilling to the WAL half-way; the cache grows only on use.
+        conn.pragma_update(None, "cache_size", CACHE_KIB)
+            .map_err(open_err)?;
+        if role == Role::Intake {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(open_err)?;
+        }
         let mut db = Db { conn };
         db.migrate(path)?;
         Ok(db)

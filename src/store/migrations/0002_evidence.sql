@@ -18,4 +18,3 @@ CREATE TABLE evidence (
     origin       TEXT    NOT NULL       -- where in the message it was found
 );
 CREATE INDEX evidence_report ON evidence (report_id);
-CREATE INDEX evidence_source_ip ON evidence (source_ip);

@@ -1,0 +1,141 @@
+//! Pipeline benchmarks (not timed tests): `cargo bench --bench pipeline`.
+//!
+//! - `csv_100k`: one message with a 100,000-row CSV attachment, committed,
+//!   then parsed, extracted, classified and stored (evidence rows included).
+//! - `reprocess_10k`: 10,000 stored messages (the fixture corpus, each copy
+//!   with its own Message-ID) processed again in place, as `reprocess --all` does.
+//!
+//! Each prints one JSON line. Pass `--quick` for a smoke run (CI does not run benches).
+
+use abuse_inbox::config::Config;
+use abuse_inbox::model::{Envelope, Incoming, Origin, RawId, Sender};
+use abuse_inbox::pipeline::Pipeline;
+use abuse_inbox::store::{Db, Role};
+use std::path::Path;
+use std::time::Instant;
+
+fn incoming(bytes: Vec<u8>) -> Incoming {
+    Incoming {
+        envelope: Envelope {
+            origin: Origin::Ingest,
+            peer_ip: None,
+            helo: None,
+            mail_from: Sender::Address("reporter@example.net".into()),
+            rcpt_to: vec!["abuse@example.com".into()],
+        },
+        received_at: abuse_inbox::now_rfc3339(),
+        bytes,
+    }
+}
+
+fn csv_message(rows: usize) -> Vec<u8> {
+    let mut csv = String::with_capacity(rows * 120);
+    for i in 0..rows {
+        let ip = format!("198.51.100.{}", i % 250 + 1);
+        csv.push_str(&format!(
+            "{ip},2026-11-25T{:02}:{:02}:{:02}Z,sshd[{}]: Failed password for root from {ip} port {} ssh2 on 203.0.113.9 port 22\r\n",
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60,
+            1000 + i % 9000,
+            20000 + i % 40000
+        ));
+    }
+    format!(
+        "From: soc@security.example.org\r\nTo: abuse@example.com\r\nSubject: brute force, {rows} rows\r\nMessage-ID: <bench-csv-{rows}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nRows attached.\r\n--b\r\nContent-Type: text/csv; name=\"rows.csv\"\r\n\r\n{csv}--b--\r\n"
+    )
+    .into_bytes()
+}
+
+fn fixture_corpus() -> Vec<Vec<u8>> {
+    fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "eml") {
+                out.push(std::fs::read(p).unwrap());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml"),
+        &mut out,
+    );
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = |name: &str| {
+        !args.iter().any(|a| a.starts_with("--only"))
+            || args.iter().any(|a| a == &format!("--only={name}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&Config::default()).unwrap();
+
+    if only("csv") {
+        csv_100k(quick, &pipeline, dir.path());
+    }
+    if only("reprocess") {
+        reprocess_10k(quick, &pipeline, dir.path());
+    }
+}
+
+fn csv_100k(quick: bool, pipeline: &Pipeline, dir: &Path) {
+    let rows = if quick { 5_000 } else { 100_000 };
+    let path = dir.join("csv.db");
+    let mut db = Db::open(&path, Role::Cli).unwrap();
+    let msg = csv_message(rows);
+    let size = msg.len();
+    let started = Instant::now();
+    let committed = db.commit_raws(&[&incoming(msg)]).unwrap()[0];
+    let raw = db.raw(committed.raw_id).unwrap().unwrap();
+    let ids = pipeline
+        .process_and_store(&mut db, std::slice::from_ref(&raw))
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let report = db.report(ids[0].unwrap()).unwrap().unwrap();
+    assert_eq!(report.evidence_rows as usize, rows);
+    println!(
+        "{{\"bench\":\"csv_{rows}\",\"message_bytes\":{size},\"evidence_rows\":{},\"seconds\":{seconds:.3}}}",
+        report.evidence_rows
+    );
+}
+
+fn reprocess_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
+    let count = if quick { 500 } else { 10_000 };
+    let corpus = fixture_corpus();
+    let path = dir.join("reprocess.db");
+    let mut db = Db::open(&path, Role::Cli).unwrap();
+    let messages: Vec<Incoming> = (0..count)
+        .map(|i| {
+            let base = &corpus[i % corpus.len()];
+            let mut bytes = format!("X-Bench-Copy: {i}\r\n").into_bytes();
+            bytes.extend_from_slice(base);
+            // A distinct body too, so the dedup key differs.
+            bytes.extend_from_slice(format!("\r\ncopy {i}\r\n").as_bytes());
+            incoming(bytes)
+        })
+        .collect();
+    for chunk in messages.chunks(500) {
+        let refs: Vec<&Incoming> = chunk.iter().collect();
+        db.commit_raws(&refs).unwrap();
+    }
+    let mut after = RawId(0);
+    let started = Instant::now();
+    let mut done = 0;
+    loop {
+        let batch = db.raws_after(after, None, 256).unwrap();
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        done += pipeline.process_and_store(&mut db, &batch).unwrap().len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"bench\":\"reprocess_{count}\",\"messages\":{done},\"seconds\":{seconds:.3},\"messages_per_second\":{:.0}}}",
+        done as f64 / seconds
+    );
+}
