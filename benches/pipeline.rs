@@ -82,6 +82,42 @@ fn main() {
     if only("reprocess") {
         reprocess_10k(quick, &pipeline, dir.path());
     }
+    if only("stages") {
+        stages(quick, &pipeline);
+    }
+}
+
+/// Time per stage for the load generator's 6 KB report (`benches/data/load-6k.eml`,
+/// written by `../shared/bench/smtp_load.py`'s message builder): what the worker
+/// spends on each message the SMTP benchmark sends.
+fn stages(quick: bool, pipeline: &Pipeline) {
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/load-6k.eml"))
+            .unwrap();
+    let rounds = if quick { 200 } else { 5_000 };
+    let rules = Config::default().rules().unwrap();
+    let (mut parse, mut extract, mut classify) = (0.0, 0.0, 0.0);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let parsed = abuse_inbox::parse::parse(&bytes);
+        parse += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let ev = abuse_inbox::evidence::extract(&parsed, chrono::Utc::now());
+        extract += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let c = abuse_inbox::classify::classify(&ev, parsed.subject.as_deref(), &rules);
+        classify += t.elapsed().as_secs_f64();
+        assert_eq!(c.abuse_type, abuse_inbox::model::AbuseType::NetworkActivity);
+    }
+    let us = |s: f64| s * 1e6 / rounds as f64;
+    let _ = pipeline;
+    println!(
+        "{{\"bench\":\"stages_6k\",\"bytes\":{},\"parse_us\":{:.0},\"extract_us\":{:.0},\"classify_us\":{:.0}}}",
+        bytes.len(),
+        us(parse),
+        us(extract),
+        us(classify)
+    );
 }
 
 fn csv_100k(quick: bool, pipeline: &Pipeline, dir: &Path) {

@@ -219,7 +219,7 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
             tracing::info!("shutdown requested");
             shutdown.cancel();
         });
-        server.wait().await;
+        server.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -12,10 +12,17 @@ use crate::evidence;
 use crate::model::{RawMessage, ReportDraft, ReportId, Sender};
 use crate::parse;
 use crate::reply;
-use crate::store::{self, Db};
+use crate::store::{self, Outcome, ReportSink};
 use chrono::{DateTime, Utc};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tracing::{error, info};
+
+/// Evidence rows written per transaction (more only when one report has more).
+const ROWS_PER_TRANSACTION: usize = 128;
+
+fn evidence_rows(outcome: &Outcome) -> usize {
+    outcome.result.as_ref().map_or(0, |d| d.evidence.len() + 1)
+}
 
 /// The compiled configuration the stages need.
 #[derive(Clone)]
@@ -79,52 +86,105 @@ impl Pipeline {
         }
     }
 
-    /// Processes `raws` and stores the outcomes; returns the report id of each
-    /// (`None` where processing failed and the raw row was marked `failed`).
+    /// Processes `raws` and stores the outcomes through `sink`; returns the
+    /// report id of each (`None` where processing failed and the raw row was
+    /// marked `failed`).
     ///
     /// # Errors
-    /// Only storage errors; then nothing of the batch was stored and the raw
-    /// messages stay pending.
+    /// Only storage errors; then the raw messages of the failed transaction
+    /// stay pending (earlier transactions of the batch are kept).
     pub fn process_and_store(
         &self,
-        db: &mut Db,
+        sink: &mut impl ReportSink,
         raws: &[RawMessage],
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
-        let outcomes: Vec<_> = raws
+        let mut outcomes: Vec<Outcome> = raws
             .iter()
-            .map(|raw| {
-                let outcome =
-                    catch_unwind(AssertUnwindSafe(|| self.process(raw))).map_err(|panic| {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        error!(raw_id = raw.id.0, panic = %what, "pipeline failed");
-                        format!("pipeline panicked: {what}")
-                    });
-                (raw, outcome)
+            .map(|raw| Outcome {
+                raw_id: raw.id,
+                received_at: raw.received_at.clone(),
+                result: catch_unwind(AssertUnwindSafe(|| self.process(raw))).map_err(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    error!(raw_id = raw.id.0, panic = %what, "pipeline failed");
+                    format!("pipeline panicked: {what}")
+                }),
             })
             .collect();
-        let ids = db.save_outcomes(&outcomes, &crate::now_rfc3339())?;
-        for ((raw, outcome), id) in outcomes.iter().zip(&ids) {
-            if let (Ok(d), Some(id)) = (outcome, id) {
-                info!(
-                    report_id = id.0,
-                    raw_id = raw.id.0,
-                    message_id = d.message_id.as_deref().unwrap_or(""),
-                    abuse_type = d.abuse_type.as_str(),
-                    subtype = d.subtype.map_or("", |s| s.as_str()),
-                    reporter = d.reporter.as_deref().unwrap_or(""),
-                    ips = d.ips.len(),
-                    urls = d.urls.len(),
-                    rows = d.evidence_rows,
-                    missing = %d.missing.join(","),
-                    reply = d.reply.as_str(),
-                    "report stored"
-                );
+        let summaries: Vec<Option<Summary>> = outcomes.iter().map(Summary::of).collect();
+        // One writer serves SMTP intake too: keep each transaction short by
+        // cutting the batch at a number of evidence rows (a report is never split).
+        let processed_at = crate::now_rfc3339();
+        let mut ids = Vec::with_capacity(outcomes.len());
+        while !outcomes.is_empty() {
+            let mut take = 0;
+            let mut rows = 0;
+            while take < outcomes.len()
+                && (take == 0 || rows + evidence_rows(&outcomes[take]) <= ROWS_PER_TRANSACTION)
+            {
+                rows += evidence_rows(&outcomes[take]);
+                take += 1;
+            }
+            let rest = outcomes.split_off(take);
+            ids.extend(sink.save(std::mem::replace(&mut outcomes, rest), &processed_at)?);
+        }
+        for (summary, id) in summaries.iter().zip(&ids) {
+            if let (Some(s), Some(id)) = (summary, id) {
+                s.log(*id);
             }
         }
         Ok(ids)
+    }
+}
+
+/// What the INFO line of a stored report says.
+struct Summary {
+    raw_id: i64,
+    message_id: String,
+    abuse_type: &'static str,
+    subtype: &'static str,
+    reporter: String,
+    ips: usize,
+    urls: usize,
+    rows: u64,
+    missing: String,
+    reply: &'static str,
+}
+
+impl Summary {
+    fn of(outcome: &Outcome) -> Option<Summary> {
+        let d = outcome.result.as_ref().ok()?;
+        Some(Summary {
+            raw_id: outcome.raw_id.0,
+            message_id: d.message_id.clone().unwrap_or_default(),
+            abuse_type: d.abuse_type.as_str(),
+            subtype: d.subtype.map_or("", |s| s.as_str()),
+            reporter: d.reporter.clone().unwrap_or_default(),
+            ips: d.ips.len(),
+            urls: d.urls.len(),
+            rows: d.evidence_rows,
+            missing: d.missing.join(","),
+            reply: d.reply.as_str(),
+        })
+    }
+
+    fn log(&self, id: ReportId) {
+        info!(
+            report_id = id.0,
+            raw_id = self.raw_id,
+            message_id = %self.message_id,
+            abuse_type = self.abuse_type,
+            subtype = self.subtype,
+            reporter = %self.reporter,
+            ips = self.ips,
+            urls = self.urls,
+            rows = self.rows,
+            missing = %self.missing,
+            reply = self.reply,
+            "report stored"
+        );
     }
 }

@@ -28,6 +28,8 @@ pub enum Error {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("the commit writer failed; see the log")]
+    WriterFailed,
     #[error("invalid classification rules: {}", .0.join("; "))]
     Rules(Vec<String>),
 }
@@ -37,7 +39,7 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
     listener: tokio::task::JoinHandle<()>,
-    writer: std::thread::JoinHandle<()>,
+    writer: std::thread::JoinHandle<bool>,
     worker: Worker,
 }
 
@@ -67,12 +69,17 @@ impl Server {
             addr: config.smtp.listen.clone(),
             source,
         })?;
-        let (queue, writer) =
-            CommitQueue::start(intake_db, config.store.max_commit_batch).map_err(Error::Thread)?;
-        let pipeline = Pipeline::new(&config).map_err(Error::Rules)?;
-        let worker = Worker::start(worker_db, pipeline).map_err(Error::Thread)?;
-        let ctx = Arc::new(Context::new(config.clone(), queue, worker.signal()));
         let shutdown = CancellationToken::new();
+        let on_failure = {
+            let shutdown = shutdown.clone();
+            move || shutdown.cancel()
+        };
+        let (queue, writer) =
+            CommitQueue::start(intake_db, config.store.max_commit_batch, on_failure)
+                .map_err(Error::Thread)?;
+        let pipeline = Pipeline::new(&config).map_err(Error::Rules)?;
+        let worker = Worker::start(worker_db, queue.clone(), pipeline).map_err(Error::Thread)?;
+        let ctx = Arc::new(Context::new(config.clone(), queue, worker.signal()));
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         info!(listen = %addr, db = %config.store.path.display(), "listening");
         Ok(Server {
@@ -96,30 +103,45 @@ impl Server {
 
     /// Stops accepting, lets sessions finish within the grace period, drains
     /// the commit queue and stops the worker.
-    pub async fn shutdown(self) {
+    ///
+    /// # Errors
+    /// As [`Server::wait`].
+    pub async fn shutdown(self) -> Result<(), Error> {
         self.shutdown.cancel();
-        self.wait().await;
+        self.wait().await
     }
 
     /// Waits until the shutdown token is cancelled and everything has stopped.
-    pub async fn wait(self) {
+    ///
+    /// # Errors
+    /// [`Error::WriterFailed`] when the commit writer died (the daemon then
+    /// stopped on its own, and should exit non-zero so systemd restarts it).
+    pub async fn wait(self) -> Result<(), Error> {
         if self.listener.await.is_err() {
             warn!("listener task panicked");
         }
-        // Every session is gone, and with them every handle to the queue:
-        // the writer drains what is left and ends.
+        // Every session is gone. The worker finishes its batch (through the
+        // writer) and drops the last handle to the queue; then the writer
+        // drains what is left and ends.
         let writer = self.writer;
         let worker = self.worker;
         let joined = tokio::task::spawn_blocking(move || {
-            let _ = writer.join();
             worker.stop();
+            writer.join().unwrap_or(false)
         });
-        if tokio::time::timeout(Duration::from_secs(30), joined)
-            .await
-            .is_err()
-        {
-            warn!("writer or worker still busy at exit");
-        }
+        let writer_ok = match tokio::time::timeout(Duration::from_secs(30), joined).await {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                warn!("writer or worker still busy at exit");
+                true
+            }
+        };
         info!("stopped");
+        if writer_ok {
+            Ok(())
+        } else {
+            Err(Error::WriterFailed)
+        }
     }
 }

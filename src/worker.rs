@@ -6,18 +6,20 @@
 //! its own thread with its own connection, so SQLite never blocks the SMTP side.
 
 use crate::pipeline::Pipeline;
-use crate::store::Db;
+use crate::store::{CommitQueue, Db};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, error};
 
 /// Raw messages processed per transaction.
 const BATCH: usize = 64;
 /// How often the worker looks for work nobody rang for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the worker checkpoints while there is work.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 /// Pause after a storage error before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -46,14 +48,15 @@ impl Worker {
     ///
     /// # Errors
     /// The OS refuses to start a thread.
-    pub fn start(db: Db, pipeline: Pipeline) -> std::io::Result<Worker> {
+    /// Reads with `db`, stores through `sink` (the single writer).
+    pub fn start(db: Db, sink: CommitQueue, pipeline: Pipeline) -> std::io::Result<Worker> {
         let (tx, rx) = sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || run(db, &pipeline, rx, &stop))?
+                .spawn(move || run(db, sink, &pipeline, rx, &stop))?
         };
         Ok(Worker {
             signal: WorkSignal { tx },
@@ -89,8 +92,15 @@ fn lower_priority() {
     }
 }
 
-fn run(mut db: Db, pipeline: &Pipeline, rx: Receiver<()>, stop: &AtomicBool) {
+fn run(
+    mut db: Db,
+    mut sink: CommitQueue,
+    pipeline: &Pipeline,
+    rx: Receiver<()>,
+    stop: &AtomicBool,
+) {
     lower_priority();
+    let mut checkpointed = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let batch = match db.unprocessed(BATCH) {
             Ok(batch) => batch,
@@ -100,6 +110,14 @@ fn run(mut db: Db, pipeline: &Pipeline, rx: Receiver<()>, stop: &AtomicBool) {
                 continue;
             }
         };
+        if checkpointed.elapsed() >= CHECKPOINT_INTERVAL {
+            // Copies the WAL into the database alongside the writer (PASSIVE
+            // never blocks it), so the writer's own checkpoint finds little left.
+            if let Err(error) = db.checkpoint() {
+                error!(%error, "checkpoint failed");
+            }
+            checkpointed = Instant::now();
+        }
         if batch.is_empty() {
             match rx.recv_timeout(SWEEP_INTERVAL) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
@@ -107,7 +125,7 @@ fn run(mut db: Db, pipeline: &Pipeline, rx: Receiver<()>, stop: &AtomicBool) {
             }
         }
         debug!(batch = batch.len(), "processing");
-        if let Err(error) = pipeline.process_and_store(&mut db, &batch) {
+        if let Err(error) = pipeline.process_and_store(&mut sink, &batch) {
             error!(%error, "storing reports failed");
             std::thread::sleep(ERROR_BACKOFF);
         }

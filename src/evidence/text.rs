@@ -35,7 +35,7 @@ static SRC_PORT: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 static SRC_DST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(SRC|DST|saddr|daddr|src_ip|dst_ip)=(\S+)").expect("valid regex")
+    Regex::new(r"(?i)\b(?:SRC|DST|saddr|daddr|src_ip|dst_ip)=\S+").expect("valid regex")
 });
 static ISO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?").expect("valid regex")
@@ -95,11 +95,16 @@ pub fn scan_addresses(line: &str) -> LineFacts {
     // a regex that cannot match is still a scan of the line (100,000 CSV rows).
     let has_equals = line.contains('=');
     let has_port = contains_ignore_case(line, b"port") || contains_ignore_case(line, b"puerto");
-    for cap in SRC_DST.captures_iter(if has_equals { line } else { "" }) {
-        let Some(ip) = parse_ip(cap[2].trim_end_matches([',', ';'])) else {
+    // `find` runs on the DFA; capture groups would need the slower engines,
+    // so the parts are split out of the match by hand.
+    for m in SRC_DST.find_iter(if has_equals { line } else { "" }) {
+        let Some((key, value)) = m.as_str().split_once('=') else {
             continue;
         };
-        if cap[1].to_ascii_lowercase().starts_with('s') {
+        let Some(ip) = parse_ip(value.trim_end_matches([',', ';'])) else {
+            continue;
+        };
+        if key.starts_with(['s', 'S']) {
             facts.source_ip.get_or_insert(ip);
         } else {
             facts.target_ip.get_or_insert(ip);
@@ -115,14 +120,13 @@ pub fn scan_addresses(line: &str) -> LineFacts {
             .copied()
             .find(|ip| Some(*ip) != facts.source_ip);
     }
+    let port_text = if has_equals || has_port { line } else { "" };
     facts.target_port = DST_PORT
-        .captures(if has_equals || has_port { line } else { "" })
-        .and_then(|c| c[1].parse().ok())
-        .filter(|p| *p > 0);
+        .find(port_text)
+        .and_then(|m| trailing_port(m.as_str()));
     facts.source_port = SRC_PORT
-        .captures(if has_equals || has_port { line } else { "" })
-        .and_then(|c| c[1].parse().ok())
-        .filter(|p| *p > 0);
+        .find(port_text)
+        .and_then(|m| trailing_port(m.as_str()));
     let mut attached = Vec::new();
     for (ip, port) in ports_after_ip {
         let Some(p) = port else { continue };
@@ -136,8 +140,8 @@ pub fn scan_addresses(line: &str) -> LineFacts {
     // A `port N` that belongs to no address is the port that was hit.
     if facts.target_port.is_none() && has_port {
         facts.target_port = ANY_PORT
-            .captures_iter(line)
-            .filter_map(|c| c[1].parse::<u16>().ok())
+            .find_iter(line)
+            .filter_map(|m| trailing_port(m.as_str()))
             .find(|p| *p > 0 && !attached.contains(p) && Some(*p) != facts.source_port);
     }
     facts
@@ -196,6 +200,15 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
         }
     }
     out
+}
+
+/// The number a port match ends with (`DPT=22` → 22); `None` for 0 or junk.
+fn trailing_port(matched: &str) -> Option<u16> {
+    let digits = matched.trim_end_matches(|c: char| !c.is_ascii_digit());
+    let start = digits
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    digits[start..].parse().ok().filter(|p| *p > 0)
 }
 
 /// ASCII-case-insensitive substring test without allocating.

@@ -10,12 +10,15 @@ mod raw;
 mod reports;
 mod writer;
 
-pub use reports::{ListFilter, Stats};
+pub use reports::{ListFilter, Outcome, ReportSink, Stats};
 pub use writer::CommitQueue;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Largest WAL file kept on disk between bursts.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Page cache per connection, in KiB (as a negative `cache_size`).
 const CACHE_KIB: i64 = -32 * 1024;
@@ -100,14 +103,12 @@ impl Error {
 /// What a connection is for, which decides how hard its commits push to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The group-commit writer: `synchronous=FULL` (a commit is on disk when it
-    /// returns) and no automatic checkpoint, which would sit on the path to a 250.
+    /// The single writer: `synchronous=FULL` (a commit is on disk when it
+    /// returns; reports are written with NORMAL, see `writer`) and no automatic
+    /// checkpoint, which would sit on the path to a 250.
     Intake,
-    /// The pipeline worker: `synchronous=NORMAL`. In WAL mode the database stays
-    /// consistent, but the last commits may roll back on power loss. It only
-    /// writes rows derivable from raw messages (reports): the next intake commit
-    /// syncs them too, and a raw message still marked `received` is processed
-    /// again at start-up. Its commits run the WAL checkpoints.
+    /// The pipeline worker's reading connection (its reports are written by
+    /// the single writer, see `writer`).
     Pipeline,
     /// One-shot commands (`ingest`, `reports`): `synchronous=FULL`.
     Cli,
@@ -164,16 +165,32 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         // Big reports (100,000 evidence rows) stay in memory until COMMIT
-        // instead of spilling to the WAL half-way; the cache grows only on use.
-        conn.pragma_update(None, "cache_size", CACHE_KIB)
-            .map_err(open_err)?;
+        // instead of spilling to the WAL half-way; the cache grows only on
+        // use. The worker's connection only reads and keeps SQLite's default.
+        if role != Role::Pipeline {
+            conn.pragma_update(None, "cache_size", CACHE_KIB)
+                .map_err(open_err)?;
+        }
         if role == Role::Intake {
             conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(open_err)?;
         }
+        // After a burst the WAL file is cut back to this size once it restarts.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
+            .map_err(open_err)?;
         let mut db = Db { conn };
         db.migrate(path)?;
         Ok(db)
+    }
+
+    /// Copies committed WAL pages into the database file without blocking the
+    /// writer (`PRAGMA wal_checkpoint(PASSIVE)`); SQLite starts the WAL over
+    /// once everything in it has been copied. The single writer never
+    /// checkpoints (it would sit on the path to a 250): the worker does.
+    pub fn checkpoint(&mut self) -> Result<(), Error> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// The schema version this database is at.

@@ -3,11 +3,46 @@
 use super::{json_list, parse_json_list, Db, Error};
 use crate::evidence::{Kind, Row};
 use crate::model::{
-    AbuseType, NetworkSubtype, RawId, RawMessage, ReplyDecision, Report, ReportDraft, ReportId,
+    AbuseType, NetworkSubtype, RawId, ReplyDecision, Report, ReportDraft, ReportId,
 };
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// What processing made of one raw message, ready to store.
+#[derive(Debug)]
+pub struct Outcome {
+    pub raw_id: RawId,
+    /// The raw message's arrival time, copied onto the report.
+    pub received_at: String,
+    /// The report, or why processing failed.
+    pub result: Result<ReportDraft, String>,
+}
+
+/// Where processed reports go: the database directly (one-shot commands) or
+/// the daemon's single writer thread.
+pub trait ReportSink {
+    /// Stores `outcomes` in one transaction; the report id of each, `None`
+    /// for a failure.
+    ///
+    /// # Errors
+    /// Storage errors; then nothing of the batch was stored.
+    fn save(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        processed_at: &str,
+    ) -> Result<Vec<Option<ReportId>>, Error>;
+}
+
+impl ReportSink for Db {
+    fn save(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        processed_at: &str,
+    ) -> Result<Vec<Option<ReportId>>, Error> {
+        self.save_outcomes(&outcomes, processed_at)
+    }
+}
 
 /// Which reports `reports list` wants.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +64,19 @@ pub struct Stats {
 }
 
 impl Db {
+    /// [`Db::save_outcomes`] with `synchronous=NORMAL` for the transaction:
+    /// how the single writer stores reports on its FULL connection.
+    pub(super) fn save_reports(
+        &mut self,
+        outcomes: &[Outcome],
+        processed_at: &str,
+    ) -> Result<Vec<Option<ReportId>>, Error> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self.save_outcomes(outcomes, processed_at);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
     /// Stores the outcome of processing each raw message, in one transaction:
     /// a report (inserted, or replaced in place when the message is processed
     /// again) and `processed`, or `failed` with the error text.
@@ -37,7 +85,7 @@ impl Db {
     /// Any SQLite failure; then nothing was written.
     pub fn save_outcomes(
         &mut self,
-        outcomes: &[(&RawMessage, Result<ReportDraft, String>)],
+        outcomes: &[Outcome],
         processed_at: &str,
     ) -> Result<Vec<Option<ReportId>>, Error> {
         let tx = self
@@ -68,14 +116,19 @@ impl Db {
                      occurred_at, url, line, origin)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            for (raw, outcome) in outcomes {
+            for Outcome {
+                raw_id,
+                received_at,
+                result: outcome,
+            } in outcomes
+            {
                 match outcome {
                     Ok(d) => {
                         let id: i64 = upsert.query_row(
                             params![
-                                raw.id.0,
+                                raw_id.0,
                                 d.message_id,
-                                raw.received_at,
+                                received_at,
                                 d.reporter,
                                 d.subject,
                                 d.abuse_type.as_str(),
@@ -108,11 +161,11 @@ impl Db {
                                 row.origin,
                             ])?;
                         }
-                        mark.execute(params![raw.id.0, "processed", None::<String>])?;
+                        mark.execute(params![raw_id.0, "processed", None::<String>])?;
                         ids.push(Some(ReportId(id)));
                     }
                     Err(error) => {
-                        mark.execute(params![raw.id.0, "failed", error])?;
+                        mark.execute(params![raw_id.0, "failed", error])?;
                         ids.push(None);
                     }
                 }

@@ -1,22 +1,39 @@
-//! Group commit: one writer thread, many waiting sessions per transaction.
+//! The single writer: group commit for intake, and report storage in between.
 //!
-//! In: [`Incoming`] messages from SMTP sessions. Out: each caller's own
-//! [`Committed`] (or error), sent only after the transaction holding its
-//! message has committed. While one transaction is being synced, new requests
-//! queue up and the next transaction carries all of them, so throughput grows
-//! with concurrency while every acknowledgement still waits for its own commit.
+//! In: [`Incoming`] messages from SMTP sessions, and processed [`Outcome`]s
+//! from the pipeline worker. Out: each caller's own result, sent only after
+//! the transaction holding its data has committed.
+//!
+//! Raw messages come first: every pending one is committed in one
+//! transaction (`synchronous=FULL`) before the next batch of reports is
+//! stored, so a 250 never waits behind report writing for more than one
+//! short transaction. While a transaction is being synced new requests queue
+//! up, and the next transaction carries all of them: throughput grows with
+//! concurrency while every acknowledgement still waits for its own commit.
+//! Reports are stored with `synchronous=NORMAL` (see [`super::Role`]): they
+//! can be derived again from the raw messages, and the next raw commit syncs
+//! them too. One writer means no lock waits between connections.
 
-use super::{Db, Error};
-use crate::model::{Committed, Incoming};
+use super::{Db, Error, Outcome, ReportSink};
+use crate::model::{Committed, Incoming, ReportId};
+use std::collections::VecDeque;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests waiting for the writer; a full queue makes sessions wait (backpressure).
 const QUEUE_DEPTH: usize = 1024;
 
-struct Request {
-    incoming: Incoming,
-    done: oneshot::Sender<Result<Committed, Error>>,
+enum Request {
+    Raw {
+        incoming: Incoming,
+        done: oneshot::Sender<Result<Committed, Error>>,
+    },
+    Reports {
+        outcomes: Vec<Outcome>,
+        processed_at: String,
+        done: oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+    },
 }
 
 /// Handle to the writer thread. Cloning is cheap; the thread ends when every
@@ -31,11 +48,26 @@ impl CommitQueue {
     ///
     /// # Errors
     /// The OS refuses to start a thread.
-    pub fn start(db: Db, max_batch: usize) -> std::io::Result<(CommitQueue, JoinHandle<()>)> {
+    /// If the thread dies (a bug), `on_failure` runs, so the daemon can stop
+    /// instead of answering 451 forever; the thread's result is then `false`.
+    pub fn start(
+        db: Db,
+        max_batch: usize,
+        on_failure: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<(CommitQueue, JoinHandle<bool>)> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let handle = std::thread::Builder::new()
             .name("commit-writer".into())
-            .spawn(move || run(db, rx, max_batch.max(1)))?;
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(db, rx, max_batch.max(1))
+                }));
+                if ran.is_err() {
+                    tracing::error!("commit writer failed; stopping");
+                    on_failure();
+                }
+                ran.is_ok()
+            })?;
         Ok((CommitQueue { tx }, handle))
     }
 
@@ -46,47 +78,180 @@ impl CommitQueue {
     pub async fn commit(&self, incoming: Incoming) -> Result<Committed, Error> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request { incoming, done })
+            .send(Request::Raw { incoming, done })
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
     }
 }
 
+/// The pipeline worker (a plain thread) stores its reports through the writer.
+impl ReportSink for CommitQueue {
+    fn save(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        processed_at: &str,
+    ) -> Result<Vec<Option<ReportId>>, Error> {
+        let (done, wait) = oneshot::channel();
+        let request = Request::Reports {
+            outcomes,
+            processed_at: processed_at.to_owned(),
+            done,
+        };
+        self.tx.blocking_send(request).map_err(|_| Error::Closed)?;
+        wait.blocking_recv().map_err(|_| Error::Closed)?
+    }
+}
+
+/// Checkpoint when no request came for this long.
+const IDLE_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
+/// Checkpoint even under load once this much has been written since the last
+/// one, so the WAL stays bounded (SQLite starts it over after a checkpoint).
+/// A checkpoint stalls commits for tens of milliseconds, so under load the
+/// worker's concurrent PASSIVE checkpoints do the copying and the writer
+/// waits for a quiet moment; this cap only matters under endless load.
+const FORCED_CHECKPOINT_BYTES: usize = 128 * 1024 * 1024;
+
 fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
-    let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+    let mut raws: Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)> =
+        Vec::with_capacity(max_batch);
+    let mut reports = VecDeque::new();
+    let mut open = true;
+    // Bytes written since the last checkpoint (an estimate: payloads, not pages).
+    let mut written = 0usize;
+    // Only for timed waits on the queue; nothing async runs here.
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "commit writer cannot start its timer");
+            return;
+        }
+    };
+    while open || !reports.is_empty() {
+        let is_idle = raws.is_empty() && reports.is_empty() && rx.is_empty();
+        let mut is_quiet = false;
+        if is_idle && written > 0 {
+            // Nothing to do: wait a little, and checkpoint if nothing comes.
+            match clock
+                .block_on(async { tokio::time::timeout(IDLE_CHECKPOINT_AFTER, rx.recv()).await })
+            {
+                Ok(Some(request)) => sort(request, &mut raws, &mut reports),
+                Ok(None) => open = false,
+                Err(_elapsed) => is_quiet = true,
             }
         }
-        let messages: Vec<&Incoming> = batch.iter().map(|r| &r.incoming).collect();
-        let started = std::time::Instant::now();
-        let result = db.commit_raws(&messages);
-        tracing::trace!(
-            batch = batch.len(),
-            micros = started.elapsed().as_micros() as u64,
-            "group commit"
-        );
-        match result {
-            Ok(committed) => {
-                for (req, c) in batch.drain(..).zip(committed) {
-                    let _ = req.done.send(Ok(c)); // the session may have gone: nothing to tell
+        if written > 0 && (is_quiet || written >= FORCED_CHECKPOINT_BYTES) {
+            // The writer checkpoints itself: with no other writer the WAL is
+            // copied completely, and the next transaction starts it over.
+            let started = Instant::now();
+            let result = db.checkpoint();
+            tracing::debug!(micros = started.elapsed().as_micros() as u64, "checkpoint");
+            if let Err(error) = result {
+                tracing::error!(%error, "checkpoint failed");
+            }
+            written = 0;
+            continue;
+        }
+        // Take everything already queued; wait only when there is nothing to do.
+        if raws.is_empty() && reports.is_empty() && open {
+            match clock.block_on(rx.recv()) {
+                Some(request) => sort(request, &mut raws, &mut reports),
+                None => open = false,
+            }
+        }
+        while raws.len() < max_batch {
+            match rx.try_recv() {
+                Ok(request) => sort(request, &mut raws, &mut reports),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
             }
-            Err(error) => {
-                tracing::error!(%error, batch = batch.len(), "group commit failed");
-                let is_storage_full = error.is_storage_full();
-                for req in batch.drain(..) {
-                    let detail = error.to_string();
-                    let _ = req.done.send(Err(Error::Commit {
-                        detail,
-                        is_storage_full,
-                    }));
-                }
+        }
+        if !raws.is_empty() {
+            written += raws
+                .iter()
+                .map(|(incoming, _)| incoming.bytes.len() + 512)
+                .sum::<usize>();
+            commit_raws(&mut db, &mut raws);
+        } else if let Some((outcomes, processed_at, done)) = reports.pop_front() {
+            written += outcomes
+                .iter()
+                .map(|o| {
+                    o.result
+                        .as_ref()
+                        .map_or(64, |d| 512 + d.evidence.len() * 160)
+                })
+                .sum::<usize>();
+            let started = Instant::now();
+            let result = db.save_reports(&outcomes, &processed_at);
+            tracing::trace!(
+                reports = outcomes.len(),
+                micros = started.elapsed().as_micros() as u64,
+                "reports stored"
+            );
+            let _ = done.send(result); // the worker may be stopping: nothing to tell
+        }
+    }
+    if written > 0 {
+        if let Err(error) = db.checkpoint() {
+            tracing::error!(%error, "checkpoint failed");
+        }
+    }
+}
+
+type ReportRequest = (
+    Vec<Outcome>,
+    String,
+    oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+);
+
+fn sort(
+    request: Request,
+    raws: &mut Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)>,
+    reports: &mut VecDeque<ReportRequest>,
+) {
+    match request {
+        Request::Raw { incoming, done } => raws.push((incoming, done)),
+        Request::Reports {
+            outcomes,
+            processed_at,
+            done,
+        } => reports.push_back((outcomes, processed_at, done)),
+    }
+}
+
+fn commit_raws(
+    db: &mut Db,
+    batch: &mut Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)>,
+) {
+    let started = std::time::Instant::now();
+    let messages: Vec<&Incoming> = batch.iter().map(|(incoming, _)| incoming).collect();
+    let result = db.commit_raws(&messages);
+    tracing::trace!(
+        batch = batch.len(),
+        micros = started.elapsed().as_micros() as u64,
+        "group commit"
+    );
+    match result {
+        Ok(committed) => {
+            for ((_, done), c) in batch.drain(..).zip(committed) {
+                let _ = done.send(Ok(c)); // the session may have gone: nothing to tell
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, batch = batch.len(), "group commit failed");
+            let is_storage_full = error.is_storage_full();
+            for (_, done) in batch.drain(..) {
+                let detail = error.to_string();
+                let _ = done.send(Err(Error::Commit {
+                    detail,
+                    is_storage_full,
+                }));
             }
         }
     }

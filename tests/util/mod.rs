@@ -44,7 +44,7 @@ impl TestServer {
     }
 
     pub async fn stop(self) -> tempfile::TempDir {
-        self.server.shutdown().await;
+        self.server.shutdown().await.expect("clean shutdown");
         self.dir
     }
 }
