@@ -275,11 +275,6 @@ impl Config {
             "log.level",
             "is not a valid tracing filter",
         );
-        if let Err(rule_problems) = self.rules() {
-            for p in rule_problems {
-                problems.push(format!("classify.rules_file: {p}"));
-            }
-        }
         problems
     }
 

@@ -35,8 +35,14 @@ impl Pipeline {
     /// # Errors
     /// The configured rules file cannot be read or compiled.
     pub fn new(config: &Config) -> Result<Pipeline, Vec<String>> {
+        let rules = config.rules().map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| format!("classify.rules_file: {p}"))
+                .collect::<Vec<_>>()
+        })?;
         Ok(Pipeline {
-            rules: config.rules()?,
+            rules,
             reply: config.reply.clone(),
         })
     }

@@ -286,11 +286,7 @@ fn rule_reasons(text: &str, rules: &Rules, factor: u32, place: &str) -> Vec<Reas
     rules
         .matches(text)
         .map(|rule| {
-            let matched = rule
-                .regex
-                .find(text)
-                .map(|m| m.as_str().chars().take(40).collect::<String>())
-                .unwrap_or_default();
+            let matched = rule.matched(text).unwrap_or_default();
             Reason {
                 abuse_type: rule.abuse_type,
                 subtype: rule.subtype,

@@ -3,6 +3,7 @@
 use crate::model::{AbuseType, NetworkSubtype};
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
+use std::sync::OnceLock;
 
 /// The rules shipped in the binary; identical to `config/rules.toml`.
 pub const DEFAULT_RULES: &str = include_str!("../../config/rules.toml");
@@ -31,14 +32,35 @@ pub struct Rule {
     pub abuse_type: AbuseType,
     pub subtype: Option<NetworkSubtype>,
     pub weight: u32,
-    /// The rule's own regex, to quote what matched in the explanation.
-    pub regex: Regex,
+    pattern: String,
+    /// The rule's own regex, compiled the first time the rule matches (to
+    /// quote what matched); most rules never do, and each costs memory.
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl Rule {
+    /// The text this rule matched in `text`, at most 40 characters.
+    pub fn matched<'t>(&self, text: &'t str) -> Option<&'t str> {
+        let regex = self
+            .regex
+            .get_or_init(|| Regex::new(&self.pattern).ok())
+            .as_ref()?;
+        let m = regex.find(text)?;
+        let end = m
+            .as_str()
+            .char_indices()
+            .nth(40)
+            .map_or(m.end(), |(i, _)| m.start() + i);
+        Some(&text[m.start()..end])
+    }
 }
 
 /// Compiled rules.
 #[derive(Debug, Clone)]
 pub struct Rules {
-    set: RegexSet,
+    patterns: Vec<String>,
+    /// Compiled on first use; `None` if compiling failed (logged once).
+    set: OnceLock<Option<RegexSet>>,
     rules: Vec<Rule>,
 }
 
@@ -74,40 +96,62 @@ impl Rules {
                     parsed
                 }
             };
-            let regex = match Regex::new(&def.pattern) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    problems.push(format!("rule[{i}].pattern: {e}"));
-                    None
-                }
-            };
             if def.weight == 0 {
                 problems.push(format!("rule[{i}].weight: must be > 0"));
             }
-            if let (Some(abuse_type), Some(regex)) = (abuse_type, regex) {
+            if let Some(abuse_type) = abuse_type {
                 rules.push(Rule {
                     id: def.id.clone(),
                     abuse_type,
                     subtype,
                     weight: def.weight,
-                    regex,
+                    pattern: def.pattern.clone(),
+                    regex: OnceLock::new(),
                 });
             }
         }
+        // Parsing names every bad pattern without compiling anything: the
+        // set is compiled when the first message needs it (idle memory).
+        for (i, def) in file.rule.iter().enumerate() {
+            if let Err(e) = regex_syntax::Parser::new().parse(&def.pattern) {
+                problems.push(format!("rule[{i}].pattern: {e}"));
+            }
+        }
+        problems.sort_by_key(|p| {
+            let index: usize = p
+                .trim_start_matches("rule[")
+                .split(']')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(usize::MAX);
+            (index, p.contains(".weight"))
+        });
         if !problems.is_empty() {
             return Err(problems);
         }
-        let set =
-            RegexSet::new(file.rule.iter().map(|r| &r.pattern)).map_err(|e| vec![e.to_string()])?;
-        Ok(Rules { set, rules })
+        let patterns = file.rule.into_iter().map(|r| r.pattern).collect();
+        Ok(Rules {
+            patterns,
+            set: OnceLock::new(),
+            rules,
+        })
     }
 
     /// The rules matching `text`.
     pub fn matches<'a>(&'a self, text: &str) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.set
-            .matches(text)
-            .into_iter()
-            .map(move |i| &self.rules[i])
+        let set = self.set.get_or_init(|| match RegexSet::new(&self.patterns) {
+            Ok(set) => Some(set),
+            Err(error) => {
+                // Parsed fine at load, so only a size limit can get here.
+                tracing::error!(%error, "classification rules do not compile; free text is not classified");
+                None
+            }
+        });
+        let matched: Vec<usize> = set
+            .as_ref()
+            .map(|s| s.matches(text).into_iter().collect())
+            .unwrap_or_default();
+        matched.into_iter().map(move |i| &self.rules[i])
     }
 
     pub fn len(&self) -> usize {
