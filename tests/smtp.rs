@@ -402,3 +402,51 @@ async fn shutdown_answers_idle_sessions_421_and_stops() {
     );
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_commit_is_451_and_the_client_can_retry() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    let db = server.db_path();
+    // Make our own storage fail: every insert into raw_messages aborts.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fail_intake BEFORE INSERT ON raw_messages BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+    )
+    .unwrap();
+    let reply = tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        let reply = c.send_message(
+            "a@example.net",
+            "abuse@example.com",
+            &message("retry", "first try"),
+        );
+        // The session is still usable for the retry.
+        c.expect("NOOP", "250");
+        reply
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("451 4.3.0"), "{reply}");
+    assert!(
+        !reply.contains("disk on fire"),
+        "internal error text leaked: {reply}"
+    );
+    assert_eq!(count_rows(&db, "raw_messages"), 0);
+    conn.execute_batch("DROP TRIGGER fail_intake;").unwrap();
+    let retry = tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        c.send_message(
+            "a@example.net",
+            "abuse@example.com",
+            &message("retry", "first try"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(retry.starts_with("250 "), "{retry}");
+    assert_eq!(count_rows(&db, "raw_messages"), 1);
+    server.stop().await;
+}
