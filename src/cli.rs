@@ -77,6 +77,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// The outbox of replies to reporters.
+    Replies {
+        #[command(subcommand)]
+        command: RepliesCommand,
+    },
     /// List and inspect reports.
     Reports {
         #[command(subcommand)]
@@ -104,11 +109,40 @@ pub enum ReportsCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Close a report; the reporter is told the investigation is concluded
+    /// (when their report was answered before).
+    Resolve {
+        id: i64,
+        /// Kept in the report's history and added to the reply.
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// One report.
     Show {
         id: i64,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepliesCommand {
+    /// Queued and sent replies, newest first.
+    List {
+        /// Only this state: held, pending, sent, failed, discarded.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Drop replies that were not sent: by id, or every held one.
+    Discard {
+        ids: Vec<i64>,
+        /// Every reply held for want of a relay.
+        #[arg(long)]
+        held: bool,
     },
 }
 
@@ -183,6 +217,51 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     print_report_table(&report, &db.evidence(report.id, SHOWN_EVIDENCE_ROWS)?)?
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replies {
+            command:
+                RepliesCommand::List {
+                    state,
+                    limit,
+                    format,
+                },
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let replies = db.replies(state.as_deref(), limit)?;
+            match format {
+                Format::Json => print_json(&replies)?,
+                Format::Table => print_replies_table(&replies)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replies {
+            command: RepliesCommand::Discard { ids, held },
+        } => {
+            if ids.is_empty() && !held {
+                bail!("say which replies: their ids, or --held");
+            }
+            let mut db = Db::open_existing(&config.store.path)?;
+            let n = db.discard_replies(&ids, held)?;
+            print_json(&serde_json::json!({ "discarded": n }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reports {
+            command: ReportsCommand::Resolve { id, note },
+        } => {
+            let pipeline = pipeline(&config)?;
+            let mut db = Db::open_existing(&config.store.path)?;
+            // The recipient is the report's reporter; the plan only carries the policy.
+            let plan = config.reply.enabled.then(|| pipeline.reply_plan(""));
+            if !db.resolve(
+                ReportId(id),
+                note.as_deref(),
+                plan.as_ref(),
+                &crate::now_rfc3339(),
+            )? {
+                bail!("no report {id}");
+            }
+            print_json(&db.report(ReportId(id))?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { format } => {
@@ -473,6 +552,30 @@ fn print_report_table(r: &Report, evidence: &[crate::evidence::Row]) -> std::io:
                 clip(e.line.as_deref().unwrap_or(""), 100)
             )?;
         }
+    }
+    Ok(())
+}
+
+fn print_replies_table(replies: &[crate::store::OutboxEntry]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<20}  LAST ERROR",
+        "ID", "REPORT", "KIND", "STATE", "TRY", "TO", "CREATED"
+    )?;
+    for r in replies {
+        writeln!(
+            out,
+            "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<20}  {}",
+            r.id,
+            r.report_id,
+            r.kind,
+            r.state,
+            r.attempts,
+            clip(&r.recipient, 28),
+            r.created_at.get(..19).unwrap_or(&r.created_at),
+            clip(r.last_error.as_deref().unwrap_or(""), 60)
+        )?;
     }
     Ok(())
 }

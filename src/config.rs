@@ -40,6 +40,20 @@ pub struct ReplyConfig {
     /// Automated reporters (addresses or domains) whose ARF/X-ARF or
     /// auto-submitted reports are answered anyway.
     pub automated_allow: Vec<String>,
+    /// The SMTP relay replies are sent through (plain SMTP, e.g. the local
+    /// MTA on 127.0.0.1, which does TLS onwards). Unset: replies are decided
+    /// and kept in the outbox as `held`.
+    pub relay_host: Option<String>,
+    pub relay_port: u16,
+    /// Replies to one recipient per hour; more are suppressed (RFC 3834 §2).
+    pub rate_limit_per_hour: u32,
+    /// A reply that could not be delivered for this long is given up.
+    pub give_up_after_hours: u64,
+    /// First retry after a temporary failure; doubled per attempt, up to an hour.
+    pub retry_min_seconds: u64,
+    /// Directory with `ack.txt`, `needs_info.txt`, `concluded.txt`; a missing
+    /// file falls back to the built-in one (`config/templates/`).
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Default for ReplyConfig {
@@ -48,6 +62,12 @@ impl Default for ReplyConfig {
             enabled: true,
             from: "abuse@abuse-inbox.localhost".to_owned(),
             automated_allow: Vec::new(),
+            relay_host: None,
+            relay_port: 25,
+            rate_limit_per_hour: 5,
+            give_up_after_hours: 48,
+            retry_min_seconds: 30,
+            templates_dir: None,
         }
     }
 }
@@ -266,6 +286,17 @@ impl Config {
             "must be >= 1",
         );
         check(
+            self.reply.from.parse::<lettre::Address>().is_ok(),
+            "reply.from",
+            "must be an email address",
+        );
+        check(self.reply.relay_port > 0, "reply.relay_port", "must be > 0");
+        check(
+            self.reply.give_up_after_hours >= 1,
+            "reply.give_up_after_hours",
+            "must be >= 1",
+        );
+        check(
             matches!(self.log.format.as_str(), "text" | "json"),
             "log.format",
             "must be \"text\" or \"json\"",
@@ -275,6 +306,9 @@ impl Config {
             "log.level",
             "is not a valid tracing filter",
         );
+        if let Err(problem) = crate::reply::Templates::load(self.reply.templates_dir.as_deref()) {
+            problems.push(format!("reply.templates_dir: {problem}"));
+        }
         problems
     }
 

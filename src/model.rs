@@ -235,6 +235,20 @@ pub struct ReportDraft {
     /// Why the report got its type, strongest first.
     pub reasons: Vec<String>,
     pub evidence: Vec<crate::evidence::Row>,
+    /// Where the decided reply goes, if one is decided (`ack`/`needs_info`).
+    pub reply_plan: Option<ReplyPlan>,
+}
+
+/// What the store needs to queue a decided reply in the report's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyPlan {
+    pub recipient: String,
+    /// No relay is configured: the reply waits in the outbox as `held`.
+    pub hold: bool,
+    /// Replies to one address per hour; past it the reply is suppressed.
+    pub rate_limit_per_hour: u32,
+    /// Domain of our reply Message-IDs.
+    pub domain: String,
 }
 
 /// The report object. Its `Serialize` impl *is* the JSON printed by `ingest`,
@@ -259,6 +273,8 @@ pub struct Report {
     pub formats: Vec<String>,
     pub reasons: Vec<String>,
     pub parse_warnings: Vec<String>,
+    /// `open` or `resolved`.
+    pub status: String,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use crate::classify::{self, Rules};
 use crate::config::{Config, ReplyConfig};
 use crate::evidence;
-use crate::model::{RawMessage, ReportDraft, ReportId, Sender};
+use crate::model::{RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender};
 use crate::parse;
 use crate::reply;
 use crate::store::{self, Outcome, ReportSink};
@@ -47,6 +47,22 @@ impl Pipeline {
         })
     }
 
+    /// How a decided reply to `recipient` is queued.
+    pub fn reply_plan(&self, recipient: &str) -> ReplyPlan {
+        ReplyPlan {
+            recipient: recipient.to_owned(),
+            hold: self.reply.relay_host.is_none(),
+            rate_limit_per_hour: self.reply.rate_limit_per_hour,
+            domain: self
+                .reply
+                .from
+                .rsplit('@')
+                .next()
+                .unwrap_or("localhost")
+                .to_owned(),
+        }
+    }
+
     /// Turns one raw message into a report draft. Pure.
     pub fn process(&self, raw: &RawMessage) -> ReportDraft {
         let parsed = parse::parse(&raw.bytes);
@@ -71,6 +87,7 @@ impl Pipeline {
             },
             &self.reply,
         );
+        let reply_to = reporter.clone();
         let mut warnings = parsed.warnings;
         warnings.extend(ev.warnings.iter().cloned());
         ReportDraft {
@@ -89,6 +106,12 @@ impl Pipeline {
             formats: ev.formats.iter().map(|f| f.as_str().to_owned()).collect(),
             reasons: class.reasons.iter().map(|r| r.describe()).collect(),
             evidence: ev.rows,
+            reply_plan: match (reply, &reply_to) {
+                (ReplyDecision::Ack | ReplyDecision::NeedsInfo, Some(to)) => {
+                    Some(self.reply_plan(to))
+                }
+                _ => None,
+            },
         }
     }
 

@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::reply::Templates;
 use crate::smtp::{self, Context};
 use crate::store::{self, CommitQueue, Db, Role};
 use crate::worker::Worker;
@@ -40,6 +41,8 @@ pub struct Server {
     shutdown: CancellationToken,
     listener: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<bool>,
+    sender: Option<tokio::task::JoinHandle<()>>,
+    sender_stop: CancellationToken,
     worker: Worker,
 }
 
@@ -78,9 +81,28 @@ impl Server {
             CommitQueue::start(intake_db, config.store.max_commit_batch, on_failure)
                 .map_err(Error::Thread)?;
         let pipeline = Pipeline::new(&config).map_err(Error::Rules)?;
-        let worker = Worker::start(worker_db, queue.clone(), pipeline).map_err(Error::Thread)?;
+        let replies_queued = Arc::new(tokio::sync::Notify::new());
+        let worker = Worker::start(worker_db, queue.clone(), pipeline, replies_queued.clone())
+            .map_err(Error::Thread)?;
         let ctx = Arc::new(Context::new(config.clone(), queue, worker.signal()));
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
+        // Replies go out only with a relay; without one they wait as `held`.
+        let sender_stop = CancellationToken::new();
+        let sender = match crate::reply::sender::relay(&config.reply) {
+            None => None,
+            Some(transport) => {
+                let templates = Templates::load(config.reply.templates_dir.as_deref())
+                    .map_err(|p| Error::Rules(vec![p]))?;
+                Some(tokio::spawn(crate::reply::sender::run(
+                    transport,
+                    config.store.path.clone(),
+                    config.reply.clone(),
+                    templates,
+                    replies_queued,
+                    sender_stop.clone(),
+                )))
+            }
+        };
         info!(listen = %addr, db = %config.store.path.display(), "listening");
         Ok(Server {
             addr,
@@ -88,6 +110,8 @@ impl Server {
             listener,
             writer,
             worker,
+            sender,
+            sender_stop,
         })
     }
 
@@ -119,6 +143,10 @@ impl Server {
     pub async fn wait(self) -> Result<(), Error> {
         if self.listener.await.is_err() {
             warn!("listener task panicked");
+        }
+        self.sender_stop.cancel();
+        if let Some(sender) = self.sender {
+            let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
         }
         // Every session is gone. The worker finishes its batch (through the
         // writer) and drops the last handle to the queue; then the writer

@@ -48,15 +48,21 @@ impl Worker {
     ///
     /// # Errors
     /// The OS refuses to start a thread.
-    /// Reads with `db`, stores through `sink` (the single writer).
-    pub fn start(db: Db, sink: CommitQueue, pipeline: Pipeline) -> std::io::Result<Worker> {
+    /// Reads with `db`, stores through `sink` (the single writer), and rings
+    /// `replies_queued` after each batch so the reply sender looks at once.
+    pub fn start(
+        db: Db,
+        sink: CommitQueue,
+        pipeline: Pipeline,
+        replies_queued: Arc<tokio::sync::Notify>,
+    ) -> std::io::Result<Worker> {
         let (tx, rx) = sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || run(db, sink, &pipeline, rx, &stop))?
+                .spawn(move || run(db, sink, &pipeline, &replies_queued, rx, &stop))?
         };
         Ok(Worker {
             signal: WorkSignal { tx },
@@ -96,6 +102,7 @@ fn run(
     mut db: Db,
     mut sink: CommitQueue,
     pipeline: &Pipeline,
+    replies_queued: &tokio::sync::Notify,
     rx: Receiver<()>,
     stop: &AtomicBool,
 ) {
@@ -125,9 +132,12 @@ fn run(
             }
         }
         debug!(batch = batch.len(), "processing");
-        if let Err(error) = pipeline.process_and_store(&mut sink, &batch) {
-            error!(%error, "storing reports failed");
-            std::thread::sleep(ERROR_BACKOFF);
+        match pipeline.process_and_store(&mut sink, &batch) {
+            Ok(_) => replies_queued.notify_one(),
+            Err(error) => {
+                error!(%error, "storing reports failed");
+                std::thread::sleep(ERROR_BACKOFF);
+            }
         }
     }
 }

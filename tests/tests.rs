@@ -3,5 +3,6 @@
 
 mod cli;
 mod golden;
+mod replies;
 mod smtp;
 mod util;

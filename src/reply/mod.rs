@@ -6,6 +6,11 @@
 //! null senders, bounces, list mail, auto-submitted mail, our own replies and
 //! automated feeds (unless allow-listed) are not answered.
 
+mod compose;
+pub mod sender;
+
+pub use compose::{body, compose, Draft, Templates};
+
 use crate::config::ReplyConfig;
 use crate::evidence::Format;
 use crate::model::{ReplyDecision, Sender};

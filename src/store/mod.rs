@@ -6,10 +6,12 @@
 //! (group commit on its own thread) or `spawn_blocking`, never on an async worker.
 //! Migrations are forward-only, numbered, and counted by `PRAGMA user_version`.
 
+mod outbox;
 mod raw;
 mod reports;
 mod writer;
 
+pub use outbox::Entry as OutboxEntry;
 pub use reports::{ListFilter, Outcome, ReportSink, Stats};
 pub use writer::CommitQueue;
 
@@ -27,6 +29,7 @@ const CACHE_KIB: i64 = -32 * 1024;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_evidence.sql"),
+    include_str!("migrations/0003_replies.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

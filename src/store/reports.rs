@@ -111,6 +111,7 @@ impl Db {
             let mut mark =
                 tx.prepare_cached("UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1")?;
             let mut clear = tx.prepare_cached("DELETE FROM evidence WHERE report_id = ?1")?;
+            let mut existing = tx.prepare_cached("SELECT id FROM reports WHERE raw_id = ?1")?;
             let mut add = tx.prepare_cached(
                 "INSERT INTO evidence (report_id, kind, source_ip, target_ip, source_port, target_port,
                      occurred_at, url, line, origin)
@@ -124,6 +125,12 @@ impl Db {
             {
                 match outcome {
                     Ok(d) => {
+                        // Processed before (reprocess): the report is updated in
+                        // place and keeps its reply decision; nothing is queued.
+                        let is_new = existing
+                            .query_row([raw_id.0], |_| Ok(()))
+                            .optional()?
+                            .is_none();
                         let id: i64 = upsert.query_row(
                             params![
                                 raw_id.0,
@@ -162,6 +169,45 @@ impl Db {
                             ])?;
                         }
                         mark.execute(params![raw_id.0, "processed", None::<String>])?;
+                        if is_new {
+                            super::outbox::event(&tx, id, received_at, "received", "")?;
+                            let class = match d.subtype {
+                                Some(s) => format!("{}/{}", d.abuse_type.as_str(), s.as_str()),
+                                None => d.abuse_type.as_str().to_owned(),
+                            };
+                            super::outbox::event(&tx, id, processed_at, "classified", &class)?;
+                            if let Some(plan) = &d.reply_plan {
+                                if let Err(reason) = super::outbox::queue(
+                                    &tx,
+                                    id,
+                                    d.reply.as_str(),
+                                    plan,
+                                    None,
+                                    processed_at,
+                                )? {
+                                    tx.execute(
+                                        "UPDATE reports SET reply = 'suppressed', reply_reason = ?2 WHERE id = ?1",
+                                        params![id, reason],
+                                    )?;
+                                    super::outbox::event(
+                                        &tx,
+                                        id,
+                                        processed_at,
+                                        "reply",
+                                        &format!("suppressed: {reason}"),
+                                    )?;
+                                }
+                            } else {
+                                let why = d.reply_reason.as_deref().unwrap_or("");
+                                super::outbox::event(
+                                    &tx,
+                                    id,
+                                    processed_at,
+                                    "reply",
+                                    &format!("{}: {why}", d.reply.as_str()),
+                                )?;
+                            }
+                        }
                         ids.push(Some(ReportId(id)));
                     }
                     Err(error) => {
@@ -258,7 +304,7 @@ impl Db {
 }
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
-     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason";
+     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status";
 
 fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error>> {
     let id: i64 = row.get(0)?;
@@ -279,6 +325,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
         row.get(15)?,
     ];
     let reply_reason: Option<String> = row.get(16)?;
+    let status: String = row.get(17)?;
     let report = (|| {
         let [ips, urls, missing, warnings, formats, reasons] = lists;
         Ok(Report {
@@ -307,6 +354,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             formats: parse_json_list("reports", id, &formats)?,
             reasons: parse_json_list("reports", id, &reasons)?,
             reply_reason,
+            status,
         })
     })();
     Ok(report)

@@ -20,9 +20,18 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts the server with `config`, on 127.0.0.1:0 and a fresh database.
-    pub async fn start(mut config: Config) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        config.smtp.listen = "127.0.0.1:0".into();
+    pub async fn start(config: Config) -> TestServer {
+        Self::start_with(config, tempfile::tempdir().unwrap(), "127.0.0.1:0").await
+    }
+
+    /// Starts the server on `listen` with the database in `dir` (a restart
+    /// passes the directory a stopped server returned).
+    pub async fn start_with(
+        mut config: Config,
+        dir: tempfile::TempDir,
+        listen: &str,
+    ) -> TestServer {
+        config.smtp.listen = listen.into();
         config.store.path = dir.path().join("test.db");
         if config.smtp.idle_timeout_seconds == Config::default().smtp.idle_timeout_seconds {
             config.smtp.idle_timeout_seconds = 10; // a wedged session fails fast
@@ -46,6 +55,30 @@ impl TestServer {
     pub async fn stop(self) -> tempfile::TempDir {
         self.server.shutdown().await.expect("clean shutdown");
         self.dir
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns `Some`, for at most `seconds`.
+pub fn wait_for<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,0 +1,283 @@
+//! The outbox: replies decided in the report's transaction, sent later.
+//!
+//! States: `held` (no relay configured yet), `pending` (due at
+//! `next_attempt_at`), `sent`, `failed` (permanent refusal, or given up),
+//! `discarded` (an operator dropped it). Our Message-ID is the idempotency
+//! key of a send.
+
+use super::{Db, Error};
+use crate::model::{ReplyPlan, ReportId};
+use crate::reply::Draft;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+/// One outbox row, as `replies list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub report_id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+/// Appends to a report's history.
+pub(super) fn event(
+    tx: &Transaction<'_>,
+    report: i64,
+    at: &str,
+    kind: &str,
+    detail: &str,
+) -> Result<(), Error> {
+    tx.prepare_cached(
+        "INSERT INTO report_events (report_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![report, at, kind, detail])?;
+    Ok(())
+}
+
+/// Queues a reply of `kind` for `report` unless the recipient had
+/// `plan.rate_limit_per_hour` replies in the last hour; `Err(reason)` inside
+/// `Ok` when rate-limited.
+pub(super) fn queue(
+    tx: &Transaction<'_>,
+    report: i64,
+    kind: &str,
+    plan: &ReplyPlan,
+    note: Option<&str>,
+    now: &str,
+) -> Result<Result<i64, String>, Error> {
+    let hour_ago = chrono::DateTime::parse_from_rfc3339(now)
+        .map(|t| {
+            (t - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        })
+        .unwrap_or_default();
+    let recent: i64 = tx
+        .prepare_cached("SELECT count(*) FROM outbox WHERE recipient = ?1 AND created_at >= ?2 AND kind != 'concluded'")?
+        .query_row(params![plan.recipient, hour_ago], |r| r.get(0))?;
+    if kind != "concluded" && recent >= i64::from(plan.rate_limit_per_hour) {
+        return Ok(Err(format!(
+            "rate limit: {recent} replies to this address in the last hour"
+        )));
+    }
+    let n: i64 = tx
+        .prepare_cached("SELECT count(*) FROM outbox WHERE report_id = ?1")?
+        .query_row([report], |r| r.get(0))?;
+    let message_id = format!("abuse-{report}.{n}@{}", plan.domain);
+    let state = if plan.hold { "held" } else { "pending" };
+    tx.prepare_cached(
+        "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![report, kind, plan.recipient, message_id, note, state, now])?;
+    let id = tx.last_insert_rowid();
+    event(
+        tx,
+        report,
+        now,
+        "reply",
+        &format!("{kind} to {} queued ({state})", plan.recipient),
+    )?;
+    Ok(Ok(id))
+}
+
+impl Db {
+    /// Outbox rows, newest first, optionally in one state.
+    pub fn replies(&self, state: Option<&str>, limit: usize) -> Result<Vec<Entry>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, report_id, kind, recipient, message_id, state, attempts, next_attempt_at,
+                    last_error, created_at, sent_at
+             FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![state, limit as i64], |r| {
+            Ok(Entry {
+                id: r.get(0)?,
+                report_id: r.get(1)?,
+                kind: r.get(2)?,
+                recipient: r.get(3)?,
+                message_id: r.get(4)?,
+                state: r.get(5)?,
+                attempts: r.get(6)?,
+                next_attempt_at: r.get(7)?,
+                last_error: r.get(8)?,
+                created_at: r.get(9)?,
+                sent_at: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Drops unsent replies: the given ids, or every held one.
+    pub fn discard_replies(&mut self, ids: &[i64], all_held: bool) -> Result<usize, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        if all_held {
+            n += tx.execute(
+                "UPDATE outbox SET state = 'discarded' WHERE state = 'held'",
+                [],
+            )?;
+        }
+        for id in ids {
+            n += tx.execute(
+                "UPDATE outbox SET state = 'discarded' WHERE id = ?1 AND state IN ('held', 'pending')",
+                [id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Held replies become due now (a relay has been configured).
+    pub fn release_held(&mut self, now: &str) -> Result<usize, Error> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'held'",
+            [now],
+        )?)
+    }
+
+    /// Replies due at `now`, oldest first, with what their text needs.
+    pub fn due_replies(&self, now: &str, limit: usize) -> Result<Vec<Draft>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.id, o.report_id, o.kind, o.recipient, o.message_id, o.note, r.subject, r.message_id,
+                    r.abuse_type, r.subtype, r.missing
+             FROM outbox o JOIN reports r ON r.id = o.report_id
+             WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 ORDER BY o.next_attempt_at, o.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64], |r| {
+            let missing: String = r.get(10)?;
+            Ok(Draft {
+                outbox_id: r.get(0)?,
+                report_id: r.get(1)?,
+                kind: r.get(2)?,
+                recipient: r.get(3)?,
+                message_id: r.get(4)?,
+                note: r.get(5)?,
+                subject: r.get(6)?,
+                in_reply_to: r.get(7)?,
+                abuse_type: r.get(8)?,
+                subtype: r.get(9)?,
+                missing: serde_json::from_str(&missing).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The relay took the reply.
+    pub fn mark_sent(&mut self, outbox_id: i64, report_id: i64, now: &str) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            params![outbox_id, now],
+        )?;
+        event(
+            &tx,
+            report_id,
+            now,
+            "sent",
+            &format!("reply {outbox_id} sent"),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The send failed: try again at `retry_at`, or give up (`None`).
+    pub fn mark_unsent(
+        &mut self,
+        outbox_id: i64,
+        report_id: i64,
+        now: &str,
+        error: &str,
+        retry_at: Option<&str>,
+    ) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        match retry_at {
+            Some(at) => tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                params![outbox_id, error, at],
+            )?,
+            None => {
+                event(&tx, report_id, now, "send_failed", &format!("reply {outbox_id}: {error}"))?;
+                tx.execute(
+                    "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![outbox_id, error],
+                )?
+            }
+        };
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When the reply was queued (for giving up after an age).
+    pub fn reply_created_at(&self, outbox_id: i64) -> Result<Option<String>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT created_at FROM outbox WHERE id = ?1",
+                [outbox_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Closes a report; queues the "concluded" reply when the report was
+    /// answered before (its reply was `ack` or `needs_info`). `false` if
+    /// there is no such report.
+    pub fn resolve(
+        &mut self,
+        report: ReportId,
+        note: Option<&str>,
+        plan: Option<&ReplyPlan>,
+        now: &str,
+    ) -> Result<bool, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found: Option<(String, Option<String>)> = tx
+            .query_row(
+                "SELECT reply, reporter FROM reports WHERE id = ?1",
+                [report.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((reply, reporter)) = found else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE reports SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
+            params![report.0, now],
+        )?;
+        event(&tx, report.0, now, "resolved", note.unwrap_or(""))?;
+        if let (Some(plan), Some(reporter)) = (plan, reporter) {
+            if reply == "ack" || reply == "needs_info" {
+                let plan = ReplyPlan {
+                    recipient: reporter,
+                    ..plan.clone()
+                };
+                let _ = queue(&tx, report.0, "concluded", &plan, note, now)?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// A report's history, oldest first: (at, kind, detail).
+    pub fn events(&self, report: ReportId) -> Result<Vec<(String, String, String)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT at, kind, coalesce(detail, '') FROM report_events WHERE report_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([report.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

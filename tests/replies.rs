@@ -1,0 +1,325 @@
+//! Replies to reporters: decided with the report, queued in the outbox, sent
+//! through a relay. The relay is a second abuse-inbox on port 0 that accepts
+//! mail for the reporters, so every reply arrives over real SMTP and is
+//! inspected in the relay's own database.
+
+use crate::util::{abuse_inbox, free_port, json, wait_for, Smtp, TestServer};
+use abuse_inbox::config::Config;
+use std::path::{Path, PathBuf};
+
+/// A relay that accepts mail for `reporter@…` and `soc@…` (the fixtures' reporters).
+async fn relay_sink(dir: tempfile::TempDir, listen: &str) -> TestServer {
+    let mut config = Config::default();
+    config.smtp.recipients = vec!["reporter".into(), "soc".into(), "someone".into()];
+    TestServer::start_with(config, dir, listen).await
+}
+
+fn daemon_config(relay_port: u16) -> Config {
+    let mut config = Config::default();
+    config.reply.from = "abuse@example.com".into();
+    config.reply.relay_host = Some("127.0.0.1".into());
+    config.reply.relay_port = relay_port;
+    config.reply.retry_min_seconds = 1;
+    config
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/eml")
+            .join(path),
+    )
+    .unwrap()
+}
+
+/// Delivers `raw` to the daemon from `from`, with CRLF line ends.
+fn deliver(server: &TestServer, from: &str, raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let body = text.trim_end_matches("\r\n").replace("\r\n.", "\r\n..");
+    let (mut c, _) = Smtp::connect(server.addr);
+    c.expect("EHLO reporter.example", "250");
+    let reply = c.send_message(from, "abuse@example.com", body.as_bytes());
+    assert!(reply.starts_with("250 "), "{reply}");
+}
+
+/// The messages the relay received, as (envelope sender, recipients, text).
+fn received(db: &Path) -> Vec<(Option<String>, String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT mail_from, rcpt_to, bytes FROM raw_messages ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            String::from_utf8_lossy(&r.get::<_, Vec<u8>>(2)?).into_owned(),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn outbox(db: &Path) -> Vec<(String, String, i64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kind, state, attempts FROM outbox ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn db_str(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
+    let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
+    let daemon = TestServer::start(daemon_config(sink.addr.port())).await;
+    let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());
+    let d = daemon.addr;
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        // Complete: CSV rows with source, target and time → ack.
+        deliver(
+            daemon_ref,
+            "soc@security.example.org",
+            &fixture("csv/020-csv-basic-sshd.eml"),
+        );
+        let got = wait_for(20, "the ack", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 1)
+        });
+        let (from, rcpt, text) = &got[0];
+        assert_eq!(
+            from.as_deref(),
+            Some(""),
+            "replies use the null envelope sender"
+        );
+        assert_eq!(rcpt, r#"["soc@security.example.org"]"#);
+        assert!(
+            text.contains("Subject: [abuse #1] Report received: SSH brute force from 192.0.2.77"),
+            "{text}"
+        );
+        assert!(
+            text.contains("In-Reply-To: <csv-020@security.example.org>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("References: <csv-020@security.example.org>"),
+            "{text}"
+        );
+        assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+        assert!(
+            text.contains("Message-ID: <abuse-1.0@example.com>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("report #1 (network activity, brute force)"),
+            "{text}"
+        );
+
+        // Incomplete: one address, no logs → needs_info naming the CSV format.
+        deliver(
+            daemon_ref,
+            "someone@example.net",
+            &fixture("network/054-single-ip-no-logs.eml"),
+        );
+        let got = wait_for(20, "the needs_info", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 2)
+        });
+        let text = &got[1].2;
+        assert!(
+            text.contains("Subject: [abuse #2] More information needed: hacker"),
+            "{text}"
+        );
+        assert!(text.contains("IP address, date-time in ISO 8601"), "{text}");
+
+        // Resolved by the operator → concluded, without details.
+        let out = abuse_inbox(&[
+            "reports",
+            "resolve",
+            "1",
+            "--note",
+            "Customer notified.",
+            "--db",
+            &db_str(&daemon_db),
+        ]);
+        let report = json(&out);
+        assert_eq!(report["status"], "resolved");
+        let got = wait_for(20, "the concluded reply", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 3)
+        });
+        let text = &got[2].2;
+        assert!(
+            text.contains("Subject: [abuse #1] Investigation concluded"),
+            "{text}"
+        );
+        assert!(text.contains("Customer notified."), "{text}");
+        assert_eq!(
+            outbox(&daemon_db)
+                .iter()
+                .filter(|(_, s, _)| s == "sent")
+                .count(),
+            3
+        );
+
+        // The relay's own pipeline sees our replies as auto-replies: no loop.
+        crate::util::wait_processed(&sink_db);
+        let conn = rusqlite::Connection::open(&sink_db).unwrap();
+        let suppressed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM reports WHERE reply = 'suppressed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(suppressed, 3);
+    });
+    let _ = d;
+    daemon.stop().await;
+    sink.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
+    let mut config = Config::default();
+    config.reply.rate_limit_per_hour = 2;
+    let daemon = TestServer::start(config).await;
+    let db = daemon.db_path();
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        deliver(
+            daemon_ref,
+            "fbl@mail.example.net",
+            &fixture("arf/001-arf-abuse-rfc822.eml"),
+        );
+        deliver(
+            daemon_ref,
+            "MAILER-DAEMON@mx.example.net",
+            &fixture("freetext/093-auto-submitted-bounce.eml"),
+        );
+        deliver(
+            daemon_ref,
+            "seclist@lists.example.org",
+            &fixture("freetext/094-list-mail.eml"),
+        );
+        crate::util::wait_processed(&db);
+        assert!(outbox(&db).is_empty(), "{:?}", outbox(&db));
+        // Three reports from one person within the hour: two replies, then silence.
+        for n in 0..3 {
+            let raw = format!("From: tom@example.net\r\nSubject: ssh {n}\r\nMessage-ID: <rl-{n}@example.net>\r\n\r\n192.0.2.31 brute forcing ssh at 2026-11-26 09:58:12 UTC on 203.0.113.4 port 22, attempt {n}\r\n");
+            deliver(daemon_ref, "tom@example.net", raw.as_bytes());
+            crate::util::wait_processed(&db);
+        }
+    });
+    let listed = json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        &db_str(&db),
+        "--format",
+        "json",
+        "--limit",
+        "10",
+    ]));
+    let mut decisions: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reply"].as_str().unwrap().to_owned(),
+                r["reply_reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    decisions.sort();
+    let reasons: Vec<&str> = decisions.iter().map(|(_, why)| why.as_str()).collect();
+    // The ARF feed is auto-submitted; either rule keeps it unanswered.
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("automated feed") || r.starts_with("auto-submitted")),
+        "{decisions:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("mailer-daemon")),
+        "{decisions:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("precedence: list") || r.starts_with("mailing-list")),
+        "{decisions:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("rate limit")),
+        "{decisions:?}"
+    );
+    assert_eq!(
+        decisions.iter().filter(|(d, _)| d == "ack").count(),
+        2,
+        "{decisions:?}"
+    );
+    // No relay configured: the two replies wait as held.
+    let held = json(&abuse_inbox(&[
+        "replies",
+        "list",
+        "--state",
+        "held",
+        "--db",
+        &db_str(&db),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(held.as_array().unwrap().len(), 2);
+    let discarded = json(&abuse_inbox(&[
+        "replies",
+        "discard",
+        "--held",
+        "--db",
+        &db_str(&db),
+    ]));
+    assert_eq!(discarded["discarded"], 2);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_down_is_retried_and_a_restart_delivers_exactly_once() {
+    let port = free_port();
+    let daemon = TestServer::start(daemon_config(port)).await;
+    let db = daemon.db_path();
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        deliver(
+            daemon_ref,
+            "soc@security.example.org",
+            &fixture("csv/020-csv-basic-sshd.eml"),
+        );
+        wait_for(20, "a failed attempt", || {
+            let o = outbox(&db);
+            (o.len() == 1 && o[0].1 == "pending" && o[0].2 >= 1).then_some(())
+        });
+    });
+    // Restart with the reply still pending, now with the relay up.
+    let dir = daemon.stop().await;
+    let sink = relay_sink(tempfile::tempdir().unwrap(), &format!("127.0.0.1:{port}")).await;
+    let daemon = TestServer::start_with(daemon_config(port), dir, "127.0.0.1:0").await;
+    let sink_db: PathBuf = sink.db_path();
+    tokio::task::block_in_place(|| {
+        wait_for(30, "the delivery after the restart", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 1)
+        });
+        assert_eq!(outbox(&daemon.db_path())[0].1, "sent");
+        // And it stays one.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(received(&sink_db).len(), 1);
+    });
+    daemon.stop().await;
+    sink.stop().await;
+}
