@@ -213,9 +213,11 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             };
             match format {
                 Format::Json => print_json(&report)?,
-                Format::Table => {
-                    print_report_table(&report, &db.evidence(report.id, SHOWN_EVIDENCE_ROWS)?)?
-                }
+                Format::Table => print_report_table(
+                    &report,
+                    &db.evidence(report.id, SHOWN_EVIDENCE_ROWS)?,
+                    &db.events(report.id)?,
+                )?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -471,7 +473,11 @@ fn print_reports(reports: &[Report], format: Format) -> std::io::Result<()> {
 /// Evidence rows `reports show` prints.
 const SHOWN_EVIDENCE_ROWS: usize = 10;
 
-fn print_report_table(r: &Report, evidence: &[crate::evidence::Row]) -> std::io::Result<()> {
+fn print_report_table(
+    r: &Report,
+    evidence: &[crate::evidence::Row],
+    events: &[(String, String, String)],
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let none = "-".to_owned();
     let list = |v: &[String]| {
@@ -481,7 +487,7 @@ fn print_report_table(r: &Report, evidence: &[crate::evidence::Row]) -> std::io:
             v.join(", ")
         }
     };
-    let rows: [(&str, String); 13] = [
+    let rows: [(&str, String); 14] = [
         ("id", r.id.0.to_string()),
         ("raw_id", r.raw_id.0.to_string()),
         (
@@ -504,6 +510,7 @@ fn print_report_table(r: &Report, evidence: &[crate::evidence::Row]) -> std::io:
         ("evidence_rows", r.evidence_rows.to_string()),
         ("missing", list(&r.missing)),
         ("reply", r.reply.as_str().to_owned()),
+        ("status", r.status.clone()),
     ];
     for (key, value) in rows {
         writeln!(out, "{key:>14}: {value}")?;
@@ -551,6 +558,12 @@ fn print_report_table(r: &Report, evidence: &[crate::evidence::Row]) -> std::io:
                 e.url.as_deref().unwrap_or(""),
                 clip(e.line.as_deref().unwrap_or(""), 100)
             )?;
+        }
+    }
+    if !events.is_empty() {
+        writeln!(out, "\nhistory:")?;
+        for (at, kind, detail) in events {
+            writeln!(out, "  {}  {kind:<12} {detail}", at.get(..19).unwrap_or(at))?;
         }
     }
     Ok(())

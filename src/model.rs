@@ -237,6 +237,12 @@ pub struct ReportDraft {
     pub evidence: Vec<crate::evidence::Row>,
     /// Where the decided reply goes, if one is decided (`ack`/`needs_info`).
     pub reply_plan: Option<ReplyPlan>,
+    /// The report this message follows up (it answers one of our replies,
+    /// or names `[abuse #ID]` in its subject).
+    pub follow_up_of: Option<ReportId>,
+    /// What would still be missing for each abuse type with this message's
+    /// evidence alone: merged with the original report's own list.
+    pub missing_by_type: Vec<(AbuseType, Vec<String>)>,
 }
 
 /// What the store needs to queue a decided reply in the report's transaction.

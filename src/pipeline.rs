@@ -9,7 +9,9 @@
 use crate::classify::{self, Rules};
 use crate::config::{Config, ReplyConfig};
 use crate::evidence;
-use crate::model::{RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender};
+use crate::model::{
+    AbuseType, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender,
+};
 use crate::parse;
 use crate::reply;
 use crate::store::{self, Outcome, ReportSink};
@@ -88,6 +90,14 @@ impl Pipeline {
             &self.reply,
         );
         let reply_to = reporter.clone();
+        let follow_up_of = self.follow_up_of(&parsed);
+        let missing_by_type = match follow_up_of {
+            Some(_) => AbuseType::ALL
+                .iter()
+                .map(|t| (*t, classify::missing_for(*t, &ev)))
+                .collect(),
+            None => Vec::new(),
+        };
         let mut warnings = parsed.warnings;
         warnings.extend(ev.warnings.iter().cloned());
         ReportDraft {
@@ -112,7 +122,38 @@ impl Pipeline {
                 }
                 _ => None,
             },
+            follow_up_of,
+            missing_by_type,
         }
+    }
+
+    /// The report a message follows up: `In-Reply-To`/`References` naming
+    /// one of our replies (`<abuse-ID.N@our-domain>`), or `[abuse #ID]` in
+    /// the subject.
+    fn follow_up_of(&self, parsed: &parse::Parsed) -> Option<ReportId> {
+        let domain = self.reply.from.rsplit('@').next().unwrap_or("");
+        let ours = |text: &str| {
+            text.split(['<', '>', ' ', ',']).find_map(|id| {
+                let (local, host) = id.split_once('@')?;
+                let n = local.strip_prefix("abuse-")?.split('.').next()?;
+                (host.eq_ignore_ascii_case(domain))
+                    .then(|| n.parse().ok())
+                    .flatten()
+            })
+        };
+        let from_headers = ["in-reply-to", "references"]
+            .iter()
+            .find_map(|h| parsed.headers.get(h).and_then(ours));
+        let from_subject = || {
+            let subject = parsed.subject.as_deref()?;
+            let at = subject.find("[abuse #")?;
+            let digits: String = subject[at + 8..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        };
+        from_headers.or_else(from_subject).map(ReportId)
     }
 
     /// Processes `raws` and stores the outcomes through `sink`; returns the

@@ -323,3 +323,57 @@ async fn relay_down_is_retried_and_a_restart_delivers_exactly_once() {
     daemon.stop().await;
     sink.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follow_up_completes_the_report_and_an_ack_follows() {
+    let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
+    let daemon = TestServer::start(daemon_config(sink.addr.port())).await;
+    let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        deliver(
+            daemon_ref,
+            "someone@example.net",
+            &fixture("network/054-single-ip-no-logs.eml"),
+        );
+        let got = wait_for(20, "the needs_info", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 1)
+        });
+        assert!(got[0].2.contains("More information needed"));
+        // The reporter answers our reply, quoting it (with its example log line).
+        let follow_up = "From: someone@example.net\r\nTo: abuse@example.com\r\nSubject: Re: [abuse #1] More information needed: hacker\r\nMessage-ID: <fu-1@example.net>\r\nIn-Reply-To: <abuse-1.0@example.com>\r\n\r\nHere are my logs:\r\n2026-11-26T05:58:01Z sshd[3301]: Failed password for root from 192.0.2.199 port 33410 ssh2 on 203.0.113.50 port 22\r\n\r\n> we need\r\n> 192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2\r\n> -- abuse-inbox --\r\n";
+        deliver(daemon_ref, "someone@example.net", follow_up.as_bytes());
+        let got = wait_for(20, "the ack after the follow-up", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 2)
+        });
+        assert!(
+            got[1].2.contains("Subject: [abuse #1] Report received"),
+            "{}",
+            got[1].2
+        );
+    });
+    let db = db_str(&daemon_db);
+    let original = json(&abuse_inbox(&[
+        "reports", "show", "1", "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(original["reply"], "ack");
+    assert_eq!(original["abuse_type"], "network_activity");
+    assert_eq!(original["missing"], serde_json::json!([]));
+    let ips = original["ips"].as_array().unwrap();
+    assert!(ips.contains(&serde_json::json!("203.0.113.50")), "{ips:?}");
+    assert!(
+        !ips.contains(&serde_json::json!("192.0.2.1")),
+        "our quoted example became evidence: {ips:?}"
+    );
+    let follow_up = json(&abuse_inbox(&[
+        "reports", "show", "2", "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(follow_up["reply"], "suppressed");
+    let history = abuse_inbox(&["reports", "show", "1", "--db", &db]);
+    let history = String::from_utf8_lossy(&history.stdout);
+    for step in ["received", "classified", "reply", "sent", "follow_up"] {
+        assert!(history.contains(step), "history lacks {step}:\n{history}");
+    }
+    daemon.stop().await;
+    sink.stop().await;
+}

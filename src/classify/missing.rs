@@ -68,6 +68,7 @@ fn has_network_logs(ev: &Evidence) -> bool {
         || ev.ips().iter().any(|ip| !sources.contains(ip))
 }
 
+/// What a report of `abuse_type` with evidence `ev` still lacks.
 pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
     let text = &ev.facts.text;
     let mut out = Vec::new();

@@ -10,6 +10,8 @@
 mod missing;
 pub mod rules;
 
+pub use missing::missing as missing_for;
+
 pub use rules::Rules;
 
 use crate::evidence::{Evidence, Kind};

@@ -87,6 +87,122 @@ pub(super) fn queue(
     Ok(Ok(id))
 }
 
+/// Merges follow-up report `id` into `original`: its evidence moves over,
+/// the IPs and URLs join, and what is missing becomes what neither message
+/// supplies (an `unknown` original takes the follow-up's type). If the
+/// original was waiting for information and now has all it needs, an ack is
+/// queued. `false` when there is no such original (the follow-up then stays
+/// a report of its own).
+pub(super) fn merge_follow_up(
+    tx: &Transaction<'_>,
+    original: i64,
+    id: i64,
+    follow_up: &crate::model::ReportDraft,
+    now: &str,
+) -> Result<bool, Error> {
+    use crate::model::AbuseType;
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    );
+    let row: Option<Row> = tx
+        .query_row(
+            "SELECT abuse_type, subtype, missing, reply, status, ips, urls, reporter FROM reports
+             WHERE id = ?1 AND follow_up_of IS NULL",
+            [original],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((abuse_type, subtype, missing, reply, status, ips, urls, reporter)) = row else {
+        return Ok(false);
+    };
+    let list = |text: &str| -> Vec<String> { serde_json::from_str(text).unwrap_or_default() };
+    let original_type = AbuseType::parse(&abuse_type).unwrap_or(AbuseType::Unknown);
+    let (abuse_type, subtype, missing) =
+        if original_type == AbuseType::Unknown && follow_up.abuse_type != AbuseType::Unknown {
+            (
+                follow_up.abuse_type,
+                follow_up.subtype.map(|s| s.as_str().to_owned()),
+                follow_up.missing.clone(),
+            )
+        } else {
+            let theirs = follow_up
+                .missing_by_type
+                .iter()
+                .find(|(t, _)| *t == original_type)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+            let still: Vec<String> = list(&missing)
+                .into_iter()
+                .filter(|m| theirs.contains(m))
+                .collect();
+            (original_type, subtype, still)
+        };
+    let union = |a: &str, b: &[String]| -> String {
+        let mut all: std::collections::BTreeSet<String> = list(a).into_iter().collect();
+        all.extend(b.iter().cloned());
+        super::json_list(&all.into_iter().collect::<Vec<_>>())
+    };
+    tx.execute(
+        "UPDATE reports SET abuse_type = ?2, subtype = ?3, missing = ?4, ips = ?5, urls = ?6,
+             evidence_rows = evidence_rows + ?7 WHERE id = ?1",
+        params![
+            original,
+            abuse_type.as_str(),
+            subtype,
+            super::json_list(&missing),
+            union(&ips, &follow_up.ips),
+            union(&urls, &follow_up.urls),
+            follow_up.evidence.len() as i64
+        ],
+    )?;
+    tx.execute(
+        "UPDATE evidence SET report_id = ?1 WHERE report_id = ?2",
+        params![original, id],
+    )?;
+    let still = if missing.is_empty() {
+        "nothing".to_owned()
+    } else {
+        missing.join(", ")
+    };
+    event(
+        tx,
+        original,
+        now,
+        "follow_up",
+        &format!("report {id} merged; missing now: {still}"),
+    )?;
+    if reply == "needs_info" && missing.is_empty() && status == "open" {
+        if let (Some(plan), Some(reporter)) = (&follow_up.reply_plan, reporter) {
+            let plan = ReplyPlan {
+                recipient: reporter,
+                ..plan.clone()
+            };
+            if queue(tx, original, "ack", &plan, None, now)?.is_ok() {
+                tx.execute("UPDATE reports SET reply = 'ack' WHERE id = ?1", [original])?;
+            }
+        }
+    }
+    Ok(true)
+}
+
 impl Db {
     /// Outbox rows, newest first, optionally in one state.
     pub fn replies(&self, state: Option<&str>, limit: usize) -> Result<Vec<Entry>, Error> {

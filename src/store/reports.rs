@@ -176,7 +176,28 @@ impl Db {
                                 None => d.abuse_type.as_str().to_owned(),
                             };
                             super::outbox::event(&tx, id, processed_at, "classified", &class)?;
-                            if let Some(plan) = &d.reply_plan {
+                            let merged = match d.follow_up_of {
+                                Some(original) => super::outbox::merge_follow_up(
+                                    &tx,
+                                    original.0,
+                                    id,
+                                    d,
+                                    processed_at,
+                                )?,
+                                None => false,
+                            };
+                            if merged {
+                                let original = d.follow_up_of.map_or(0, |r| r.0);
+                                tx.execute(
+                                    "UPDATE reports SET reply = 'suppressed', reply_reason = ?2,
+                                         follow_up_of = ?3, evidence_rows = 0 WHERE id = ?1",
+                                    params![
+                                        id,
+                                        format!("follow-up merged into report {original}"),
+                                        original
+                                    ],
+                                )?;
+                            } else if let Some(plan) = &d.reply_plan {
                                 if let Err(reason) = super::outbox::queue(
                                     &tx,
                                     id,

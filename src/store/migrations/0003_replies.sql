@@ -2,6 +2,7 @@
 
 ALTER TABLE reports ADD COLUMN status TEXT NOT NULL DEFAULT 'open';   -- open | resolved
 ALTER TABLE reports ADD COLUMN resolved_at TEXT;
+ALTER TABLE reports ADD COLUMN follow_up_of INTEGER REFERENCES reports (id);  -- merged into that report
 
 CREATE TABLE outbox (
     id               INTEGER PRIMARY KEY,
