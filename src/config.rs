@@ -45,6 +45,13 @@ pub struct ReplyConfig {
     /// and kept in the outbox as `held`.
     pub relay_host: Option<String>,
     pub relay_port: u16,
+    /// `none` (plain SMTP, for a relay on this host), `starttls` (required,
+    /// port 587 usually) or `tls` (implicit TLS, port 465).
+    pub relay_tls: String,
+    /// AUTH user name; sent only over TLS.
+    pub relay_username: Option<String>,
+    /// File holding the AUTH password (kept out of the config file).
+    pub relay_password_file: Option<PathBuf>,
     /// Replies to one recipient per hour; more are suppressed (RFC 3834 §2).
     pub rate_limit_per_hour: u32,
     /// A reply that could not be delivered for this long is given up.
@@ -64,6 +71,9 @@ impl Default for ReplyConfig {
             automated_allow: Vec::new(),
             relay_host: None,
             relay_port: 25,
+            relay_tls: "none".to_owned(),
+            relay_username: None,
+            relay_password_file: None,
             rate_limit_per_hour: 5,
             give_up_after_hours: 48,
             retry_min_seconds: 30,
@@ -291,6 +301,21 @@ impl Config {
             "must be an email address",
         );
         check(self.reply.relay_port > 0, "reply.relay_port", "must be > 0");
+        check(
+            matches!(self.reply.relay_tls.as_str(), "none" | "starttls" | "tls"),
+            "reply.relay_tls",
+            "must be \"none\", \"starttls\" or \"tls\"",
+        );
+        check(
+            self.reply.relay_username.is_none() || self.reply.relay_tls != "none",
+            "reply.relay_username",
+            "needs reply.relay_tls = \"starttls\" or \"tls\" (no password in clear)",
+        );
+        check(
+            self.reply.relay_username.is_some() == self.reply.relay_password_file.is_some(),
+            "reply.relay_password_file",
+            "goes together with reply.relay_username",
+        );
         check(
             self.reply.give_up_after_hours >= 1,
             "reply.give_up_after_hours",

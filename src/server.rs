@@ -31,8 +31,8 @@ pub enum Error {
     Thread(std::io::Error),
     #[error("the commit writer failed; see the log")]
     WriterFailed,
-    #[error("invalid classification rules: {}", .0.join("; "))]
-    Rules(Vec<String>),
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Invalid(Vec<String>),
 }
 
 /// A started daemon.
@@ -80,7 +80,7 @@ impl Server {
         let (queue, writer) =
             CommitQueue::start(intake_db, config.store.max_commit_batch, on_failure)
                 .map_err(Error::Thread)?;
-        let pipeline = Pipeline::new(&config).map_err(Error::Rules)?;
+        let pipeline = Pipeline::new(&config).map_err(Error::Invalid)?;
         let replies_queued = Arc::new(tokio::sync::Notify::new());
         let worker = Worker::start(worker_db, queue.clone(), pipeline, replies_queued.clone())
             .map_err(Error::Thread)?;
@@ -88,11 +88,13 @@ impl Server {
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         // Replies go out only with a relay; without one they wait as `held`.
         let sender_stop = CancellationToken::new();
-        let sender = match crate::reply::sender::relay(&config.reply) {
+        let relay =
+            crate::reply::sender::relay(&config.reply).map_err(|p| Error::Invalid(vec![p]))?;
+        let sender = match relay {
             None => None,
             Some(transport) => {
                 let templates = Templates::load(config.reply.templates_dir.as_deref())
-                    .map_err(|p| Error::Rules(vec![p]))?;
+                    .map_err(|p| Error::Invalid(vec![p]))?;
                 Some(tokio::spawn(crate::reply::sender::run(
                     transport,
                     config.store.path.clone(),

@@ -136,6 +136,63 @@ mod tests {
     }
 
     #[test]
+    fn more_automated_senders_lists_and_our_own_address_are_suppressed() {
+        let addr = || Sender::Address("x@example.net".into());
+        for reporter in [
+            "postmaster@example.net",
+            "list-request@example.net",
+            "noreply@example.net",
+        ] {
+            assert_eq!(
+                decide_with("", addr(), Some(reporter), &[]).0,
+                ReplyDecision::Suppressed,
+                "{reporter}"
+            );
+        }
+        let human = Some("a@example.net");
+        assert_eq!(
+            decide_with(
+                "List-Unsubscribe: <mailto:u@example.net>\n",
+                addr(),
+                human,
+                &[]
+            )
+            .0,
+            ReplyDecision::Suppressed
+        );
+        assert_eq!(
+            decide_with("Precedence: junk\n", addr(), human, &[]).0,
+            ReplyDecision::Suppressed
+        );
+        let ours = ReplyConfig::default().from;
+        assert_eq!(
+            decide_with("", addr(), Some(&ours), &[]).0,
+            ReplyDecision::Suppressed
+        );
+    }
+
+    #[test]
+    fn an_allow_listed_feed_is_answered_and_replies_can_be_switched_off() {
+        let headers = Headers::parse_block("Auto-Submitted: auto-generated\n");
+        let formats: BTreeSet<Format> = [Format::Arf].into_iter().collect();
+        let sender = Sender::Address("fbl@feeds.example.org".into());
+        let facts = Facts {
+            sender: &sender,
+            headers: &headers,
+            reporter: Some("fbl@feeds.example.org"),
+            formats: &formats,
+            missing: &[],
+        };
+        let mut config = ReplyConfig {
+            automated_allow: vec!["example.org".into()],
+            ..ReplyConfig::default()
+        };
+        assert_eq!(decide(&facts, &config).0, ReplyDecision::Ack);
+        config.enabled = false;
+        assert_eq!(decide(&facts, &config).0, ReplyDecision::None);
+    }
+
+    #[test]
     fn loops_and_backscatter_are_suppressed() {
         let addr = || Sender::Address("a@example.net".into());
         let human = Some("a@example.net");

@@ -45,15 +45,47 @@ impl SendError for lettre::transport::stub::Error {
     }
 }
 
-/// The relay transport for `config` (plain SMTP, no authentication).
-pub fn relay(config: &ReplyConfig) -> Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>> {
-    let host = config.relay_host.as_deref()?;
-    Some(
-        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
-            .port(config.relay_port)
-            .timeout(Some(Duration::from_secs(60)))
-            .build(),
-    )
+/// The relay transport for `config`; `Ok(None)` without a relay.
+///
+/// # Errors
+/// The TLS parameters cannot be built or the password file cannot be read.
+pub fn relay(
+    config: &ReplyConfig,
+) -> Result<Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>, String> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    let Some(host) = config.relay_host.as_deref() else {
+        return Ok(None);
+    };
+    let tls = match config.relay_tls.as_str() {
+        "none" => Tls::None,
+        mode => {
+            let params =
+                TlsParameters::new(host.to_owned()).map_err(|e| format!("reply.relay_tls: {e}"))?;
+            if mode == "tls" {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        }
+    };
+    let mut builder = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
+        .port(config.relay_port)
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(60)));
+    if let (Some(user), Some(file)) = (&config.relay_username, &config.relay_password_file) {
+        let password = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "reply.relay_password_file: cannot read {}: {e}",
+                file.display()
+            )
+        })?;
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.trim_end().to_owned(),
+        ));
+    }
+    Ok(Some(builder.build()))
 }
 
 /// Sends due replies until `stop`; `wake` rings when something was queued.
