@@ -3,6 +3,7 @@
 use crate::util::{abuse_inbox, abuse_inbox_stdin, json, message, Smtp};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -303,4 +304,88 @@ fn sigterm_stops_the_daemon_with_exit_0() {
     assert!(reply.starts_with("421"), "{reply}");
     let status = daemon.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let f = dir.path().join("m.eml");
+    std::fs::write(
+        &f,
+        "From: sam@example.org\r\nSubject: question\r\nMessage-ID: <rp-1@example.org>\r\n\r\nYour customer at 192.0.2.250 runs a cryptojacking miner on our hosts.\r\n",
+    )
+    .unwrap();
+    let before = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
+    assert_eq!(before["abuse_type"], "unknown");
+    let outbox = |db: &str| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .unwrap()
+    };
+    let queued = outbox(&db);
+    // An operator adds a rule, in a rules file of their own.
+    let mut rules =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml"))
+            .unwrap();
+    rules.push_str("\n[[rule]]\nid = \"local.cryptojacking\"\nabuse_type = \"network_activity\"\nsubtype = \"intrusion\"\npattern = '(?i)cryptojacking'\nweight = 5\n");
+    let rules_path = dir.path().join("rules.toml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let config = dir.path().join("abuse-inbox.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[classify]\nrules_file = {:?}\n",
+            rules_path.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let summary = json(&abuse_inbox(&[
+        "reprocess",
+        "--all",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        &db,
+    ]));
+    assert_eq!(summary["reprocessed"], 1);
+    assert_eq!(summary["failed"], 0);
+    let after = json(&abuse_inbox(&[
+        "reports",
+        "show",
+        &before["id"].to_string(),
+        "--db",
+        &db,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["abuse_type"], "network_activity");
+    assert_eq!(after["subtype"], "intrusion");
+    assert!(
+        after["reasons"].to_string().contains("local.cryptojacking"),
+        "{after}"
+    );
+    assert_eq!(outbox(&db), queued, "reprocess queued a reply");
+    // A bad rules file fails with the rule named.
+    std::fs::write(
+        &rules_path,
+        "[[rule]]\nid = 'x'\nabuse_type = 'web_content'\npattern = '('\nweight = 1\n",
+    )
+    .unwrap();
+    let out = abuse_inbox(&[
+        "reprocess",
+        "--all",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rule[0].pattern"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
