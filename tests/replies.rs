@@ -292,35 +292,67 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn relay_down_is_retried_and_a_restart_delivers_exactly_once() {
+async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once() {
     let port = free_port();
+    let relay_addr = format!("127.0.0.1:{port}");
     let daemon = TestServer::start(daemon_config(port)).await;
     let db = daemon.db_path();
-    let daemon_ref = &daemon;
+    let failed_attempt = |db: &Path, n: usize| {
+        wait_for(20, "a failed attempt", || {
+            let o = outbox(db);
+            (o.len() == n && o[n - 1].1 == "pending" && o[n - 1].2 >= 1).then_some(())
+        })
+    };
+    // 1. The relay is down: the reply stays pending and is retried...
     tokio::task::block_in_place(|| {
         deliver(
-            daemon_ref,
+            &daemon,
             "soc@security.example.org",
             &fixture("csv/020-csv-basic-sshd.eml"),
         );
-        wait_for(20, "a failed attempt", || {
-            let o = outbox(&db);
-            (o.len() == 1 && o[0].1 == "pending" && o[0].2 >= 1).then_some(())
-        });
+        failed_attempt(&db, 1);
     });
-    // Restart with the reply still pending, now with the relay up.
-    let dir = daemon.stop().await;
-    let sink = relay_sink(tempfile::tempdir().unwrap(), &format!("127.0.0.1:{port}")).await;
-    let daemon = TestServer::start_with(daemon_config(port), dir, "127.0.0.1:0").await;
+    // ... and delivered when the relay comes back, while the daemon runs.
+    let sink = relay_sink(tempfile::tempdir().unwrap(), &relay_addr).await;
     let sink_db: PathBuf = sink.db_path();
     tokio::task::block_in_place(|| {
-        wait_for(30, "the delivery after the restart", || {
+        wait_for(30, "the delivery once the relay is back", || {
             Some(received(&sink_db)).filter(|m| m.len() == 1)
         });
-        assert_eq!(outbox(&daemon.db_path())[0].1, "sent");
-        // And it stays one.
+    });
+    let sink_dir = sink.stop().await;
+
+    // 2. Down again: a second reply fails, then the daemon restarts with it
+    // pending and the relay up, and delivers it exactly once.
+    tokio::task::block_in_place(|| {
+        deliver(
+            &daemon,
+            "someone@example.net",
+            &fixture("network/054-single-ip-no-logs.eml"),
+        );
+        failed_attempt(&db, 2);
+    });
+    let dir = daemon.stop().await;
+    let sink = relay_sink(sink_dir, &relay_addr).await;
+    let daemon = TestServer::start_with(daemon_config(port), dir, "127.0.0.1:0").await;
+    tokio::task::block_in_place(|| {
+        wait_for(30, "the delivery after the restart", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 2)
+        });
+        wait_for(10, "both marked sent", || {
+            outbox(&daemon.db_path())
+                .iter()
+                .all(|(_, state, _)| state == "sent")
+                .then_some(())
+        });
         std::thread::sleep(std::time::Duration::from_millis(1500));
-        assert_eq!(received(&sink_db).len(), 1);
+        let got = received(&sink_db);
+        assert_eq!(got.len(), 2, "a reply was sent twice");
+        assert!(
+            got[1].2.contains("[abuse #2] More information needed"),
+            "{}",
+            got[1].2
+        );
     });
     daemon.stop().await;
     sink.stop().await;
