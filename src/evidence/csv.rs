@@ -74,10 +74,7 @@ pub fn extract_inline(
     };
     let block = lines[start..end].join("\n");
     parse(&block, &format!("{origin} (inline CSV)"), received_at, ev);
-    let mut rest = lines[..start].join("\n");
-    rest.push('\n');
-    rest.push_str(&lines[end..].join("\n"));
-    rest
+    super::without_lines(&lines, start, end)
 }
 
 /// Which field holds what.

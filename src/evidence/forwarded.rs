@@ -147,9 +147,7 @@ pub fn extract_inline(
                 format!("{origin} (pasted headers)"),
                 received_at,
             ));
-            let mut rest = lines[..start].join("\n");
-            rest.push('\n');
-            rest.push_str(&lines[end..].join("\n"));
+            let rest = super::without_lines(&lines, start, end);
             if !lines[end..].iter().all(|l| l.trim().is_empty()) {
                 ev.facts.has_carried_body = true;
             }

@@ -345,6 +345,15 @@ fn strip_our_quoted_replies(text: &str) -> String {
     out
 }
 
+/// `lines` joined again without `lines[start..end]`: what a detector leaves
+/// for the generic scanner after taking a block out.
+fn without_lines(lines: &[&str], start: usize, end: usize) -> String {
+    let mut rest = lines[..start].join("\n");
+    rest.push('\n');
+    rest.push_str(&lines[end..].join("\n"));
+    rest
+}
+
 fn describe(origin: &str, name: Option<&str>) -> String {
     match name {
         Some(name) => format!("{origin} ({name})"),
