@@ -87,6 +87,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportsCommand,
     },
+    /// Copy the database to FILE, consistently, while the daemon runs.
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Counts by type, reply decision and processing state.
     Stats {
         #[arg(long, value_enum, default_value = "table")]
@@ -266,6 +271,12 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             print_json(&db.report(ReportId(id))?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { file } => {
+            let db = Db::open_existing(&config.store.path)?;
+            db.backup_to(&file)?;
+            print_json(&serde_json::json!({ "backup": file, "reports": db.stats()?.reports }))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stats { format } => {
             let db = Db::open_existing(&config.store.path)?;
             let stats = db.stats()?;
@@ -294,10 +305,16 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
         // arrives right after start-up is a clean shutdown, not a kill.
         let signals = Signals::install()?;
         let server = Server::start(config).await?;
+        // systemd (Type=notify): the listener is bound and the database open.
+        crate::notify::notify(&format!(
+            "READY=1\nSTATUS=accepting mail on {}",
+            server.local_addr()
+        ));
         let shutdown = server.shutdown_token();
         tokio::spawn(async move {
             signals.wait().await;
             tracing::info!("shutdown requested");
+            crate::notify::notify("STOPPING=1");
             shutdown.cancel();
         });
         server.wait().await?;
@@ -305,12 +322,15 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
     })
 }
 
-/// SIGTERM (systemd) and SIGINT (Ctrl-C), registered up front.
+/// SIGTERM (systemd) and SIGINT (Ctrl-C), registered up front; SIGHUP is
+/// caught so that it cannot kill the daemon (reloading is not built yet).
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -321,6 +341,7 @@ impl Signals {
             Ok(Signals {
                 term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
                 int: signal(SignalKind::interrupt()).context("watching SIGINT")?,
+                hup: signal(SignalKind::hangup()).context("watching SIGHUP")?,
             })
         }
         #[cfg(not(unix))]
@@ -329,9 +350,14 @@ impl Signals {
 
     async fn wait(mut self) {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    tracing::warn!("SIGHUP: reloading is not supported yet; restart to apply a new configuration");
+                }
+            }
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;

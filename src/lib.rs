@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod evidence;
 pub mod model;
+pub mod notify;
 pub mod parse;
 pub mod pipeline;
 pub mod rawmail;

@@ -65,6 +65,8 @@ pub enum Error {
     },
     #[error("no database at {path}")]
     Missing { path: PathBuf },
+    #[error("{path} exists; not overwriting it")]
+    Exists { path: PathBuf },
     #[error("database {path} has schema version {found}; this build knows up to {known}")]
     TooNew {
         path: PathBuf,
@@ -194,6 +196,25 @@ impl Db {
         self.conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
+    }
+
+    /// Copies the whole database to `target` with SQLite's online backup API:
+    /// consistent even while the daemon writes. Refuses to overwrite a file.
+    ///
+    /// # Errors
+    /// `target` exists or cannot be written.
+    pub fn backup_to(&self, target: &Path) -> Result<(), Error> {
+        if target.exists() {
+            return Err(Error::Exists {
+                path: target.into(),
+            });
+        }
+        self.conn
+            .backup(rusqlite::DatabaseName::Main, target, None)
+            .map_err(|source| Error::Open {
+                path: target.into(),
+                source,
+            })
     }
 
     /// The schema version this database is at.
