@@ -16,9 +16,23 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub smtp: SmtpConfig,
     pub store: StoreConfig,
+    pub tls: TlsConfig,
     pub classify: ClassifyConfig,
     pub reply: ReplyConfig,
     pub log: LogConfig,
+}
+
+/// `[tls]`: STARTTLS on the SMTP listener (RFC 3207).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, STARTTLS is offered.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// Refuse MAIL before STARTTLS (`530 5.7.0`). Off by default: MTAs
+    /// deliver opportunistically, and reports must not be lost.
+    pub require_tls: bool,
 }
 
 /// `[classify]`: the free-text rules.
@@ -331,6 +345,19 @@ impl Config {
             "log.level",
             "is not a valid tracing filter",
         );
+        check(
+            self.tls.cert_file.is_some() == self.tls.key_file.is_some(),
+            "tls.key_file",
+            "tls.cert_file and tls.key_file go together",
+        );
+        check(
+            !self.tls.require_tls || self.tls.cert_file.is_some(),
+            "tls.require_tls",
+            "needs tls.cert_file and tls.key_file",
+        );
+        if let Err(problem) = crate::smtp::tls::acceptor(&self.tls) {
+            problems.push(problem);
+        }
         if let Err(problem) = crate::reply::Templates::load(self.reply.templates_dir.as_deref()) {
             problems.push(format!("reply.templates_dir: {problem}"));
         }

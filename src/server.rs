@@ -84,7 +84,8 @@ impl Server {
         let replies_queued = Arc::new(tokio::sync::Notify::new());
         let worker = Worker::start(worker_db, queue.clone(), pipeline, replies_queued.clone())
             .map_err(Error::Thread)?;
-        let ctx = Arc::new(Context::new(config.clone(), queue, worker.signal()));
+        let tls = crate::smtp::tls::acceptor(&config.tls).map_err(|p| Error::Invalid(vec![p]))?;
+        let ctx = Arc::new(Context::new(config.clone(), tls, queue, worker.signal()));
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         // Replies go out only with a relay; without one they wait as `held`.
         let sender_stop = CancellationToken::new();

@@ -5,4 +5,5 @@ mod cli;
 mod golden;
 mod replies;
 mod smtp;
+mod tls;
 mod util;

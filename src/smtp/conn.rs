@@ -31,19 +31,26 @@ enum Prepared {
     Reply(&'static [u8]),
 }
 
+/// A byte stream a session runs on: TCP, TLS over TCP, or a test pipe.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// Runs one session to its end. Errors are logged, never returned: a broken
-/// client must not affect anyone else.
-pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<Context>, stops: Stops)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+/// client must not affect anyone else. The stream is boxed so that STARTTLS
+/// can swap it for its TLS wrapper in the middle of the session.
+pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, stops: Stops) {
     let started = Instant::now();
     let config = ctx.config.clone();
     let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
     let idle = std::time::Duration::from_secs(config.smtp.idle_timeout_seconds);
     let slot = Arc::new(Mutex::new(Slot::default()));
-    let mut session = mailin::SessionBuilder::new(config.smtp.hostname.clone())
-        .build(peer.ip(), Handler::new(config.clone(), slot.clone()));
+    let mut builder = mailin::SessionBuilder::new(config.smtp.hostname.clone());
+    if ctx.tls.is_some() {
+        builder.enable_start_tls();
+    }
+    let mut session = builder.build(peer.ip(), Handler::new(config.clone(), slot.clone()));
+    let mut is_tls = false;
     let mut io = Io::new(stream, idle);
     let mut line = Vec::with_capacity(128);
     let mut messages = 0u64;
@@ -93,6 +100,10 @@ where
             }
             Prepared::Line(command) => command,
         };
+        if config.tls.require_tls && !is_tls && is_verb(&command, b"MAIL") {
+            io.queue(reply::TLS_REQUIRED);
+            continue;
+        }
         let response = session.process(&command);
         if response.code == 250 {
             if is_verb(&command, b"MAIL") {
@@ -105,9 +116,11 @@ where
             }
         }
         if response.code == 250 && is_verb(&command, b"EHLO") {
+            let offer_starttls = ctx.tls.is_some() && !is_tls;
             io.queue(&reply::ehlo(
                 &config.smtp.hostname,
                 config.smtp.max_message_bytes,
+                offer_starttls,
             ));
             continue;
         }
@@ -116,6 +129,38 @@ where
         io.queue(&text);
         if response.action == mailin::Action::Close {
             break "quit".to_owned();
+        }
+        if response.action == mailin::Action::UpgradeTls {
+            // RFC 3207 §4: the 220 goes out, then the handshake; commands
+            // pipelined after STARTTLS were sent in clear and must not be
+            // executed under TLS (command injection), so we close instead.
+            if let Err(error) = io.flush().await {
+                break format!("write failed: {error}");
+            }
+            if io.has_buffered_input() {
+                warn!("commands pipelined after STARTTLS");
+                break "commands pipelined after STARTTLS".to_owned();
+            }
+            let Some(acceptor) = ctx.tls.clone() else {
+                break "STARTTLS without a certificate".to_owned();
+            };
+            // The plain stream goes to the handshake; a stand-in keeps `io`
+            // usable for the final flush if the handshake fails.
+            let plain = std::mem::replace(&mut io, Io::new(Box::new(tokio::io::duplex(1).0), idle));
+            match tokio::time::timeout(idle, acceptor.accept(plain.into_inner())).await {
+                Ok(Ok(tls)) => {
+                    io = Io::new(Box::new(tls), idle);
+                    // The client starts over with EHLO (RFC 3207 §4.2).
+                    session.tls_active();
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::default();
+                    in_transaction = false;
+                    is_tls = true;
+                    info!("tls established");
+                    continue;
+                }
+                Ok(Err(error)) => break format!("tls handshake failed: {error}"),
+                Err(_) => break "tls handshake timed out".to_owned(),
+            }
         }
         if response.code != 354 {
             continue;

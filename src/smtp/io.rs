@@ -62,6 +62,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// The stream, for STARTTLS; buffered input and output are dropped (the
+    /// caller flushed and checked there was no input).
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
     /// Whether unread bytes are already buffered (a pipelined client).
     pub fn has_buffered_input(&self) -> bool {
         self.start < self.end

@@ -10,6 +10,7 @@ mod conn;
 mod handler;
 mod io;
 mod reply;
+pub mod tls;
 
 use crate::config::Config;
 use crate::store::CommitQueue;
@@ -32,15 +33,23 @@ const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 /// What every session shares.
 pub struct Context {
     pub config: Arc<Config>,
+    /// STARTTLS, when a certificate is configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub queue: CommitQueue,
     pub work: WorkSignal,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Context {
-    pub fn new(config: Arc<Config>, queue: CommitQueue, work: WorkSignal) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        queue: CommitQueue,
+        work: WorkSignal,
+    ) -> Self {
         Context {
             config,
+            tls,
             queue,
             work,
             per_ip: Mutex::new(HashMap::new()),
@@ -135,7 +144,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: Cancellat
             async move {
                 let _permit = permit; // released when the session ends
                 let _ip_slot = ip_slot;
-                conn::run(socket, peer, ctx, stops).await;
+                conn::run(Box::new(socket), peer, ctx, stops).await;
             }
             .instrument(info_span!("smtp", conn_id, %peer)),
         );

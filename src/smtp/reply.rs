@@ -15,6 +15,7 @@ pub const SESSION_TOO_LONG: &[u8] = b"421 4.4.2 Session too long, closing connec
 pub const SHUTTING_DOWN: &[u8] = b"421 4.3.0 Server shutting down, try again later\r\n";
 pub const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections, try again later\r\n";
 pub const TOO_MANY_FROM_YOU: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
+pub const TLS_REQUIRED: &[u8] = b"530 5.7.0 Must issue a STARTTLS command first\r\n";
 pub const CONTROL_CHARACTERS: &[u8] = b"500 5.5.2 Syntax error: control characters in command\r\n";
 pub const HANDLER_FAILED: &[u8] = b"451 4.3.0 Temporary local failure, try again later\r\n";
 
@@ -42,10 +43,16 @@ pub fn greeting(hostname: &str) -> Vec<u8> {
     format!("220 {hostname} ESMTP abuse-inbox\r\n").into_bytes()
 }
 
-/// The EHLO reply: what we can honour (RFC 1870 SIZE, RFC 2920 PIPELINING).
-pub fn ehlo(hostname: &str, max_message_bytes: u64) -> Vec<u8> {
+/// The EHLO reply: what we can honour (RFC 1870 SIZE, RFC 2920 PIPELINING,
+/// RFC 3207 STARTTLS when a certificate is configured and TLS is not on yet).
+pub fn ehlo(hostname: &str, max_message_bytes: u64, offer_starttls: bool) -> Vec<u8> {
+    let starttls = if offer_starttls {
+        "250-STARTTLS\r\n"
+    } else {
+        ""
+    };
     format!(
-        "250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {max_message_bytes}\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+        "250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {max_message_bytes}\r\n250-8BITMIME\r\n{starttls}250 ENHANCEDSTATUSCODES\r\n"
     )
     .into_bytes()
 }
