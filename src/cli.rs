@@ -188,7 +188,7 @@ pub fn settings(global: &Global) -> Result<Config, config::Error> {
 /// Fatal problems (configuration, database); the caller exits with 2.
 pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen } => serve(config, listen),
+        Command::Serve { listen } => serve(config, listen, &cli.global),
         Command::Ingest { files } => ingest(&config, &files),
         Command::Reprocess { since, all } => reprocess(&config, since, all),
         Command::Reports {
@@ -289,10 +289,26 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
-    if let Some(listen) = listen {
-        config.smtp.listen = listen;
+fn serve(mut config: Config, listen: Option<String>, global: &Global) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = &listen {
+        config.smtp.listen = listen.clone();
     }
+    // SIGHUP re-reads the same file with the same command-line overrides.
+    let reread = {
+        let (path, db, log_format) = (global.config.clone(), global.db.clone(), global.log_format);
+        move || -> Result<Config, Vec<String>> {
+            let global = Global {
+                config: path.clone(),
+                db: db.clone(),
+                log_format,
+            };
+            let mut config = settings(&global).map_err(|e| vec![e.to_string()])?;
+            if let Some(listen) = &listen {
+                config.smtp.listen = listen.clone();
+            }
+            Ok(config)
+        }
+    };
     if let [problem, ..] = config.problems().as_slice() {
         bail!("invalid setting: {problem}");
     }
@@ -311,8 +327,19 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
             server.local_addr()
         ));
         let shutdown = server.shutdown_token();
+        let reloader = server.reloader();
         tokio::spawn(async move {
-            signals.wait().await;
+            let mut signals = signals;
+            while let Signal::Reload = signals.next().await {
+                crate::notify::notify("RELOADING=1");
+                match reread().and_then(|config| reloader.reload(config)) {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(problems) => {
+                        tracing::error!(problems = %problems.join("; "), "reload refused; the running configuration stays")
+                    }
+                }
+                crate::notify::notify("READY=1");
+            }
             tracing::info!("shutdown requested");
             crate::notify::notify("STOPPING=1");
             shutdown.cancel();
@@ -322,8 +349,15 @@ fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode>
     })
 }
 
-/// SIGTERM (systemd) and SIGINT (Ctrl-C), registered up front; SIGHUP is
-/// caught so that it cannot kill the daemon (reloading is not built yet).
+/// What a signal asks for.
+enum Signal {
+    /// SIGTERM (systemd) or SIGINT (Ctrl-C).
+    Stop,
+    /// SIGHUP (`systemctl reload`).
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP, registered up front.
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
@@ -348,19 +382,19 @@ impl Signals {
         Ok(Signals {})
     }
 
-    async fn wait(mut self) {
+    /// The next signal that matters.
+    async fn next(&mut self) -> Signal {
         #[cfg(unix)]
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => return,
-                _ = self.int.recv() => return,
-                _ = self.hup.recv() => {
-                    tracing::warn!("SIGHUP: reloading is not supported yet; restart to apply a new configuration");
-                }
-            }
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }
 

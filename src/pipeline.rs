@@ -26,6 +26,9 @@ fn evidence_rows(outcome: &Outcome) -> usize {
     outcome.result.as_ref().map_or(0, |d| d.evidence.len() + 1)
 }
 
+/// The pipeline the worker uses, replaced whole on reload.
+pub type SharedPipeline = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Pipeline>>>;
+
 /// The compiled configuration the stages need.
 #[derive(Clone)]
 pub struct Pipeline {

@@ -5,13 +5,13 @@
 //! so the tests run exactly what production runs.
 
 use crate::config::Config;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, SharedPipeline};
 use crate::reply::Templates;
-use crate::smtp::{self, Context};
+use crate::smtp::{self, Context, Settings};
 use crate::store::{self, CommitQueue, Db, Role};
 use crate::worker::Worker;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,75 @@ pub enum Error {
     Invalid(Vec<String>),
 }
 
+/// Applies a new configuration without dropping a connection: new sessions
+/// get the new recipients, limits and certificate; the worker the new rules
+/// and reply policy; the sender the new templates. What cannot change while
+/// running (listen address, database, connection cap, relay) is refused.
+#[derive(Clone)]
+pub struct Reloader {
+    /// Weak: the reloader must not keep the sessions' context (and with it
+    /// the commit queue) alive past shutdown.
+    ctx: std::sync::Weak<Context>,
+    pipeline: SharedPipeline,
+    templates: Arc<RwLock<Templates>>,
+}
+
+impl Reloader {
+    /// Checks `config` completely, then swaps it in; on any problem nothing
+    /// changes.
+    ///
+    /// # Errors
+    /// Every problem, by key.
+    pub fn reload(&self, config: Config) -> Result<(), Vec<String>> {
+        let Some(ctx) = self.ctx.upgrade() else {
+            return Err(vec!["the daemon is shutting down".to_owned()]);
+        };
+        let mut problems = config.problems();
+        let running = &ctx.config;
+        let fixed = [
+            ("smtp.listen", config.smtp.listen != running.smtp.listen),
+            ("store.path", config.store.path != running.store.path),
+            (
+                "smtp.max_connections",
+                config.smtp.max_connections != running.smtp.max_connections,
+            ),
+            (
+                "reply.relay_host",
+                config.reply.relay_host != running.reply.relay_host,
+            ),
+            (
+                "reply.relay_port",
+                config.reply.relay_port != running.reply.relay_port,
+            ),
+            (
+                "reply.relay_tls",
+                config.reply.relay_tls != running.reply.relay_tls,
+            ),
+        ];
+        for (key, changed) in fixed {
+            if changed {
+                problems.push(format!(
+                    "{key}: cannot change while running; restart to apply it"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let tls = crate::smtp::tls::acceptor(&config.tls).map_err(|p| vec![p])?;
+        let pipeline = Pipeline::new(&config)?;
+        let templates =
+            Templates::load(config.reply.templates_dir.as_deref()).map_err(|p| vec![p])?;
+        ctx.replace_settings(Settings {
+            config: Arc::new(config),
+            tls,
+        });
+        *self.pipeline.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pipeline);
+        *self.templates.write().unwrap_or_else(|p| p.into_inner()) = templates;
+        Ok(())
+    }
+}
+
 /// A started daemon.
 pub struct Server {
     addr: SocketAddr,
@@ -43,6 +112,7 @@ pub struct Server {
     writer: std::thread::JoinHandle<bool>,
     sender: Option<tokio::task::JoinHandle<()>>,
     sender_stop: CancellationToken,
+    reloader: Reloader,
     worker: Worker,
 }
 
@@ -80,32 +150,50 @@ impl Server {
         let (queue, writer) =
             CommitQueue::start(intake_db, config.store.max_commit_batch, on_failure)
                 .map_err(Error::Thread)?;
-        let pipeline = Pipeline::new(&config).map_err(Error::Invalid)?;
+        let pipeline: SharedPipeline = Arc::new(RwLock::new(Arc::new(
+            Pipeline::new(&config).map_err(Error::Invalid)?,
+        )));
+        let templates = Arc::new(RwLock::new(
+            Templates::load(config.reply.templates_dir.as_deref())
+                .map_err(|p| Error::Invalid(vec![p]))?,
+        ));
         let replies_queued = Arc::new(tokio::sync::Notify::new());
-        let worker = Worker::start(worker_db, queue.clone(), pipeline, replies_queued.clone())
-            .map_err(Error::Thread)?;
+        let worker = Worker::start(
+            worker_db,
+            queue.clone(),
+            pipeline.clone(),
+            replies_queued.clone(),
+        )
+        .map_err(Error::Thread)?;
         let tls = crate::smtp::tls::acceptor(&config.tls).map_err(|p| Error::Invalid(vec![p]))?;
-        let ctx = Arc::new(Context::new(config.clone(), tls, queue, worker.signal()));
+        let ctx = Arc::new(Context::new(
+            Settings {
+                config: config.clone(),
+                tls,
+            },
+            queue,
+            worker.signal(),
+        ));
+        let reloader = Reloader {
+            ctx: Arc::downgrade(&ctx),
+            pipeline,
+            templates: templates.clone(),
+        };
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         // Replies go out only with a relay; without one they wait as `held`.
         let sender_stop = CancellationToken::new();
         let relay =
             crate::reply::sender::relay(&config.reply).map_err(|p| Error::Invalid(vec![p]))?;
-        let sender = match relay {
-            None => None,
-            Some(transport) => {
-                let templates = Templates::load(config.reply.templates_dir.as_deref())
-                    .map_err(|p| Error::Invalid(vec![p]))?;
-                Some(tokio::spawn(crate::reply::sender::run(
-                    transport,
-                    config.store.path.clone(),
-                    config.reply.clone(),
-                    templates,
-                    replies_queued,
-                    sender_stop.clone(),
-                )))
-            }
-        };
+        let sender = relay.map(|transport| {
+            tokio::spawn(crate::reply::sender::run(
+                transport,
+                config.store.path.clone(),
+                config.reply.clone(),
+                templates,
+                replies_queued,
+                sender_stop.clone(),
+            ))
+        });
         info!(listen = %addr, db = %config.store.path.display(), "listening");
         Ok(Server {
             addr,
@@ -115,7 +203,13 @@ impl Server {
             worker,
             sender,
             sender_stop,
+            reloader,
         })
+    }
+
+    /// What applies a new configuration to the running daemon (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The bound address (useful with port 0).

@@ -5,7 +5,7 @@
 //! periodic sweep). Out: reports, via `pipeline::process_and_store`. Runs on
 //! its own thread with its own connection, so SQLite never blocks the SMTP side.
 
-use crate::pipeline::Pipeline;
+use crate::pipeline::SharedPipeline;
 use crate::store::{CommitQueue, Db};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -53,7 +53,7 @@ impl Worker {
     pub fn start(
         db: Db,
         sink: CommitQueue,
-        pipeline: Pipeline,
+        pipeline: SharedPipeline,
         replies_queued: Arc<tokio::sync::Notify>,
     ) -> std::io::Result<Worker> {
         let (tx, rx) = sync_channel(1);
@@ -101,7 +101,7 @@ fn lower_priority() {
 fn run(
     mut db: Db,
     mut sink: CommitQueue,
-    pipeline: &Pipeline,
+    pipeline: &SharedPipeline,
     replies_queued: &tokio::sync::Notify,
     rx: Receiver<()>,
     stop: &AtomicBool,
@@ -132,6 +132,8 @@ fn run(
             }
         }
         debug!(batch = batch.len(), "processing");
+        // The pipeline of this batch: a reload (SIGHUP) applies from the next one.
+        let pipeline = pipeline.read().unwrap_or_else(|p| p.into_inner()).clone();
         match pipeline.process_and_store(&mut sink, &batch) {
             Ok(_) => replies_queued.notify_one(),
             Err(error) => {

@@ -191,8 +191,13 @@ impl Daemon {
     }
 
     fn start_with_env(db: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(db, &[], env)
+    }
+
+    fn start_with(db: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
+            .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -421,8 +426,13 @@ fn systemd_hears_ready_and_stopping_and_sighup_does_not_kill() {
     smtp.expect("QUIT", "221");
     // SAFETY: as above.
     unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
-    let n = socket.recv(&mut buf).expect("STOPPING within 30 s");
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    // The SIGHUP reload says RELOADING=1 and READY=1 first.
+    let mut said = Vec::new();
+    while said.last().map(String::as_str) != Some("STOPPING=1") {
+        let n = socket.recv(&mut buf).expect("STOPPING within 30 s");
+        said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(said, ["RELOADING=1", "READY=1", "STOPPING=1"]);
     assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
 }
 
@@ -488,4 +498,39 @@ fn backup_copies_a_consistent_database_and_never_overwrites() {
     let again = abuse_inbox(&["backup", copy.to_str().unwrap(), "--db", &db]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+}
+
+#[test]
+fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let config = dir.path().join("abuse-inbox.toml");
+    std::fs::write(&config, "[smtp]\nrecipients = [\"abuse\"]\n").unwrap();
+    let mut daemon = Daemon::start_with(&db, &["--config", config.to_str().unwrap()], &[]);
+    let rcpt = |addr| {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO reload.example", "250");
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.cmd("RCPT TO:<security@example.com>")[..3].to_owned()
+    };
+    assert_eq!(rcpt(daemon.addr), "550");
+    std::fs::write(&config, "[smtp]\nrecipients = [\"abuse\", \"security\"]\n").unwrap();
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) };
+    crate::util::wait_for(20, "the reload", || {
+        (rcpt(daemon.addr) == "250").then_some(())
+    });
+    // A broken file is refused as a whole; the running configuration stays.
+    std::fs::write(&config, "[smtp]\nrecipients = []\nmax_mesage_bytes = 5\n").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rcpt(daemon.addr), "250");
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
 }

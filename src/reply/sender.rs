@@ -93,7 +93,7 @@ pub async fn run<T>(
     transport: T,
     db_path: PathBuf,
     config: ReplyConfig,
-    templates: Templates,
+    templates: std::sync::Arc<std::sync::RwLock<Templates>>,
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) where
@@ -137,6 +137,8 @@ pub async fn run<T>(
             error!(%error, "reading the outbox failed");
             Vec::new()
         });
+        // The templates of this round: a reload (SIGHUP) applies from the next one.
+        let templates = templates.read().unwrap_or_else(|p| p.into_inner()).clone();
         for draft in &due {
             let result = match compose(&templates, &config.from, draft) {
                 Err(problem) => Err((problem, true)),

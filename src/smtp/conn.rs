@@ -8,7 +8,7 @@
 
 use super::handler::{Handler, Slot, NULL_SENDER};
 use super::io::{Data, Io, ReadError};
-use super::{reply, Context, Stops};
+use super::{reply, Context, Settings, Stops};
 use crate::model::{Envelope, Incoming, Origin, Sender};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -41,12 +41,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// can swap it for its TLS wrapper in the middle of the session.
 pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, stops: Stops) {
     let started = Instant::now();
-    let config = ctx.config.clone();
+    let Settings { config, tls } = ctx.settings();
     let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
     let idle = std::time::Duration::from_secs(config.smtp.idle_timeout_seconds);
     let slot = Arc::new(Mutex::new(Slot::default()));
     let mut builder = mailin::SessionBuilder::new(config.smtp.hostname.clone());
-    if ctx.tls.is_some() {
+    if tls.is_some() {
         builder.enable_start_tls();
     }
     let mut session = builder.build(peer.ip(), Handler::new(config.clone(), slot.clone()));
@@ -116,7 +116,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             }
         }
         if response.code == 250 && is_verb(&command, b"EHLO") {
-            let offer_starttls = ctx.tls.is_some() && !is_tls;
+            let offer_starttls = tls.is_some() && !is_tls;
             io.queue(&reply::ehlo(
                 &config.smtp.hostname,
                 config.smtp.max_message_bytes,
@@ -141,7 +141,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 warn!("commands pipelined after STARTTLS");
                 break "commands pipelined after STARTTLS".to_owned();
             }
-            let Some(acceptor) = ctx.tls.clone() else {
+            let Some(acceptor) = tls.clone() else {
                 break "STARTTLS without a certificate".to_owned();
             };
             // The plain stream goes to the handshake; a stand-in keeps `io`

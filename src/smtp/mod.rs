@@ -30,30 +30,47 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// After the grace period, how long sessions get to notice the hard stop.
 const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// What every session shares.
-pub struct Context {
+/// What a session runs with; replaced whole on reload (SIGHUP), so a session
+/// keeps the settings it started with.
+#[derive(Clone)]
+pub struct Settings {
     pub config: Arc<Config>,
     /// STARTTLS, when a certificate is configured.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// What every session shares.
+pub struct Context {
+    /// Fixed at start: the listener, `max_connections` and the grace period.
+    pub config: Arc<Config>,
+    settings: std::sync::RwLock<Settings>,
     pub queue: CommitQueue,
     pub work: WorkSignal,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Context {
-    pub fn new(
-        config: Arc<Config>,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-        queue: CommitQueue,
-        work: WorkSignal,
-    ) -> Self {
+    pub fn new(settings: Settings, queue: CommitQueue, work: WorkSignal) -> Self {
         Context {
-            config,
-            tls,
+            config: settings.config.clone(),
+            settings: std::sync::RwLock::new(settings),
             queue,
             work,
             per_ip: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The settings new sessions start with.
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// New sessions use `settings` from now on.
+    pub fn replace_settings(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
     fn per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
@@ -80,7 +97,7 @@ impl IpSlot {
     fn acquire(ctx: &Arc<Context>, ip: IpAddr) -> Option<IpSlot> {
         let mut map = ctx.per_ip();
         let count = map.entry(ip).or_insert(0);
-        if *count >= ctx.config.smtp.max_connections_per_ip {
+        if *count >= ctx.settings().config.smtp.max_connections_per_ip {
             return None;
         }
         *count += 1;
