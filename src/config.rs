@@ -17,9 +17,19 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub store: StoreConfig,
     pub tls: TlsConfig,
+    pub metrics: MetricsConfig,
     pub classify: ClassifyConfig,
     pub reply: ReplyConfig,
     pub log: LogConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `ADDR:PORT` for `/metrics` and `/healthz`; empty: off. Keep it on
+    /// loopback (or behind a firewall): it has no authentication.
+    pub listen: String,
 }
 
 /// `[tls]`: STARTTLS on the SMTP listener (RFC 3207).
@@ -344,6 +354,11 @@ impl Config {
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
             "is not a valid tracing filter",
+        );
+        check(
+            self.metrics.listen.is_empty() || self.metrics.listen.parse::<SocketAddr>().is_ok(),
+            "metrics.listen",
+            "must be ADDR:PORT, or empty for off",
         );
         check(
             self.tls.cert_file.is_some() == self.tls.key_file.is_some(),

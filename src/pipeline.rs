@@ -225,6 +225,8 @@ struct Summary {
     rows: u64,
     missing: String,
     reply: &'static str,
+    /// `csv`, `mime`, `arf`, …: the prefix of each parse warning.
+    warning_detectors: Vec<String>,
 }
 
 impl Summary {
@@ -241,10 +243,28 @@ impl Summary {
             rows: d.evidence_rows,
             missing: d.missing.join(","),
             reply: d.reply.as_str(),
+            warning_detectors: d
+                .parse_warnings
+                .iter()
+                .map(|w| w.split(':').next().unwrap_or("other").to_owned())
+                .collect(),
         })
     }
 
     fn log(&self, id: ReportId) {
+        let metrics = crate::metrics::get();
+        let labels = vec![
+            ("abuse_type", self.abuse_type.to_owned()),
+            ("subtype", self.subtype.to_owned()),
+        ];
+        metrics.reports.get_or_create(&labels).inc();
+        metrics.reply(self.reply);
+        for detector in &self.warning_detectors {
+            metrics
+                .parse_warnings
+                .get_or_create(&vec![("detector", detector.clone())])
+                .inc();
+        }
         info!(
             report_id = id.0,
             raw_id = self.raw_id,

@@ -111,8 +111,10 @@ pub struct Server {
     listener: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<bool>,
     sender: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the reply sender and the metrics listener.
     sender_stop: CancellationToken,
     reloader: Reloader,
+    metrics_addr: Option<SocketAddr>,
     worker: Worker,
 }
 
@@ -194,6 +196,24 @@ impl Server {
                 sender_stop.clone(),
             ))
         });
+        let metrics_addr = if config.metrics.listen.is_empty() {
+            None
+        } else {
+            let listener = TcpListener::bind(&config.metrics.listen)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: config.metrics.listen.clone(),
+                    source,
+                })?;
+            let bound = listener.local_addr().ok();
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                config.store.path.clone(),
+                sender_stop.clone(),
+            ));
+            info!(listen = %config.metrics.listen, "metrics listening");
+            bound
+        };
         info!(listen = %addr, db = %config.store.path.display(), "listening");
         Ok(Server {
             addr,
@@ -204,7 +224,13 @@ impl Server {
             sender,
             sender_stop,
             reloader,
+            metrics_addr,
         })
+    }
+
+    /// Where `/metrics` and `/healthz` are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// What applies a new configuration to the running daemon (SIGHUP).

@@ -450,3 +450,63 @@ async fn a_failed_commit_is_451_and_the_client_can_retry() {
     assert_eq!(count_rows(&db, "raw_messages"), 1);
     server.stop().await;
 }
+
+/// One HTTP GET, the old-fashioned way; returns the whole response.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_healthz_are_served_when_configured() {
+    let mut config = Config::default();
+    config.metrics.listen = "127.0.0.1:0".into();
+    let server = TestServer::start(config).await;
+    let (addr, metrics) = (
+        server.addr,
+        server.metrics_addr().expect("metrics listener"),
+    );
+    let db = server.db_path();
+    let text = tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("RCPT TO:<nobody@example.com>", "550");
+        c.expect("RSET", "250");
+        let reply = c.send_message(
+            "a@example.net",
+            "abuse@example.com",
+            &message("metrics-1", "counted"),
+        );
+        assert!(reply.starts_with("250 "));
+        wait_processed(&db);
+        let health = http_get(metrics, "/healthz");
+        assert!(
+            health.starts_with("HTTP/1.1 200 OK") && health.ends_with("ok\n"),
+            "{health}"
+        );
+        assert!(http_get(metrics, "/nope").starts_with("HTTP/1.1 404"));
+        http_get(metrics, "/metrics")
+    })
+    .await
+    .unwrap();
+    // Counters are process-wide (other tests run alongside): look for the series.
+    for series in [
+        "abuse_inbox_messages_accepted_total",
+        "abuse_inbox_messages_rejected_total{reason=\"no_such_recipient\"}",
+        "abuse_inbox_reports_total{abuse_type=\"network_activity\",subtype=\"brute_force\"}",
+        "abuse_inbox_commit_seconds_bucket",
+        "abuse_inbox_smtp_sessions_open",
+        "abuse_inbox_processing_backlog 0",
+        "abuse_inbox_outbox_depth",
+    ] {
+        assert!(text.contains(series), "missing {series} in:\n{text}");
+    }
+    server.stop().await;
+}

@@ -198,10 +198,12 @@ async fn write(
         let written = match result {
             Ok(()) => {
                 info!(report_id = report, outbox_id = id, kind = %draft.kind, to = %draft.recipient, "reply sent");
+                crate::metrics::get().reply("sent");
                 db.mark_sent(id, report, &now)
             }
             Err((error, true)) => {
                 error!(report_id = report, outbox_id = id, to = %draft.recipient, %error, "reply refused for good");
+                crate::metrics::get().reply("failed");
                 db.mark_unsent(id, report, &now, &error, None)
             }
             Err((error, false)) => {
@@ -212,6 +214,7 @@ async fn write(
                     .map_or(Duration::ZERO, |(n, c)| (n - c).to_std().unwrap_or_default());
                 if age >= give_up {
                     error!(report_id = report, outbox_id = id, %error, "reply given up");
+                    crate::metrics::get().reply("failed");
                     db.mark_unsent(id, report, &now, &format!("given up: {error}"), None)
                 } else {
                     let attempts = db.replies(None, usize::MAX).ok().and_then(|r| r.into_iter().find(|e| e.id == id)).map_or(0, |e| e.attempts);
@@ -220,6 +223,7 @@ async fn write(
                     let retry_at = (chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
                         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
                     warn!(report_id = report, outbox_id = id, %error, retry_in_seconds = wait.as_secs(), "reply deferred");
+                    crate::metrics::get().reply("deferred");
                     db.mark_unsent(id, report, &now, &error, Some(&retry_at))
                 }
             }

@@ -83,6 +83,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             }
             Ok(Err(ReadError::TooLong)) => {
                 warn!(limit = "max_line_bytes", "limit hit");
+                crate::metrics::get().reject("max_line_bytes");
                 io.queue(reply::LINE_TOO_LONG);
                 break "line too long".to_owned();
             }
@@ -101,6 +102,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             Prepared::Line(command) => command,
         };
         if config.tls.require_tls && !is_tls && is_verb(&command, b"MAIL") {
+            crate::metrics::get().reject("tls_required");
             io.queue(reply::TLS_REQUIRED);
             continue;
         }
@@ -202,6 +204,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         let text: Vec<u8> = match (data, envelope) {
             (Data::TooBig, _) => {
                 warn!(limit = "max_message_bytes", "limit hit");
+                crate::metrics::get().reject("max_message_bytes");
                 reply::TOO_BIG.to_vec()
             }
             (Data::Message(_), None) => {
@@ -230,6 +233,9 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                     Ok(committed) => {
                         messages += 1;
                         ctx.work.notify();
+                        let metrics = crate::metrics::get();
+                        metrics.accepted.inc();
+                        metrics.bytes_received.inc_by(size as u64);
                         info!(
                             raw_id = committed.raw_id.0,
                             size,
@@ -240,6 +246,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                     }
                     Err(error) => {
                         error!(%error, "raw commit failed");
+                        crate::metrics::get().reject("store_error");
                         reply::for_store_error(&error).to_vec()
                     }
                 }
@@ -321,6 +328,7 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
             {
                 Some(size) if size > max_message_bytes => {
                     warn!(limit = "max_message_bytes", declared = size, "limit hit");
+                    crate::metrics::get().reject("max_message_bytes");
                     return Prepared::Reply(reply::TOO_BIG);
                 }
                 Some(_) => {}

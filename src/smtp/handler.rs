@@ -62,10 +62,12 @@ impl mailin::Handler for Handler {
     fn rcpt(&mut self, to: &str) -> Response {
         if self.recipients >= self.config.smtp.max_recipients {
             tracing::warn!(limit = "max_recipients", "limit hit");
+            crate::metrics::get().reject("max_recipients");
             return reply::too_many_recipients();
         }
         if !self.config.accepts_rcpt(to) {
             tracing::info!(rcpt = to, "recipient refused");
+            crate::metrics::get().reject("no_such_recipient");
             return reply::no_such_recipient();
         }
         self.recipients += 1;

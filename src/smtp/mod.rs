@@ -147,11 +147,13 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: Cancellat
         // instead of waiting unanswered; the write never blocks the loop.
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             warn!(conn_id, %peer, limit = "max_connections", "limit hit");
+            crate::metrics::get().reject("max_connections");
             let _ = socket.try_write(reply::TOO_MANY_CONNECTIONS);
             continue;
         };
         let Some(ip_slot) = IpSlot::acquire(&ctx, peer.ip()) else {
             warn!(conn_id, %peer, limit = "max_connections_per_ip", "limit hit");
+            crate::metrics::get().reject("max_connections_per_ip");
             let _ = socket.try_write(reply::TOO_MANY_FROM_YOU);
             continue;
         };
@@ -161,7 +163,11 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: Cancellat
             async move {
                 let _permit = permit; // released when the session ends
                 let _ip_slot = ip_slot;
+                let metrics = crate::metrics::get();
+                metrics.sessions.inc();
+                metrics.sessions_open.inc();
                 conn::run(Box::new(socket), peer, ctx, stops).await;
+                metrics.sessions_open.dec();
             }
             .instrument(info_span!("smtp", conn_id, %peer)),
         );

@@ -229,6 +229,16 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Replies waiting to go out (held or pending).
+    pub fn outbox_depth(&self) -> Result<u64, Error> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE state IN ('held', 'pending')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Drops unsent replies: the given ids, or every held one.
     pub fn discard_replies(&mut self, ids: &[i64], all_held: bool) -> Result<usize, Error> {
         let tx = self

@@ -232,6 +232,9 @@ fn commit_raws(
     let started = std::time::Instant::now();
     let messages: Vec<&Incoming> = batch.iter().map(|(incoming, _)| incoming).collect();
     let result = db.commit_raws(&messages);
+    crate::metrics::get()
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
     tracing::trace!(
         batch = batch.len(),
         micros = started.elapsed().as_micros() as u64,

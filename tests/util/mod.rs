@@ -48,6 +48,10 @@ impl TestServer {
         Self::start(Config::default()).await
     }
 
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.metrics_addr()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("test.db")
     }

@@ -1,0 +1,207 @@
+//! Prometheus metrics, and the optional HTTP listener for `/metrics` and `/healthz`.
+//!
+//! In: counts from every stage (sessions, accepted and refused messages,
+//! bytes, reports by type, parse warnings by detector, replies by outcome,
+//! commit latency). Out: the OpenMetrics text of `prometheus-client` at
+//! `/metrics`, `ok` at `/healthz`. Labels have bounded values (types,
+//! reasons, detectors), never addresses or ids. Off unless `metrics.listen`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub sessions_open: Gauge,
+    pub sessions: Counter,
+    pub accepted: Counter,
+    pub rejected: Family<Labels, Counter>,
+    pub bytes_received: Counter,
+    pub reports: Family<Labels, Counter>,
+    pub parse_warnings: Family<Labels, Counter>,
+    pub replies: Family<Labels, Counter>,
+    pub commit_seconds: Histogram,
+    outbox_depth: Gauge,
+    backlog: Gauge,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("abuse_inbox")),
+            sessions_open: Gauge::default(),
+            sessions: Counter::default(),
+            accepted: Counter::default(),
+            rejected: Family::default(),
+            bytes_received: Counter::default(),
+            reports: Family::default(),
+            parse_warnings: Family::default(),
+            replies: Family::default(),
+            // 50 µs … ~1.6 s
+            commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            outbox_depth: Gauge::default(),
+            backlog: Gauge::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register(
+                "smtp_sessions_open",
+                "SMTP sessions open now",
+                m.sessions_open.clone(),
+            );
+            r.register(
+                "smtp_sessions",
+                "SMTP sessions since start",
+                m.sessions.clone(),
+            );
+            r.register(
+                "messages_accepted",
+                "Messages answered 250 (committed)",
+                m.accepted.clone(),
+            );
+            r.register(
+                "messages_rejected",
+                "Messages or sessions refused, by reason",
+                m.rejected.clone(),
+            );
+            r.register(
+                "bytes_received",
+                "Message bytes committed",
+                m.bytes_received.clone(),
+            );
+            r.register(
+                "reports",
+                "Reports stored, by abuse_type and subtype",
+                m.reports.clone(),
+            );
+            r.register(
+                "parse_warnings",
+                "Parse warnings, by detector",
+                m.parse_warnings.clone(),
+            );
+            r.register(
+                "replies",
+                "Reply decisions and deliveries, by outcome",
+                m.replies.clone(),
+            );
+            r.register(
+                "commit_seconds",
+                "Group commit latency of raw messages",
+                m.commit_seconds.clone(),
+            );
+            r.register(
+                "outbox_depth",
+                "Replies held or pending",
+                m.outbox_depth.clone(),
+            );
+            r.register(
+                "processing_backlog",
+                "Committed messages not yet processed",
+                m.backlog.clone(),
+            );
+        }
+        m
+    }
+
+    /// Counts a refusal (`max_message_bytes`, `no_such_recipient`, …).
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts a reply outcome (`ack`, `needs_info`, `suppressed`, `sent`, …).
+    pub fn reply(&self, outcome: &str) {
+        self.replies
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// The text exposition, with the database gauges read now.
+    fn render(&self, db_path: &std::path::Path) -> String {
+        if let Ok(db) = crate::store::Db::open_existing(db_path) {
+            if let Ok(stats) = db.stats() {
+                self.backlog
+                    .set(stats.raw_messages.get("received").copied().unwrap_or(0) as i64);
+            }
+            if let Ok(depth) = db.outbox_depth() {
+                self.outbox_depth.set(depth as i64);
+            }
+        }
+        let mut text = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if encode(&mut text, &registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until `stop`. One request per connection.
+pub async fn serve(listener: TcpListener, db_path: PathBuf, stop: CancellationToken) {
+    loop {
+        let (mut socket, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            res = listener.accept() => match res {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let db_path = db_path.clone();
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 2048];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut request))
+                    .await;
+            let Ok(Ok(n)) = read else { return };
+            let head = String::from_utf8_lossy(&request[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            let (status, kind, body) = match (head.starts_with("GET "), path) {
+                (true, "/metrics") => {
+                    let body = tokio::task::spawn_blocking(move || get().render(&db_path))
+                        .await
+                        .unwrap_or_default();
+                    (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        body,
+                    )
+                }
+                (true, "/healthz") => ("200 OK", "text/plain; charset=utf-8", "ok\n".to_owned()),
+                _ => (
+                    "404 Not Found",
+                    "text/plain; charset=utf-8",
+                    "not found\n".to_owned(),
+                ),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
