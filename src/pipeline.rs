@@ -225,6 +225,7 @@ struct Summary {
     rows: u64,
     missing: String,
     reply: &'static str,
+    reply_reason: String,
     /// `csv`, `mime`, `arf`, …: the prefix of each parse warning.
     warning_detectors: Vec<String>,
 }
@@ -243,6 +244,7 @@ impl Summary {
             rows: d.evidence_rows,
             missing: d.missing.join(","),
             reply: d.reply.as_str(),
+            reply_reason: d.reply_reason.clone().unwrap_or_default(),
             warning_detectors: d
                 .parse_warnings
                 .iter()
@@ -277,6 +279,7 @@ impl Summary {
             rows = self.rows,
             missing = %self.missing,
             reply = self.reply,
+            reply_reason = %self.reply_reason,
             "report stored"
         );
     }
