@@ -48,6 +48,10 @@ fn init_logging(log: &LogConfig, is_daemon: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed stderr (journald restarted, `| head`) must never cost a
+        // session: tracing-subscriber would eprintln! the write error, and
+        // eprintln! panics when stderr is gone.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // Under systemd the journal stamps each line itself.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();

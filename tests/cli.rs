@@ -534,3 +534,42 @@ fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_i
     unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
     assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
 }
+
+/// Regression: with stderr closed (journald restarted, `serve 2>&1 | head`),
+/// logging a session's first line panicked inside tracing and dropped the
+/// connection before its 250.
+#[test]
+fn a_closed_stderr_does_not_cost_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let port = crate::util::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            &db,
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // nobody reads the log any more
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    crate::util::wait_for(30, "the listener", || {
+        std::net::TcpStream::connect(addr).ok()
+    });
+    let (mut smtp, greeting) = Smtp::connect(addr);
+    assert!(greeting.starts_with("220"), "{greeting:?}");
+    smtp.expect("EHLO client.example", "250");
+    let reply = smtp.send_message(
+        "a@example.net",
+        "abuse@example.com",
+        &message("stderr-1", "no log"),
+    );
+    assert!(reply.starts_with("250 "), "{reply:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
