@@ -254,6 +254,15 @@ impl Summary {
     }
 
     fn log(&self, id: ReportId) {
+        // The message's span (STYLE §8): what follows for it carries its ids.
+        let span = tracing::info_span!(
+            "message",
+            raw_id = self.raw_id,
+            message_id = %self.message_id,
+            report_id = id.0,
+            abuse_type = self.abuse_type
+        );
+        let _entered = span.enter();
         let metrics = crate::metrics::get();
         let labels = vec![
             ("abuse_type", self.abuse_type.to_owned()),
@@ -268,10 +277,6 @@ impl Summary {
                 .inc();
         }
         info!(
-            report_id = id.0,
-            raw_id = self.raw_id,
-            message_id = %self.message_id,
-            abuse_type = self.abuse_type,
             subtype = self.subtype,
             reporter = %self.reporter,
             ips = self.ips,
