@@ -5,7 +5,10 @@
 //! are a contract (DESIGN.md): tests and users rely on them.
 
 use crate::config::{self, Config};
-use crate::model::{AbuseType, Envelope, Incoming, Origin, RawId, RawMessage, Report, ReportId};
+use crate::model::{
+    AbuseType, Envelope, Incoming, NetworkSubtype, Origin, RawId, RawMessage, ReplyDecision,
+    Report, ReportId,
+};
 use crate::pipeline::Pipeline;
 use crate::rawmail;
 use crate::server::Server;
@@ -103,14 +106,8 @@ pub enum Command {
 pub enum ReportsCommand {
     /// Reports, newest first.
     List {
-        /// Only this abuse_type.
-        #[arg(long = "type", value_name = "T", value_parser = parse_abuse_type)]
-        abuse_type: Option<AbuseType>,
-        /// Only reports received at or after this RFC 3339 time.
-        #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
-        since: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        #[command(flatten)]
+        filter: ListArgs,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -149,6 +146,107 @@ pub enum RepliesCommand {
         #[arg(long)]
         held: bool,
     },
+}
+
+/// Which reports: every filter of `reports list` (they combine with AND).
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this abuse_type.
+    #[arg(long = "type", value_name = "T", value_parser = parse_abuse_type)]
+    abuse_type: Option<AbuseType>,
+    /// Only this network subtype (intrusion, dos, port_scan, brute_force, other).
+    #[arg(long, value_parser = parse_subtype)]
+    subtype: Option<NetworkSubtype>,
+    /// Only this reply decision (ack, needs_info, suppressed, none).
+    #[arg(long, value_parser = parse_reply)]
+    reply: Option<ReplyDecision>,
+    /// open or resolved.
+    #[arg(long, value_parser = ["open", "resolved"])]
+    status: Option<String>,
+    /// Reports naming this address, or an address in this network (CIDR).
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = parse_ip_range)]
+    ip: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    /// Reporter address containing this text.
+    #[arg(long)]
+    reporter: Option<String>,
+    /// Received at or after this RFC 3339 time.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+    since: Option<String>,
+    /// Received before this RFC 3339 time.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Skip this many (paging: --offset 50 for the second page of 50).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+}
+
+impl ListArgs {
+    fn into_filter(self) -> ListFilter {
+        ListFilter {
+            abuse_type: self.abuse_type,
+            subtype: self.subtype,
+            reply: self.reply,
+            status: self.status,
+            reporter: self.reporter,
+            since: self.since,
+            until: self.until,
+            ip_range: self.ip,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+fn parse_subtype(s: &str) -> Result<NetworkSubtype, String> {
+    NetworkSubtype::parse(s).ok_or_else(|| format!("unknown subtype {s:?}"))
+}
+
+fn parse_reply(s: &str) -> Result<ReplyDecision, String> {
+    ReplyDecision::parse(s).ok_or_else(|| format!("unknown reply decision {s:?}"))
+}
+
+/// `192.0.2.7` → that address; `192.0.2.0/24`, `2001:db8::/32` → the first and
+/// last address of the network.
+fn parse_ip_range(s: &str) -> Result<(std::net::IpAddr, std::net::IpAddr), String> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let bad = || format!("{s:?} is not an address or a network like 192.0.2.0/24");
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (
+            a.parse::<IpAddr>().map_err(|_| bad())?,
+            Some(b.parse::<u32>().map_err(|_| bad())?),
+        ),
+        None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
+    };
+    match (addr, bits) {
+        (ip, None) => Ok((ip, ip)),
+        (IpAddr::V4(v4), Some(bits)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            let first = u32::from(v4) & mask;
+            Ok((
+                IpAddr::V4(Ipv4Addr::from(first)),
+                IpAddr::V4(Ipv4Addr::from(first | !mask)),
+            ))
+        }
+        (IpAddr::V6(v6), Some(bits)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            let first = u128::from(v6) & mask;
+            Ok((
+                IpAddr::V6(Ipv6Addr::from(first)),
+                IpAddr::V6(Ipv6Addr::from(first | !mask)),
+            ))
+        }
+        _ => Err(bad()),
+    }
 }
 
 fn parse_abuse_type(s: &str) -> Result<AbuseType, String> {
@@ -192,20 +290,10 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Ingest { files } => ingest(&config, &files),
         Command::Reprocess { since, all } => reprocess(&config, since, all),
         Command::Reports {
-            command:
-                ReportsCommand::List {
-                    abuse_type,
-                    since,
-                    limit,
-                    format,
-                },
+            command: ReportsCommand::List { filter, format },
         } => {
             let db = Db::open_existing(&config.store.path)?;
-            let reports = db.list_reports(&ListFilter {
-                abuse_type,
-                since,
-                limit,
-            })?;
+            let reports = db.list_reports(&filter.into_filter())?;
             print_reports(&reports, format)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -573,3 +573,61 @@ fn a_closed_stderr_does_not_cost_a_session() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    let files: Vec<String> = [
+        "csv/020-csv-basic-sshd.eml",
+        "network/050-iptables-pasted-log.eml",
+        "network/054-single-ip-no-logs.eml",
+        "csv/022-csv-tab-ipv6.eml",
+    ]
+    .iter()
+    .map(|f| root.join(f).to_str().unwrap().to_owned())
+    .collect();
+    let mut args = vec!["ingest", "--db", &db];
+    args.extend(files.iter().map(String::as_str));
+    assert!(abuse_inbox(&args).status.success());
+    let ids = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["reports", "list", "--db", &db, "--format", "json"];
+        args.extend_from_slice(extra);
+        let mut subjects: Vec<String> = json(&abuse_inbox(&args))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["message_id"].as_str().unwrap().to_owned())
+            .collect();
+        subjects.sort();
+        subjects
+    };
+    assert_eq!(
+        ids(&["--ip", "192.0.2.0/24"]),
+        [
+            "csv-020@security.example.org",
+            "net-050@example.org",
+            "net-054@example.net"
+        ]
+    );
+    assert_eq!(ids(&["--ip", "198.51.100.77"]), ["net-050@example.org"]);
+    assert_eq!(ids(&["--ip", "2001:db8::/32"]), ["csv-022@example.net"]);
+    assert_eq!(
+        ids(&["--subtype", "port_scan"]),
+        ["csv-022@example.net", "net-050@example.org"]
+    );
+    assert_eq!(ids(&["--reply", "needs_info"]), ["net-054@example.net"]);
+    assert_eq!(
+        ids(&["--reporter", "SECURITY.example"]),
+        ["csv-020@security.example.org"]
+    );
+    assert_eq!(
+        ids(&["--status", "open", "--type", "network_activity"]).len(),
+        4
+    );
+    assert!(ids(&["--until", "2000-01-01T00:00:00Z"]).is_empty());
+    assert_eq!(ids(&["--limit", "2", "--offset", "3"]).len(), 1);
+    let bad = abuse_inbox(&["reports", "list", "--db", &db, "--ip", "192.0.2.0/33"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

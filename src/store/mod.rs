@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_evidence.sql"),
     include_str!("migrations/0003_replies.sql"),
+    include_str!("migrations/0004_report_ips.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
@@ -239,11 +240,60 @@ impl Db {
         }
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             tx.execute_batch(sql)?;
+            if version + 1 == 4 {
+                backfill_report_ips(&tx)?;
+            }
             tx.pragma_update(None, "user_version", version as i64 + 1)?;
         }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// An address as the 16-byte key of `report_ips` (IPv4 mapped into IPv6).
+pub(crate) fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// Records the addresses a report names (after deleting what it named before).
+pub(crate) fn index_report_ips(
+    tx: &rusqlite::Transaction<'_>,
+    report: i64,
+    ips: &[String],
+) -> Result<(), Error> {
+    tx.prepare_cached("DELETE FROM report_ips WHERE report_id = ?1")?
+        .execute([report])?;
+    add_report_ips(tx, report, ips)
+}
+
+/// Adds addresses to a report's index (a merged follow-up's).
+pub(crate) fn add_report_ips(
+    tx: &rusqlite::Transaction<'_>,
+    report: i64,
+    ips: &[String],
+) -> Result<(), Error> {
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO report_ips (ip_key, report_id) VALUES (?1, ?2)")?;
+    for ip in ips.iter().filter_map(|ip| ip.parse().ok()) {
+        insert.execute(rusqlite::params![&ip_key(ip)[..], report])?;
+    }
+    Ok(())
+}
+
+/// Migration 4's data step: index the addresses of reports stored before it.
+fn backfill_report_ips(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    let rows: Vec<(i64, String)> = {
+        let mut stmt = tx.prepare("SELECT id, ips FROM reports")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, ips) in rows {
+        add_report_ips(tx, id, &parse_json_list("reports", id, &ips)?)?;
+    }
+    Ok(())
 }
 
 fn json_list(values: &[String]) -> String {

@@ -177,6 +177,7 @@ pub(super) fn merge_follow_up(
         "UPDATE evidence SET report_id = ?1 WHERE report_id = ?2",
         params![original, id],
     )?;
+    super::add_report_ips(tx, original, &follow_up.ips)?;
     let still = if missing.is_empty() {
         "nothing".to_owned()
     } else {

@@ -48,9 +48,20 @@ impl ReportSink for Db {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub abuse_type: Option<AbuseType>,
+    pub subtype: Option<NetworkSubtype>,
+    pub reply: Option<ReplyDecision>,
+    /// `open` or `resolved`.
+    pub status: Option<String>,
+    /// Part of the reporter's address, case-insensitive.
+    pub reporter: Option<String>,
     /// RFC 3339, UTC; reports received at or after it.
     pub since: Option<String>,
+    /// RFC 3339, UTC; reports received before it.
+    pub until: Option<String>,
+    /// Reports naming an address in this range (first, last), inclusive.
+    pub ip_range: Option<(std::net::IpAddr, std::net::IpAddr)>,
     pub limit: usize,
+    pub offset: usize,
 }
 
 /// Counts for `abuse-inbox stats`.
@@ -154,6 +165,7 @@ impl Db {
                             |r| r.get(0),
                         )?;
                         clear.execute([id])?;
+                        super::index_report_ips(&tx, id, &d.ips)?;
                         for row in &d.evidence {
                             add.execute(params![
                                 id,
@@ -291,13 +303,28 @@ impl Db {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REPORT_COLUMNS} FROM reports
              WHERE (?1 IS NULL OR abuse_type = ?1) AND (?2 IS NULL OR received_at >= ?2)
-             ORDER BY received_at DESC, id DESC LIMIT ?3"
+               AND (?4 IS NULL OR subtype = ?4) AND (?5 IS NULL OR reply = ?5)
+               AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR reporter LIKE '%' || ?7 || '%')
+               AND (?8 IS NULL OR received_at < ?8)
+               AND (?9 IS NULL OR id IN (SELECT report_id FROM report_ips WHERE ip_key BETWEEN ?9 AND ?10))
+             ORDER BY received_at DESC, id DESC LIMIT ?3 OFFSET ?11"
         ))?;
+        let range = filter
+            .ip_range
+            .map(|(first, last)| (super::ip_key(first).to_vec(), super::ip_key(last).to_vec()));
         let rows = stmt.query_map(
             params![
                 filter.abuse_type.map(AbuseType::as_str),
                 filter.since,
-                filter.limit as i64
+                filter.limit as i64,
+                filter.subtype.map(NetworkSubtype::as_str),
+                filter.reply.map(ReplyDecision::as_str),
+                filter.status,
+                filter.reporter,
+                filter.until,
+                range.as_ref().map(|r| r.0.clone()),
+                range.as_ref().map(|r| r.1.clone()),
+                filter.offset as i64,
             ],
             read_report,
         )?;
