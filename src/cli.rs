@@ -52,6 +52,12 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Json,
     Table,
@@ -90,6 +96,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportsCommand,
     },
+    /// Reports as CSV (spreadsheet-safe) or JSON lines, oldest first.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Only reports received at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+        since: Option<String>,
+    },
     /// Copy the database to FILE, consistently, while the daemon runs.
     Backup {
         #[arg(value_name = "FILE")]
@@ -124,6 +138,9 @@ pub enum ReportsCommand {
         id: i64,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Print the original message exactly as it arrived, nothing else.
+        #[arg(long, conflicts_with = "format")]
+        raw: bool,
     },
 }
 
@@ -298,12 +315,17 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reports {
-            command: ReportsCommand::Show { id, format },
+            command: ReportsCommand::Show { id, format, raw },
         } => {
             let db = Db::open_existing(&config.store.path)?;
             let Some(report) = db.report(ReportId(id))? else {
                 bail!("no report {id}")
             };
+            if raw {
+                let message = db.raw(report.raw_id)?.context("the raw message is gone")?;
+                std::io::stdout().lock().write_all(&message.bytes)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             match format {
                 Format::Json => print_json(&report)?,
                 Format::Table => print_report_table(
@@ -357,6 +379,11 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 bail!("no report {id}");
             }
             print_json(&db.report(ReportId(id))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { format, since } => {
+            let db = Db::open_existing(&config.store.path)?;
+            export(&db, format, since)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { file } => {
@@ -549,6 +576,91 @@ fn ingest_one(db: &mut Db, pipeline: &Pipeline, file: &Path) -> anyhow::Result<R
         bail!("processing failed; the message is stored as raw {}", raw.id)
     };
     db.report(id)?.context("the stored report vanished")
+}
+
+/// Reports read per page while exporting.
+const EXPORT_PAGE: usize = 1000;
+
+/// Writes every report (oldest first) as CSV or JSON lines.
+fn export(db: &Db, format: ExportFormat, since: Option<String>) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        ExportFormat::Jsonl => {
+            for_each_report(db, since.as_deref(), |r| {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+                Ok(())
+            })?;
+            out.flush()?;
+        }
+        ExportFormat::Csv => {
+            let mut w = ::csv::Writer::from_writer(out);
+            w.write_record([
+                "id",
+                "received_at",
+                "reporter",
+                "subject",
+                "abuse_type",
+                "subtype",
+                "reply",
+                "status",
+                "ips",
+                "urls",
+                "evidence_rows",
+                "missing",
+            ])?;
+            for_each_report(db, since.as_deref(), |r| {
+                let cells = [
+                    r.id.0.to_string(),
+                    r.received_at.clone(),
+                    r.reporter.clone().unwrap_or_default(),
+                    r.subject.clone().unwrap_or_default(),
+                    r.abuse_type.as_str().to_owned(),
+                    r.subtype.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    r.reply.as_str().to_owned(),
+                    r.status.clone(),
+                    r.ips.join(" "),
+                    r.urls.join(" "),
+                    r.evidence_rows.to_string(),
+                    r.missing.join(" "),
+                ];
+                w.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
+                Ok(())
+            })?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `each` for every report received at or after `since`, in id order,
+/// a page at a time (memory stays flat on a large database).
+fn for_each_report(
+    db: &Db,
+    since: Option<&str>,
+    mut each: impl FnMut(&Report) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut after = ReportId(0);
+    loop {
+        let page = db.reports_after(after, since, EXPORT_PAGE)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.id;
+        for report in &page {
+            each(report)?;
+        }
+    }
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
+/// CR first) gets a leading `'`, as OWASP recommends against CSV injection.
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 /// Messages re-processed per transaction.

@@ -631,3 +631,45 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
     let bad = abuse_inbox(&["reports", "list", "--db", &db, "--ip", "192.0.2.0/33"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn show_raw_prints_the_original_and_export_is_spreadsheet_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let f = dir.path().join("m.eml");
+    let original = b"From: =cmd|' /C calc'!A0 <x@example.net>\r\nSubject: =HYPERLINK(\"http://evil.example\",\"click\")\r\nMessage-ID: <csvinj@example.net>\r\n\r\n192.0.2.5 attacked 198.51.100.1 port 22 at 2026-11-26T10:00:00Z\r\n";
+    std::fs::write(&f, original).unwrap();
+    let report = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
+    let raw = abuse_inbox(&[
+        "reports",
+        "show",
+        &report["id"].to_string(),
+        "--raw",
+        "--db",
+        &db,
+    ]);
+    assert!(raw.status.success());
+    assert_eq!(raw.stdout, original);
+    let csv = abuse_inbox(&["export", "--format", "csv", "--db", &db]);
+    assert!(csv.status.success());
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let mut rows = ::csv::Reader::from_reader(text.as_bytes());
+    let record = rows.records().next().unwrap().unwrap();
+    assert!(record[3].starts_with("'=HYPERLINK"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with('=') || l.contains(",=")),
+        "{text}"
+    );
+    let jsonl = abuse_inbox(&[
+        "export",
+        "--format",
+        "jsonl",
+        "--db",
+        &db,
+        "--since",
+        "2000-01-01T00:00:00Z",
+    ]);
+    let line: serde_json::Value =
+        serde_json::from_slice(jsonl.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["message_id"], "csvinj@example.net");
+}
