@@ -186,6 +186,9 @@ pub struct ListArgs {
     /// Reporter address containing this text.
     #[arg(long)]
     reporter: Option<String>,
+    /// Reports whose subject or text contain all these words (full-text).
+    #[arg(long, value_name = "WORDS")]
+    search: Option<String>,
     /// Received at or after this RFC 3339 time.
     #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
     since: Option<String>,
@@ -210,6 +213,7 @@ impl ListArgs {
             since: self.since,
             until: self.until,
             ip_range: self.ip,
+            search: self.search,
             limit: self.limit,
             offset: self.offset,
         }

@@ -237,6 +237,8 @@ pub struct ReportDraft {
     pub evidence: Vec<crate::evidence::Row>,
     /// Where the decided reply goes, if one is decided (`ack`/`needs_info`).
     pub reply_plan: Option<ReplyPlan>,
+    /// What the message says (bodies as text, capped), for full-text search.
+    pub search_text: String,
     /// The report this message follows up (it answers one of our replies,
     /// or names `[abuse #ID]` in its subject).
     pub follow_up_of: Option<ReportId>,

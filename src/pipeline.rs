@@ -19,6 +19,17 @@ use chrono::{DateTime, Utc};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tracing::{error, info};
 
+/// Body text kept for full-text search, per report.
+const SEARCH_TEXT_BYTES: usize = 64 * 1024;
+
+fn capped(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 /// Evidence rows written per transaction (more only when one report has more).
 const ROWS_PER_TRANSACTION: usize = 128;
 
@@ -127,6 +138,7 @@ impl Pipeline {
             },
             follow_up_of,
             missing_by_type,
+            search_text: capped(&ev.facts.text, SEARCH_TEXT_BYTES),
         }
     }
 

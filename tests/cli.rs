@@ -628,6 +628,21 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
     );
     assert!(ids(&["--until", "2000-01-01T00:00:00Z"]).is_empty());
     assert_eq!(ids(&["--limit", "2", "--offset", "3"]).len(), 1);
+    assert_eq!(
+        ids(&["--search", "firewall"]),
+        ["csv-022@example.net", "net-050@example.org"]
+    );
+    assert_eq!(ids(&["--search", "ufw"]), ["net-050@example.org"]);
+    assert_eq!(
+        ids(&["--search", "attacking SSH servers"]),
+        ["csv-020@security.example.org"]
+    );
+    assert_eq!(
+        ids(&["--search", "hacker", "--ip", "192.0.2.199"]),
+        ["net-054@example.net"]
+    );
+    // Query syntax in the words is text, never an error.
+    assert!(ids(&["--search", "\"UFW OR -x* NEAR("]).is_empty());
     let bad = abuse_inbox(&["reports", "list", "--db", &db, "--ip", "192.0.2.0/33"]);
     assert_eq!(bad.status.code(), Some(2));
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_evidence.sql"),
     include_str!("migrations/0003_replies.sql"),
     include_str!("migrations/0004_report_ips.sql"),
+    include_str!("migrations/0005_search.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

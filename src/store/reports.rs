@@ -60,8 +60,20 @@ pub struct ListFilter {
     pub until: Option<String>,
     /// Reports naming an address in this range (first, last), inclusive.
     pub ip_range: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    /// Words that must all appear in the subject or body (full-text).
+    pub search: Option<String>,
     pub limit: usize,
     pub offset: usize,
+}
+
+/// A user's words as an FTS5 query: every word quoted (so `-`, `:` and
+/// quotes are text, never syntax), all of them required.
+fn fts_query(words: &str) -> Option<String> {
+    let terms: Vec<String> = words
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
 }
 
 /// Counts for `abuse-inbox stats`.
@@ -123,6 +135,10 @@ impl Db {
                 tx.prepare_cached("UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1")?;
             let mut clear = tx.prepare_cached("DELETE FROM evidence WHERE report_id = ?1")?;
             let mut existing = tx.prepare_cached("SELECT id FROM reports WHERE raw_id = ?1")?;
+            let mut unindex_text = tx.prepare_cached("DELETE FROM report_text WHERE rowid = ?1")?;
+            let mut index_text = tx.prepare_cached(
+                "INSERT INTO report_text (rowid, subject, body) VALUES (?1, ?2, ?3)",
+            )?;
             let mut add = tx.prepare_cached(
                 "INSERT INTO evidence (report_id, kind, source_ip, target_ip, source_port, target_port,
                      occurred_at, url, line, origin)
@@ -166,6 +182,12 @@ impl Db {
                         )?;
                         clear.execute([id])?;
                         super::index_report_ips(&tx, id, &d.ips)?;
+                        unindex_text.execute([id])?;
+                        index_text.execute(params![
+                            id,
+                            d.subject.as_deref().unwrap_or(""),
+                            d.search_text
+                        ])?;
                         for row in &d.evidence {
                             add.execute(params![
                                 id,
@@ -324,6 +346,7 @@ impl Db {
                AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR reporter LIKE '%' || ?7 || '%')
                AND (?8 IS NULL OR received_at < ?8)
                AND (?9 IS NULL OR id IN (SELECT report_id FROM report_ips WHERE ip_key BETWEEN ?9 AND ?10))
+               AND (?12 IS NULL OR id IN (SELECT rowid FROM report_text WHERE report_text MATCH ?12))
              ORDER BY received_at DESC, id DESC LIMIT ?3 OFFSET ?11"
         ))?;
         let range = filter
@@ -342,6 +365,7 @@ impl Db {
                 range.as_ref().map(|r| r.0.clone()),
                 range.as_ref().map(|r| r.1.clone()),
                 filter.offset as i64,
+                filter.search.as_deref().and_then(fts_query),
             ],
             read_report,
         )?;
