@@ -104,6 +104,15 @@ pub enum Command {
         #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
         since: Option<String>,
     },
+    /// Retention: delete what reports older than DAYS say about people and
+    /// addresses, keeping the counts (the GDPR deletion path).
+    Prune {
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy the database to FILE, consistently, while the daemon runs.
     Backup {
         #[arg(value_name = "FILE")]
@@ -388,6 +397,19 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Export { format, since } => {
             let db = Db::open_existing(&config.store.path)?;
             export(&db, format, since)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune {
+            older_than,
+            dry_run,
+        } => {
+            let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(older_than)))
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let mut db = Db::open_existing(&config.store.path)?;
+            let pruned = db.prune(&cutoff, dry_run)?;
+            print_json(
+                &serde_json::json!({ "before": cutoff, "dry_run": dry_run, "pruned": pruned }),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { file } => {

@@ -688,3 +688,73 @@ fn show_raw_prints_the_original_and_export_is_spreadsheet_safe() {
         serde_json::from_slice(jsonl.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["message_id"], "csvinj@example.net");
 }
+
+#[test]
+fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    for f in [
+        "csv/020-csv-basic-sshd.eml",
+        "network/054-single-ip-no-logs.eml",
+    ] {
+        assert!(
+            abuse_inbox(&["ingest", "--db", &db, root.join(f).to_str().unwrap()])
+                .status
+                .success()
+        );
+    }
+    // Report 1 arrived a year ago.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "UPDATE reports SET received_at = '2025-11-01T00:00:00.000000Z' WHERE id = 1;
+         UPDATE raw_messages SET received_at = '2025-11-01T00:00:00.000000Z' WHERE id = 1;",
+    )
+    .unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let evidence_before = count("SELECT count(*) FROM evidence");
+    let dry = json(&abuse_inbox(&[
+        "prune",
+        "--older-than",
+        "30",
+        "--dry-run",
+        "--db",
+        &db,
+    ]));
+    assert_eq!(dry["pruned"]["reports"], 1);
+    assert_eq!(dry["pruned"]["evidence_rows"], 11);
+    assert_eq!(
+        count("SELECT count(*) FROM evidence"),
+        evidence_before,
+        "a dry run changed something"
+    );
+    let done = json(&abuse_inbox(&["prune", "--older-than", "30", "--db", &db]));
+    assert_eq!(done["pruned"]["raw_messages"], 1);
+    let report = json(&abuse_inbox(&[
+        "reports", "show", "1", "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(report["reporter"], serde_json::Value::Null);
+    assert_eq!(report["subject"], serde_json::Value::Null);
+    assert_eq!(report["ips"], serde_json::json!([]));
+    assert_eq!(report["abuse_type"], "network_activity");
+    assert_eq!(
+        count("SELECT length(bytes) FROM raw_messages WHERE id = 1"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM evidence WHERE report_id = 1"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM report_ips WHERE report_id = 1"),
+        0
+    );
+    assert!(
+        count("SELECT count(*) FROM evidence WHERE report_id = 2") > 0,
+        "the recent report lost evidence"
+    );
+    let stats = json(&abuse_inbox(&["stats", "--db", &db, "--format", "json"]));
+    assert_eq!(stats["reports"], 2);
+    let again = json(&abuse_inbox(&["prune", "--older-than", "30", "--db", &db]));
+    assert_eq!(again["pruned"]["reports"], 0);
+}

@@ -12,7 +12,7 @@ mod reports;
 mod writer;
 
 pub use outbox::Entry as OutboxEntry;
-pub use reports::{ListFilter, Outcome, ReportSink, Stats};
+pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats};
 pub use writer::CommitQueue;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -76,6 +76,15 @@ fn fts_query(words: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
+/// What `prune` removed (or would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub reports: u64,
+    pub raw_messages: u64,
+    pub evidence_rows: u64,
+    pub replies: u64,
+}
+
 /// Counts for `abuse-inbox stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -318,6 +327,49 @@ impl Db {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Retention (the GDPR deletion path): for reports received before
+    /// `before`, deletes the original message, the evidence, the replies and
+    /// the history, and blanks everything that names a person or an address
+    /// (reporter, subject, Message-ID, IPs, URLs, reasons). What stays is
+    /// what `stats` counts: type, subtype, reply decision, status, dates and
+    /// the number of evidence rows. Messages not yet processed are kept.
+    /// With `dry_run` nothing changes and the counts say what would go.
+    pub fn prune(&mut self, before: &str, dry_run: bool) -> Result<Pruned, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old = "SELECT r.id FROM reports r JOIN raw_messages m ON m.id = r.raw_id
+                   WHERE r.received_at < ?1 AND m.status != 'pruned'";
+        let count = |sql: &str| -> Result<u64, Error> {
+            Ok(tx.query_row(&sql.replace("{old}", old), [before], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let pruned = Pruned {
+            reports: count("SELECT count(*) FROM ({old})")?,
+            raw_messages: count("SELECT count(*) FROM raw_messages WHERE received_at < ?1 AND status IN ('processed', 'failed')")?,
+            evidence_rows: count("SELECT count(*) FROM evidence WHERE report_id IN ({old})")?,
+            replies: count("SELECT count(*) FROM outbox WHERE report_id IN ({old})")?,
+        };
+        if dry_run {
+            return Ok(pruned); // the transaction rolls back on drop
+        }
+        for sql in [
+            "DELETE FROM evidence WHERE report_id IN ({old})",
+            "DELETE FROM report_ips WHERE report_id IN ({old})",
+            "DELETE FROM report_text WHERE rowid IN ({old})",
+            "DELETE FROM outbox WHERE report_id IN ({old})",
+            "DELETE FROM report_events WHERE report_id IN ({old})",
+            "UPDATE reports SET reporter = NULL, subject = NULL, message_id = NULL, ips = '[]', urls = '[]',
+                 reasons = '[]', parse_warnings = '[]', reply_reason = NULL WHERE id IN ({old})",
+            "UPDATE raw_messages SET bytes = x'', peer_ip = NULL, helo = NULL, mail_from = NULL,
+                 rcpt_to = '[]', message_id = NULL, error = NULL, status = 'pruned'
+             WHERE received_at < ?1 AND status IN ('processed', 'failed')",
+        ] {
+            tx.execute(&sql.replace("{old}", old), [before])?;
+        }
+        tx.commit()?;
+        Ok(pruned)
     }
 
     /// Up to `limit` reports with an id above `after` (and received at or
