@@ -133,6 +133,10 @@ pub enum ReportsCommand {
         filter: ListArgs,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Keep printing new reports as they are stored (JSON: one per line);
+        /// waits through daemon restarts. Stop with Ctrl-C.
+        #[arg(long)]
+        follow: bool,
     },
     /// Close a report; the reporter is told the investigation is concluded
     /// (when their report was answered before).
@@ -223,6 +227,7 @@ impl ListArgs {
             until: self.until,
             ip_range: self.ip,
             search: self.search,
+            after: None,
             limit: self.limit,
             offset: self.offset,
         }
@@ -320,8 +325,16 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Ingest { files } => ingest(&config, &files),
         Command::Reprocess { since, all } => reprocess(&config, since, all),
         Command::Reports {
-            command: ReportsCommand::List { filter, format },
+            command:
+                ReportsCommand::List {
+                    filter,
+                    format,
+                    follow,
+                },
         } => {
+            if follow {
+                return follow_reports(&config.store.path, filter.into_filter(), format);
+            }
             let db = Db::open_existing(&config.store.path)?;
             let reports = db.list_reports(&filter.into_filter())?;
             print_reports(&reports, format)?;
@@ -604,6 +617,56 @@ fn ingest_one(db: &mut Db, pipeline: &Pipeline, file: &Path) -> anyhow::Result<R
     db.report(id)?.context("the stored report vanished")
 }
 
+/// How often `--follow` looks for new reports.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `reports list --follow`: the newest `limit` matching reports, then every
+/// new one as it is stored. The database is reopened after an error, so a
+/// daemon restart (or a database that does not exist yet) is waited out.
+fn follow_reports(path: &Path, mut filter: ListFilter, format: Format) -> anyhow::Result<ExitCode> {
+    let mut shown_header = false;
+    let mut db: Option<Db> = None;
+    loop {
+        if db.is_none() {
+            db = Db::open_existing(path).ok();
+        }
+        let mut batch = Vec::new();
+        if let Some(conn) = &db {
+            match conn.list_reports(&filter) {
+                Ok(reports) => batch = reports,
+                Err(error) => {
+                    tracing::warn!(%error, "reading reports failed; retrying");
+                    db = None;
+                }
+            }
+        }
+        if db.is_some() && filter.after.is_none() {
+            // The start: the newest ones (printed oldest first), then only new ones.
+            batch.reverse();
+            filter.after = Some(batch.last().map_or(ReportId(0), |r| r.id));
+            filter.offset = 0;
+        } else if let Some(last) = batch.last() {
+            filter.after = Some(last.id);
+        }
+        let mut out = std::io::stdout().lock();
+        for report in &batch {
+            if format == Format::Json {
+                serde_json::to_writer(&mut out, report)?;
+                out.write_all(b"\n")?;
+            } else {
+                if !shown_header {
+                    shown_header = true;
+                    print_reports_header(&mut out)?;
+                }
+                print_report_row(&mut out, report)?;
+            }
+        }
+        out.flush()?;
+        drop(out);
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
 /// Reports read per page while exporting.
 const EXPORT_PAGE: usize = 1000;
 
@@ -735,25 +798,33 @@ fn print_reports(reports: &[Report], format: Format) -> std::io::Result<()> {
         return out.write_all(b"\n");
     }
     let mut out = std::io::stdout().lock();
+    print_reports_header(&mut out)?;
+    for r in reports {
+        print_report_row(&mut out, r)?;
+    }
+    Ok(())
+}
+
+fn print_reports_header(out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  SUBJECT",
         "ID", "RECEIVED", "TYPE", "SUBTYPE", "REPLY", "REPORTER"
-    )?;
-    for r in reports {
-        writeln!(
-            out,
-            "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  {}",
-            r.id.0,
-            r.received_at.get(..19).unwrap_or(&r.received_at),
-            r.abuse_type.as_str(),
-            r.subtype.map_or("-", |s| s.as_str()),
-            r.reply.as_str(),
-            clip(r.reporter.as_deref().unwrap_or("-"), 28),
-            clip(r.subject.as_deref().unwrap_or(""), 60),
-        )?;
-    }
-    Ok(())
+    )
+}
+
+fn print_report_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  {}",
+        r.id.0,
+        r.received_at.get(..19).unwrap_or(&r.received_at),
+        r.abuse_type.as_str(),
+        r.subtype.map_or("-", |s| s.as_str()),
+        r.reply.as_str(),
+        clip(r.reporter.as_deref().unwrap_or("-"), 28),
+        clip(r.subject.as_deref().unwrap_or(""), 60),
+    )
 }
 
 /// Evidence rows `reports show` prints.

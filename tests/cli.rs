@@ -758,3 +758,46 @@ fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts() {
     let again = json(&abuse_inbox(&["prune", "--older-than", "30", "--db", &db]));
     assert_eq!(again["pruned"]["reports"], 0);
 }
+
+#[test]
+fn follow_prints_new_reports_as_they_come_even_before_the_database_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+        .args([
+            "reports", "list", "--follow", "--format", "json", "--db", &db,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for n in 0..2 {
+        let f = dir.path().join(format!("{n}.eml"));
+        std::fs::write(
+            &f,
+            message(&format!("follow-{n}"), &format!("followed {n}")),
+        )
+        .unwrap();
+        assert!(abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()])
+            .status
+            .success());
+    }
+    let mut subjects = Vec::new();
+    while subjects.len() < 2 {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a followed report within 20 s");
+        let report: serde_json::Value = serde_json::from_str(&line).unwrap();
+        subjects.push(report["subject"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(subjects, ["followed 0", "followed 1"]);
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}

@@ -62,6 +62,8 @@ pub struct ListFilter {
     pub ip_range: Option<(std::net::IpAddr, std::net::IpAddr)>,
     /// Words that must all appear in the subject or body (full-text).
     pub search: Option<String>,
+    /// Only reports with a higher id, oldest first (`--follow`).
+    pub after: Option<ReportId>,
     pub limit: usize,
     pub offset: usize,
 }
@@ -391,6 +393,13 @@ impl Db {
 
     /// Reports matching `filter`, newest first.
     pub fn list_reports(&self, filter: &ListFilter) -> Result<Vec<Report>, Error> {
+        // Newest first; oldest first when following (`after`). Both walk the
+        // primary key, so a LIMIT stops early on a large table.
+        let order = if filter.after.is_some() {
+            "ASC"
+        } else {
+            "DESC"
+        };
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REPORT_COLUMNS} FROM reports
              WHERE (?1 IS NULL OR abuse_type = ?1) AND (?2 IS NULL OR received_at >= ?2)
@@ -399,7 +408,8 @@ impl Db {
                AND (?8 IS NULL OR received_at < ?8)
                AND (?9 IS NULL OR id IN (SELECT report_id FROM report_ips WHERE ip_key BETWEEN ?9 AND ?10))
                AND (?12 IS NULL OR id IN (SELECT rowid FROM report_text WHERE report_text MATCH ?12))
-             ORDER BY received_at DESC, id DESC LIMIT ?3 OFFSET ?11"
+               AND (?13 IS NULL OR id > ?13)
+             ORDER BY id {order} LIMIT ?3 OFFSET ?11"
         ))?;
         let range = filter
             .ip_range
@@ -418,6 +428,7 @@ impl Db {
                 range.as_ref().map(|r| r.1.clone()),
                 filter.offset as i64,
                 filter.search.as_deref().and_then(fts_query),
+                filter.after.map(|a| a.0),
             ],
             read_report,
         )?;
