@@ -953,14 +953,28 @@ fn print_replies_table(replies: &[crate::store::OutboxEntry]) -> std::io::Result
 fn print_stats_table(s: &Stats) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "reports: {}", s.reports)?;
+    writeln!(out, "backlog: {}", s.backlog)?;
     for (title, map) in [
         ("by abuse_type", &s.by_abuse_type),
+        ("by subtype", &s.by_subtype),
         ("by reply", &s.by_reply),
+        ("by status", &s.by_status),
+        ("by day (last 30)", &s.by_day),
         ("raw messages", &s.raw_messages),
     ] {
         writeln!(out, "{title}:")?;
         for (key, count) in map {
-            writeln!(out, "  {key:<18} {count:>9}")?;
+            writeln!(out, "  {key:<30} {count:>9}")?;
+        }
+    }
+    for (title, list) in [
+        ("top addresses", &s.top_ips),
+        ("top networks", &s.top_networks),
+        ("top reporters", &s.top_reporters),
+    ] {
+        writeln!(out, "{title}:")?;
+        for (key, count) in list {
+            writeln!(out, "  {:<30} {count:>9}", clip(key, 30))?;
         }
     }
     Ok(())

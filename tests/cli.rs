@@ -645,6 +645,39 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
     assert!(ids(&["--search", "\"UFW OR -x* NEAR("]).is_empty());
     let bad = abuse_inbox(&["reports", "list", "--db", &db, "--ip", "192.0.2.0/33"]);
     assert_eq!(bad.status.code(), Some(2));
+
+    // The same data through stats.
+    let stats = json(&abuse_inbox(&["stats", "--db", &db, "--format", "json"]));
+    assert_eq!(
+        stats["top_networks"][0],
+        serde_json::json!(["192.0.2.0/24", 3]),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["by_subtype"]["network_activity/port_scan"], 2,
+        "{stats}"
+    );
+    assert_eq!(
+        stats["by_day"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        4
+    );
+    assert_eq!(stats["top_reporters"].as_array().unwrap().len(), 4);
+    assert!(
+        stats["top_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e[0] == "2001:db8:bad::1"),
+        "{stats}"
+    );
+    assert_eq!(stats["backlog"], 0);
+    let table = abuse_inbox(&["stats", "--db", &db]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("192.0.2.0/24"));
 }
 
 #[test]

@@ -92,9 +92,37 @@ pub struct Pruned {
 pub struct Stats {
     pub reports: u64,
     pub by_abuse_type: BTreeMap<String, u64>,
+    /// `abuse_type/subtype` for network activity.
+    pub by_subtype: BTreeMap<String, u64>,
     pub by_reply: BTreeMap<String, u64>,
-    /// Raw messages by processing status (`received` is the backlog).
+    pub by_status: BTreeMap<String, u64>,
+    /// Reports per day (UTC) over the last 30 days.
+    pub by_day: BTreeMap<String, u64>,
+    /// The most reported addresses, most first: (address, reports).
+    pub top_ips: Vec<(String, u64)>,
+    /// The most reported networks (/24 for IPv4, /64 for IPv6).
+    pub top_networks: Vec<(String, u64)>,
+    pub top_reporters: Vec<(String, u64)>,
+    /// Committed messages not processed yet.
+    pub backlog: u64,
+    /// Raw messages by processing status.
     pub raw_messages: BTreeMap<String, u64>,
+}
+
+/// How many entries the `top_*` lists of `stats` have.
+const TOP: i64 = 10;
+
+/// A `report_ips` key (or its /24 or /64 prefix) as text.
+fn key_to_text(key: &[u8]) -> String {
+    let mut full = [0u8; 16];
+    full[..key.len().min(16)].copy_from_slice(&key[..key.len().min(16)]);
+    let v6 = std::net::Ipv6Addr::from(full);
+    match (v6.to_ipv4_mapped(), key.len()) {
+        (Some(v4), 16) => v4.to_string(),
+        (Some(v4), _) => format!("{v4}/24"),
+        (None, 16) => v6.to_string(),
+        (None, _) => format!("{v6}/64"),
+    }
 }
 
 impl Db {
@@ -448,8 +476,56 @@ impl Db {
         };
         stats.by_abuse_type =
             count_by("SELECT abuse_type, count(*) FROM reports GROUP BY abuse_type")?;
+        stats.by_subtype = count_by(
+            "SELECT abuse_type || '/' || subtype, count(*) FROM reports WHERE subtype IS NOT NULL
+             GROUP BY abuse_type, subtype",
+        )?;
         stats.by_reply = count_by("SELECT reply, count(*) FROM reports GROUP BY reply")?;
+        stats.by_status = count_by("SELECT status, count(*) FROM reports GROUP BY status")?;
+        let month_ago = (chrono::Utc::now() - chrono::Duration::days(30))
+            .format("%Y-%m-%d")
+            .to_string();
+        stats.by_day = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT substr(received_at, 1, 10) AS day, count(*) FROM reports
+                 WHERE received_at >= ?1 GROUP BY day",
+            )?;
+            let rows = stmt.query_map([&month_ago], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let top = |sql: &str| -> Result<Vec<(Vec<u8>, u64)>, Error> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([TOP], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        stats.top_ips = top("SELECT ip_key, count(*) AS n FROM report_ips GROUP BY ip_key ORDER BY n DESC, ip_key LIMIT ?1")?
+            .into_iter()
+            .map(|(k, n)| (key_to_text(&k), n))
+            .collect();
+        stats.top_networks = top(
+            "SELECT CASE WHEN substr(ip_key, 1, 12) = x'00000000000000000000FFFF' THEN substr(ip_key, 1, 15)
+                         ELSE substr(ip_key, 1, 8) END AS net, count(DISTINCT report_id) AS n
+             FROM report_ips GROUP BY net ORDER BY n DESC, net LIMIT ?1",
+        )?
+        .into_iter()
+        .map(|(k, n)| (key_to_text(&k), n))
+        .collect();
+        stats.top_reporters = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT reporter, count(*) AS n FROM reports WHERE reporter IS NOT NULL
+                 GROUP BY reporter ORDER BY n DESC, reporter LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([TOP], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
         stats.raw_messages = self.raw_status_counts()?.into_iter().collect();
+        stats.backlog = stats.raw_messages.get("received").copied().unwrap_or(0);
         stats.reports = stats.by_abuse_type.values().sum();
         Ok(stats)
     }
