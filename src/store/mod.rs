@@ -259,6 +259,15 @@ pub(crate) fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
     }
 }
 
+/// Bytes of a key that make its network: /24 for IPv4 (mapped), /64 for IPv6.
+pub(crate) fn net_len(key: &[u8; 16]) -> usize {
+    if key[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+        15
+    } else {
+        8
+    }
+}
+
 /// Records the addresses a report names (after deleting what it named before).
 pub(crate) fn index_report_ips(
     tx: &rusqlite::Transaction<'_>,
@@ -276,10 +285,12 @@ pub(crate) fn add_report_ips(
     report: i64,
     ips: &[String],
 ) -> Result<(), Error> {
-    let mut insert =
-        tx.prepare_cached("INSERT OR IGNORE INTO report_ips (ip_key, report_id) VALUES (?1, ?2)")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO report_ips (ip_key, report_id, net_key) VALUES (?1, ?2, ?3)",
+    )?;
     for ip in ips.iter().filter_map(|ip| ip.parse().ok()) {
-        insert.execute(rusqlite::params![&ip_key(ip)[..], report])?;
+        let key = ip_key(ip);
+        insert.execute(rusqlite::params![&key[..], report, &key[..net_len(&key)]])?;
     }
     Ok(())
 }

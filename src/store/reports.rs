@@ -467,21 +467,28 @@ impl Db {
     /// Counts by type, by reply decision and by processing status.
     pub fn stats(&self) -> Result<Stats, Error> {
         let mut stats = Stats::default();
-        let count_by = |sql: &str| -> Result<BTreeMap<String, u64>, Error> {
-            let mut stmt = self.conn.prepare_cached(sql)?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        };
-        stats.by_abuse_type =
-            count_by("SELECT abuse_type, count(*) FROM reports GROUP BY abuse_type")?;
-        stats.by_subtype = count_by(
-            "SELECT abuse_type || '/' || subtype, count(*) FROM reports WHERE subtype IS NOT NULL
-             GROUP BY abuse_type, subtype",
-        )?;
-        stats.by_reply = count_by("SELECT reply, count(*) FROM reports GROUP BY reply")?;
-        stats.by_status = count_by("SELECT status, count(*) FROM reports GROUP BY status")?;
+        // One pass over the reports for the four breakdowns.
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT abuse_type, subtype, reply, status, count(*) FROM reports
+                 GROUP BY abuse_type, subtype, reply, status",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (abuse_type, subtype, reply, status): (String, Option<String>, String, String) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let n = row.get::<_, i64>(4)? as u64;
+                *stats.by_abuse_type.entry(abuse_type.clone()).or_default() += n;
+                if let Some(subtype) = subtype {
+                    *stats
+                        .by_subtype
+                        .entry(format!("{abuse_type}/{subtype}"))
+                        .or_default() += n;
+                }
+                *stats.by_reply.entry(reply).or_default() += n;
+                *stats.by_status.entry(status).or_default() += n;
+            }
+        }
         let month_ago = (chrono::Utc::now() - chrono::Duration::days(30))
             .format("%Y-%m-%d")
             .to_string();
@@ -507,9 +514,8 @@ impl Db {
             .map(|(k, n)| (key_to_text(&k), n))
             .collect();
         stats.top_networks = top(
-            "SELECT CASE WHEN substr(ip_key, 1, 12) = x'00000000000000000000FFFF' THEN substr(ip_key, 1, 15)
-                         ELSE substr(ip_key, 1, 8) END AS net, count(DISTINCT report_id) AS n
-             FROM report_ips GROUP BY net ORDER BY n DESC, net LIMIT ?1",
+            "SELECT net_key, count(DISTINCT report_id) AS n FROM report_ips
+             GROUP BY net_key ORDER BY n DESC, net_key LIMIT ?1",
         )?
         .into_iter()
         .map(|(k, n)| (key_to_text(&k), n))
