@@ -86,6 +86,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Cases: reports of one type about the same source network.
+    Cases {
+        #[command(subcommand)]
+        command: CasesCommand,
+    },
     /// The outbox of replies to reporters.
     Replies {
         #[command(subcommand)]
@@ -154,6 +159,23 @@ pub enum ReportsCommand {
         /// Print the original message exactly as it arrived, nothing else.
         #[arg(long, conflicts_with = "format")]
         raw: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Cases, most recently active first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One case with its reports.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -405,6 +427,63 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 bail!("no report {id}");
             }
             print_json(&db.report(ReportId(id))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cases {
+            command: CasesCommand::List { limit, format },
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let cases = db.cases(limit)?;
+            match format {
+                Format::Json => print_json(&cases)?,
+                Format::Table => {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(
+                        out,
+                        "{:>6}  {:<16}  {:<22}  {:>7}  {:<20}  LAST",
+                        "CASE", "TYPE", "NETWORK", "REPORTS", "FIRST"
+                    )?;
+                    for c in &cases {
+                        writeln!(
+                            out,
+                            "{:>6}  {:<16}  {:<22}  {:>7}  {:<20}  {}",
+                            c.id,
+                            c.abuse_type,
+                            c.network,
+                            c.reports,
+                            c.first_at.get(..19).unwrap_or(&c.first_at),
+                            c.last_at.get(..19).unwrap_or(&c.last_at)
+                        )?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cases {
+            command: CasesCommand::Show { id, format },
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let Some(case) = db.case(id)? else {
+                bail!("no case {id}")
+            };
+            let reports = db.case_reports(id)?;
+            match format {
+                Format::Json => {
+                    print_json(&serde_json::json!({ "case": case, "reports": reports }))?
+                }
+                Format::Table => {
+                    println!(
+                        "case {}: {} from {}, {} reports, {} .. {}\n",
+                        case.id,
+                        case.abuse_type,
+                        case.network,
+                        case.reports,
+                        case.first_at,
+                        case.last_at
+                    );
+                    print_reports(&reports, Format::Table)?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { format, since } => {

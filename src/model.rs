@@ -239,6 +239,9 @@ pub struct ReportDraft {
     pub reply_plan: Option<ReplyPlan>,
     /// What the message says (bodies as text, capped), for full-text search.
     pub search_text: String,
+    /// The offending addresses (evidence sources), first found first: the
+    /// first one's network groups the report into a case.
+    pub sources: Vec<std::net::IpAddr>,
     /// The report this message follows up (it answers one of our replies,
     /// or names `[abuse #ID]` in its subject).
     pub follow_up_of: Option<ReportId>,
@@ -283,6 +286,8 @@ pub struct Report {
     pub parse_warnings: Vec<String>,
     /// `open` or `resolved`.
     pub status: String,
+    /// The case grouping reports about the same source network and type.
+    pub case_id: Option<i64>,
 }
 
 #[cfg(test)]

@@ -104,6 +104,12 @@ impl Pipeline {
             &self.reply,
         );
         let reply_to = reporter.clone();
+        let mut sources = Vec::new();
+        for ip in ev.rows.iter().filter_map(|r| r.source_ip) {
+            if !sources.contains(&ip) {
+                sources.push(ip);
+            }
+        }
         let follow_up_of = self.follow_up_of(&parsed);
         let missing_by_type = match follow_up_of {
             Some(_) => AbuseType::ALL
@@ -139,6 +145,7 @@ impl Pipeline {
             follow_up_of,
             missing_by_type,
             search_text: capped(&ev.facts.text, SEARCH_TEXT_BYTES),
+            sources,
         }
     }
 

@@ -834,3 +834,52 @@ fn follow_prints_new_reports_as_they_come_even_before_the_database_exists() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 }
+
+#[test]
+fn reports_about_one_network_and_type_become_one_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let write = |name: &str, text: String| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        f.to_str().unwrap().to_owned()
+    };
+    let log = |n: u8, ip: &str| {
+        format!(
+            "From: r{n}@example.net\r\nSubject: ssh {n}\r\nMessage-ID: <case-{n}@example.net>\r\n\r\n2026-11-26T09:00:0{n}Z sshd[1]: Failed password for root from {ip} port 4000 ssh2 on 203.0.113.9 port 22\r\n"
+        )
+    };
+    let files = [
+        write("1.eml", log(1, "192.0.2.10")),
+        write("2.eml", log(2, "192.0.2.77")), // same /24, same type: same case
+        write("3.eml", log(3, "198.51.100.5")), // another network: another case
+        write(
+            "4.eml",
+            "From: r4@example.net\r\nSubject: spam\r\nMessage-ID: <case-4@example.net>\r\n\r\nSpam from 192.0.2.10, see http://spam.example/\r\n".to_owned(),
+        ), // same network, another type: another case
+    ];
+    let mut args = vec!["ingest", "--db", &db];
+    args.extend(files.iter().map(String::as_str));
+    let out = abuse_inbox(&args);
+    assert!(out.status.success());
+    let cases_of: Vec<serde_json::Value> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()["case_id"].clone())
+        .collect();
+    assert_eq!(cases_of[0], cases_of[1]);
+    assert_ne!(cases_of[0], cases_of[2]);
+    assert_ne!(cases_of[0], cases_of[3]);
+    let cases = json(&abuse_inbox(&[
+        "cases", "list", "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(cases.as_array().unwrap().len(), 3);
+    let first = cases_of[0].as_i64().unwrap().to_string();
+    let shown = json(&abuse_inbox(&[
+        "cases", "show", &first, "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(shown["case"]["network"], "192.0.2.0/24");
+    assert_eq!(shown["case"]["reports"], 2);
+    assert_eq!(shown["reports"].as_array().unwrap().len(), 2);
+}

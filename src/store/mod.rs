@@ -6,11 +6,13 @@
 //! (group commit on its own thread) or `spawn_blocking`, never on an async worker.
 //! Migrations are forward-only, numbered, and counted by `PRAGMA user_version`.
 
+mod cases;
 mod outbox;
 mod raw;
 mod reports;
 mod writer;
 
+pub use cases::Case;
 pub use outbox::Entry as OutboxEntry;
 pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats};
 pub use writer::CommitQueue;
@@ -32,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_replies.sql"),
     include_str!("migrations/0004_report_ips.sql"),
     include_str!("migrations/0005_search.sql"),
+    include_str!("migrations/0006_cases.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

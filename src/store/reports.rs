@@ -243,6 +243,9 @@ impl Db {
                         }
                         mark.execute(params![raw_id.0, "processed", None::<String>])?;
                         if is_new {
+                            if d.follow_up_of.is_none() {
+                                super::cases::assign(&tx, id, d, received_at)?;
+                            }
                             super::outbox::event(&tx, id, received_at, "received", "")?;
                             let class = match d.subtype {
                                 Some(s) => format!("{}/{}", d.abuse_type.as_str(), s.as_str()),
@@ -538,7 +541,7 @@ impl Db {
 }
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
-     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status";
+     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id";
 
 fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error>> {
     let id: i64 = row.get(0)?;
@@ -560,6 +563,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
     ];
     let reply_reason: Option<String> = row.get(16)?;
     let status: String = row.get(17)?;
+    let case_id: Option<i64> = row.get(18)?;
     let report = (|| {
         let [ips, urls, missing, warnings, formats, reasons] = lists;
         Ok(Report {
@@ -589,6 +593,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             reasons: parse_json_list("reports", id, &reasons)?,
             reply_reason,
             status,
+            case_id,
         })
     })();
     Ok(report)
