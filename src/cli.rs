@@ -55,6 +55,8 @@ pub enum LogFormat {
 pub enum ExportFormat {
     Csv,
     Jsonl,
+    /// XARF v4 JSON documents, one per line (reports of unknown type are skipped).
+    Xarf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -753,6 +755,16 @@ const EXPORT_PAGE: usize = 1000;
 fn export(db: &Db, format: ExportFormat, since: Option<String>) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
+        ExportFormat::Xarf => {
+            for_each_report(db, since.as_deref(), |r| {
+                if let Some(doc) = xarf_document(db, r)? {
+                    serde_json::to_writer(&mut out, &doc)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            })?;
+            out.flush()?;
+        }
         ExportFormat::Jsonl => {
             for_each_report(db, since.as_deref(), |r| {
                 serde_json::to_writer(&mut out, r)?;
@@ -819,6 +831,90 @@ fn for_each_report(
             each(report)?;
         }
     }
+}
+
+/// Evidence lines carried in an exported XARF document.
+const XARF_EVIDENCE_LINES: usize = 20;
+
+/// A report as an XARF v4 document (`class`/`category` and `type` from the
+/// abuse type, the first offending address as `source_identifier`, the first
+/// evidence lines as a text/plain evidence item); `None` for `unknown`.
+fn xarf_document(db: &Db, r: &Report) -> anyhow::Result<Option<serde_json::Value>> {
+    use crate::model::{AbuseType, NetworkSubtype};
+    let said = format!(
+        "{} {}",
+        r.subject.as_deref().unwrap_or(""),
+        r.reasons.join(" ")
+    )
+    .to_lowercase();
+    let (class, kind) = match (r.abuse_type, r.subtype) {
+        (AbuseType::Unknown, _) => return Ok(None),
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::BruteForce)) => {
+            ("connection", "login_attack")
+        }
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::Dos)) => ("connection", "ddos"),
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::PortScan)) => ("connection", "port_scan"),
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::Intrusion)) => {
+            ("connection", "vuln_scanning")
+        }
+        (AbuseType::NetworkActivity, _) => ("infrastructure", "compromised_server"),
+        (AbuseType::EmailAbuse, _) => ("messaging", "spam"),
+        (AbuseType::WebContent, _) if said.contains("phish") => ("content", "phishing"),
+        (AbuseType::WebContent, _) if said.contains("malware") => ("content", "malware"),
+        (AbuseType::WebContent, _) => ("content", "fraud"),
+        (AbuseType::Copyright, _) => ("copyright", "copyright"),
+    };
+    let evidence = db.evidence(r.id, XARF_EVIDENCE_LINES)?;
+    let source = evidence
+        .iter()
+        .find_map(|e| e.source_ip.map(|ip| ip.to_string()))
+        .or_else(|| r.ips.first().cloned())
+        .or_else(|| r.urls.first().cloned());
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let lines: Vec<&str> = evidence.iter().filter_map(|e| e.line.as_deref()).collect();
+    let mut doc = serde_json::json!({
+        "xarf_version": "4.0.0",
+        "report_id": format!("00000000-0000-4000-8000-{:012x}", r.id.0),
+        "timestamp": r.received_at,
+        "reporter": { "contact": r.reporter, "type": "manual" },
+        "source_identifier": source,
+        "class": class,
+        "category": class,
+        "type": kind,
+        "description": r.subject,
+    });
+    if !lines.is_empty() {
+        doc["evidence"] = serde_json::json!([{
+            "content_type": "text/plain",
+            "description": "log lines from the report",
+            "payload": base64_encode(lines.join("\n").as_bytes()),
+        }]);
+    }
+    Ok(Some(doc))
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,

@@ -708,6 +708,38 @@ fn show_raw_prints_the_original_and_export_is_spreadsheet_safe() {
         !text.lines().any(|l| l.starts_with('=') || l.contains(",=")),
         "{text}"
     );
+    // XARF v4: what our own X-ARF reader takes back in.
+    let xarf = abuse_inbox(&["export", "--format", "xarf", "--db", &db]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(xarf.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(doc["xarf_version"], "4.0.0");
+    assert_eq!(
+        (doc["class"].as_str(), doc["type"].as_str()),
+        (Some("infrastructure"), Some("compromised_server"))
+    );
+    assert_eq!(doc["source_identifier"], "192.0.2.5");
+    let eml = dir.path().join("xarf.eml");
+    std::fs::write(
+        &eml,
+        format!(
+            "From: peer@example.org\r\nSubject: re-import\r\nMessage-ID: <reimport@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nreport attached\r\n--b\r\nContent-Type: application/json; name=xarf.json\r\n\r\n{doc}\r\n--b--\r\n"
+        ),
+    )
+    .unwrap();
+    let reimported = json(&abuse_inbox(&[
+        "ingest",
+        "--db",
+        &db,
+        eml.to_str().unwrap(),
+    ]));
+    assert_eq!(reimported["formats"], serde_json::json!(["xarf"]));
+    assert!(
+        reimported["ips"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("192.0.2.5")),
+        "{reimported}"
+    );
     let jsonl = abuse_inbox(&[
         "export",
         "--format",

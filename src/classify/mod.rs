@@ -186,15 +186,13 @@ pub fn xarf_type(t: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
         "loginattack" | "bruteforce" | "loginattempt" | "authfailure" => {
             (NetworkActivity, Some(BruteForce))
         }
-        "ddos" | "dos" | "floods" | "flood" | "reflectiveattack" | "amplification" => {
-            (NetworkActivity, Some(Dos))
-        }
+        "ddos" | "dos" | "floods" | "flood" | "reflectiveattack" | "amplification"
+        | "ddosamplification" => (NetworkActivity, Some(Dos)),
         "portscan" | "scan" | "scanning" | "probe" => (NetworkActivity, Some(PortScan)),
         "intrusion" | "exploit" | "hacking" | "intrusionattempt" | "attack" | "webattack"
-        | "sqlinjection" => (NetworkActivity, Some(Intrusion)),
-        "infected" | "compromised" | "botnet" | "vulnerable" | "openresolver" | "openproxy" => {
-            (NetworkActivity, Some(Other))
-        }
+        | "sqlinjection" | "vulnscanning" => (NetworkActivity, Some(Intrusion)),
+        "infected" | "compromised" | "compromisedserver" | "bot" | "botnet" | "vulnerable"
+        | "openresolver" | "openproxy" => (NetworkActivity, Some(Other)),
         "spam" | "phishingmail" | "email" | "emailspam" => (EmailAbuse, None),
         "phishing"
         | "malware"
