@@ -380,7 +380,9 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 Format::Json => print_json(&report)?,
                 Format::Table => print_report_table(
                     &report,
-                    &db.evidence(report.id, SHOWN_EVIDENCE_ROWS)?,
+                    db.raw(report.raw_id)?.as_ref(),
+                    &db.evidence_sample(report.id, SHOWN_EVIDENCE_PER_KIND)?,
+                    &db.replies_for(report.id)?,
                     &db.events(report.id)?,
                 )?,
             }
@@ -1002,15 +1004,40 @@ fn print_report_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     )
 }
 
-/// Evidence rows `reports show` prints.
-const SHOWN_EVIDENCE_ROWS: usize = 10;
+/// Evidence rows of each kind `reports show` prints.
+const SHOWN_EVIDENCE_PER_KIND: usize = 3;
 
 fn print_report_table(
     r: &Report,
+    raw: Option<&RawMessage>,
     evidence: &[crate::evidence::Row],
+    replies: &[crate::store::OutboxEntry],
     events: &[(String, String, String)],
 ) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
+    if let Some(raw) = raw {
+        let e = &raw.envelope;
+        let from = match &e.mail_from {
+            crate::model::Sender::Null => "<>".to_owned(),
+            crate::model::Sender::Address(a) => a.clone(),
+            crate::model::Sender::Unknown => "-".to_owned(),
+        };
+        writeln!(
+            out,
+            "envelope: {} from {} (HELO {}), MAIL FROM {from}, RCPT TO {}, {} bytes",
+            e.origin.as_str(),
+            e.peer_ip.map_or("-".to_owned(), |ip| ip.to_string()),
+            e.helo.as_deref().unwrap_or("-"),
+            e.rcpt_to.join(", "),
+            raw.bytes.len()
+        )?;
+        for name in ["from", "to", "date", "subject", "auto-submitted"] {
+            if let Some(value) = rawmail::header(&raw.bytes, name) {
+                writeln!(out, "  {name}: {}", clip(&value, 100))?;
+            }
+        }
+        writeln!(out)?;
+    }
     let none = "-".to_owned();
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -1069,7 +1096,7 @@ fn print_report_table(
     if !evidence.is_empty() {
         writeln!(
             out,
-            "\nevidence (first {} of {}):",
+            "\nevidence (the first of each kind, {} of {}):",
             evidence.len(),
             r.evidence_rows
         )?;
@@ -1089,6 +1116,24 @@ fn print_report_table(
                 ip(e.target_ip, e.target_port),
                 e.url.as_deref().unwrap_or(""),
                 clip(e.line.as_deref().unwrap_or(""), 100)
+            )?;
+        }
+    }
+    if !replies.is_empty() {
+        writeln!(out, "\nreplies:")?;
+        for e in replies {
+            writeln!(
+                out,
+                "  {} {:<10} to {:<28} {:<9} tries {}{}",
+                e.created_at.get(..19).unwrap_or(&e.created_at),
+                e.kind,
+                e.recipient,
+                e.state,
+                e.attempts,
+                e.last_error
+                    .as_deref()
+                    .map(|err| format!(" ({err})"))
+                    .unwrap_or_default()
             )?;
         }
     }

@@ -102,7 +102,20 @@ fn reports_show_list_filters_and_table_output() {
     ]));
     assert_eq!(shown, ingested);
     let table = abuse_inbox(&["reports", "show", &id, "--db", &db]);
-    assert!(String::from_utf8_lossy(&table.stdout).contains("subject: shown"));
+    let table = String::from_utf8_lossy(&table.stdout);
+    for part in [
+        "subject: shown",
+        "envelope: ingest",
+        "evidence (",
+        "replies:",
+        "history:",
+        "Classified as",
+    ] {
+        assert!(
+            table.contains(part),
+            "reports show lacks {part:?}:\n{table}"
+        );
+    }
     let listed = json(&abuse_inbox(&[
         "reports",
         "list",

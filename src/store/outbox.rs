@@ -205,6 +205,16 @@ pub(super) fn merge_follow_up(
 }
 
 impl Db {
+    /// The replies of one report, oldest first.
+    pub fn replies_for(&self, report: ReportId) -> Result<Vec<Entry>, Error> {
+        Ok(self
+            .replies(None, usize::MAX)?
+            .into_iter()
+            .filter(|e| e.report_id == report.0)
+            .rev()
+            .collect())
+    }
+
     /// Outbox rows, newest first, optionally in one state.
     pub fn replies(&self, state: Option<&str>, limit: usize) -> Result<Vec<Entry>, Error> {
         let mut stmt = self.conn.prepare_cached(

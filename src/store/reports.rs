@@ -336,29 +336,36 @@ impl Db {
             .transpose()
     }
 
+    /// The first `per_kind` evidence rows of each kind of a report.
+    pub fn evidence_sample(&self, report: ReportId, per_kind: usize) -> Result<Vec<Row>, Error> {
+        let mut rows = Vec::new();
+        for kind in ["feedback", "notice", "message", "log_row", "url", "ip"] {
+            rows.extend(self.evidence_of_kind(report, kind, per_kind)?);
+        }
+        Ok(rows)
+    }
+
+    fn evidence_of_kind(
+        &self,
+        report: ReportId,
+        kind: &str,
+        limit: usize,
+    ) -> Result<Vec<Row>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url, line, origin
+             FROM evidence WHERE report_id = ?1 AND kind = ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![report.0, kind, limit as i64], read_evidence)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The first `limit` evidence rows of a report, in the order found.
     pub fn evidence(&self, report: ReportId, limit: usize) -> Result<Vec<Row>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url, line, origin
              FROM evidence WHERE report_id = ?1 ORDER BY id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![report.0, limit as i64], |r| {
-            let kind: String = r.get(0)?;
-            let ip = |i: usize| -> rusqlite::Result<Option<std::net::IpAddr>> {
-                Ok(r.get::<_, Option<String>>(i)?.and_then(|s| s.parse().ok()))
-            };
-            Ok(Row {
-                kind: Kind::parse(&kind).unwrap_or(Kind::Ip),
-                source_ip: ip(1)?,
-                target_ip: ip(2)?,
-                source_port: r.get(3)?,
-                target_port: r.get(4)?,
-                occurred_at: r.get(5)?,
-                url: r.get(6)?,
-                line: r.get(7)?,
-                origin: r.get(8)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![report.0, limit as i64], read_evidence)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -542,6 +549,24 @@ impl Db {
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id";
+
+fn read_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let kind: String = r.get(0)?;
+    let ip = |i: usize| -> rusqlite::Result<Option<std::net::IpAddr>> {
+        Ok(r.get::<_, Option<String>>(i)?.and_then(|s| s.parse().ok()))
+    };
+    Ok(Row {
+        kind: Kind::parse(&kind).unwrap_or(Kind::Ip),
+        source_ip: ip(1)?,
+        target_ip: ip(2)?,
+        source_port: r.get(3)?,
+        target_port: r.get(4)?,
+        occurred_at: r.get(5)?,
+        url: r.get(6)?,
+        line: r.get(7)?,
+        origin: r.get(8)?,
+    })
+}
 
 fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error>> {
     let id: i64 = row.get(0)?;
