@@ -824,7 +824,12 @@ fn for_each_report(
 ) -> anyhow::Result<()> {
     let mut after = ReportId(0);
     loop {
-        let page = db.reports_after(after, since, EXPORT_PAGE)?;
+        let page = db.list_reports(&ListFilter {
+            after: Some(after),
+            since: since.map(str::to_owned),
+            limit: EXPORT_PAGE,
+            ..ListFilter::default()
+        })?;
         let Some(last) = page.last() else {
             return Ok(());
         };

@@ -412,23 +412,6 @@ impl Db {
         Ok(pruned)
     }
 
-    /// Up to `limit` reports with an id above `after` (and received at or
-    /// after `since`), in id order: the pages `export` walks.
-    pub fn reports_after(
-        &self,
-        after: ReportId,
-        since: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Report>, Error> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {REPORT_COLUMNS} FROM reports
-             WHERE id > ?1 AND (?2 IS NULL OR received_at >= ?2) ORDER BY id LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![after.0, since, limit as i64], read_report)?;
-        rows.map(|r| r.map_err(Error::from).and_then(|r| r))
-            .collect()
-    }
-
     /// Reports matching `filter`, newest first.
     pub fn list_reports(&self, filter: &ListFilter) -> Result<Vec<Report>, Error> {
         // Newest first; oldest first when following (`after`). Both walk the
