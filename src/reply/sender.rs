@@ -207,7 +207,7 @@ async fn write(
                 db.mark_unsent(id, report, &now, &error, None)
             }
             Err((error, false)) => {
-                let created = db.reply_created_at(id).ok().flatten().unwrap_or_else(|| now.clone());
+                let (created, attempts) = db.reply_progress(id).ok().flatten().unwrap_or_else(|| (now.clone(), 0));
                 let age = chrono::DateTime::parse_from_rfc3339(&now)
                     .ok()
                     .zip(chrono::DateTime::parse_from_rfc3339(&created).ok())
@@ -217,7 +217,6 @@ async fn write(
                     crate::metrics::get().reply("failed");
                     db.mark_unsent(id, report, &now, &format!("given up: {error}"), None)
                 } else {
-                    let attempts = db.replies(None, usize::MAX).ok().and_then(|r| r.into_iter().find(|e| e.id == id)).map_or(0, |e| e.attempts);
                     let first = Duration::from_secs(config_retry_min_seconds);
                     let wait = first.saturating_mul(1 << attempts.clamp(0, 16)).min(MAX_BACKOFF);
                     let retry_at = (chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())

@@ -207,22 +207,29 @@ pub(super) fn merge_follow_up(
 impl Db {
     /// The replies of one report, oldest first.
     pub fn replies_for(&self, report: ReportId) -> Result<Vec<Entry>, Error> {
-        Ok(self
-            .replies(None, usize::MAX)?
-            .into_iter()
-            .filter(|e| e.report_id == report.0)
-            .rev()
-            .collect())
+        let mut replies = self.select_replies(None, Some(report.0), usize::MAX)?;
+        replies.reverse();
+        Ok(replies)
     }
 
     /// Outbox rows, newest first, optionally in one state.
     pub fn replies(&self, state: Option<&str>, limit: usize) -> Result<Vec<Entry>, Error> {
+        self.select_replies(state, None, limit)
+    }
+
+    fn select_replies(
+        &self,
+        state: Option<&str>,
+        report: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, report_id, kind, recipient, message_id, state, attempts, next_attempt_at,
                     last_error, created_at, sent_at
-             FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
+             FROM outbox WHERE (?1 IS NULL OR state = ?1) AND (?3 IS NULL OR report_id = ?3)
+             ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![state, limit as i64], |r| {
+        let rows = stmt.query_map(params![state, limit as i64, report], |r| {
             Ok(Entry {
                 id: r.get(0)?,
                 report_id: r.get(1)?,
@@ -356,14 +363,14 @@ impl Db {
         Ok(())
     }
 
-    /// When the reply was queued (for giving up after an age).
-    pub fn reply_created_at(&self, outbox_id: i64) -> Result<Option<String>, Error> {
+    /// When the reply was queued and how often it was tried (for backoff and giving up).
+    pub fn reply_progress(&self, outbox_id: i64) -> Result<Option<(String, i64)>, Error> {
         Ok(self
             .conn
             .query_row(
-                "SELECT created_at FROM outbox WHERE id = ?1",
+                "SELECT created_at, attempts FROM outbox WHERE id = ?1",
                 [outbox_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
     }
