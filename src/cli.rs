@@ -619,13 +619,16 @@ impl Signals {
         Ok(Signals {})
     }
 
-    /// The next signal that matters.
+    /// The next signal that matters. A SIGHUP that is already pending when a
+    /// SIGTERM arrives is served first: signals are handled in the order the
+    /// operator most likely sent them, and a reload is quick.
     async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         tokio::select! {
+            biased;
+            _ = self.hup.recv() => Signal::Reload,
             _ = self.term.recv() => Signal::Stop,
             _ = self.int.recv() => Signal::Stop,
-            _ = self.hup.recv() => Signal::Reload,
         }
         #[cfg(not(unix))]
         {
