@@ -30,8 +30,9 @@ fn capped(text: &str, max: usize) -> String {
     text[..end].to_owned()
 }
 
-/// Evidence rows written per transaction (more only when one report has more).
-const ROWS_PER_TRANSACTION: usize = 128;
+/// A transaction of reports is closed once it holds this many evidence rows
+/// (so it can exceed them by one report's rows).
+const ROWS_PER_TRANSACTION: usize = 512;
 
 fn evidence_rows(outcome: &Outcome) -> usize {
     outcome.result.as_ref().map_or(0, |d| d.evidence.len() + 1)
@@ -182,54 +183,76 @@ impl Pipeline {
     /// report id of each (`None` where processing failed and the raw row was
     /// marked `failed`).
     ///
+    /// The batch is cut into transactions at a number of evidence rows (a
+    /// report is never split): the single writer serves SMTP intake too, so
+    /// each transaction stays short. While one transaction is being written,
+    /// the messages of the next are processed.
+    ///
     /// # Errors
     /// Only storage errors; then the raw messages of the failed transaction
     /// stay pending (earlier transactions of the batch are kept).
-    pub fn process_and_store(
+    pub fn process_and_store<S: ReportSink>(
         &self,
-        sink: &mut impl ReportSink,
+        sink: &mut S,
         raws: &[RawMessage],
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
-        let mut outcomes: Vec<Outcome> = raws
-            .iter()
-            .map(|raw| Outcome {
-                raw_id: raw.id,
-                received_at: raw.received_at.clone(),
-                result: catch_unwind(AssertUnwindSafe(|| self.process(raw))).map_err(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    error!(raw_id = raw.id.0, panic = %what, "pipeline failed");
-                    format!("pipeline panicked: {what}")
-                }),
-            })
-            .collect();
-        let summaries: Vec<Option<Summary>> = outcomes.iter().map(Summary::of).collect();
-        // One writer serves SMTP intake too: keep each transaction short by
-        // cutting the batch at a number of evidence rows (a report is never split).
         let processed_at = crate::now_rfc3339();
-        let mut ids = Vec::with_capacity(outcomes.len());
-        while !outcomes.is_empty() {
-            let mut take = 0;
+        let mut ids = Vec::with_capacity(raws.len());
+        let mut in_flight: Option<(S::Pending, Vec<Option<Summary>>)> = None;
+        let mut raws = raws.iter().peekable();
+        while raws.peek().is_some() {
+            let mut chunk = Vec::new();
             let mut rows = 0;
-            while take < outcomes.len()
-                && (take == 0 || rows + evidence_rows(&outcomes[take]) <= ROWS_PER_TRANSACTION)
+            while let Some(raw) = raws.next_if(|_| chunk.is_empty() || rows < ROWS_PER_TRANSACTION)
             {
-                rows += evidence_rows(&outcomes[take]);
-                take += 1;
+                let outcome = self.outcome(raw);
+                rows += evidence_rows(&outcome);
+                chunk.push(outcome);
             }
-            let rest = outcomes.split_off(take);
-            ids.extend(sink.save(std::mem::replace(&mut outcomes, rest), &processed_at)?);
+            let summaries = chunk.iter().map(Summary::of).collect();
+            if let Some((pending, summaries)) = in_flight.take() {
+                ids.extend(stored(sink, pending, &summaries)?);
+            }
+            in_flight = Some((sink.submit(chunk, &processed_at)?, summaries));
         }
-        for (summary, id) in summaries.iter().zip(&ids) {
-            if let (Some(s), Some(id)) = (summary, id) {
-                s.log(*id);
-            }
+        if let Some((pending, summaries)) = in_flight {
+            ids.extend(stored(sink, pending, &summaries)?);
         }
         Ok(ids)
     }
+
+    /// Processes one message; a panic in the pipeline becomes a failure
+    /// recorded on the message, never the end of the worker.
+    fn outcome(&self, raw: &RawMessage) -> Outcome {
+        Outcome {
+            raw_id: raw.id,
+            received_at: raw.received_at.clone(),
+            result: catch_unwind(AssertUnwindSafe(|| self.process(raw))).map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(raw_id = raw.id.0, panic = %what, "pipeline failed");
+                format!("pipeline panicked: {what}")
+            }),
+        }
+    }
+}
+
+/// Waits for a submitted transaction and logs the INFO line of each report in it.
+fn stored<S: ReportSink>(
+    sink: &mut S,
+    pending: S::Pending,
+    summaries: &[Option<Summary>],
+) -> Result<Vec<Option<ReportId>>, store::Error> {
+    let ids = sink.finish(pending)?;
+    for (summary, id) in summaries.iter().zip(&ids) {
+        if let (Some(s), Some(id)) = (summary, id) {
+            s.log(*id);
+        }
+    }
+    Ok(ids)
 }
 
 /// What the INFO line of a stored report says.

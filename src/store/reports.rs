@@ -21,26 +21,46 @@ pub struct Outcome {
 
 /// Where processed reports go: the database directly (one-shot commands) or
 /// the daemon's single writer thread.
+///
+/// Storing is split in two so the caller can process the next messages while
+/// a batch is being written: [`ReportSink::submit`] hands a batch over,
+/// [`ReportSink::finish`] waits for its transaction.
 pub trait ReportSink {
-    /// Stores `outcomes` in one transaction; the report id of each, `None`
+    /// A batch handed over and not yet waited for.
+    type Pending;
+
+    /// Hands `outcomes` over to be stored in one transaction.
+    ///
+    /// # Errors
+    /// Storage errors (a direct sink stores right away); then nothing of the
+    /// batch was stored.
+    fn submit(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        processed_at: &str,
+    ) -> Result<Self::Pending, Error>;
+
+    /// Waits for a submitted batch; the report id of each outcome, `None`
     /// for a failure.
     ///
     /// # Errors
     /// Storage errors; then nothing of the batch was stored.
-    fn save(
-        &mut self,
-        outcomes: Vec<Outcome>,
-        processed_at: &str,
-    ) -> Result<Vec<Option<ReportId>>, Error>;
+    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Option<ReportId>>, Error>;
 }
 
 impl ReportSink for Db {
-    fn save(
+    type Pending = Vec<Option<ReportId>>;
+
+    fn submit(
         &mut self,
         outcomes: Vec<Outcome>,
         processed_at: &str,
-    ) -> Result<Vec<Option<ReportId>>, Error> {
+    ) -> Result<Self::Pending, Error> {
         self.save_outcomes(&outcomes, processed_at)
+    }
+
+    fn finish(&mut self, stored: Self::Pending) -> Result<Vec<Option<ReportId>>, Error> {
+        Ok(stored)
     }
 }
 

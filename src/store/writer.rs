@@ -6,8 +6,9 @@
 //!
 //! Raw messages come first: every pending one is committed in one
 //! transaction (`synchronous=FULL`) before the next batch of reports is
-//! stored, so a 250 never waits behind report writing for more than one
-//! short transaction. While a transaction is being synced new requests queue
+//! stored, and a batch of reports waits until intake pauses
+//! ([`INTAKE_PAUSE`]), so during a burst a 250 does not wait behind report
+//! writing; past [`MAX_PROCESSING_LAG`] the two take turns. While a transaction is being synced new requests queue
 //! up, and the next transaction carries all of them: throughput grows with
 //! concurrency while every acknowledgement still waits for its own commit.
 //! Reports are stored with `synchronous=NORMAL` (see [`super::Role`]): they
@@ -87,11 +88,13 @@ impl CommitQueue {
 
 /// The pipeline worker (a plain thread) stores its reports through the writer.
 impl ReportSink for CommitQueue {
-    fn save(
+    type Pending = oneshot::Receiver<Result<Vec<Option<ReportId>>, Error>>;
+
+    fn submit(
         &mut self,
         outcomes: Vec<Outcome>,
         processed_at: &str,
-    ) -> Result<Vec<Option<ReportId>>, Error> {
+    ) -> Result<Self::Pending, Error> {
         let (done, wait) = oneshot::channel();
         let request = Request::Reports {
             outcomes,
@@ -99,9 +102,22 @@ impl ReportSink for CommitQueue {
             done,
         };
         self.tx.blocking_send(request).map_err(|_| Error::Closed)?;
+        Ok(wait)
+    }
+
+    fn finish(&mut self, wait: Self::Pending) -> Result<Vec<Option<ReportId>>, Error> {
         wait.blocking_recv().map_err(|_| Error::Closed)?
     }
 }
+
+/// A batch of reports waits until no raw message was committed for this long,
+/// so an acknowledgement does not queue behind report writing (and the fsync
+/// of its commit does not carry the reports' pages) during a burst...
+const INTAKE_PAUSE: Duration = Duration::from_millis(3);
+/// ...unless its oldest message arrived this long ago: in an overload longer
+/// than this, reports and intake take turns again, so processing is never
+/// starved and the backlog stays bounded by how fast reports can be stored.
+const MAX_PROCESSING_LAG: Duration = Duration::from_secs(10);
 
 /// Checkpoint when no request came for this long.
 const IDLE_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
@@ -119,6 +135,8 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
     let mut open = true;
     // Bytes written since the last checkpoint (an estimate: payloads, not pages).
     let mut written = 0usize;
+    // When the last raw commit ended: report batches yield to intake.
+    let mut last_raw: Option<Instant> = None;
     // Only for timed waits on the queue; nothing async runs here.
     let clock = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -178,7 +196,25 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
                 .map(|(incoming, _)| incoming.bytes.len() + 512)
                 .sum::<usize>();
             commit_raws(&mut db, &mut raws);
-        } else if let Some((outcomes, processed_at, done)) = reports.pop_front() {
+            last_raw = Some(Instant::now());
+        } else if let Some(wait) = reports
+            .front()
+            .filter(|_| open)
+            .and_then(|batch| batch.yield_to_intake(last_raw, Instant::now()))
+        {
+            // Sessions are committing: they keep the writer until they pause.
+            match clock.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                Ok(Some(request)) => sort(request, &mut raws, &mut reports),
+                Ok(None) => open = false,
+                Err(_elapsed) => {}
+            }
+        } else if let Some(ReportBatch {
+            outcomes,
+            processed_at,
+            done,
+            ..
+        }) = reports.pop_front()
+        {
             written += outcomes
                 .iter()
                 .map(|o| {
@@ -204,16 +240,54 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
     }
 }
 
-type ReportRequest = (
-    Vec<Outcome>,
-    String,
-    oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
-);
+/// Reports waiting for the writer.
+struct ReportBatch {
+    outcomes: Vec<Outcome>,
+    processed_at: String,
+    done: oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+    /// Until this moment the batch yields to intake (see [`INTAKE_PAUSE`]).
+    yields_until: Instant,
+}
+
+impl ReportBatch {
+    fn new(
+        outcomes: Vec<Outcome>,
+        processed_at: String,
+        done: oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+    ) -> ReportBatch {
+        // The lag of the batch is that of its oldest message.
+        let now = chrono::Utc::now();
+        let lag = outcomes
+            .iter()
+            .filter_map(|o| chrono::DateTime::parse_from_rfc3339(&o.received_at).ok())
+            .map(|at| {
+                (now - at.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .max()
+            .unwrap_or_default();
+        ReportBatch {
+            outcomes,
+            processed_at,
+            done,
+            yields_until: Instant::now() + MAX_PROCESSING_LAG.saturating_sub(lag),
+        }
+    }
+
+    /// How long this batch should still wait for intake to pause, when the
+    /// last raw commit ended at `last_raw`; `None` when it runs now.
+    fn yield_to_intake(&self, last_raw: Option<Instant>, now: Instant) -> Option<Duration> {
+        let pause_left = INTAKE_PAUSE.checked_sub(now.duration_since(last_raw?))?;
+        let patience_left = self.yields_until.checked_duration_since(now)?;
+        Some(pause_left.min(patience_left)).filter(|wait| !wait.is_zero())
+    }
+}
 
 fn sort(
     request: Request,
     raws: &mut Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)>,
-    reports: &mut VecDeque<ReportRequest>,
+    reports: &mut VecDeque<ReportBatch>,
 ) {
     match request {
         Request::Raw { incoming, done } => raws.push((incoming, done)),
@@ -221,7 +295,7 @@ fn sort(
             outcomes,
             processed_at,
             done,
-        } => reports.push_back((outcomes, processed_at, done)),
+        } => reports.push_back(ReportBatch::new(outcomes, processed_at, done)),
     }
 }
 
@@ -257,5 +331,40 @@ fn commit_raws(
                 }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RawId;
+
+    fn batch(received_ago: chrono::Duration) -> ReportBatch {
+        let received_at = (chrono::Utc::now() - received_ago)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let outcome = Outcome {
+            raw_id: RawId(1),
+            received_at,
+            result: Err("test".into()),
+        };
+        ReportBatch::new(vec![outcome], crate::now_rfc3339(), oneshot::channel().0)
+    }
+
+    #[test]
+    fn reports_wait_for_a_pause_in_intake_but_not_past_the_lag_limit() {
+        let fresh = batch(chrono::Duration::zero());
+        let lagging = batch(chrono::Duration::from_std(MAX_PROCESSING_LAG).unwrap());
+        let now = Instant::now();
+        // A raw commit just ended: the batch waits, at most for the pause.
+        let wait = fresh.yield_to_intake(Some(now), now).expect("waits");
+        assert!(wait > Duration::ZERO && wait <= INTAKE_PAUSE, "{wait:?}");
+        // Intake has paused, or never ran: the batch runs.
+        assert_eq!(fresh.yield_to_intake(Some(now), now + INTAKE_PAUSE), None);
+        assert_eq!(fresh.yield_to_intake(None, now), None);
+        // Its messages arrived long ago: it runs even in the middle of a burst.
+        assert_eq!(lagging.yield_to_intake(Some(now), now), None);
+        // A fresh batch stops yielding once it has waited out the lag limit.
+        let later = now + MAX_PROCESSING_LAG + Duration::from_secs(1);
+        assert_eq!(fresh.yield_to_intake(Some(later), later), None);
     }
 }
