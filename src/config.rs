@@ -76,6 +76,9 @@ pub struct ReplyConfig {
     pub relay_username: Option<String>,
     /// File holding the AUTH password (kept out of the config file).
     pub relay_password_file: Option<PathBuf>,
+    /// PEM file with the certificate of a private CA that signed the relay's
+    /// certificate; trusted besides the Mozilla roots.
+    pub relay_ca_file: Option<PathBuf>,
     /// Replies to one recipient per hour; more are suppressed (RFC 3834 §2).
     pub rate_limit_per_hour: u32,
     /// A reply that could not be delivered for this long is given up.
@@ -98,6 +101,7 @@ impl Default for ReplyConfig {
             relay_tls: "none".to_owned(),
             relay_username: None,
             relay_password_file: None,
+            relay_ca_file: None,
             rate_limit_per_hour: 5,
             give_up_after_hours: 48,
             retry_min_seconds: 30,
@@ -334,6 +338,11 @@ impl Config {
             self.reply.relay_username.is_none() || self.reply.relay_tls != "none",
             "reply.relay_username",
             "needs reply.relay_tls = \"starttls\" or \"tls\" (no password in clear)",
+        );
+        check(
+            self.reply.relay_ca_file.is_none() || self.reply.relay_tls != "none",
+            "reply.relay_ca_file",
+            "needs reply.relay_tls = \"starttls\" or \"tls\"",
         );
         check(
             self.reply.relay_username.is_some() == self.reply.relay_password_file.is_some(),

@@ -79,6 +79,10 @@ impl Reloader {
                 "reply.relay_tls",
                 config.reply.relay_tls != running.reply.relay_tls,
             ),
+            (
+                "reply.relay_ca_file",
+                config.reply.relay_ca_file != running.reply.relay_ca_file,
+            ),
         ];
         for (key, changed) in fixed {
             if changed {

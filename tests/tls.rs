@@ -1,7 +1,7 @@
 //! STARTTLS (RFC 3207) with a certificate made in the test (rcgen), spoken
 //! to by two different clients: lettre (rustls) and `openssl s_client`.
 
-use crate::util::{count_rows, message, Smtp, TestServer};
+use crate::util::{count_rows, message, wait_for, Smtp, TestServer};
 use abuse_inbox::config::Config;
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -120,4 +120,122 @@ fn a_bad_certificate_file_fails_at_start_naming_the_key() {
         problems.iter().any(|p| p.starts_with("tls.cert_file:")),
         "{problems:?}"
     );
+}
+
+/// A private CA and a certificate it signed for the relay at 127.0.0.1, as
+/// PEM files: (CA certificate, relay certificate, relay key).
+fn private_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "abuse-inbox test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let relay_key = rcgen::KeyPair::generate().unwrap();
+    let relay_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&relay_key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("relay.pem"),
+        dir.join("relay-key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, relay_cert.pem()).unwrap();
+    std::fs::write(&paths.2, relay_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// The outbox of `db`: (state, attempts, last error).
+fn outbox(db: &std::path::Path) -> Vec<(String, i64, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT state, attempts, last_error FROM outbox ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Delivers a small report from reporter@example.net to the daemon at `addr`.
+fn report_to(addr: std::net::SocketAddr, id: &str) {
+    let (mut smtp, _) = Smtp::connect(addr);
+    smtp.expect("EHLO reporter.example", "250");
+    let reply = smtp.send_message(
+        "reporter@example.net",
+        "abuse@example.com",
+        &message(id, "scan"),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_go_to_a_starttls_relay_whose_certificate_a_private_ca_signed() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(certs.path());
+    // The relay: another abuse-inbox that requires STARTTLS and takes mail
+    // for the reporter.
+    let mut relay = Config::default();
+    relay.tls.cert_file = Some(cert);
+    relay.tls.key_file = Some(key);
+    relay.tls.require_tls = true;
+    relay.smtp.recipients = vec!["reporter".into()];
+    let relay = TestServer::start(relay).await;
+    let daemon_with = |ca_file: Option<std::path::PathBuf>| {
+        let mut config = Config::default();
+        config.reply.from = "abuse@example.com".into();
+        config.reply.relay_host = Some("127.0.0.1".into());
+        config.reply.relay_port = relay.addr.port();
+        config.reply.relay_tls = "starttls".into();
+        config.reply.relay_ca_file = ca_file;
+        config.reply.retry_min_seconds = 60;
+        config
+    };
+    // Without the CA the relay's certificate is refused: nothing is sent in
+    // clear, the reply stays pending with the reason.
+    let untrusting = TestServer::start(daemon_with(None)).await;
+    let (d, db) = (untrusting.addr, untrusting.db_path());
+    let error = tokio::task::block_in_place(|| {
+        report_to(d, "ca-1");
+        wait_for(20, "a failed delivery attempt", || {
+            outbox(&db)
+                .into_iter()
+                .find_map(|(state, attempts, error)| {
+                    (state == "pending" && attempts >= 1).then_some(error)
+                })
+        })
+    });
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("certificate"),
+        "{error:?}"
+    );
+    untrusting.stop().await;
+    assert_eq!(count_rows(&relay.db_path(), "raw_messages"), 0);
+    // With it, the reply arrives over TLS.
+    let trusting = TestServer::start(daemon_with(Some(ca))).await;
+    let (d, relay_db) = (trusting.addr, relay.db_path());
+    tokio::task::block_in_place(|| {
+        report_to(d, "ca-2");
+        wait_for(20, "the reply at the relay", || {
+            (count_rows(&relay_db, "raw_messages") == 1).then_some(())
+        });
+    });
+    // The daemon marks it sent right after the relay's 250.
+    let daemon_db = trusting.db_path();
+    tokio::task::block_in_place(|| {
+        wait_for(20, "the reply marked sent", || {
+            (outbox(&daemon_db)[0].0 == "sent").then_some(())
+        })
+    });
+    trusting.stop().await;
+    relay.stop().await;
 }

@@ -53,15 +53,25 @@ pub fn relay(
     config: &ReplyConfig,
 ) -> Result<Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>, String> {
     use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     let Some(host) = config.relay_host.as_deref() else {
         return Ok(None);
     };
     let tls = match config.relay_tls.as_str() {
         "none" => Tls::None,
         mode => {
-            let params =
-                TlsParameters::new(host.to_owned()).map_err(|e| format!("reply.relay_tls: {e}"))?;
+            let mut params = TlsParameters::builder(host.to_owned());
+            if let Some(file) = &config.relay_ca_file {
+                let cant = |e: &dyn std::fmt::Display| {
+                    format!("reply.relay_ca_file: cannot use {}: {e}", file.display())
+                };
+                let pem = std::fs::read(file).map_err(|e| cant(&e))?;
+                params =
+                    params.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| cant(&e))?);
+            }
+            let params = params
+                .build()
+                .map_err(|e| format!("reply.relay_tls: {e}"))?;
             if mode == "tls" {
                 Tls::Wrapper(params)
             } else {
