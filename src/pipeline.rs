@@ -246,13 +246,13 @@ fn stored<S: ReportSink>(
     pending: S::Pending,
     summaries: &[Option<Summary>],
 ) -> Result<Vec<Option<ReportId>>, store::Error> {
-    let ids = sink.finish(pending)?;
-    for (summary, id) in summaries.iter().zip(&ids) {
-        if let (Some(s), Some(id)) = (summary, id) {
-            s.log(*id);
+    let stored = sink.finish(pending)?;
+    for (summary, report) in summaries.iter().zip(&stored) {
+        if let (Some(s), Some(report)) = (summary, report) {
+            s.log(report);
         }
     }
-    Ok(ids)
+    Ok(stored.into_iter().map(|s| s.map(|s| s.id)).collect())
 }
 
 /// What the INFO line of a stored report says.
@@ -266,8 +266,6 @@ struct Summary {
     urls: usize,
     rows: u64,
     missing: String,
-    reply: &'static str,
-    reply_reason: String,
     /// `csv`, `mime`, `arf`, …: the prefix of each parse warning.
     warning_detectors: Vec<String>,
 }
@@ -285,8 +283,6 @@ impl Summary {
             urls: d.urls.len(),
             rows: d.evidence_rows,
             missing: d.missing.join(","),
-            reply: d.reply.as_str(),
-            reply_reason: d.reply_reason.clone().unwrap_or_default(),
             warning_detectors: d
                 .parse_warnings
                 .iter()
@@ -295,13 +291,14 @@ impl Summary {
         })
     }
 
-    fn log(&self, id: ReportId) {
+    /// Logs the INFO line of `report`, with the reply decision as stored.
+    fn log(&self, report: &store::Stored) {
         // The message's span (STYLE §8): what follows for it carries its ids.
         let span = tracing::info_span!(
             "message",
             raw_id = self.raw_id,
             message_id = %self.message_id,
-            report_id = id.0,
+            report_id = report.id.0,
             abuse_type = self.abuse_type
         );
         let _entered = span.enter();
@@ -311,7 +308,7 @@ impl Summary {
             ("subtype", self.subtype.to_owned()),
         ];
         metrics.reports.get_or_create(&labels).inc();
-        metrics.reply(self.reply);
+        metrics.reply(&report.reply);
         for detector in &self.warning_detectors {
             metrics
                 .parse_warnings
@@ -325,8 +322,8 @@ impl Summary {
             urls = self.urls,
             rows = self.rows,
             missing = %self.missing,
-            reply = self.reply,
-            reply_reason = %self.reply_reason,
+            reply = report.reply.as_str(),
+            reply_reason = %report.reply_reason.as_deref().unwrap_or(""),
             "report stored"
         );
     }

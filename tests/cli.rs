@@ -941,3 +941,37 @@ fn reports_about_one_network_and_type_become_one_case() {
     assert_eq!(shown["case"]["reports"], 2);
     assert_eq!(shown["reports"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn the_report_log_line_carries_the_reply_decision_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("abuse-inbox.toml");
+    std::fs::write(&config, "[reply]\nrate_limit_per_hour = 2\n").unwrap();
+    let mut files = Vec::new();
+    for n in 1..=3 {
+        let path = dir.path().join(format!("{n}.eml"));
+        std::fs::write(&path, format!("From: tom@example.net\r\nSubject: ssh {n}\r\nMessage-ID: <log-{n}@example.net>\r\n\r\n192.0.2.31 brute forcing ssh at 2026-11-26 09:58:12 UTC on 203.0.113.4 port 22, attempt {n}\r\n")).unwrap();
+        files.push(path.to_str().unwrap().to_owned());
+    }
+    let db = db_arg(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+        .args(["ingest", "--config", config.to_str().unwrap(), "--db", &db])
+        .args(&files)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("report stored"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[1].contains("reply=\"ack\""), "{}", lines[1]);
+    // The third passed the rate limit when it was stored: the line says so.
+    assert!(
+        lines[2].contains("reply=\"suppressed\" reply_reason=rate limit"),
+        "{}",
+        lines[2]
+    );
+}

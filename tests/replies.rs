@@ -288,7 +288,33 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
         &db_str(&db),
     ]));
     assert_eq!(discarded["discarded"], 2);
-    daemon.stop().await;
+    let _kept = daemon.stop().await; // the database lives in it
+    // Reprocessing keeps every decision as it was taken, the rate limit's too.
+    let out = abuse_inbox(&["reprocess", "--all", "--db", &db_str(&db)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let relisted = json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        &db_str(&db),
+        "--format",
+        "json",
+        "--limit",
+        "10",
+    ]));
+    let mut after: Vec<(String, String)> = relisted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reply"].as_str().unwrap().to_owned(),
+                r["reply_reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    after.sort();
+    assert_eq!(after, decisions);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -408,8 +434,25 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
     for step in ["received", "classified", "reply", "sent", "follow_up"] {
         assert!(history.contains(step), "history lacks {step}:\n{history}");
     }
-    daemon.stop().await;
+    let _kept = daemon.stop().await; // the database lives in it
     sink.stop().await;
+    // Reprocessing (after a rules change, say) neither unmerges the follow-up
+    // nor takes back the decisions that were acted on.
+    let out = abuse_inbox(&["reprocess", "--all", "--db", &db]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let show = |id: &str| {
+        json(&abuse_inbox(&[
+            "reports", "show", id, "--db", &db, "--format", "json",
+        ]))
+    };
+    let (after, follow_up_after) = (show("1"), show("2"));
+    for key in ["reply", "abuse_type", "missing", "ips", "evidence_rows"] {
+        assert_eq!(after[key], original[key], "{key} of the original changed");
+        assert_eq!(
+            follow_up_after[key], follow_up[key],
+            "{key} of the follow-up changed"
+        );
+    }
 }
 
 /// The corpus through `serve` with a relay: exactly the replies the golden

@@ -14,7 +14,7 @@ mod writer;
 
 pub use cases::Case;
 pub use outbox::Entry as OutboxEntry;
-pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats};
+pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};
 pub use writer::CommitQueue;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -19,6 +19,17 @@ pub struct Outcome {
     pub result: Result<ReportDraft, String>,
 }
 
+/// A stored report and the reply decision it holds: the one processing made,
+/// unless storing changed it (the rate limit, a merged follow-up) or the
+/// report kept its earlier one (reprocess).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub id: ReportId,
+    /// `ack`, `needs_info`, `suppressed` or `none`.
+    pub reply: String,
+    pub reply_reason: Option<String>,
+}
+
 /// Where processed reports go: the database directly (one-shot commands) or
 /// the daemon's single writer thread.
 ///
@@ -45,11 +56,11 @@ pub trait ReportSink {
     ///
     /// # Errors
     /// Storage errors; then nothing of the batch was stored.
-    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Option<ReportId>>, Error>;
+    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Option<Stored>>, Error>;
 }
 
 impl ReportSink for Db {
-    type Pending = Vec<Option<ReportId>>;
+    type Pending = Vec<Option<Stored>>;
 
     fn submit(
         &mut self,
@@ -59,7 +70,7 @@ impl ReportSink for Db {
         self.save_outcomes(&outcomes, processed_at)
     }
 
-    fn finish(&mut self, stored: Self::Pending) -> Result<Vec<Option<ReportId>>, Error> {
+    fn finish(&mut self, stored: Self::Pending) -> Result<Vec<Option<Stored>>, Error> {
         Ok(stored)
     }
 }
@@ -152,7 +163,7 @@ impl Db {
         &mut self,
         outcomes: &[Outcome],
         processed_at: &str,
-    ) -> Result<Vec<Option<ReportId>>, Error> {
+    ) -> Result<Vec<Option<Stored>>, Error> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = self.save_outcomes(outcomes, processed_at);
         self.conn.pragma_update(None, "synchronous", "FULL")?;
@@ -169,7 +180,7 @@ impl Db {
         &mut self,
         outcomes: &[Outcome],
         processed_at: &str,
-    ) -> Result<Vec<Option<ReportId>>, Error> {
+    ) -> Result<Vec<Option<Stored>>, Error> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -185,15 +196,19 @@ impl Db {
                      subject = excluded.subject, abuse_type = excluded.abuse_type,
                      subtype = excluded.subtype, ips = excluded.ips, urls = excluded.urls,
                      evidence_rows = excluded.evidence_rows, missing = excluded.missing,
-                     reply = excluded.reply, parse_warnings = excluded.parse_warnings,
+                     parse_warnings = excluded.parse_warnings,
                      processed_at = excluded.processed_at, formats = excluded.formats,
-                     reasons = excluded.reasons, reply_reason = excluded.reply_reason
-                 RETURNING id",
+                     reasons = excluded.reasons
+                 RETURNING id, reply, reply_reason",
             )?;
             let mut mark =
                 tx.prepare_cached("UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1")?;
             let mut clear = tx.prepare_cached("DELETE FROM evidence WHERE report_id = ?1")?;
-            let mut existing = tx.prepare_cached("SELECT id FROM reports WHERE raw_id = ?1")?;
+            let mut existing = tx.prepare_cached(
+                "SELECT r.id, r.reply, r.reply_reason, r.follow_up_of IS NOT NULL OR EXISTS (
+                     SELECT 1 FROM report_events e WHERE e.report_id = r.id AND e.kind = 'follow_up')
+                 FROM reports r WHERE r.raw_id = ?1",
+            )?;
             let mut unindex_text = tx.prepare_cached("DELETE FROM report_text WHERE rowid = ?1")?;
             let mut index_text = tx.prepare_cached(
                 "INSERT INTO report_text (rowid, subject, body) VALUES (?1, ?2, ?3)",
@@ -213,11 +228,26 @@ impl Db {
                     Ok(d) => {
                         // Processed before (reprocess): the report is updated in
                         // place and keeps its reply decision; nothing is queued.
-                        let is_new = existing
-                            .query_row([raw_id.0], |_| Ok(()))
-                            .optional()?
-                            .is_none();
-                        let id: i64 = upsert.query_row(
+                        // A report that took in follow-ups, or was merged into
+                        // another, is left as it is: its evidence and
+                        // completeness come from more than this message.
+                        let before = existing
+                            .query_row([raw_id.0], |r| {
+                                let stored = Stored {
+                                    id: ReportId(r.get(0)?),
+                                    reply: r.get(1)?,
+                                    reply_reason: r.get(2)?,
+                                };
+                                Ok((stored, r.get::<_, bool>(3)?))
+                            })
+                            .optional()?;
+                        if let Some((stored, true)) = before {
+                            mark.execute(params![raw_id.0, "processed", None::<String>])?;
+                            ids.push(Some(stored));
+                            continue;
+                        }
+                        let is_new = before.is_none();
+                        let mut stored = upsert.query_row(
                             params![
                                 raw_id.0,
                                 d.message_id,
@@ -237,8 +267,15 @@ impl Db {
                                 json_list(&d.reasons),
                                 d.reply_reason,
                             ],
-                            |r| r.get(0),
+                            |r| {
+                                Ok(Stored {
+                                    id: ReportId(r.get(0)?),
+                                    reply: r.get(1)?,
+                                    reply_reason: r.get(2)?,
+                                })
+                            },
                         )?;
+                        let id = stored.id.0;
                         clear.execute([id])?;
                         super::index_report_ips(&tx, id, &d.ips)?;
                         unindex_text.execute([id])?;
@@ -284,14 +321,13 @@ impl Db {
                             };
                             if merged {
                                 let original = d.follow_up_of.map_or(0, |r| r.0);
+                                stored.reply = "suppressed".to_owned();
+                                stored.reply_reason =
+                                    Some(format!("follow-up merged into report {original}"));
                                 tx.execute(
                                     "UPDATE reports SET reply = 'suppressed', reply_reason = ?2,
                                          follow_up_of = ?3, evidence_rows = 0 WHERE id = ?1",
-                                    params![
-                                        id,
-                                        format!("follow-up merged into report {original}"),
-                                        original
-                                    ],
+                                    params![id, stored.reply_reason, original],
                                 )?;
                             } else if let Some(plan) = &d.reply_plan {
                                 if let Err(reason) = super::outbox::queue(
@@ -306,6 +342,8 @@ impl Db {
                                         "UPDATE reports SET reply = 'suppressed', reply_reason = ?2 WHERE id = ?1",
                                         params![id, reason],
                                     )?;
+                                    stored.reply = "suppressed".to_owned();
+                                    stored.reply_reason = Some(reason.clone());
                                     super::outbox::event(
                                         &tx,
                                         id,
@@ -325,7 +363,7 @@ impl Db {
                                 )?;
                             }
                         }
-                        ids.push(Some(ReportId(id)));
+                        ids.push(Some(stored));
                     }
                     Err(error) => {
                         mark.execute(params![raw_id.0, "failed", error])?;

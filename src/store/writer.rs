@@ -15,8 +15,8 @@
 //! can be derived again from the raw messages, and the next raw commit syncs
 //! them too. One writer means no lock waits between connections.
 
-use super::{Db, Error, Outcome, ReportSink};
-use crate::model::{Committed, Incoming, ReportId};
+use super::{Db, Error, Outcome, ReportSink, Stored};
+use crate::model::{Committed, Incoming};
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ enum Request {
     Reports {
         outcomes: Vec<Outcome>,
         processed_at: String,
-        done: oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+        done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
     },
 }
 
@@ -88,7 +88,7 @@ impl CommitQueue {
 
 /// The pipeline worker (a plain thread) stores its reports through the writer.
 impl ReportSink for CommitQueue {
-    type Pending = oneshot::Receiver<Result<Vec<Option<ReportId>>, Error>>;
+    type Pending = oneshot::Receiver<Result<Vec<Option<Stored>>, Error>>;
 
     fn submit(
         &mut self,
@@ -105,7 +105,7 @@ impl ReportSink for CommitQueue {
         Ok(wait)
     }
 
-    fn finish(&mut self, wait: Self::Pending) -> Result<Vec<Option<ReportId>>, Error> {
+    fn finish(&mut self, wait: Self::Pending) -> Result<Vec<Option<Stored>>, Error> {
         wait.blocking_recv().map_err(|_| Error::Closed)?
     }
 }
@@ -244,7 +244,7 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
 struct ReportBatch {
     outcomes: Vec<Outcome>,
     processed_at: String,
-    done: oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+    done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
     /// Until this moment the batch yields to intake (see [`INTAKE_PAUSE`]).
     yields_until: Instant,
 }
@@ -253,7 +253,7 @@ impl ReportBatch {
     fn new(
         outcomes: Vec<Outcome>,
         processed_at: String,
-        done: oneshot::Sender<Result<Vec<Option<ReportId>>, Error>>,
+        done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
     ) -> ReportBatch {
         // The lag of the batch is that of its oldest message.
         let now = chrono::Utc::now();
