@@ -73,6 +73,33 @@ fn outbox(db: &Path) -> Vec<(String, String, i64)> {
         .collect()
 }
 
+/// Every report's (reply, reply_reason), sorted.
+fn reply_decisions(db: &Path) -> Vec<(String, String)> {
+    let listed = json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        &db_str(db),
+        "--format",
+        "json",
+        "--limit",
+        "100",
+    ]));
+    let mut decisions: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reply"].as_str().unwrap().to_owned(),
+                r["reply_reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    decisions.sort();
+    decisions
+}
+
 fn db_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
@@ -219,28 +246,7 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
             crate::util::wait_processed(&db);
         }
     });
-    let listed = json(&abuse_inbox(&[
-        "reports",
-        "list",
-        "--db",
-        &db_str(&db),
-        "--format",
-        "json",
-        "--limit",
-        "10",
-    ]));
-    let mut decisions: Vec<(String, String)> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["reply"].as_str().unwrap().to_owned(),
-                r["reply_reason"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    decisions.sort();
+    let decisions = reply_decisions(&db);
     let reasons: Vec<&str> = decisions.iter().map(|(_, why)| why.as_str()).collect();
     // The ARF feed is auto-submitted; either rule keeps it unanswered.
     assert!(
@@ -289,31 +295,10 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
     ]));
     assert_eq!(discarded["discarded"], 2);
     let _kept = daemon.stop().await; // the database lives in it
-    // Reprocessing keeps every decision as it was taken, the rate limit's too.
+                                     // Reprocessing keeps every decision as it was taken, the rate limit's too.
     let out = abuse_inbox(&["reprocess", "--all", "--db", &db_str(&db)]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let relisted = json(&abuse_inbox(&[
-        "reports",
-        "list",
-        "--db",
-        &db_str(&db),
-        "--format",
-        "json",
-        "--limit",
-        "10",
-    ]));
-    let mut after: Vec<(String, String)> = relisted
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["reply"].as_str().unwrap().to_owned(),
-                r["reply_reason"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    after.sort();
+    let after = reply_decisions(&db);
     assert_eq!(after, decisions);
 }
 
