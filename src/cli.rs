@@ -12,7 +12,7 @@ use crate::model::{
 use crate::pipeline::Pipeline;
 use crate::rawmail;
 use crate::server::Server;
-use crate::store::{Db, ListFilter, Role, Stats};
+use crate::store::{Db, ListFilter, Resolution, Role, Stats};
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
@@ -422,13 +422,19 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let mut db = Db::open_existing(&config.store.path)?;
             // The recipient is the report's reporter; the plan only carries the policy.
             let plan = config.reply.enabled.then(|| pipeline.reply_plan(""));
-            if !db.resolve(
+            match db.resolve(
                 ReportId(id),
                 note.as_deref(),
                 plan.as_ref(),
                 &crate::now_rfc3339(),
             )? {
-                bail!("no report {id}");
+                Resolution::Resolved => {}
+                Resolution::AlreadyResolved { at } => {
+                    eprintln!(
+                        "abuse-inbox: report {id} was already resolved at {at}; nothing sent again"
+                    );
+                }
+                Resolution::NoSuchReport => bail!("no report {id}"),
             }
             print_json(&db.report(ReportId(id))?)?;
             Ok(ExitCode::SUCCESS)

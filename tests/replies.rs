@@ -178,6 +178,14 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
         ]);
         let report = json(&out);
         assert_eq!(report["status"], "resolved");
+        // Resolving again says so and sends nothing more.
+        let again = abuse_inbox(&["reports", "resolve", "1", "--db", &db_str(&daemon_db)]);
+        assert_eq!(json(&again)["status"], "resolved");
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("already resolved"),
+            "{again:?}"
+        );
+        assert_eq!(outbox(&daemon_db).len(), 3, "a second concluded was queued");
         let got = wait_for(20, "the concluded reply", || {
             Some(received(&sink_db)).filter(|m| m.len() == 3)
         });

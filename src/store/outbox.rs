@@ -204,6 +204,18 @@ pub(super) fn merge_follow_up(
     Ok(true)
 }
 
+/// What `reports resolve` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Resolved now; the concluded reply is queued (when one is due).
+    Resolved,
+    /// Resolved before, at `at`: nothing changed, nothing is sent again.
+    AlreadyResolved {
+        at: String,
+    },
+    NoSuchReport,
+}
+
 impl Db {
     /// The replies of one report, oldest first.
     pub fn replies_for(&self, report: ReportId) -> Result<Vec<Entry>, Error> {
@@ -376,28 +388,35 @@ impl Db {
     }
 
     /// Closes a report; queues the "concluded" reply when the report was
-    /// answered before (its reply was `ack` or `needs_info`). `false` if
-    /// there is no such report.
+    /// answered before (its reply was `ack` or `needs_info`). A report
+    /// resolved before is left as it is.
     pub fn resolve(
         &mut self,
         report: ReportId,
         note: Option<&str>,
         plan: Option<&ReplyPlan>,
         now: &str,
-    ) -> Result<bool, Error> {
+    ) -> Result<Resolution, Error> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: Option<(String, Option<String>)> = tx
+        type Row = (String, Option<String>, String, Option<String>);
+        let found: Option<Row> = tx
             .query_row(
-                "SELECT reply, reporter FROM reports WHERE id = ?1",
+                "SELECT reply, reporter, status, resolved_at FROM reports WHERE id = ?1",
                 [report.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let Some((reply, reporter)) = found else {
-            return Ok(false);
+        let Some((reply, reporter, status, resolved_at)) = found else {
+            return Ok(Resolution::NoSuchReport);
         };
+        if status == "resolved" {
+            // The reporter was told once; a second resolve changes nothing.
+            return Ok(Resolution::AlreadyResolved {
+                at: resolved_at.unwrap_or_default(),
+            });
+        }
         tx.execute(
             "UPDATE reports SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
             params![report.0, now],
@@ -413,7 +432,7 @@ impl Db {
             }
         }
         tx.commit()?;
-        Ok(true)
+        Ok(Resolution::Resolved)
     }
 
     /// A report's history, oldest first: (at, kind, detail).
