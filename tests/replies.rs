@@ -404,6 +404,10 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
             "{}",
             got[1].2
         );
+        // Someone else naming report 1 does not add to it: theirs is report 3.
+        let stranger = "From: mallory@example.org\r\nTo: abuse@example.com\r\nSubject: Re: [abuse #1] more\r\nMessage-ID: <fu-2@example.org>\r\nIn-Reply-To: <abuse-1.0@example.com>\r\n\r\n2026-11-26T06:00:00Z sshd[1]: Failed password for root from 198.51.100.66 port 1 ssh2 on 203.0.113.50 port 22\r\n";
+        deliver(daemon_ref, "mallory@example.org", stranger.as_bytes());
+        crate::util::wait_processed(&daemon_db);
     });
     let db = db_str(&daemon_db);
     let original = json(&abuse_inbox(&[
@@ -414,6 +418,16 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
     assert_eq!(original["missing"], serde_json::json!([]));
     let ips = original["ips"].as_array().unwrap();
     assert!(ips.contains(&serde_json::json!("203.0.113.50")), "{ips:?}");
+    assert!(
+        !ips.contains(&serde_json::json!("198.51.100.66")),
+        "a stranger's follow-up was merged: {ips:?}"
+    );
+    let strangers = json(&abuse_inbox(&[
+        "reports", "show", "3", "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(strangers["reporter"], "mallory@example.org");
+    assert_eq!(strangers["reply"], "ack", "{strangers}");
+    assert!(strangers["case_id"].is_i64(), "{strangers}");
     assert!(
         !ips.contains(&serde_json::json!("192.0.2.1")),
         "our quoted example became evidence: {ips:?}"

@@ -91,8 +91,8 @@ pub(super) fn queue(
 /// the IPs and URLs join, and what is missing becomes what neither message
 /// supplies (an `unknown` original takes the follow-up's type). If the
 /// original was waiting for information and now has all it needs, an ack is
-/// queued. `false` when there is no such original (the follow-up then stays
-/// a report of its own).
+/// queued. `false` when there is no such original, or it is another
+/// sender's report (the follow-up then stays a report of its own).
 pub(super) fn merge_follow_up(
     tx: &Transaction<'_>,
     original: i64,
@@ -133,6 +133,15 @@ pub(super) fn merge_follow_up(
     let Some((abuse_type, subtype, missing, reply, status, ips, urls, reporter)) = row else {
         return Ok(false);
     };
+    // Only the reporter adds to a report: report ids and our Message-IDs are
+    // easy to guess, and a stranger's mail must not become someone's evidence.
+    let same_sender = match (&reporter, &follow_up.reporter) {
+        (Some(theirs), Some(this)) => theirs.eq_ignore_ascii_case(this),
+        _ => false,
+    };
+    if !same_sender {
+        return Ok(false);
+    }
     let list = |text: &str| -> Vec<String> { serde_json::from_str(text).unwrap_or_default() };
     let original_type = AbuseType::parse(&abuse_type).unwrap_or(AbuseType::Unknown);
     let (abuse_type, subtype, missing) =

@@ -300,15 +300,6 @@ impl Db {
                         }
                         mark.execute(params![raw_id.0, "processed", None::<String>])?;
                         if is_new {
-                            if d.follow_up_of.is_none() {
-                                super::cases::assign(&tx, id, d, received_at)?;
-                            }
-                            super::outbox::event(&tx, id, received_at, "received", "")?;
-                            let class = match d.subtype {
-                                Some(s) => format!("{}/{}", d.abuse_type.as_str(), s.as_str()),
-                                None => d.abuse_type.as_str().to_owned(),
-                            };
-                            super::outbox::event(&tx, id, processed_at, "classified", &class)?;
                             let merged = match d.follow_up_of {
                                 Some(original) => super::outbox::merge_follow_up(
                                     &tx,
@@ -319,6 +310,15 @@ impl Db {
                                 )?,
                                 None => false,
                             };
+                            if !merged {
+                                super::cases::assign(&tx, id, d, received_at)?;
+                            }
+                            super::outbox::event(&tx, id, received_at, "received", "")?;
+                            let class = match d.subtype {
+                                Some(s) => format!("{}/{}", d.abuse_type.as_str(), s.as_str()),
+                                None => d.abuse_type.as_str().to_owned(),
+                            };
+                            super::outbox::event(&tx, id, processed_at, "classified", &class)?;
                             if merged {
                                 let original = d.follow_up_of.map_or(0, |r| r.0);
                                 stored.reply = "suppressed".to_owned();
