@@ -248,6 +248,8 @@ pub struct ReportDraft {
     /// What would still be missing for each abuse type with this message's
     /// evidence alone: merged with the original report's own list.
     pub missing_by_type: Vec<(AbuseType, Vec<String>)>,
+    /// The language the reporter wrote in; replies use it.
+    pub language: crate::reply::Language,
 }
 
 /// What the store needs to queue a decided reply in the report's transaction.
@@ -288,6 +290,8 @@ pub struct Report {
     pub status: String,
     /// The case grouping reports about the same source network and type.
     pub case_id: Option<i64>,
+    /// The language the reporter wrote in (`en`, `de`, `es`, `fr`, `pt`).
+    pub language: crate::reply::Language,
 }
 
 #[cfg(test)]

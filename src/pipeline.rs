@@ -119,6 +119,8 @@ impl Pipeline {
                 .collect(),
             None => Vec::new(),
         };
+        let own_text = parsed.texts.first().map_or("", |t| t.text.as_str());
+        let language = reply::language::detect(parsed.subject.as_deref(), own_text);
         let mut warnings = parsed.warnings;
         warnings.extend(ev.warnings.iter().cloned());
         ReportDraft {
@@ -147,6 +149,7 @@ impl Pipeline {
             missing_by_type,
             search_text: capped(&ev.facts.text, SEARCH_TEXT_BYTES),
             sources,
+            language,
         }
     }
 

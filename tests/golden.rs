@@ -69,6 +69,7 @@ fn report(pipeline: &Pipeline, bytes: &[u8]) -> Value {
         "parse_warnings": d.parse_warnings,
         "reasons": d.reasons,
         "evidence": d.evidence.iter().take(GOLDEN_ROWS).collect::<Vec<_>>(),
+        "language": d.language,
     })
 }
 

@@ -488,19 +488,20 @@ async fn the_fixture_corpus_produces_exactly_the_expected_replies() {
         }
     }
     cases.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut expected: Vec<(String, String)> = cases
+    let mut expected: Vec<(String, String, String)> = cases
         .iter()
         .filter_map(|(_, g)| match g["reply"].as_str() {
             Some(kind @ ("ack" | "needs_info")) => Some((
                 g["reporter"].as_str().unwrap().to_lowercase(),
                 kind.to_owned(),
+                g["language"].as_str().unwrap().to_owned(),
             )),
             _ => None,
         })
         .collect();
     expected.sort();
     let mut sink_config = Config::default();
-    sink_config.smtp.recipients = expected.iter().map(|(to, _)| to.clone()).collect();
+    sink_config.smtp.recipients = expected.iter().map(|(to, _, _)| to.clone()).collect();
     let sink = TestServer::start(sink_config).await;
     let mut config = daemon_config(sink.addr.port());
     config.reply.rate_limit_per_hour = 1000;
@@ -523,18 +524,35 @@ async fn the_fixture_corpus_produces_exactly_the_expected_replies() {
         let replies = wait_for(60, "every reply", || {
             Some(received(&sink_db)).filter(|m| m.len() >= expected.len())
         });
-        let mut got: Vec<(String, String)> = replies
+        // What each reply's subject says after "[abuse #ID] ", by language.
+        let subjects = [
+            ("ack", "en", "Report received"),
+            ("ack", "de", "Meldung erhalten"),
+            ("ack", "es", "Aviso recibido"),
+            ("ack", "fr", "Signalement reçu"),
+            ("ack", "pt", "Denúncia recebida"),
+            ("needs_info", "en", "More information needed"),
+            ("needs_info", "de", "Weitere Angaben nötig"),
+            ("needs_info", "es", "Necesitamos más información"),
+            (
+                "needs_info",
+                "fr",
+                "Informations complémentaires nécessaires",
+            ),
+            ("needs_info", "pt", "Precisamos de mais informações"),
+        ];
+        let mut got: Vec<(String, String, String)> = replies
             .iter()
             .map(|(_, rcpt, text)| {
                 let to: Vec<String> = serde_json::from_str(rcpt).unwrap();
-                let kind = if text.contains("] Report received") {
-                    "ack"
-                } else if text.contains("] More information needed") {
-                    "needs_info"
-                } else {
-                    "other"
-                };
-                (to[0].to_lowercase(), kind.to_owned())
+                let subject = abuse_inbox::parse::parse(text.as_bytes())
+                    .subject
+                    .unwrap_or_default();
+                let (kind, language) = subjects
+                    .iter()
+                    .find(|(_, _, words)| subject.contains(&format!("] {words}")))
+                    .map_or(("other", "?"), |(kind, language, _)| (*kind, *language));
+                (to[0].to_lowercase(), kind.to_owned(), language.to_owned())
             })
             .collect();
         got.sort();

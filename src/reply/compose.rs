@@ -8,47 +8,96 @@
 //! our examples into evidence.
 
 use crate::evidence::REPLY_MARKER;
-use crate::reply::OUR_REPLY_HEADER;
+use crate::reply::{phrases, Language, OUR_REPLY_HEADER};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::Message;
 use std::path::Path;
 
-const ACK: &str = include_str!("../../config/templates/ack.txt");
-const NEEDS_INFO: &str = include_str!("../../config/templates/needs_info.txt");
-const CONCLUDED: &str = include_str!("../../config/templates/concluded.txt");
+/// The shipped texts, per language: `config/templates/{kind}.txt` for
+/// English, `{kind}.{language}.txt` for the others.
+const BUILTIN: [(Language, [&str; 3]); 5] = [
+    (
+        Language::En,
+        [
+            include_str!("../../config/templates/ack.txt"),
+            include_str!("../../config/templates/needs_info.txt"),
+            include_str!("../../config/templates/concluded.txt"),
+        ],
+    ),
+    (
+        Language::De,
+        [
+            include_str!("../../config/templates/ack.de.txt"),
+            include_str!("../../config/templates/needs_info.de.txt"),
+            include_str!("../../config/templates/concluded.de.txt"),
+        ],
+    ),
+    (
+        Language::Es,
+        [
+            include_str!("../../config/templates/ack.es.txt"),
+            include_str!("../../config/templates/needs_info.es.txt"),
+            include_str!("../../config/templates/concluded.es.txt"),
+        ],
+    ),
+    (
+        Language::Fr,
+        [
+            include_str!("../../config/templates/ack.fr.txt"),
+            include_str!("../../config/templates/needs_info.fr.txt"),
+            include_str!("../../config/templates/concluded.fr.txt"),
+        ],
+    ),
+    (
+        Language::Pt,
+        [
+            include_str!("../../config/templates/ack.pt.txt"),
+            include_str!("../../config/templates/needs_info.pt.txt"),
+            include_str!("../../config/templates/concluded.pt.txt"),
+        ],
+    ),
+];
 
-/// The three reply texts. Placeholders: `{report_id}`, `{abuse_type}`,
-/// `{subject}`, `{missing}` (needs_info), `{note}` (concluded).
+/// The reply kinds, in the order of [`BUILTIN`]'s texts.
+const KINDS: [&str; 3] = ["ack", "needs_info", "concluded"];
+
+/// The three reply texts in each language. Placeholders: `{report_id}`,
+/// `{abuse_type}`, `{subject}`, `{missing}` (needs_info), `{note}` (concluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templates {
-    pub ack: String,
-    pub needs_info: String,
-    pub concluded: String,
+    /// (language, kind) → text.
+    texts: std::collections::BTreeMap<(Language, &'static str), String>,
 }
 
 impl Templates {
     /// The shipped texts (`config/templates/`).
     pub fn builtin() -> Templates {
-        Templates {
-            ack: ACK.to_owned(),
-            needs_info: NEEDS_INFO.to_owned(),
-            concluded: CONCLUDED.to_owned(),
-        }
+        let texts = BUILTIN
+            .iter()
+            .flat_map(|(language, texts)| {
+                KINDS
+                    .iter()
+                    .zip(texts)
+                    .map(|(kind, text)| ((*language, *kind), (*text).to_owned()))
+            })
+            .collect();
+        Templates { texts }
     }
 
-    /// The texts of `dir`, each falling back to the built-in one when absent.
+    /// The texts of `dir` (same file names as `config/templates/`), each
+    /// falling back to the built-in one when absent.
     ///
     /// # Errors
     /// A file exists but cannot be read or is not UTF-8.
     pub fn load(dir: Option<&Path>) -> Result<Templates, String> {
         let mut t = Templates::builtin();
         let Some(dir) = dir else { return Ok(t) };
-        for (name, slot) in [
-            ("ack.txt", &mut t.ack),
-            ("needs_info.txt", &mut t.needs_info),
-            ("concluded.txt", &mut t.concluded),
-        ] {
+        for ((language, kind), slot) in &mut t.texts {
+            let name = match language {
+                Language::En => format!("{kind}.txt"),
+                other => format!("{kind}.{}.txt", other.as_str()),
+            };
             let path = dir.join(name);
             match std::fs::read_to_string(&path) {
                 Ok(text) => *slot = text,
@@ -57,6 +106,15 @@ impl Templates {
             }
         }
         Ok(t)
+    }
+
+    /// The text of `kind` in `language`.
+    fn text(&self, language: Language, kind: &str) -> &str {
+        let kind = KINDS
+            .into_iter()
+            .find(|k| *k == kind)
+            .unwrap_or("concluded");
+        self.texts.get(&(language, kind)).map_or("", String::as_str)
     }
 }
 
@@ -77,44 +135,13 @@ pub struct Draft {
     pub abuse_type: String,
     pub subtype: Option<String>,
     pub missing: Vec<String>,
+    /// The reporter's language: the reply is written in it.
+    pub language: Language,
 }
 
-/// How to send what is missing, per evidence name (DESIGN.md).
-fn instructions(missing: &str) -> &'static str {
-    match missing {
-        "url" => "- the address (URL) of the content, for example https://www.example.com/page",
-        "timestamp" => "- the position in the video where it appears, for example 01:23",
-        "full_headers" => {
-            "- the offending email with its full headers (all Received: lines), as an\n  attached .eml file or pasted below your message"
-        }
-        "network_logs" => {
-            "- log lines with source and target IP addresses, ports and timestamps, one\n  event per line, for example as CSV: IP address, date-time in ISO 8601,\n  network log line:\n  192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2"
-        }
-        "copyright_notice" => {
-            "- a complete notice: the work, where it is infringed (URL or IP address and\n  time), your contact details, a statement of good faith, a statement that\n  the notice is accurate, and your signature"
-        }
-        "abuse_type" => {
-            "- which kind of abuse this is: content at a web address, spam or abusive\n  email, network activity (intrusion, denial of service, port scan, brute\n  force) or a copyright infringement"
-        }
-        _ => "- more details about the abuse",
-    }
-}
-
-fn label(abuse_type: &str, subtype: Option<&str>) -> String {
-    let base = abuse_type.replace('_', " ");
-    match subtype {
-        Some(s) => format!("{base}, {}", s.replace('_', " ")),
-        None => base,
-    }
-}
-
-/// The reply's subject: `[abuse #ID] <what> : <their subject>`.
+/// The reply's subject: `[abuse #ID] <what>: <their subject>`.
 fn subject(d: &Draft) -> String {
-    let what = match d.kind.as_str() {
-        "ack" => "Report received",
-        "needs_info" => "More information needed",
-        _ => "Investigation concluded",
-    };
+    let what = phrases::subject(d.language, &d.kind);
     match d.subject.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(theirs) => format!(
             "[abuse #{}] {what}: {}",
@@ -125,17 +152,18 @@ fn subject(d: &Draft) -> String {
     }
 }
 
-/// The body text of `d` from `templates`.
+/// The body text of `d` from `templates`, in the reporter's language.
 pub fn body(templates: &Templates, d: &Draft) -> String {
-    let template = match d.kind.as_str() {
-        "ack" => &templates.ack,
-        "needs_info" => &templates.needs_info,
-        _ => &templates.concluded,
-    };
-    let missing: Vec<&str> = d.missing.iter().map(|m| instructions(m)).collect();
-    let mut text = template
+    let missing: Vec<&str> = d
+        .missing
+        .iter()
+        .map(|m| phrases::instruction(d.language, m))
+        .collect();
+    let label = phrases::label(d.language, &d.abuse_type, d.subtype.as_deref());
+    let mut text = templates
+        .text(d.language, &d.kind)
         .replace("{report_id}", &d.report_id.to_string())
-        .replace("{abuse_type}", &label(&d.abuse_type, d.subtype.as_deref()))
+        .replace("{abuse_type}", &label)
         .replace("{subject}", d.subject.as_deref().unwrap_or("(no subject)"))
         .replace("{missing}", &missing.join("\n"))
         .replace("{note}", d.note.as_deref().unwrap_or(""));
@@ -199,6 +227,7 @@ mod tests {
             abuse_type: "network_activity".into(),
             subtype: Some("brute_force".into()),
             missing: vec!["network_logs".into()],
+            language: Language::En,
         }
     }
 
@@ -219,6 +248,24 @@ mod tests {
         assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
         assert!(text.contains("IP address, date-time in ISO 8601"), "{text}");
         assert!(text.contains(REPLY_MARKER), "{text}");
+    }
+
+    #[test]
+    fn a_german_reporter_is_answered_in_german() {
+        let mut d = draft("needs_info");
+        d.language = Language::De;
+        let text = body(&Templates::builtin(), &d);
+        assert!(
+            text.contains("Meldung #42 (Netzwerkaktivität, Brute Force)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- Logzeilen mit Quell- und Ziel-IP-Adressen"),
+            "{text}"
+        );
+        assert!(text.contains("[abuse #42]"), "{text}");
+        assert!(text.contains(REPLY_MARKER), "{text}");
+        assert_eq!(subject(&d), "[abuse #42] Weitere Angaben nötig: SSH attack");
     }
 
     #[test]

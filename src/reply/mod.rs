@@ -7,9 +7,12 @@
 //! automated feeds (unless allow-listed) are not answered.
 
 mod compose;
+pub mod language;
+mod phrases;
 pub mod sender;
 
 pub use compose::{body, compose, Draft, Templates};
+pub use language::Language;
 
 use crate::config::ReplyConfig;
 use crate::evidence::Format;

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_report_ips.sql"),
     include_str!("migrations/0005_search.sql"),
     include_str!("migrations/0006_cases.sql"),
+    include_str!("migrations/0007_language.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

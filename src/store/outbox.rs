@@ -312,7 +312,7 @@ impl Db {
     pub fn due_replies(&self, now: &str, limit: usize) -> Result<Vec<Draft>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.id, o.report_id, o.kind, o.recipient, o.message_id, o.note, r.subject, r.message_id,
-                    r.abuse_type, r.subtype, r.missing
+                    r.abuse_type, r.subtype, r.missing, r.language
              FROM outbox o JOIN reports r ON r.id = o.report_id
              WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 ORDER BY o.next_attempt_at, o.id LIMIT ?2",
         )?;
@@ -330,6 +330,8 @@ impl Db {
                 abuse_type: r.get(8)?,
                 subtype: r.get(9)?,
                 missing: serde_json::from_str(&missing).unwrap_or_default(),
+                language: crate::reply::Language::parse(&r.get::<_, String>(11)?)
+                    .unwrap_or(crate::reply::Language::En),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -189,8 +189,9 @@ impl Db {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
                      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
-                     formats, reasons, reply_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                     formats, reasons, reply_reason, language)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18)
                  ON CONFLICT (raw_id) DO UPDATE SET
                      message_id = excluded.message_id, reporter = excluded.reporter,
                      subject = excluded.subject, abuse_type = excluded.abuse_type,
@@ -198,7 +199,7 @@ impl Db {
                      evidence_rows = excluded.evidence_rows, missing = excluded.missing,
                      parse_warnings = excluded.parse_warnings,
                      processed_at = excluded.processed_at, formats = excluded.formats,
-                     reasons = excluded.reasons
+                     reasons = excluded.reasons, language = excluded.language
                  RETURNING id, reply, reply_reason",
             )?;
             let mut mark =
@@ -266,6 +267,7 @@ impl Db {
                                 json_list(&d.formats),
                                 json_list(&d.reasons),
                                 d.reply_reason,
+                                d.language.as_str(),
                             ],
                             |r| {
                                 Ok(Stored {
@@ -589,7 +591,7 @@ impl Db {
 }
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
-     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id";
+     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language";
 
 fn read_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let kind: String = r.get(0)?;
@@ -630,6 +632,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
     let reply_reason: Option<String> = row.get(16)?;
     let status: String = row.get(17)?;
     let case_id: Option<i64> = row.get(18)?;
+    let language: String = row.get(19)?;
     let report = (|| {
         let [ips, urls, missing, warnings, formats, reasons] = lists;
         Ok(Report {
@@ -660,6 +663,8 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             reply_reason,
             status,
             case_id,
+            language: crate::reply::Language::parse(&language)
+                .ok_or_else(|| corrupt(format!("unknown language {language:?}")))?,
         })
     })();
     Ok(report)

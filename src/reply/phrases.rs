@@ -1,0 +1,175 @@
+//! The words of a reply that are not in its template: the subject, the
+//! name of the abuse type, and how to send each missing piece of evidence,
+//! in each language we reply in.
+
+use super::Language;
+
+/// What the subject says after `[abuse #ID]`, per reply kind.
+pub fn subject(language: Language, kind: &str) -> &'static str {
+    use Language::*;
+    match (kind, language) {
+        ("ack", En) => "Report received",
+        ("ack", De) => "Meldung erhalten",
+        ("ack", Es) => "Aviso recibido",
+        ("ack", Fr) => "Signalement reçu",
+        ("ack", Pt) => "Denúncia recebida",
+        ("needs_info", En) => "More information needed",
+        ("needs_info", De) => "Weitere Angaben nötig",
+        ("needs_info", Es) => "Necesitamos más información",
+        ("needs_info", Fr) => "Informations complémentaires nécessaires",
+        ("needs_info", Pt) => "Precisamos de mais informações",
+        (_, En) => "Investigation concluded",
+        (_, De) => "Untersuchung abgeschlossen",
+        (_, Es) => "Investigación concluida",
+        (_, Fr) => "Enquête terminée",
+        (_, Pt) => "Investigação concluída",
+    }
+}
+
+/// The abuse type (and network subtype) as the reply names it.
+pub fn label(language: Language, abuse_type: &str, subtype: Option<&str>) -> String {
+    let name = |code: &str| -> String {
+        let translated = match language {
+            Language::En => None,
+            Language::De => match code {
+                "web_content" => Some("Web-Inhalt"),
+                "email_abuse" => Some("E-Mail-Missbrauch"),
+                "network_activity" => Some("Netzwerkaktivität"),
+                "copyright" => Some("Urheberrecht"),
+                "unknown" => Some("unbekannt"),
+                "intrusion" => Some("Einbruch"),
+                "dos" => Some("Denial of Service"),
+                "port_scan" => Some("Portscan"),
+                "brute_force" => Some("Brute Force"),
+                "other" => Some("Sonstiges"),
+                _ => None,
+            },
+            Language::Es => match code {
+                "web_content" => Some("contenido web"),
+                "email_abuse" => Some("abuso de correo"),
+                "network_activity" => Some("actividad de red"),
+                "copyright" => Some("derechos de autor"),
+                "unknown" => Some("desconocido"),
+                "intrusion" => Some("intrusión"),
+                "dos" => Some("denegación de servicio"),
+                "port_scan" => Some("escaneo de puertos"),
+                "brute_force" => Some("fuerza bruta"),
+                "other" => Some("otro"),
+                _ => None,
+            },
+            Language::Fr => match code {
+                "web_content" => Some("contenu web"),
+                "email_abuse" => Some("abus de messagerie"),
+                "network_activity" => Some("activité réseau"),
+                "copyright" => Some("droit d'auteur"),
+                "unknown" => Some("inconnu"),
+                "intrusion" => Some("intrusion"),
+                "dos" => Some("déni de service"),
+                "port_scan" => Some("scan de ports"),
+                "brute_force" => Some("force brute"),
+                "other" => Some("autre"),
+                _ => None,
+            },
+            Language::Pt => match code {
+                "web_content" => Some("conteúdo web"),
+                "email_abuse" => Some("abuso de email"),
+                "network_activity" => Some("atividade de rede"),
+                "copyright" => Some("direitos de autor"),
+                "unknown" => Some("desconhecido"),
+                "intrusion" => Some("intrusão"),
+                "dos" => Some("negação de serviço"),
+                "port_scan" => Some("varrimento de portas"),
+                "brute_force" => Some("força bruta"),
+                "other" => Some("outro"),
+                _ => None,
+            },
+        };
+        translated.map_or_else(|| code.replace('_', " "), str::to_owned)
+    };
+    match subtype {
+        Some(s) => format!("{}, {}", name(abuse_type), name(s)),
+        None => name(abuse_type),
+    }
+}
+
+/// How to send one missing piece of evidence (DESIGN.md), as a list item.
+pub fn instruction(language: Language, missing: &str) -> &'static str {
+    use Language::*;
+    match (missing, language) {
+        ("url", En) => "- the address (URL) of the content, for example https://www.example.com/page",
+        ("url", De) => "- die Adresse (URL) des Inhalts, zum Beispiel https://www.example.com/seite",
+        ("url", Es) => "- la dirección (URL) del contenido, por ejemplo https://www.example.com/pagina",
+        ("url", Fr) => "- l'adresse (URL) du contenu, par exemple https://www.example.com/page",
+        ("url", Pt) => "- o endereço (URL) do conteúdo, por exemplo https://www.example.com/pagina",
+        ("timestamp", En) => "- the position in the video where it appears, for example 01:23",
+        ("timestamp", De) => "- die Stelle im Video, an der es zu sehen ist, zum Beispiel 01:23",
+        ("timestamp", Es) => "- el momento del vídeo en que aparece, por ejemplo 01:23",
+        ("timestamp", Fr) => "- le moment de la vidéo où cela apparaît, par exemple 01:23",
+        ("timestamp", Pt) => "- o momento do vídeo em que aparece, por exemplo 01:23",
+        ("full_headers", En) => {
+            "- the offending email with its full headers (all Received: lines), as an\n  attached .eml file or pasted below your message"
+        }
+        ("full_headers", De) => {
+            "- die beanstandete E-Mail mit allen Kopfzeilen (alle Received:-Zeilen), als\n  angehängte .eml-Datei oder unter Ihrer Nachricht eingefügt"
+        }
+        ("full_headers", Es) => {
+            "- el correo denunciado con todas sus cabeceras (todas las líneas Received:),\n  como archivo .eml adjunto o pegado debajo de su mensaje"
+        }
+        ("full_headers", Fr) => {
+            "- le message incriminé avec tous ses en-têtes (toutes les lignes Received:),\n  en pièce jointe .eml ou collé sous votre message"
+        }
+        ("full_headers", Pt) => {
+            "- o email denunciado com todos os cabeçalhos (todas as linhas Received:),\n  como ficheiro .eml anexo ou colado abaixo da sua mensagem"
+        }
+        ("network_logs", En) => {
+            "- log lines with source and target IP addresses, ports and timestamps, one\n  event per line, for example as CSV: IP address, date-time in ISO 8601,\n  network log line:\n  192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2"
+        }
+        ("network_logs", De) => {
+            "- Logzeilen mit Quell- und Ziel-IP-Adressen, Ports und Zeitstempeln, ein\n  Ereignis pro Zeile, zum Beispiel als CSV: IP-Adresse, Datum und Uhrzeit\n  nach ISO 8601, Logzeile:\n  192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2"
+        }
+        ("network_logs", Es) => {
+            "- líneas de registro con las direcciones IP de origen y destino, puertos y\n  fecha y hora, un evento por línea, por ejemplo en CSV: dirección IP,\n  fecha y hora ISO 8601, línea de registro:\n  192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2"
+        }
+        ("network_logs", Fr) => {
+            "- des lignes de journal avec les adresses IP source et cible, les ports et\n  l'horodatage, un événement par ligne, par exemple en CSV : adresse IP,\n  date et heure ISO 8601, ligne de journal :\n  192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2"
+        }
+        ("network_logs", Pt) => {
+            "- linhas de registo com os endereços IP de origem e destino, portas e data\n  e hora, um evento por linha, por exemplo em CSV: endereço IP, data e hora\n  ISO 8601, linha de registo:\n  192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2"
+        }
+        ("copyright_notice", En) => {
+            "- a complete notice: the work, where it is infringed (URL or IP address and\n  time), your contact details, a statement of good faith, a statement that\n  the notice is accurate, and your signature"
+        }
+        ("copyright_notice", De) => {
+            "- eine vollständige Mitteilung: das Werk, wo es verletzt wird (URL oder\n  IP-Adresse und Zeit), Ihre Kontaktdaten, eine Erklärung Ihres guten\n  Glaubens, eine Erklärung, dass die Angaben richtig sind, und Ihre Unterschrift"
+        }
+        ("copyright_notice", Es) => {
+            "- una notificación completa: la obra, dónde se infringe (URL o dirección IP\n  y hora), sus datos de contacto, una declaración de buena fe, una\n  declaración de que la notificación es exacta y su firma"
+        }
+        ("copyright_notice", Fr) => {
+            "- une notification complète : l'œuvre, où elle est contrefaite (URL ou\n  adresse IP et heure), vos coordonnées, une déclaration de bonne foi, une\n  déclaration d'exactitude de la notification et votre signature"
+        }
+        ("copyright_notice", Pt) => {
+            "- uma notificação completa: a obra, onde é infringida (URL ou endereço IP\n  e hora), os seus contactos, uma declaração de boa-fé, uma declaração de\n  que a notificação é exata e a sua assinatura"
+        }
+        ("abuse_type", En) => {
+            "- which kind of abuse this is: content at a web address, spam or abusive\n  email, network activity (intrusion, denial of service, port scan, brute\n  force) or a copyright infringement"
+        }
+        ("abuse_type", De) => {
+            "- um welche Art von Missbrauch es geht: Inhalte unter einer Webadresse,\n  Spam oder missbräuchliche E-Mails, Netzwerkaktivität (Einbruch, Denial of\n  Service, Portscan, Brute Force) oder eine Urheberrechtsverletzung"
+        }
+        ("abuse_type", Es) => {
+            "- de qué tipo de abuso se trata: contenido en una dirección web, spam o\n  correo abusivo, actividad de red (intrusión, denegación de servicio,\n  escaneo de puertos, fuerza bruta) o una infracción de derechos de autor"
+        }
+        ("abuse_type", Fr) => {
+            "- de quel type d'abus il s'agit : contenu à une adresse web, spam ou\n  courriel abusif, activité réseau (intrusion, déni de service, scan de\n  ports, force brute) ou atteinte au droit d'auteur"
+        }
+        ("abuse_type", Pt) => {
+            "- que tipo de abuso é: conteúdo num endereço web, spam ou email abusivo,\n  atividade de rede (intrusão, negação de serviço, varrimento de portas,\n  força bruta) ou uma violação de direitos de autor"
+        }
+        (_, En) => "- more details about the abuse",
+        (_, De) => "- weitere Einzelheiten zum Missbrauch",
+        (_, Es) => "- más detalles sobre el abuso",
+        (_, Fr) => "- plus de détails sur l'abus",
+        (_, Pt) => "- mais detalhes sobre o abuso",
+    }
+}
