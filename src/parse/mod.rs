@@ -2,11 +2,13 @@
 //!
 //! In: a raw message. Out: [`Parsed`]: decoded headers, text bodies (HTML
 //! reduced to text), attachments with their type and name, and attached or
-//! returned messages. Built on mail-parser 0.11, which decodes charsets,
-//! quoted-printable, base64 and RFC 2047 words. Pure: no I/O, never panics on
+//! returned messages; the files of a zip attachment are attachments too.
+//! Built on mail-parser 0.11, which decodes charsets, quoted-printable,
+//! base64 and RFC 2047 words. Pure: no I/O, never panics on
 //! input, bounded by [`MAX_PARTS`], [`MAX_DEPTH`] and [`MAX_DECODED_BYTES`];
 //! what cannot be parsed or is cut becomes a warning.
 
+mod archive;
 mod html;
 
 pub use html::html_to_text;
@@ -186,6 +188,12 @@ pub fn parse(raw: &[u8]) -> Parsed {
     };
     let mut walk = Walk { parts: 0, bytes: 0 };
     walk.message(&message, "", 0, &mut parsed);
+    // The files of zip attachments are read like attachments of their own.
+    let mut unpacked = Vec::new();
+    for zip in parsed.attachments.iter().filter(|a| archive::is_zip(a)) {
+        unpacked.extend(archive::expand(zip, &mut parsed.warnings));
+    }
+    parsed.attachments.extend(unpacked);
     parsed
 }
 
