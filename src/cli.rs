@@ -1060,7 +1060,7 @@ fn print_report_table(
             v.join(", ")
         }
     };
-    let rows: [(&str, String); 14] = [
+    let rows: [(&str, String); 15] = [
         ("id", r.id.0.to_string()),
         ("raw_id", r.raw_id.0.to_string()),
         (
@@ -1073,6 +1073,7 @@ fn print_report_table(
             r.reporter.clone().unwrap_or_else(|| none.clone()),
         ),
         ("subject", r.subject.clone().unwrap_or_else(|| none.clone())),
+        ("language", r.language.as_str().to_owned()),
         ("abuse_type", r.abuse_type.as_str().to_owned()),
         (
             "subtype",
