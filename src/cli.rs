@@ -517,7 +517,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Backup { file } => {
             let db = Db::open_existing(&config.store.path)?;
             db.backup_to(&file)?;
-            print_json(&serde_json::json!({ "backup": file, "reports": db.stats()?.reports }))?;
+            print_json(&serde_json::json!({ "backup": file, "reports": db.report_count()? }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { format } => {

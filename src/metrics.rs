@@ -138,9 +138,9 @@ impl Metrics {
     /// The text exposition, with the database gauges read now.
     fn render(&self, db_path: &std::path::Path) -> String {
         if let Ok(db) = crate::store::Db::open_existing(db_path) {
-            if let Ok(stats) = db.stats() {
-                self.backlog
-                    .set(stats.raw_messages.get("received").copied().unwrap_or(0) as i64);
+            // Cheap counts only: a scrape must not cost a `stats` run.
+            if let Ok(backlog) = db.backlog() {
+                self.backlog.set(backlog as i64);
             }
             if let Ok(depth) = db.outbox_depth() {
                 self.outbox_depth.set(depth as i64);

@@ -116,6 +116,16 @@ impl Db {
     }
 
     /// Number of raw messages in each processing status.
+    /// Messages stored and not yet reports (the partial index answers it).
+    pub fn backlog(&self) -> Result<u64, Error> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM raw_messages WHERE status = 'received'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     pub fn raw_status_counts(&self) -> Result<Vec<(String, u64)>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT status, count(*) FROM raw_messages GROUP BY status ORDER BY status",
@@ -192,6 +202,7 @@ mod tests {
         assert!(!out[2].is_duplicate);
         let pending = db.unprocessed(10).unwrap();
         assert_eq!(pending.len(), 2);
+        assert_eq!(db.backlog().unwrap(), 2);
         assert_eq!(pending[0].envelope, a.envelope);
         assert_eq!(pending[0].bytes, a.bytes);
     }

@@ -517,6 +517,14 @@ impl Db {
             .collect()
     }
 
+    /// How many reports there are.
+    pub fn report_count(&self) -> Result<u64, Error> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Counts by type, by reply decision and by processing status.
     pub fn stats(&self) -> Result<Stats, Error> {
         let mut stats = Stats::default();
