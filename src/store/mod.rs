@@ -36,7 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_search.sql"),
     include_str!("migrations/0006_cases.sql"),
     include_str!("migrations/0007_language.sql"),
-    include_str!("migrations/0008_outbox_held.sql"),
+    include_str!("migrations/0008_indexes.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
