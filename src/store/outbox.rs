@@ -253,13 +253,26 @@ impl Db {
         report: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Entry>, Error> {
-        let mut stmt = self.conn.prepare_cached(
+        // Only the filters given are in the SQL, so SQLite can use the index
+        // of the one that is there (`report_id = ?` for `reports show`).
+        let mut sql = String::from(
             "SELECT id, report_id, kind, recipient, message_id, state, attempts, next_attempt_at,
                     last_error, created_at, sent_at
-             FROM outbox WHERE (?1 IS NULL OR state = ?1) AND (?3 IS NULL OR report_id = ?3)
-             ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![state, limit as i64, report], |r| {
+             FROM outbox WHERE 1 = 1",
+        );
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(state) = state {
+            values.push(state.to_owned().into());
+            sql.push_str(&format!(" AND state = ?{}", values.len()));
+        }
+        if let Some(report) = report {
+            values.push(report.into());
+            sql.push_str(&format!(" AND report_id = ?{}", values.len()));
+        }
+        values.push((limit.min(i64::MAX as usize) as i64).into());
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
             Ok(Entry {
                 id: r.get(0)?,
                 report_id: r.get(1)?,
