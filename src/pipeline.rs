@@ -22,14 +22,6 @@ use tracing::{error, info};
 /// Body text kept for full-text search, per report.
 const SEARCH_TEXT_BYTES: usize = 64 * 1024;
 
-fn capped(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
 /// A transaction of reports is closed once it holds this many evidence rows
 /// (so it can exceed them by one report's rows).
 const ROWS_PER_TRANSACTION: usize = 512;
@@ -147,7 +139,7 @@ impl Pipeline {
             },
             follow_up_of,
             missing_by_type,
-            search_text: capped(&ev.facts.text, SEARCH_TEXT_BYTES),
+            search_text: crate::truncate_at_char(&ev.facts.text, SEARCH_TEXT_BYTES).to_owned(),
             sources,
             language,
         }

@@ -3,7 +3,7 @@
 //! mail for the reporters, so every reply arrives over real SMTP and is
 //! inspected in the relay's own database.
 
-use crate::util::{abuse_inbox, free_port, json, wait_for, Smtp, TestServer};
+use crate::util::{abuse_inbox, free_port, json, outbox, wait_for, Smtp, TestServer};
 use abuse_inbox::config::Config;
 use std::path::{Path, PathBuf};
 
@@ -60,17 +60,6 @@ fn received(db: &Path) -> Vec<(Option<String>, String, String)> {
     .unwrap()
     .map(Result::unwrap)
     .collect()
-}
-
-fn outbox(db: &Path) -> Vec<(String, String, i64)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT kind, state, attempts FROM outbox ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 /// Every report's (reply, reply_reason), sorted.
@@ -199,7 +188,7 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
         wait_for(10, "three replies marked sent", || {
             (outbox(&daemon_db)
                 .iter()
-                .filter(|(_, s, _)| s == "sent")
+                .filter(|r| r.state == "sent")
                 .count()
                 == 3)
                 .then_some(())
@@ -319,7 +308,7 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
     let failed_attempt = |db: &Path, n: usize| {
         wait_for(20, "a failed attempt", || {
             let o = outbox(db);
-            (o.len() == n && o[n - 1].1 == "pending" && o[n - 1].2 >= 1).then_some(())
+            (o.len() == n && o[n - 1].state == "pending" && o[n - 1].attempts >= 1).then_some(())
         })
     };
     // 1. The relay is down: the reply stays pending and is retried...
@@ -361,7 +350,7 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
         wait_for(10, "both marked sent", || {
             outbox(&daemon.db_path())
                 .iter()
-                .all(|(_, state, _)| state == "sent")
+                .all(|r| r.state == "sent")
                 .then_some(())
         });
         std::thread::sleep(std::time::Duration::from_millis(1500));

@@ -1,7 +1,7 @@
 //! STARTTLS (RFC 3207) with a certificate made in the test (rcgen), spoken
 //! to by two different clients: lettre (rustls) and `openssl s_client`.
 
-use crate::util::{count_rows, message, wait_for, Smtp, TestServer};
+use crate::util::{count_rows, message, outbox, wait_for, Smtp, TestServer};
 use abuse_inbox::config::Config;
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -150,18 +150,6 @@ fn private_ca(
     paths
 }
 
-/// The outbox of `db`: (state, attempts, last error).
-fn outbox(db: &std::path::Path) -> Vec<(String, i64, Option<String>)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT state, attempts, last_error FROM outbox ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 /// Delivers a small report from reporter@example.net to the daemon at `addr`.
 fn report_to(addr: std::net::SocketAddr, id: &str) {
     let (mut smtp, _) = Smtp::connect(addr);
@@ -205,9 +193,7 @@ async fn replies_go_to_a_starttls_relay_whose_certificate_a_private_ca_signed() 
         wait_for(20, "a failed delivery attempt", || {
             outbox(&db)
                 .into_iter()
-                .find_map(|(state, attempts, error)| {
-                    (state == "pending" && attempts >= 1).then_some(error)
-                })
+                .find_map(|r| (r.state == "pending" && r.attempts >= 1).then_some(r.last_error))
         })
     });
     assert!(
@@ -233,7 +219,7 @@ async fn replies_go_to_a_starttls_relay_whose_certificate_a_private_ca_signed() 
     let daemon_db = trusting.db_path();
     tokio::task::block_in_place(|| {
         wait_for(20, "the reply marked sent", || {
-            (outbox(&daemon_db)[0].0 == "sent").then_some(())
+            (outbox(&daemon_db)[0].state == "sent").then_some(())
         })
     });
     trusting.stop().await;

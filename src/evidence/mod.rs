@@ -362,12 +362,5 @@ fn describe(origin: &str, name: Option<&str>) -> String {
 }
 
 fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    crate::truncate_at_char(s, max).to_owned()
 }

@@ -110,11 +110,7 @@ const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// The language of `subject` and `text` (the reporter's own words).
 pub fn detect(subject: Option<&str>, text: &str) -> Language {
-    let mut end = text.len().min(MAX_TEXT_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let text = &text[..end];
+    let text = crate::truncate_at_char(text, MAX_TEXT_BYTES);
     let mut counts = [0usize; Language::ALL.len()];
     let lines = subject.into_iter().chain(text.lines());
     for line in lines.filter(|line| !line.trim_start().starts_with('>')) {

@@ -86,6 +86,34 @@ pub fn wait_for<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T
     }
 }
 
+/// A row of the outbox, as the tests look at it.
+#[derive(Debug)]
+pub struct OutboxRow {
+    pub kind: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// The outbox of `db`, oldest first, read over an independent connection.
+pub fn outbox(db: &Path) -> Vec<OutboxRow> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kind, state, attempts, last_error FROM outbox ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(OutboxRow {
+            kind: r.get(0)?,
+            state: r.get(1)?,
+            attempts: r.get(2)?,
+            last_error: r.get(3)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 /// Rows in `table`, read over an independent connection.
 pub fn count_rows(db: &Path, table: &str) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
