@@ -5,6 +5,7 @@
 //! are a contract (DESIGN.md): tests and users rely on them.
 
 use crate::config::{self, Config};
+use crate::isolate::Isolated;
 use crate::model::{
     AbuseType, Envelope, Incoming, NetworkSubtype, Origin, RawId, RawMessage, ReplyDecision,
     Report, ReportId,
@@ -125,6 +126,14 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Stored raw messages: the quarantine of those that failed processing.
+    Raw {
+        #[command(subcommand)]
+        command: RawCommand,
+    },
+    /// The worker child the daemon starts to parse messages (internal).
+    #[command(name = "worker-child", hide = true)]
+    WorkerChild,
     /// Counts by type, reply decision and processing state.
     Stats {
         #[arg(long, value_enum, default_value = "table")]
@@ -161,6 +170,31 @@ pub enum ReportsCommand {
         /// Print the original message exactly as it arrived, nothing else.
         #[arg(long, conflicts_with = "format")]
         raw: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RawCommand {
+    /// Raw messages, newest first, with their processing state and error.
+    List {
+        /// Only this state: received, processed, failed, discarded.
+        #[arg(long, value_parser = ["received", "processed", "failed", "discarded"])]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Process failed (or discarded) messages again: the running daemon
+    /// picks them up within seconds.
+    Retry {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Never process these messages (failed or still waiting); their bytes stay stored.
+    Discard {
+        #[arg(required = true)]
+        ids: Vec<i64>,
     },
 }
 
@@ -348,6 +382,8 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => serve(config, listen, &cli.global),
         Command::Ingest { files } => ingest(&config, &files),
         Command::Reprocess { since, all } => reprocess(&config, since, all),
+        Command::WorkerChild => Ok(ExitCode::from(crate::isolate::child_main())),
+        Command::Raw { command } => raw(&config, command),
         Command::Reports {
             command:
                 ReportsCommand::List {
@@ -644,6 +680,57 @@ impl Signals {
     }
 }
 
+fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
+    let ids = |ids: Vec<i64>| ids.into_iter().map(RawId).collect::<Vec<_>>();
+    match command {
+        RawCommand::List {
+            status,
+            limit,
+            format,
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let list = db.raw_list(status.as_deref(), limit)?;
+            match format {
+                Format::Json => print_json(&list)?,
+                Format::Table => print_raw_table(&list)?,
+            }
+        }
+        RawCommand::Retry { ids: given } => {
+            let mut db = Db::open_existing(&config.store.path)?;
+            let n = db.set_raw_status(&ids(given), &["failed", "discarded"], "received")?;
+            print_json(&serde_json::json!({ "retried": n }))?;
+        }
+        RawCommand::Discard { ids: given } => {
+            let mut db = Db::open_existing(&config.store.path)?;
+            let n = db.set_raw_status(&ids(given), &["failed", "received"], "discarded")?;
+            print_json(&serde_json::json!({ "discarded": n }))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<9}  {:>9}  {:<30}  ERROR",
+        "RAW", "RECEIVED", "STATUS", "BYTES", "MAIL FROM"
+    )?;
+    for r in list {
+        writeln!(
+            out,
+            "{:>7}  {:<20}  {:<9}  {:>9}  {:<30}  {}",
+            r.id.0,
+            clip(&r.received_at, 19),
+            r.status,
+            r.size_bytes,
+            clip(r.mail_from.as_deref().unwrap_or("-"), 30),
+            clip(r.error.as_deref().unwrap_or(""), 120)
+        )?;
+    }
+    Ok(())
+}
+
 fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     Pipeline::new(config).map_err(|problems| {
         anyhow::anyhow!("invalid classification rules: {}", problems.join("; "))
@@ -654,8 +741,9 @@ fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let pipeline = pipeline(config)?;
     let mut db = Db::open(&config.store.path, Role::Cli)?;
     let mut failed = false;
+    let mut worker = Isolated::new();
     for file in files {
-        match ingest_one(&mut db, &pipeline, file) {
+        match ingest_one(&mut db, &pipeline, &mut worker, file) {
             Ok(report) => print_json(&report)?,
             Err(error) => {
                 failed = true;
@@ -670,7 +758,12 @@ fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn ingest_one(db: &mut Db, pipeline: &Pipeline, file: &Path) -> anyhow::Result<Report> {
+fn ingest_one(
+    db: &mut Db,
+    pipeline: &Pipeline,
+    worker: &mut Isolated,
+    file: &Path,
+) -> anyhow::Result<Report> {
     let bytes = if file.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -702,9 +795,12 @@ fn ingest_one(db: &mut Db, pipeline: &Pipeline, file: &Path) -> anyhow::Result<R
     let raw: RawMessage = db
         .raw(committed.raw_id)?
         .context("the stored message vanished")?;
-    let ids = pipeline.process_and_store(db, std::slice::from_ref(&raw))?;
-    let Some(id) = ids[0] else {
-        bail!("processing failed; the message is stored as raw {}", raw.id)
+    let ids = pipeline.process_and_store(db, worker, std::slice::from_ref(&raw))?;
+    let Some(id) = ids.first().copied().flatten() else {
+        bail!(
+            "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
+            raw.id.0
+        )
     };
     db.report(id)?.context("the stored report vanished")
 }
@@ -954,11 +1050,15 @@ fn reprocess(config: &Config, since: Option<String>, all: bool) -> anyhow::Resul
     let mut db = Db::open_existing(&config.store.path)?;
     let started = std::time::Instant::now();
     let (mut done, mut failed, mut after) = (0u64, 0u64, RawId(0));
+    let mut worker = Isolated::new();
     loop {
         let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        let ids = pipeline.process_and_store(&mut db, &batch)?;
+        let ids = pipeline.process_and_store(&mut db, &mut worker, &batch)?;
+        if ids.len() < batch.len() {
+            bail!("no worker process could be started; {done} messages were reprocessed");
+        }
         done += ids.len() as u64;
         failed += ids.iter().filter(|id| id.is_none()).count() as u64;
     }

@@ -5,13 +5,13 @@
 //! `config/abuse-inbox.toml`; a unit test keeps the two identical.
 //! Loading reports every problem at once, each with its key path.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub smtp: SmtpConfig,
@@ -21,19 +21,61 @@ pub struct Config {
     pub classify: ClassifyConfig,
     pub reply: ReplyConfig,
     pub log: LogConfig,
+    pub worker: WorkerConfig,
+}
+
+/// `[worker]`: the process that parses and classifies, apart from intake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Address space of the worker process (`RLIMIT_AS`): a message that
+    /// needs more kills the worker, never the daemon.
+    pub max_memory_bytes: u64,
+    /// Wall-clock time one message may take before the worker is killed.
+    pub max_seconds_per_message: u64,
+    /// Raw bytes loaded for one batch of messages (at least one message).
+    pub max_batch_bytes: u64,
+    /// The `abuse-inbox` binary run as the worker; unset: the daemon's own
+    /// (programs that embed the daemon, such as the test suite, name it).
+    pub binary: Option<PathBuf>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            max_seconds_per_message: 60,
+            max_batch_bytes: 64 * 1024 * 1024,
+            binary: None,
+        }
+    }
 }
 
 /// `[metrics]`: the Prometheus endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// `ADDR:PORT` for `/metrics` and `/healthz`; empty: off. Keep it on
     /// loopback (or behind a firewall): it has no authentication.
     pub listen: String,
+    /// Concurrent scrapes; more are closed at once.
+    pub max_connections: usize,
+    /// A scrape connection is closed after this long, finished or not.
+    pub timeout_seconds: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: String::new(),
+            max_connections: 16,
+            timeout_seconds: 5,
+        }
+    }
 }
 
 /// `[tls]`: STARTTLS on the SMTP listener (RFC 3207).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain; with `key_file`, STARTTLS is offered.
@@ -46,7 +88,7 @@ pub struct TlsConfig {
 }
 
 /// `[classify]`: the free-text rules.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassifyConfig {
     /// A rules file in the format of `config/rules.toml`; unset: the built-in rules.
@@ -54,7 +96,7 @@ pub struct ClassifyConfig {
 }
 
 /// `[reply]`: the reply decision.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplyConfig {
     /// Off: every report gets `reply = "none"`.
@@ -111,7 +153,7 @@ impl Default for ReplyConfig {
 }
 
 /// `[smtp]`: the listener and its limits.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     pub listen: String,
@@ -125,6 +167,11 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Concurrent connections from one network: an IPv4 /24 or an IPv6 /64.
+    pub max_connections_per_network: usize,
+    /// DATA bytes held by all sessions together; past it new DATA gets
+    /// `452 4.3.1` and a message that would cross it is refused the same way.
+    pub max_data_bytes_in_flight: u64,
     pub idle_timeout_seconds: u64,
     pub max_session_seconds: u64,
     pub shutdown_grace_seconds: u64,
@@ -141,6 +188,8 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             max_connections: 1000,
             max_connections_per_ip: 50,
+            max_connections_per_network: 100,
+            max_data_bytes_in_flight: 512 * 1024 * 1024,
             idle_timeout_seconds: 300,
             max_session_seconds: 600,
             shutdown_grace_seconds: 10,
@@ -149,12 +198,16 @@ impl Default for SmtpConfig {
 }
 
 /// `[store]`: the SQLite database.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     pub path: PathBuf,
     /// Most messages one group commit may carry.
     pub max_commit_batch: usize,
+    /// Free space the database's file system keeps: below it intake answers
+    /// `452 4.3.1` before the disk is full, and takes mail again once
+    /// space returns.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -162,12 +215,13 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./abuse-inbox.db"),
             max_commit_batch: 256,
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
 
 /// `[log]`: what goes to stderr.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -304,6 +358,16 @@ impl Config {
             "must be >= 1",
         );
         check(
+            smtp.max_connections_per_network >= smtp.max_connections_per_ip,
+            "smtp.max_connections_per_network",
+            "must be >= smtp.max_connections_per_ip",
+        );
+        check(
+            smtp.max_data_bytes_in_flight >= smtp.max_message_bytes,
+            "smtp.max_data_bytes_in_flight",
+            "must be >= smtp.max_message_bytes",
+        );
+        check(
             smtp.idle_timeout_seconds >= 1,
             "smtp.idle_timeout_seconds",
             "must be >= 1",
@@ -321,6 +385,31 @@ impl Config {
         check(
             self.store.max_commit_batch >= 1,
             "store.max_commit_batch",
+            "must be >= 1",
+        );
+        check(
+            self.worker.max_memory_bytes >= 256 * 1024 * 1024,
+            "worker.max_memory_bytes",
+            "must be >= 268435456 (256 MiB)",
+        );
+        check(
+            self.worker.max_seconds_per_message >= 1,
+            "worker.max_seconds_per_message",
+            "must be >= 1",
+        );
+        check(
+            self.worker.max_batch_bytes >= 1,
+            "worker.max_batch_bytes",
+            "must be >= 1",
+        );
+        check(
+            self.metrics.max_connections >= 1,
+            "metrics.max_connections",
+            "must be >= 1",
+        );
+        check(
+            self.metrics.timeout_seconds >= 1,
+            "metrics.timeout_seconds",
             "must be >= 1",
         );
         check(

@@ -17,6 +17,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod evidence;
+pub mod isolate;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -32,6 +32,12 @@ pub struct Metrics {
     pub parse_warnings: Family<Labels, Counter>,
     pub replies: Family<Labels, Counter>,
     pub commit_seconds: Histogram,
+    /// Worker children lost on a message (crash, memory, time limit).
+    pub worker_restarts: Counter,
+    /// Messages set aside as `failed` by processing.
+    pub quarantined: Counter,
+    /// DATA bytes held by sessions now.
+    pub data_bytes_in_flight: Gauge,
     outbox_depth: Gauge,
     backlog: Gauge,
 }
@@ -57,6 +63,9 @@ impl Metrics {
             replies: Family::default(),
             // 50 µs … ~1.6 s
             commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            worker_restarts: Counter::default(),
+            quarantined: Counter::default(),
+            data_bytes_in_flight: Gauge::default(),
             outbox_depth: Gauge::default(),
             backlog: Gauge::default(),
         };
@@ -108,6 +117,21 @@ impl Metrics {
                 m.commit_seconds.clone(),
             );
             r.register(
+                "worker_restarts",
+                "Worker processes lost on a message (crash, memory or time limit)",
+                m.worker_restarts.clone(),
+            );
+            r.register(
+                "messages_quarantined",
+                "Messages set aside as failed by processing",
+                m.quarantined.clone(),
+            );
+            r.register(
+                "smtp_data_bytes_in_flight",
+                "DATA bytes held by SMTP sessions now",
+                m.data_bytes_in_flight.clone(),
+            );
+            r.register(
                 "outbox_depth",
                 "Replies held or pending",
                 m.outbox_depth.clone(),
@@ -155,8 +179,17 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` until `stop`. One request per connection.
-pub async fn serve(listener: TcpListener, db_path: PathBuf, stop: CancellationToken) {
+/// Serves `/metrics` and `/healthz` until `stop`. One request per
+/// connection, at most `max_connections` at once (more are closed at once),
+/// each closed after `timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    db_path: PathBuf,
+    max_connections: usize,
+    timeout: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let (mut socket, _) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -169,13 +202,25 @@ pub async fn serve(listener: TcpListener, db_path: PathBuf, stop: CancellationTo
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(socket);
+            continue;
+        };
         let db_path = db_path.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let _ = tokio::time::timeout(timeout, answer(&mut socket, db_path)).await;
+        });
+    }
+}
+
+async fn answer(socket: &mut tokio::net::TcpStream, db_path: PathBuf) {
+    {
+        {
             let mut request = vec![0u8; 2048];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut request))
-                    .await;
-            let Ok(Ok(n)) = read else { return };
+            let Ok(n) = socket.read(&mut request).await else {
+                return;
+            };
             let head = String::from_utf8_lossy(&request[..n]);
             let path = head.split_whitespace().nth(1).unwrap_or("");
             let (status, kind, body) = match (head.starts_with("GET "), path) {
@@ -202,6 +247,6 @@ pub async fn serve(listener: TcpListener, db_path: PathBuf, stop: CancellationTo
             );
             let _ = socket.write_all(response.as_bytes()).await;
             let _ = socket.shutdown().await;
-        });
+        }
     }
 }

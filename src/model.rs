@@ -31,7 +31,7 @@ impl fmt::Display for ReportId {
 }
 
 /// Where a raw message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Origin {
     Smtp,
     Ingest,
@@ -47,7 +47,7 @@ impl Origin {
 }
 
 /// The SMTP reverse path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sender {
     /// `MAIL FROM:<>` or `Return-Path: <>`: a bounce or other automated notice.
     Null,
@@ -76,7 +76,7 @@ impl Sender {
 }
 
 /// The SMTP envelope of a message, or what `ingest` could recover of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub origin: Origin,
     pub peer_ip: Option<IpAddr>,
@@ -215,7 +215,7 @@ impl ReplyDecision {
 }
 
 /// What the pipeline makes of one raw message; becomes a [`Report`] once stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportDraft {
     pub message_id: Option<String>,
     pub reporter: Option<String>,
@@ -253,7 +253,7 @@ pub struct ReportDraft {
 }
 
 /// What the store needs to queue a decided reply in the report's transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyPlan {
     pub recipient: String,
     /// No relay is configured: the reply waits in the outbox as `held`.

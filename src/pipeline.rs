@@ -9,6 +9,7 @@
 use crate::classify::{self, Rules};
 use crate::config::{Config, ReplyConfig};
 use crate::evidence;
+use crate::isolate::{Failure, Processor};
 use crate::model::{
     AbuseType, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender,
 };
@@ -16,8 +17,10 @@ use crate::parse;
 use crate::reply;
 use crate::store::{self, Outcome, ReportSink};
 use chrono::{DateTime, Utc};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use tracing::{error, info};
+
+/// Tries a message gets when the worker dies on it; then it is `failed`.
+pub const MAX_ATTEMPTS: usize = 2;
 
 /// Body text kept for full-text search, per report.
 const SEARCH_TEXT_BYTES: usize = 64 * 1024;
@@ -38,6 +41,8 @@ pub type SharedPipeline = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Pipeli
 pub struct Pipeline {
     rules: Rules,
     reply: ReplyConfig,
+    /// What it was built from: the worker child is started with the same.
+    config: Config,
 }
 
 impl Pipeline {
@@ -53,7 +58,13 @@ impl Pipeline {
         Ok(Pipeline {
             rules,
             reply: config.reply.clone(),
+            config: config.clone(),
         })
+    }
+
+    /// The configuration this pipeline was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// How a decided reply to `recipient` is queued.
@@ -97,12 +108,13 @@ impl Pipeline {
             &self.reply,
         );
         let reply_to = reporter.clone();
-        let mut sources = Vec::new();
-        for ip in ev.rows.iter().filter_map(|r| r.source_ip) {
-            if !sources.contains(&ip) {
-                sources.push(ip);
-            }
-        }
+        let mut seen = std::collections::HashSet::new();
+        let sources: Vec<_> = ev
+            .rows
+            .iter()
+            .filter_map(|r| r.source_ip)
+            .filter(|ip| seen.insert(*ip))
+            .collect();
         let follow_up_of = self.follow_up_of(&parsed);
         let missing_by_type = match follow_up_of {
             Some(_) => AbuseType::ALL
@@ -183,26 +195,40 @@ impl Pipeline {
     /// each transaction stays short. While one transaction is being written,
     /// the messages of the next are processed.
     ///
+    /// When no worker can be run, the messages from there on stay pending
+    /// and the list is shorter than `raws`.
+    ///
     /// # Errors
     /// Only storage errors; then the raw messages of the failed transaction
     /// stay pending (earlier transactions of the batch are kept).
     pub fn process_and_store<S: ReportSink>(
         &self,
         sink: &mut S,
+        processor: &mut impl Processor,
         raws: &[RawMessage],
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
         let processed_at = crate::now_rfc3339();
         let mut ids = Vec::with_capacity(raws.len());
         let mut in_flight: Option<(S::Pending, Vec<Option<Summary>>)> = None;
         let mut raws = raws.iter().peekable();
+        let mut unavailable = false;
         while raws.peek().is_some() {
             let mut chunk = Vec::new();
             let mut rows = 0;
             while let Some(raw) = raws.next_if(|_| chunk.is_empty() || rows < ROWS_PER_TRANSACTION)
             {
-                let outcome = self.outcome(raw);
+                let Some(outcome) = self.outcome(processor, raw) else {
+                    unavailable = true;
+                    break;
+                };
                 rows += evidence_rows(&outcome);
                 chunk.push(outcome);
+            }
+            if unavailable {
+                raws = [].iter().peekable();
+            }
+            if chunk.is_empty() {
+                break;
             }
             let summaries = chunk.iter().map(Summary::of).collect();
             if let Some((pending, summaries)) = in_flight.take() {
@@ -216,22 +242,37 @@ impl Pipeline {
         Ok(ids)
     }
 
-    /// Processes one message; a panic in the pipeline becomes a failure
-    /// recorded on the message, never the end of the worker.
-    fn outcome(&self, raw: &RawMessage) -> Outcome {
-        Outcome {
+    /// Processes one message. A crash of the worker is tried once more in a
+    /// fresh worker; a second crash, or a panic, becomes a failure recorded
+    /// on the message (quarantine), never the end of the worker thread.
+    /// `None` when no worker could be run: the message stays pending.
+    fn outcome(&self, processor: &mut impl Processor, raw: &RawMessage) -> Option<Outcome> {
+        let mut crashes = Vec::new();
+        let result = loop {
+            match processor.process(self, raw) {
+                Ok(draft) => break Ok(draft),
+                Err(Failure::Unavailable(why)) => {
+                    error!(raw_id = raw.id.0, error = %why, "no worker; the message stays pending");
+                    return None;
+                }
+                Err(failure) if failure.is_crash() && crashes.len() + 1 < MAX_ATTEMPTS => {
+                    crashes.push(failure.describe());
+                }
+                Err(failure) => {
+                    crashes.push(failure.describe());
+                    break Err(crashes.join("; then "));
+                }
+            }
+        };
+        if let Err(why) = &result {
+            error!(raw_id = raw.id.0, error = %why, "message quarantined as failed");
+            crate::metrics::get().quarantined.inc();
+        }
+        Some(Outcome {
             raw_id: raw.id,
             received_at: raw.received_at.clone(),
-            result: catch_unwind(AssertUnwindSafe(|| self.process(raw))).map_err(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                error!(raw_id = raw.id.0, panic = %what, "pipeline failed");
-                format!("pipeline panicked: {what}")
-            }),
-        }
+            result,
+        })
     }
 }
 

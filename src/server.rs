@@ -153,9 +153,13 @@ impl Server {
             let shutdown = shutdown.clone();
             move || shutdown.cancel()
         };
-        let (queue, writer) =
-            CommitQueue::start(intake_db, config.store.max_commit_batch, on_failure)
-                .map_err(Error::Thread)?;
+        let (queue, writer) = CommitQueue::start(
+            intake_db,
+            config.store.max_commit_batch,
+            config.store.min_free_bytes,
+            on_failure,
+        )
+        .map_err(Error::Thread)?;
         let pipeline: SharedPipeline = Arc::new(RwLock::new(Arc::new(
             Pipeline::new(&config).map_err(Error::Invalid)?,
         )));
@@ -213,6 +217,8 @@ impl Server {
             tokio::spawn(crate::metrics::serve(
                 listener,
                 config.store.path.clone(),
+                config.metrics.max_connections,
+                std::time::Duration::from_secs(config.metrics.timeout_seconds),
                 sender_stop.clone(),
             ));
             info!(listen = %config.metrics.listen, "metrics listening");

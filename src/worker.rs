@@ -3,8 +3,12 @@
 //! In: a doorbell rung after each commit, and the `received` rows in the
 //! database (including those left by a crash, found at start-up and by a
 //! periodic sweep). Out: reports, via `pipeline::process_and_store`. Runs on
-//! its own thread with its own connection, so SQLite never blocks the SMTP side.
+//! its own thread with its own connection, so SQLite never blocks the SMTP side;
+//! the parsing itself happens in a supervised child process
+//! ([`crate::isolate`]), so no message can take this thread or intake down.
+//! A batch is bounded by `worker.max_batch_bytes` of raw messages.
 
+use crate::isolate::Isolated;
 use crate::pipeline::SharedPipeline;
 use crate::store::{CommitQueue, Db};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{debug, error};
 
-/// Raw messages processed per transaction.
+/// Raw messages read per batch, at most (fewer when they are large).
 const BATCH: usize = 64;
 /// How often the worker looks for work nobody rang for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -108,8 +112,15 @@ fn run(
 ) {
     lower_priority();
     let mut checkpointed = Instant::now();
+    let mut worker = Isolated::new();
     while !stop.load(Ordering::SeqCst) {
-        let batch = match db.unprocessed(BATCH) {
+        let max_batch_bytes = pipeline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .config()
+            .worker
+            .max_batch_bytes;
+        let batch = match db.unprocessed(BATCH, max_batch_bytes) {
             Ok(batch) => batch,
             Err(error) => {
                 error!(%error, "reading pending messages failed");
@@ -134,7 +145,11 @@ fn run(
         debug!(batch = batch.len(), "processing");
         // The pipeline of this batch: a reload (SIGHUP) applies from the next one.
         let pipeline = pipeline.read().unwrap_or_else(|p| p.into_inner()).clone();
-        match pipeline.process_and_store(&mut sink, &batch) {
+        match pipeline.process_and_store(&mut sink, &mut worker, &batch) {
+            Ok(ids) if ids.len() < batch.len() => {
+                replies_queued.notify_one();
+                std::thread::sleep(ERROR_BACKOFF); // no worker could be started
+            }
             Ok(_) => replies_queued.notify_one(),
             Err(error) => {
                 error!(%error, "storing reports failed");

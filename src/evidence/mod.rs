@@ -20,17 +20,21 @@ mod xarf;
 
 use crate::parse::Parsed;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// Rows kept per message; the surplus is counted in a warning.
-pub const MAX_ROWS: usize = 250_000;
+pub const MAX_ROWS: usize = 10_000;
+/// Text the classification rules and completeness checks read, per message:
+/// a report's prose is far shorter, and the rules' Unicode word boundaries
+/// make their scan slow per byte (linear, but not cheap) on a megabyte blob.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
 /// Longest `line` kept in a row, in bytes.
 pub const MAX_LINE_BYTES: usize = 2048;
 
 /// What a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A log line (CSV row, pasted log, X-ARF evidence): source/target, ports, time.
@@ -73,7 +77,7 @@ impl Kind {
 }
 
 /// One piece of evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     pub kind: Kind,
     pub source_ip: Option<IpAddr>,
@@ -277,6 +281,14 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
             ev.rows_dropped
         ));
     }
+    if all_text.len() > MAX_TEXT_BYTES {
+        ev.warnings.push(format!(
+            "evidence: the text is {} bytes; the rules read its first {MAX_TEXT_BYTES}",
+            all_text.len()
+        ));
+        let keep = crate::truncate_at_char(&all_text, MAX_TEXT_BYTES).len();
+        all_text.truncate(keep);
+    }
     ev.facts.text = all_text;
     ev
 }
@@ -290,7 +302,7 @@ fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evid
         if line.len() > 64 * 1024 || line.trim().is_empty() {
             continue;
         }
-        let facts = text::scan_line(line, received_at);
+        let facts = text::scan_text_line(line, received_at);
         if facts.is_log {
             ev.push(Row::from_facts(
                 Kind::LogRow,

@@ -77,6 +77,22 @@ pub fn scan_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
     facts
 }
 
+/// [`scan_line`] for a line of free text: a line that names no address and
+/// no URL is not dated (the time regexes, with their word boundaries, are
+/// the costly part of a scan, and most lines of prose or junk name nothing).
+pub fn scan_text_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
+    let facts = scan_addresses(line);
+    if facts.ips.is_empty() && facts.urls.is_empty() {
+        return facts;
+    }
+    let timestamp = timestamp(line, reference);
+    LineFacts {
+        is_log: !facts.ips.is_empty() && (LOG_WORDS.is_match(line) || timestamp.is_some()),
+        timestamp,
+        ..facts
+    }
+}
+
 /// [`scan_line`] without the time and the log-line test: what a CSV row
 /// needs from its log column when another column carries the time.
 pub fn scan_addresses(line: &str) -> LineFacts {
@@ -85,8 +101,9 @@ pub fn scan_addresses(line: &str) -> LineFacts {
         ..LineFacts::default()
     };
     let mut ports_after_ip = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (ip, port) in ips_with_ports(line) {
-        if !facts.ips.contains(&ip) {
+        if seen.insert(ip) {
             facts.ips.push(ip);
         }
         ports_after_ip.push((ip, port));

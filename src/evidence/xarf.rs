@@ -206,7 +206,7 @@ fn json_report(doc: &Value, origin: &str, received_at: DateTime<Utc>, ev: &mut E
                 .and_then(|b| String::from_utf8(b).ok())
                 .unwrap_or(payload);
             for (n, line) in decoded.lines().enumerate() {
-                let facts = text::scan_line(line, received_at);
+                let facts = text::scan_text_line(line, received_at);
                 if !facts.ips.is_empty() {
                     ev.push(Row::from_facts(
                         Kind::LogRow,

@@ -5,8 +5,11 @@
 //! content type from its name, and warnings for what was skipped. Built for
 //! hostile input (zip bombs): at most [`MAX_ENTRIES`] files, each read only
 //! up to [`MAX_ENTRY_BYTES`] whatever its header claims, at most
-//! [`MAX_TOTAL_BYTES`] from one archive, no entry that expands more than
-//! [`MAX_RATIO`] times, no archives inside archives, no encrypted entries.
+//! [`MAX_TOTAL_BYTES`] inflated from all archives of a message together
+//! (counted as bytes actually inflated, not as declared), no entry that
+//! expands more than [`MAX_RATIO`] times its compressed size (checked while
+//! inflating, so a lying header does not help), no archives inside
+//! archives, no encrypted entries.
 
 use super::Attachment;
 use std::io::Read;
@@ -15,7 +18,7 @@ use std::io::Read;
 pub const MAX_ENTRIES: usize = 100;
 /// Bytes read from one file of an archive.
 pub const MAX_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
-/// Bytes read from one archive altogether.
+/// Bytes inflated from all archives of one message altogether.
 pub const MAX_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
 /// Uncompressed size over compressed size beyond which an entry is a bomb.
 pub const MAX_RATIO: u64 = 200;
@@ -28,8 +31,9 @@ pub fn is_zip(attachment: &Attachment) -> bool {
     ) || attachment.extension().as_deref() == Some("zip")
 }
 
-/// The files of the archive in `zip`; what is skipped is said in `warnings`.
-pub fn expand(zip: &Attachment, warnings: &mut Vec<String>) -> Vec<Attachment> {
+/// The files of the archive in `zip`, inflating at most `budget` bytes (what
+/// is inflated is taken off it); what is skipped is said in `warnings`.
+pub fn expand(zip: &Attachment, budget: &mut u64, warnings: &mut Vec<String>) -> Vec<Attachment> {
     let origin = &zip.origin;
     let mut archive = match ::zip::ZipArchive::new(std::io::Cursor::new(&zip.bytes[..])) {
         Ok(archive) => archive,
@@ -39,8 +43,13 @@ pub fn expand(zip: &Attachment, warnings: &mut Vec<String>) -> Vec<Attachment> {
         }
     };
     let mut files = Vec::new();
-    let mut budget = MAX_TOTAL_BYTES;
     for index in 0..archive.len() {
+        if *budget == 0 {
+            warnings.push(format!(
+                "zip: {origin}: the message's budget of {MAX_TOTAL_BYTES} inflated bytes is spent; the rest was skipped"
+            ));
+            break;
+        }
         let mut entry = match archive.by_index(index) {
             Ok(entry) => entry,
             Err(error) => {
@@ -79,15 +88,25 @@ pub fn expand(zip: &Attachment, warnings: &mut Vec<String>) -> Vec<Attachment> {
             warnings.push(skip("archives inside archives are not opened"));
             continue;
         }
-        // Read no more than allowed, whatever the header says.
-        let limit = MAX_ENTRY_BYTES.min(budget);
+        // Read no more than allowed, whatever the header says: the ratio is
+        // checked on what actually inflates.
+        let by_ratio = entry.compressed_size().max(1).saturating_mul(MAX_RATIO);
+        let limit = MAX_ENTRY_BYTES.min(*budget).min(by_ratio);
         let mut bytes = Vec::new();
-        match (&mut entry).take(limit + 1).read_to_end(&mut bytes) {
+        let read = (&mut entry).take(limit + 1).read_to_end(&mut bytes);
+        *budget = budget.saturating_sub(bytes.len() as u64);
+        match read {
+            Ok(n) if n as u64 > limit && limit == by_ratio => {
+                warnings.push(skip(&format!(
+                    "expands more than {MAX_RATIO} times (a zip bomb?)"
+                )));
+                continue;
+            }
             Ok(n) if n as u64 > limit => {
                 warnings.push(skip(&format!("larger than {limit} bytes")));
                 continue;
             }
-            Ok(n) => budget -= n as u64,
+            Ok(_) => {}
             Err(error) => {
                 warnings.push(skip(&error.to_string()));
                 continue;
@@ -156,7 +175,7 @@ mod tests {
         ]);
         assert!(is_zip(&zip));
         let mut warnings = Vec::new();
-        let files = expand(&zip, &mut warnings);
+        let files = expand(&zip, &mut MAX_TOTAL_BYTES.clone(), &mut warnings);
         assert_eq!(files.len(), 1, "{warnings:?}");
         assert_eq!(files[0].name.as_deref(), Some("evidence.csv"));
         assert_eq!(files[0].content_type, "text/csv");
@@ -171,6 +190,61 @@ mod tests {
         );
     }
 
+    /// Sets every declared uncompressed size to twice the compressed size,
+    /// as a bomb whose headers lie would.
+    fn lie_about_sizes(zip: &mut [u8]) {
+        for (signature, compressed_at, size_at) in
+            [(b"PK\x03\x04", 18, 22), (b"PK\x01\x02", 20, 24)]
+        {
+            let mut at = 0;
+            while let Some(i) = zip[at..].windows(4).position(|w| w == signature) {
+                let start = at + i;
+                let c = u32::from_le_bytes(zip[start + compressed_at..][..4].try_into().unwrap());
+                zip[start + size_at..][..4].copy_from_slice(&(c * 2).to_le_bytes());
+                at = start + 4;
+            }
+        }
+    }
+
+    #[test]
+    fn a_lying_bomb_inflates_no_more_than_the_ratio_allows() {
+        let zeros = vec![b'1'; 8 * 1024 * 1024];
+        let mut zip = archive(&[("evidence.csv", &zeros)]);
+        lie_about_sizes(&mut zip.bytes);
+        let mut warnings = Vec::new();
+        let mut budget = MAX_TOTAL_BYTES;
+        let files = expand(&zip, &mut budget, &mut warnings);
+        assert!(files.is_empty(), "{warnings:?}");
+        assert!(
+            warnings.iter().any(|w| w.contains("zip bomb")),
+            "{warnings:?}"
+        );
+        let inflated = MAX_TOTAL_BYTES - budget;
+        assert!(
+            inflated <= zip.bytes.len() as u64 * MAX_RATIO + 1,
+            "inflated {inflated} bytes"
+        );
+    }
+
+    #[test]
+    fn the_inflate_budget_is_shared_by_the_archives_of_a_message() {
+        // Digits that do not compress 200 times.
+        let rows: Vec<u8> = (0u64..600 * 1024)
+            .map(|i| b'0' + (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 10)
+            .collect();
+        let zip = archive(&[("a.csv", &rows[..]), ("b.csv", &rows[..])]);
+        let mut budget = 1024 * 1024; // room for one file and a part of the next
+        let mut warnings = Vec::new();
+        let first = expand(&zip, &mut budget, &mut warnings);
+        let second = expand(&zip, &mut budget, &mut warnings);
+        assert_eq!(first.len() + second.len(), 1, "{warnings:?}");
+        assert_eq!(budget, 0);
+        assert!(
+            warnings.iter().any(|w| w.contains("budget")),
+            "{warnings:?}"
+        );
+    }
+
     #[test]
     fn garbage_named_zip_is_a_warning() {
         let not_zip = Attachment {
@@ -180,7 +254,7 @@ mod tests {
             bytes: b"PK\x03\x04 not really".to_vec(),
         };
         let mut warnings = Vec::new();
-        assert!(expand(&not_zip, &mut warnings).is_empty());
+        assert!(expand(&not_zip, &mut MAX_TOTAL_BYTES.clone(), &mut warnings).is_empty());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 }

@@ -62,10 +62,29 @@ pub fn html_to_text(html: &str) -> String {
     out
 }
 
+/// Where `needle` (ASCII) first occurs in `haystack`, ignoring ASCII case.
+/// Looks only at candidate first bytes, so the cost is linear in how far it
+/// reads, not in the length of what follows (a `<script>` per tag used to
+/// lower-case the whole rest of the page each time: quadratic).
 fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .to_ascii_lowercase()
-        .find(&needle.to_ascii_lowercase())
+    let (hay, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let first = *needle.first()?;
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        &hay[at..],
+    ) {
+        let start = at + i;
+        if hay
+            .get(start..start + needle.len())
+            .is_some_and(|window| window.eq_ignore_ascii_case(needle))
+        {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
 }
 
 fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
@@ -149,6 +168,15 @@ mod tests {
         );
         assert!(!text.contains("color") && !text.contains("alert"), "{text}");
         assert!(text.contains("<ok>é"), "{text}");
+    }
+
+    #[test]
+    fn closing_tags_are_found_in_any_case() {
+        assert_eq!(find_ignore_case("ab</SCRIPT>", "</script"), Some(2));
+        assert_eq!(find_ignore_case("é</Style", "</style"), Some(2));
+        assert_eq!(find_ignore_case("</scrip", "</script"), None);
+        let text = html_to_text("<script>x</ScRiPt>visible");
+        assert_eq!(text, "visible");
     }
 
     #[test]

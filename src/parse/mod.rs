@@ -21,6 +21,11 @@ pub const MAX_PARTS: usize = 500;
 pub const MAX_DEPTH: usize = 4;
 /// Decoded bytes kept from all parts together.
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// `Content-Type: multipart/…` or `message/…` headers looked at before
+/// mail-parser builds its tree: a message with more is cut before the next
+/// one. Each nesting level needs one, so this bounds the depth of the tree
+/// mail-parser builds (and drops recursively) whatever the message says.
+pub const MAX_CONTAINERS: usize = 256;
 
 /// A header as sent: lowercase name, unfolded value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +158,60 @@ pub struct Parsed {
 /// Parses `raw`. A message mail-parser cannot read at all still gives a
 /// [`Parsed`], with a warning and the raw text as its body.
 pub fn parse(raw: &[u8]) -> Parsed {
+    let mut warnings = Vec::new();
+    let raw = match nth_container_header(raw, MAX_CONTAINERS) {
+        Some(cut) => {
+            warnings.push(format!(
+                "mime: more than {MAX_CONTAINERS} multipart or message parts; the message was read up to byte {cut}"
+            ));
+            &raw[..cut]
+        }
+        None => raw,
+    };
+    let mut parsed = parse_within(raw);
+    warnings.append(&mut parsed.warnings);
+    parsed.warnings = warnings;
+    parsed
+}
+
+/// Where the `(n+1)`-th `Content-Type: multipart/…` or `message/…` header
+/// line starts, if there is one. One linear pass; folded values are followed.
+fn nth_container_header(raw: &[u8], n: usize) -> Option<usize> {
+    const NAME: &[u8] = b"content-type:";
+    let mut seen = 0;
+    let mut at = 0;
+    while at < raw.len() {
+        let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i + 1);
+        let line = &raw[at..end];
+        if line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+            // The value, possibly on the next (folded) lines.
+            let mut value = &raw[at + NAME.len()..];
+            loop {
+                let skip = value
+                    .iter()
+                    .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .count();
+                if skip == 0 {
+                    break;
+                }
+                value = &value[skip..];
+            }
+            let starts = |prefix: &[u8]| {
+                value.len() >= prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix)
+            };
+            if starts(b"multipart/") || starts(b"message/") {
+                seen += 1;
+                if seen > n {
+                    return Some(at);
+                }
+            }
+        }
+        at = end;
+    }
+    None
+}
+
+fn parse_within(raw: &[u8]) -> Parsed {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Parsed {
             texts: vec![Text {
@@ -188,10 +247,16 @@ pub fn parse(raw: &[u8]) -> Parsed {
     };
     let mut walk = Walk { parts: 0, bytes: 0 };
     walk.message(&message, "", 0, &mut parsed);
-    // The files of zip attachments are read like attachments of their own.
+    // The files of zip attachments are read like attachments of their own,
+    // within one budget of inflated bytes for all archives of the message.
     let mut unpacked = Vec::new();
+    let mut inflate_budget = archive::MAX_TOTAL_BYTES;
     for zip in parsed.attachments.iter().filter(|a| archive::is_zip(a)) {
-        unpacked.extend(archive::expand(zip, &mut parsed.warnings));
+        unpacked.extend(archive::expand(
+            zip,
+            &mut inflate_budget,
+            &mut parsed.warnings,
+        ));
     }
     parsed.attachments.extend(unpacked);
     parsed
@@ -383,6 +448,31 @@ mod tests {
         assert_eq!(p.from.as_deref(), Some("juergen@example.de"));
         assert_eq!(p.message_id.as_deref(), Some("a@b"));
         assert_eq!(p.texts.len(), 1);
+    }
+
+    #[test]
+    fn container_headers_past_the_budget_cut_the_message() {
+        let mut raw = b"Subject: deep\r\nContent-Type: message/rfc822\r\n\r\n".to_vec();
+        for _ in 0..MAX_CONTAINERS + 10 {
+            raw.extend_from_slice(b"Content-Type:\r\n message/rfc822\r\n\r\n");
+        }
+        raw.extend_from_slice(b"Subject: inner\r\n\r\nbody\r\n");
+        let cut = nth_container_header(&raw, MAX_CONTAINERS).expect("over the budget");
+        assert!(cut < raw.len());
+        assert_eq!(nth_container_header(&raw[..cut], MAX_CONTAINERS), None);
+        let p = parse(&raw);
+        assert_eq!(p.subject.as_deref(), Some("deep"));
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("multipart or message parts")),
+            "{:?}",
+            p.warnings
+        );
+        // Text/plain headers do not count.
+        let flat = b"Content-Type: text/plain\r\n\r\nContent-Type: multipart/mixed\r\n";
+        assert_eq!(nth_container_header(flat, 1), None);
+        assert_eq!(nth_container_header(flat, 0), Some(28));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! not the reporter's, log lines are English whatever the reporter speaks,
 //! and without clear signs of another language the answer is English.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A language we reply in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     En,

@@ -6,6 +6,7 @@
 //! itself, awaits the durable commit, and only then lets the 250 out.
 //! Every read is bounded in length and in time.
 
+use super::budget::Reservation;
 use super::handler::{Handler, Slot, NULL_SENDER};
 use super::io::{Data, Io, ReadError};
 use super::{reply, Context, Settings, Stops};
@@ -106,6 +107,15 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             io.queue(reply::TLS_REQUIRED);
             continue;
         }
+        // Memory for the message is reserved as it arrives; with none left
+        // for even its start, the client is told to come back later
+        // before it sends anything (RFC 5321 §4.2.5: 452 is temporary).
+        if is_verb(&command, b"DATA") && in_transaction && ctx.data_budget.available() == 0 {
+            warn!(limit = "max_data_bytes_in_flight", "limit hit");
+            crate::metrics::get().reject("max_data_bytes_in_flight");
+            io.queue(reply::INSUFFICIENT_STORAGE);
+            continue;
+        }
         let response = session.process(&command);
         if response.code == 250 {
             if is_verb(&command, b"MAIL") {
@@ -172,11 +182,13 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         if let Err(error) = io.flush().await {
             break format!("write failed: {error}");
         }
+        // Held until the message is committed (or refused): then its bytes are gone.
+        let mut reservation = Reservation::new(&ctx.data_budget);
         let read = tokio::select! {
             biased;
             _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
             _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
-            r = io.read_data(config.smtp.max_message_bytes) => Ok(r),
+            r = io.read_data(config.smtp.max_message_bytes, &mut reservation) => Ok(r),
         };
         let data = match read {
             Ok(Ok(data)) => data,
@@ -206,6 +218,11 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 warn!(limit = "max_message_bytes", "limit hit");
                 crate::metrics::get().reject("max_message_bytes");
                 reply::TOO_BIG.to_vec()
+            }
+            (Data::OverBudget, _) => {
+                warn!(limit = "max_data_bytes_in_flight", "limit hit");
+                crate::metrics::get().reject("max_data_bytes_in_flight");
+                reply::INSUFFICIENT_STORAGE.to_vec()
             }
             (Data::Message(_), None) => {
                 error!("data without an envelope");
@@ -252,6 +269,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 }
             }
         };
+        drop(reservation);
         io.queue(&text);
     };
     let _ = io.flush().await;

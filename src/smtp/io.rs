@@ -10,6 +10,7 @@
 //! starts a new line, so `<LF>.<LF>`, `<LF>.<CRLF>` and `<CR>.<CR>` are plain
 //! message bytes and one message can never be split into two.
 
+use super::budget::Reservation;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
@@ -37,7 +38,13 @@ pub enum Data {
     Message(Vec<u8>),
     /// The message passed `max_message_bytes`; its bytes were read and dropped.
     TooBig,
+    /// The daemon's DATA budget ran out while it grew; its bytes were read
+    /// and dropped.
+    OverBudget,
 }
+
+/// Smallest step in which a message's memory is reserved from the budget.
+const RESERVE_STEP_BYTES: u64 = 256 * 1024;
 
 /// A stream with a read buffer and a write buffer.
 pub struct Io<S> {
@@ -157,10 +164,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     ///
     /// # Errors
     /// EOF or I/O errors before the end of data.
-    pub async fn read_data(&mut self, max_bytes: u64) -> Result<Data, ReadError> {
+    /// Reads the message after a 354, holding its bytes under `reservation`:
+    /// the message's buffer never grows past what the reservation holds.
+    pub async fn read_data(
+        &mut self,
+        max_bytes: u64,
+        reservation: &mut Reservation,
+    ) -> Result<Data, ReadError> {
         let mut reader = DataReader::new(max_bytes);
         loop {
-            let consumed = reader.feed(&self.buf[self.start..self.end]);
+            let input = &self.buf[self.start..self.end];
+            // Reserve before the bytes are kept: what this input could add
+            // (never past `max_bytes`), in steps that grow with the message.
+            let reserved = reservation.bytes();
+            let target = (reader.message.len() as u64 + input.len() as u64).min(max_bytes);
+            if !reader.over_budget && target > reserved {
+                let step = (target - reserved)
+                    .max(RESERVE_STEP_BYTES)
+                    .max(reader.message.len() as u64 / 2)
+                    .min(max_bytes - reserved);
+                if reservation.grow(step) {
+                    let room = (reserved + step) as usize - reader.message.len();
+                    reader.message.reserve_exact(room);
+                } else {
+                    reader.over_budget = true;
+                    reader.message = Vec::new();
+                }
+            }
+            let consumed = reader.feed(input);
             self.start += consumed;
             if reader.is_done() {
                 self.shrink();
@@ -191,6 +222,8 @@ struct DataReader {
     message: Vec<u8>,
     size: u64,
     max_bytes: u64,
+    /// The daemon's budget said no: bytes are counted, not kept.
+    over_budget: bool,
 }
 
 impl DataReader {
@@ -200,6 +233,7 @@ impl DataReader {
             message: Vec::new(),
             size: 0,
             max_bytes,
+            over_budget: false,
         }
     }
 
@@ -210,6 +244,8 @@ impl DataReader {
     fn finish(self) -> Data {
         if self.size > self.max_bytes {
             Data::TooBig
+        } else if self.over_budget {
+            Data::OverBudget
         } else {
             Data::Message(self.message)
         }
@@ -217,6 +253,9 @@ impl DataReader {
 
     fn emit(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
+        if self.over_budget {
+            return;
+        }
         if self.size <= self.max_bytes {
             self.message.extend_from_slice(bytes);
         } else if !self.message.is_empty() {

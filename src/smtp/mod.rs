@@ -6,6 +6,7 @@
 //! cannot stall anyone else. On shutdown the listener closes at once, idle
 //! sessions get 421, sessions in a transaction get `shutdown_grace_seconds`.
 
+pub mod budget;
 mod conn;
 mod handler;
 mod io;
@@ -47,16 +48,23 @@ pub struct Context {
     pub queue: CommitQueue,
     pub work: WorkSignal,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Sessions per network (IPv4 /24, IPv6 /64), keyed by its first address.
+    per_network: Mutex<HashMap<IpAddr, usize>>,
+    /// DATA bytes held by all sessions (`smtp.max_data_bytes_in_flight`).
+    pub data_budget: Arc<budget::DataBudget>,
 }
 
 impl Context {
     pub fn new(settings: Settings, queue: CommitQueue, work: WorkSignal) -> Self {
+        let budget_bytes = settings.config.smtp.max_data_bytes_in_flight;
         Context {
             config: settings.config.clone(),
             settings: std::sync::RwLock::new(settings),
             queue,
             work,
             per_ip: Mutex::new(HashMap::new()),
+            per_network: Mutex::new(HashMap::new()),
+            data_budget: budget::DataBudget::new(budget_bytes),
         }
     }
 
@@ -73,8 +81,48 @@ impl Context {
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
-    fn per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    fn counts(&self, scope: Scope) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        match scope {
+            Scope::Address => &self.per_ip,
+            Scope::Network => &self.per_network,
+        }
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a connection limit counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// One client address.
+    Address,
+    /// The client's network: its IPv4 /24 or IPv6 /64.
+    Network,
+}
+
+impl Scope {
+    fn key(self, ip: IpAddr) -> IpAddr {
+        match (self, ip.to_canonical()) {
+            (Scope::Address, ip) => ip,
+            (Scope::Network, IpAddr::V4(v4)) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+            (Scope::Network, IpAddr::V6(v6)) => {
+                IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into())
+            }
+        }
+    }
+
+    fn limit(self, config: &Config) -> usize {
+        match self {
+            Scope::Address => config.smtp.max_connections_per_ip,
+            Scope::Network => config.smtp.max_connections_per_network,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scope::Address => "max_connections_per_ip",
+            Scope::Network => "max_connections_per_network",
+        }
     }
 }
 
@@ -87,34 +135,41 @@ pub struct Stops {
     pub hard: CancellationToken,
 }
 
-/// Counts a client IP's sessions; the count drops with the guard.
+/// Counts a client's sessions in one scope; the count drops with the guard.
 struct IpSlot {
     ctx: Arc<Context>,
-    ip: IpAddr,
+    scope: Scope,
+    key: IpAddr,
 }
 
 impl IpSlot {
-    fn acquire(ctx: &Arc<Context>, ip: IpAddr) -> Option<IpSlot> {
-        let mut map = ctx.per_ip();
-        let count = map.entry(ip).or_insert(0);
-        if *count >= ctx.settings().config.smtp.max_connections_per_ip {
+    fn acquire(ctx: &Arc<Context>, scope: Scope, ip: IpAddr) -> Option<IpSlot> {
+        let key = scope.key(ip);
+        let limit = scope.limit(&ctx.settings().config);
+        let mut map = ctx.counts(scope);
+        let count = map.entry(key).or_insert(0);
+        if *count >= limit {
+            if *count == 0 {
+                map.remove(&key);
+            }
             return None;
         }
         *count += 1;
         Some(IpSlot {
             ctx: ctx.clone(),
-            ip,
+            scope,
+            key,
         })
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut map = self.ctx.per_ip();
-        if let Some(count) = map.get_mut(&self.ip) {
+        let mut map = self.ctx.counts(self.scope);
+        if let Some(count) = map.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                map.remove(&self.ip);
+                map.remove(&self.key);
             }
         }
     }
@@ -151,18 +206,25 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: Cancellat
             let _ = socket.try_write(reply::TOO_MANY_CONNECTIONS);
             continue;
         };
-        let Some(ip_slot) = IpSlot::acquire(&ctx, peer.ip()) else {
-            warn!(conn_id, %peer, limit = "max_connections_per_ip", "limit hit");
-            crate::metrics::get().reject("max_connections_per_ip");
-            let _ = socket.try_write(reply::TOO_MANY_FROM_YOU);
-            continue;
+        let slots = [Scope::Address, Scope::Network]
+            .into_iter()
+            .map(|scope| IpSlot::acquire(&ctx, scope, peer.ip()).ok_or(scope))
+            .collect::<Result<Vec<_>, Scope>>();
+        let ip_slots = match slots {
+            Ok(slots) => slots,
+            Err(scope) => {
+                warn!(conn_id, %peer, limit = scope.name(), "limit hit");
+                crate::metrics::get().reject(scope.name());
+                let _ = socket.try_write(reply::TOO_MANY_FROM_YOU);
+                continue;
+            }
         };
         let _ = socket.set_nodelay(true);
         let (ctx, stops) = (ctx.clone(), stops.clone());
         sessions.spawn(
             async move {
                 let _permit = permit; // released when the session ends
-                let _ip_slot = ip_slot;
+                let _ip_slots = ip_slots;
                 let metrics = crate::metrics::get();
                 metrics.sessions.inc();
                 metrics.sessions_open.inc();

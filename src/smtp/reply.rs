@@ -8,6 +8,9 @@ use crate::model::Committed;
 use crate::store;
 use mailin::Response;
 
+/// Our memory or disk budget is spent: the client keeps the message and
+/// retries (RFC 3463 X.3.1).
+pub const INSUFFICIENT_STORAGE: &[u8] = b"452 4.3.1 Insufficient system storage\r\n";
 pub const TOO_BIG: &[u8] = b"552 5.3.4 Message size exceeds fixed maximum message size\r\n";
 pub const LINE_TOO_LONG: &[u8] = b"500 5.5.2 Line too long\r\n";
 pub const IDLE_TIMEOUT: &[u8] = b"421 4.4.2 Idle timeout, closing connection\r\n";
@@ -69,7 +72,7 @@ pub fn queued(committed: Committed) -> Vec<u8> {
 /// Our own storage failed: 4xx so the sending MTA keeps the message and retries.
 pub fn for_store_error(err: &store::Error) -> &'static [u8] {
     if err.is_storage_full() {
-        b"452 4.3.1 Insufficient system storage\r\n"
+        INSUFFICIENT_STORAGE
     } else {
         b"451 4.3.0 Temporary local failure, try again later\r\n"
     }

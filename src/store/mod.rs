@@ -14,6 +14,7 @@ mod writer;
 
 pub use cases::Case;
 pub use outbox::{Entry as OutboxEntry, Resolution};
+pub use raw::RawSummary;
 pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};
 pub use writer::CommitQueue;
 
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_cases.sql"),
     include_str!("migrations/0007_language.sql"),
     include_str!("migrations/0008_indexes.sql"),
+    include_str!("migrations/0009_evidence_lines.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
@@ -205,6 +207,23 @@ impl Db {
         Ok(())
     }
 
+    /// Checkpoints everything and cuts the WAL file back to zero bytes
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`): how space is reclaimed when the
+    /// disk runs low. Waits for readers; fails harmlessly if it cannot.
+    pub fn checkpoint_truncate(&mut self) -> Result<(), Error> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// The database file, when it is one (not in memory).
+    pub fn file_path(&self) -> Option<PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    }
+
     /// Copies the whole database to `target` with SQLite's online backup API:
     /// consistent even while the daemon writes. Refuses to overwrite a file.
     ///
@@ -253,6 +272,19 @@ impl Db {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes only into the zeroed struct we own; `path` is a
+    // valid NUL-terminated string for the duration of the call.
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(path.as_ptr(), &mut stat) == 0)
+            .then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
     }
 }
 

@@ -80,12 +80,20 @@ impl Db {
         Ok(out)
     }
 
-    /// Up to `limit` raw messages not yet turned into reports, oldest first.
-    pub fn unprocessed(&self, limit: usize) -> Result<Vec<RawMessage>, Error> {
+    /// Raw messages not yet turned into reports, oldest first: at most
+    /// `limit` of them and, past the first, at most `max_bytes` together.
+    pub fn unprocessed(&self, limit: usize, max_bytes: u64) -> Result<Vec<RawMessage>, Error> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RAW_COLUMNS} FROM raw_messages WHERE status = 'received' ORDER BY id LIMIT ?1"
+            "SELECT {RAW_COLUMNS} FROM raw_messages
+             WHERE id IN (
+                 SELECT id FROM (
+                     SELECT id, sum(size_bytes) OVER (ORDER BY id) - size_bytes AS before
+                     FROM (SELECT id, size_bytes FROM raw_messages
+                           WHERE status = 'received' ORDER BY id LIMIT ?1))
+                 WHERE before = 0 OR before + 0 < ?2)
+             ORDER BY id"
         ))?;
-        let rows = stmt.query_map([limit as i64], read_raw)?;
+        let rows = stmt.query_map(params![limit as i64, max_bytes as i64], read_raw)?;
         rows.map(|r| r.map_err(Error::from).and_then(|r| r))
             .collect()
     }
@@ -132,6 +140,68 @@ impl Db {
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A raw message as `raw list` shows it: its envelope and state, not its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RawSummary {
+    pub id: RawId,
+    pub received_at: String,
+    pub origin: String,
+    pub peer_ip: Option<String>,
+    pub mail_from: Option<String>,
+    pub message_id: Option<String>,
+    pub size_bytes: u64,
+    /// `received`, `processed`, `failed` or `discarded`.
+    pub status: String,
+    /// Why processing failed.
+    pub error: Option<String>,
+}
+
+impl Db {
+    /// The newest `limit` raw messages, only those in `status` if given.
+    pub fn raw_list(&self, status: Option<&str>, limit: usize) -> Result<Vec<RawSummary>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error
+             FROM raw_messages WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![status, limit as i64], |r| {
+            Ok(RawSummary {
+                id: RawId(r.get(0)?),
+                received_at: r.get(1)?,
+                origin: r.get(2)?,
+                peer_ip: r.get(3)?,
+                mail_from: r.get(4)?,
+                message_id: r.get(5)?,
+                size_bytes: r.get::<_, i64>(6)? as u64,
+                status: r.get(7)?,
+                error: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves the raw messages `ids` that are in one of `from` to `to` (and
+    /// clears their error when they go back to `received`); returns how many moved.
+    pub fn set_raw_status(&mut self, ids: &[RawId], from: &[&str], to: &str) -> Result<u64, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut moved = 0;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE raw_messages
+                 SET status = ?2, error = CASE WHEN ?2 = 'received' THEN NULL ELSE error END
+                 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?3))",
+            )?;
+            let from = serde_json::to_string(from).expect("strings serialize");
+            for id in ids {
+                moved += update.execute(params![id.0, to, from])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(moved)
     }
 }
 
@@ -200,7 +270,12 @@ mod tests {
             }
         );
         assert!(!out[2].is_duplicate);
-        let pending = db.unprocessed(10).unwrap();
+        let pending = db.unprocessed(10, u64::MAX >> 1).unwrap();
+        assert_eq!(
+            db.unprocessed(10, 1).unwrap().len(),
+            1,
+            "the first always comes"
+        );
         assert_eq!(pending.len(), 2);
         assert_eq!(db.backlog().unwrap(), 2);
         assert_eq!(pending[0].envelope, a.envelope);

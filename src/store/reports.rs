@@ -216,8 +216,8 @@ impl Db {
             )?;
             let mut add = tx.prepare_cached(
                 "INSERT INTO evidence (report_id, kind, source_ip, target_ip, source_port, target_port,
-                     occurred_at, url, line, origin)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     occurred_at, url, line, origin, line_of)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for Outcome {
                 raw_id,
@@ -286,7 +286,12 @@ impl Db {
                             d.subject.as_deref().unwrap_or(""),
                             d.search_text
                         ])?;
+                        // A line is stored once; its other rows point at it.
+                        let mut lines: std::collections::HashMap<&str, i64> =
+                            std::collections::HashMap::new();
                         for row in &d.evidence {
+                            let line = row.line.as_deref();
+                            let line_of = line.and_then(|l| lines.get(l).copied());
                             add.execute(params![
                                 id,
                                 row.kind.as_str(),
@@ -296,9 +301,13 @@ impl Db {
                                 row.target_port,
                                 row.occurred_at,
                                 row.url,
-                                row.line,
+                                if line_of.is_some() { None } else { line },
                                 row.origin,
+                                line_of,
                             ])?;
+                            if let (Some(line), None) = (line, line_of) {
+                                lines.insert(line, tx.last_insert_rowid());
+                            }
                         }
                         mark.execute(params![raw_id.0, "processed", None::<String>])?;
                         if is_new {
@@ -411,20 +420,22 @@ impl Db {
         kind: &str,
         limit: usize,
     ) -> Result<Vec<Row>, Error> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url, line, origin
-             FROM evidence WHERE report_id = ?1 AND kind = ?2 ORDER BY id LIMIT ?3",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url,
+                 {EVIDENCE_LINE}, origin
+             FROM evidence e WHERE report_id = ?1 AND kind = ?2 ORDER BY id LIMIT ?3"
+        ))?;
         let rows = stmt.query_map(params![report.0, kind, limit as i64], read_evidence)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The first `limit` evidence rows of a report, in the order found.
     pub fn evidence(&self, report: ReportId, limit: usize) -> Result<Vec<Row>, Error> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url, line, origin
-             FROM evidence WHERE report_id = ?1 ORDER BY id LIMIT ?2",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url,
+                 {EVIDENCE_LINE}, origin
+             FROM evidence e WHERE report_id = ?1 ORDER BY id LIMIT ?2"
+        ))?;
         let rows = stmt.query_map(params![report.0, limit as i64], read_evidence)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -600,6 +611,10 @@ impl Db {
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language";
+
+/// A row's line: its own, or that of the row it points at (migration 9).
+const EVIDENCE_LINE: &str =
+    "COALESCE(e.line, (SELECT l.line FROM evidence l WHERE l.id = e.line_of))";
 
 fn read_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let kind: String = r.get(0)?;

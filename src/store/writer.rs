@@ -51,9 +51,12 @@ impl CommitQueue {
     /// The OS refuses to start a thread.
     /// If the thread dies (a bug), `on_failure` runs, so the daemon can stop
     /// instead of answering 451 forever; the thread's result is then `false`.
+    /// Raw messages are refused (`452 4.3.1`) while the database's file
+    /// system has less than `min_free_bytes` free.
     pub fn start(
         db: Db,
         max_batch: usize,
+        min_free_bytes: u64,
         on_failure: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<(CommitQueue, JoinHandle<bool>)> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -61,7 +64,7 @@ impl CommitQueue {
             .name("commit-writer".into())
             .spawn(move || {
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(db, rx, max_batch.max(1))
+                    run(db, rx, max_batch.max(1), min_free_bytes)
                 }));
                 if ran.is_err() {
                     tracing::error!("commit writer failed; stopping");
@@ -128,7 +131,8 @@ const IDLE_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
 /// waits for a quiet moment; this cap only matters under endless load.
 const FORCED_CHECKPOINT_BYTES: usize = 128 * 1024 * 1024;
 
-fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
+fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_bytes: u64) {
+    let mut floor = FreeSpace::new(db.file_path(), min_free_bytes);
     let mut raws: Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)> =
         Vec::with_capacity(max_batch);
     let mut reports = VecDeque::new();
@@ -195,7 +199,11 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
                 .iter()
                 .map(|(incoming, _)| incoming.bytes.len() + 512)
                 .sum::<usize>();
-            commit_raws(&mut db, &mut raws);
+            if floor.is_below(&mut db) {
+                refuse_raws(&mut raws, &floor);
+            } else {
+                commit_raws(&mut db, &mut raws);
+            }
             last_raw = Some(Instant::now());
         } else if let Some(wait) = reports
             .front()
@@ -296,6 +304,79 @@ fn sort(
             processed_at,
             done,
         } => reports.push_back(ReportBatch::new(outcomes, processed_at, done)),
+    }
+}
+
+/// The free-space floor (`store.min_free_bytes`), looked at before each group
+/// commit: below it intake answers 452 while there is still room for the
+/// database to work (a full disk can leave SQLite unable to write even a
+/// checkpoint), and takes mail again as soon as space returns.
+struct FreeSpace {
+    dir: Option<std::path::PathBuf>,
+    min_bytes: u64,
+    last_truncate: Option<Instant>,
+    free_bytes: u64,
+}
+
+/// How often, while below the floor, the WAL is checkpointed and cut back
+/// to reclaim its space.
+const TRUNCATE_EVERY: Duration = Duration::from_secs(5);
+
+impl FreeSpace {
+    fn new(db_file: Option<std::path::PathBuf>, min_bytes: u64) -> FreeSpace {
+        FreeSpace {
+            dir: db_file.and_then(|f| f.parent().map(|d| d.to_owned())),
+            min_bytes,
+            last_truncate: None,
+            free_bytes: u64::MAX,
+        }
+    }
+
+    fn is_below(&mut self, db: &mut Db) -> bool {
+        if self.min_bytes == 0 {
+            return false;
+        }
+        let Some(dir) = &self.dir else { return false };
+        self.free_bytes = super::free_bytes(dir).unwrap_or(u64::MAX);
+        if self.free_bytes >= self.min_bytes {
+            return false;
+        }
+        // The WAL may hold most of what is missing: copy it into the
+        // database and cut it back, then look again.
+        if self
+            .last_truncate
+            .is_none_or(|t| t.elapsed() >= TRUNCATE_EVERY)
+        {
+            self.last_truncate = Some(Instant::now());
+            if let Err(error) = db.checkpoint_truncate() {
+                tracing::warn!(%error, "checkpoint to reclaim space failed");
+            }
+            self.free_bytes = super::free_bytes(dir).unwrap_or(u64::MAX);
+        }
+        self.free_bytes < self.min_bytes
+    }
+}
+
+fn refuse_raws(
+    batch: &mut Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)>,
+    floor: &FreeSpace,
+) {
+    tracing::warn!(
+        limit = "min_free_bytes",
+        free_bytes = floor.free_bytes,
+        min_free_bytes = floor.min_bytes,
+        batch = batch.len(),
+        "limit hit"
+    );
+    crate::metrics::get().reject("min_free_bytes");
+    for (_, done) in batch.drain(..) {
+        let _ = done.send(Err(Error::Commit {
+            detail: format!(
+                "{} bytes free, under store.min_free_bytes = {}",
+                floor.free_bytes, floor.min_bytes
+            ),
+            is_storage_full: true,
+        }));
     }
 }
 
