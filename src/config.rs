@@ -388,9 +388,9 @@ impl Config {
             "must be >= 1",
         );
         check(
-            self.worker.max_memory_bytes >= 256 * 1024 * 1024,
+            self.worker.max_memory_bytes >= 512 * 1024 * 1024,
             "worker.max_memory_bytes",
-            "must be >= 268435456 (256 MiB)",
+            "must be >= 536870912 (512 MiB)",
         );
         check(
             self.worker.max_seconds_per_message >= 1,

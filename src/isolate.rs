@@ -33,8 +33,9 @@ pub const CHILD_COMMAND: &str = "worker-child";
 /// Largest frame either side accepts: a corrupt length never becomes a huge
 /// allocation.
 const MAX_FRAME_BYTES: usize = 512 * 1024 * 1024;
-/// Stack of the child's processing thread (address space, touched only as used).
-const CHILD_STACK_BYTES: usize = 256 * 1024 * 1024;
+/// Stack of the child's processing thread (address space, touched only as
+/// used, and counted in `worker.max_memory_bytes`).
+const CHILD_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// A child that dies sooner than this after its start makes the next start wait...
 const YOUNG_DEATH: Duration = Duration::from_secs(1);
 /// ...this long, so a child that cannot start does not spin the CPU.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod golden;
+mod hostile;
 mod replies;
 mod smtp;
 mod tls;
