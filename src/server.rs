@@ -129,6 +129,7 @@ impl Server {
     /// The database cannot be opened or migrated, or the address cannot be bound.
     pub async fn start(config: Config) -> Result<Server, Error> {
         let config = Arc::new(config);
+        raise_open_files(config.smtp.max_connections);
         let path = config.store.path.clone();
         let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
             Ok::<_, store::Error>((
@@ -304,5 +305,44 @@ impl Server {
         } else {
             Err(Error::WriterFailed)
         }
+    }
+}
+
+/// Descriptors the daemon needs besides one per SMTP connection: the
+/// database and its WAL, the listeners, the worker's pipes, metrics scrapes.
+const OTHER_DESCRIPTORS: u64 = 64;
+
+/// Raises the soft limit on open files to the hard one (the usual start-up
+/// of a server: the soft default is 1,024), and warns when
+/// `smtp.max_connections` would still not fit under it: then accept fails
+/// with EMFILE before the connection limit is reached.
+fn raise_open_files(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct we own.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        limit.rlim_cur as u64
+    };
+    let needed = max_connections as u64 + OTHER_DESCRIPTORS;
+    if soft < needed {
+        warn!(
+            open_files = soft,
+            needed,
+            "smtp.max_connections does not fit under the open-files limit; raise LimitNOFILE"
+        );
     }
 }
