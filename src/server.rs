@@ -335,7 +335,7 @@ fn raise_open_files(max_connections: usize) {
                 limit = raised;
             }
         }
-        limit.rlim_cur as u64
+        limit.rlim_cur
     };
     let needed = max_connections as u64 + OTHER_DESCRIPTORS;
     if soft < needed {
