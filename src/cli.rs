@@ -7,8 +7,8 @@
 use crate::config::{self, Config};
 use crate::isolate::Isolated;
 use crate::model::{
-    AbuseType, Envelope, Incoming, NetworkSubtype, Origin, RawId, RawMessage, ReplyDecision,
-    Report, ReportId,
+    AbuseType, Envelope, Incoming, NetworkSubtype, Origin, RawId, RawMessage, RawStatus,
+    ReplyDecision, Report, ReportId,
 };
 use crate::pipeline::Pipeline;
 use crate::rawmail;
@@ -178,8 +178,8 @@ pub enum RawCommand {
     /// Raw messages, newest first, with their processing state and error.
     List {
         /// Only this state: received, processed, failed, discarded.
-        #[arg(long, value_parser = ["received", "processed", "failed", "discarded"])]
-        status: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<RawStatus>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
@@ -689,7 +689,7 @@ fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let db = Db::open_existing(&config.store.path)?;
-            let list = db.raw_list(status.as_deref(), limit)?;
+            let list = db.raw_list(status, limit)?;
             match format {
                 Format::Json => print_json(&list)?,
                 Format::Table => print_raw_table(&list)?,
@@ -697,12 +697,20 @@ fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
         }
         RawCommand::Retry { ids: given } => {
             let mut db = Db::open_existing(&config.store.path)?;
-            let n = db.set_raw_status(&ids(given), &["failed", "discarded"], "received")?;
+            let n = db.set_raw_status(
+                &ids(given),
+                &[RawStatus::Failed, RawStatus::Discarded],
+                RawStatus::Received,
+            )?;
             print_json(&serde_json::json!({ "retried": n }))?;
         }
         RawCommand::Discard { ids: given } => {
             let mut db = Db::open_existing(&config.store.path)?;
-            let n = db.set_raw_status(&ids(given), &["failed", "received"], "discarded")?;
+            let n = db.set_raw_status(
+                &ids(given),
+                &[RawStatus::Failed, RawStatus::Received],
+                RawStatus::Discarded,
+            )?;
             print_json(&serde_json::json!({ "discarded": n }))?;
         }
     }

@@ -103,6 +103,30 @@ pub struct RawMessage {
     pub bytes: Vec<u8>,
 }
 
+/// Where a raw message stands in processing (`raw_messages.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum RawStatus {
+    /// Committed, waiting for the worker: the backlog.
+    Received,
+    Processed,
+    /// Quarantined: processing failed (the reason is kept).
+    Failed,
+    /// Set aside by an operator; never processed.
+    Discarded,
+}
+
+impl RawStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RawStatus::Received => "received",
+            RawStatus::Processed => "processed",
+            RawStatus::Failed => "failed",
+            RawStatus::Discarded => "discarded",
+        }
+    }
+}
+
 /// What the store did with an [`Incoming`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {

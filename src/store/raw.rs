@@ -1,7 +1,7 @@
 //! Raw messages: the durable commit that a 250 promises, and reading them back.
 
 use super::{parse_json_list, Db, Error};
-use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, Sender};
+use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, RawStatus, Sender};
 use crate::rawmail;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -161,12 +161,16 @@ pub struct RawSummary {
 
 impl Db {
     /// The newest `limit` raw messages, only those in `status` if given.
-    pub fn raw_list(&self, status: Option<&str>, limit: usize) -> Result<Vec<RawSummary>, Error> {
+    pub fn raw_list(
+        &self,
+        status: Option<RawStatus>,
+        limit: usize,
+    ) -> Result<Vec<RawSummary>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error
              FROM raw_messages WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![status, limit as i64], |r| {
+        let rows = stmt.query_map(params![status.map(RawStatus::as_str), limit as i64], |r| {
             Ok(RawSummary {
                 id: RawId(r.get(0)?),
                 received_at: r.get(1)?,
@@ -184,7 +188,12 @@ impl Db {
 
     /// Moves the raw messages `ids` that are in one of `from` to `to` (and
     /// clears their error when they go back to `received`); returns how many moved.
-    pub fn set_raw_status(&mut self, ids: &[RawId], from: &[&str], to: &str) -> Result<u64, Error> {
+    pub fn set_raw_status(
+        &mut self,
+        ids: &[RawId],
+        from: &[RawStatus],
+        to: RawStatus,
+    ) -> Result<u64, Error> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -195,9 +204,9 @@ impl Db {
                  SET status = ?2, error = CASE WHEN ?2 = 'received' THEN NULL ELSE error END
                  WHERE id = ?1 AND status IN (SELECT value FROM json_each(?3))",
             )?;
-            let from = serde_json::to_string(from).expect("strings serialize");
+            let from = serde_json::to_string(from).expect("statuses serialize");
             for id in ids {
-                moved += update.execute(params![id.0, to, from])? as u64;
+                moved += update.execute(params![id.0, to.as_str(), from])? as u64;
             }
         }
         tx.commit()?;
