@@ -9,6 +9,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Room a new message needs to start: one reservation step.
+pub const MIN_START_BYTES: u64 = 256 * 1024;
+
 /// Bytes held by all sessions, against a maximum.
 #[derive(Debug)]
 pub struct DataBudget {

@@ -110,7 +110,11 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         // Memory for the message is reserved as it arrives; with none left
         // for even its start, the client is told to come back later
         // before it sends anything (RFC 5321 §4.2.5: 452 is temporary).
-        if is_verb(&command, b"DATA") && in_transaction && ctx.data_budget.available() == 0 {
+        if is_verb(&command, b"DATA")
+            && in_transaction
+            && ctx.data_budget.available()
+                < super::budget::MIN_START_BYTES.min(config.smtp.max_message_bytes)
+        {
             warn!(limit = "max_data_bytes_in_flight", "limit hit");
             crate::metrics::get().reject("max_data_bytes_in_flight");
             io.queue(reply::INSUFFICIENT_STORAGE);

@@ -44,7 +44,7 @@ pub enum Data {
 }
 
 /// Smallest step in which a message's memory is reserved from the budget.
-const RESERVE_STEP_BYTES: u64 = 256 * 1024;
+const RESERVE_STEP_BYTES: u64 = super::budget::MIN_START_BYTES;
 
 /// A stream with a read buffer and a write buffer.
 pub struct Io<S> {
