@@ -33,8 +33,11 @@ impl TestServer {
     ) -> TestServer {
         config.smtp.listen = listen.into();
         config.store.path = dir.path().join("test.db");
-        // The worker child is the real binary, not this test executable.
-        config.worker.binary = Some(env!("CARGO_BIN_EXE_abuse-inbox").into());
+        // The worker child is the real binary, not this test executable
+        // (unless the test named its own path to it).
+        if config.worker.binary.is_none() {
+            config.worker.binary = Some(env!("CARGO_BIN_EXE_abuse-inbox").into());
+        }
         if config.smtp.idle_timeout_seconds == Config::default().smtp.idle_timeout_seconds {
             config.smtp.idle_timeout_seconds = 10; // a wedged session fails fast
         }
