@@ -12,6 +12,7 @@ use crate::model::{
 };
 use crate::pipeline::Pipeline;
 use crate::rawmail;
+use crate::safe_text::{clip, visible};
 use crate::server::Server;
 use crate::store::{Db, ListFilter, Resolution, Role, Stats};
 use anyhow::{bail, Context as _};
@@ -170,6 +171,10 @@ pub enum ReportsCommand {
         /// Print the original message exactly as it arrived, nothing else.
         #[arg(long, conflicts_with = "format")]
         raw: bool,
+        /// With --raw: print to a terminal even when the message holds
+        /// control characters (they could drive the terminal).
+        #[arg(long, requires = "raw")]
+        force: bool,
     },
 }
 
@@ -401,7 +406,13 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reports {
-            command: ReportsCommand::Show { id, format, raw },
+            command:
+                ReportsCommand::Show {
+                    id,
+                    format,
+                    raw,
+                    force,
+                },
         } => {
             let db = Db::open_existing(&config.store.path)?;
             let Some(report) = db.report(ReportId(id))? else {
@@ -409,6 +420,13 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             };
             if raw {
                 let message = db.raw(report.raw_id)?.context("the raw message is gone")?;
+                let to_terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                if to_terminal && !force && has_terminal_controls(&message.bytes) {
+                    bail!(
+                        "report {id}'s message holds control characters that would act on \
+                         this terminal; pipe it (| less) or add --force"
+                    );
+                }
                 std::io::stdout().lock().write_all(&message.bytes)?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -919,7 +937,11 @@ fn export(db: &Db, format: ExportFormat, since: Option<String>) -> anyhow::Resul
                     r.evidence_rows.to_string(),
                     r.missing.join(" "),
                 ];
-                w.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
+                w.write_record(
+                    cells
+                        .iter()
+                        .map(|c| spreadsheet_safe(&visible(c)).into_owned()),
+                )?;
                 Ok(())
             })?;
             w.flush()?;
@@ -1037,6 +1059,13 @@ fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Control characters other than the line ends and tabs mail is made of.
+fn has_terminal_controls(bytes: &[u8]) -> bool {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .any(|c| !matches!(c, '\r' | '\n' | '\t') && crate::safe_text::is_unsafe(c))
+}
+
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
 /// CR first) gets a leading `'`, as OWASP recommends against CSV injection.
 fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -1141,7 +1170,7 @@ fn print_report_table(
         let e = &raw.envelope;
         let from = match &e.mail_from {
             crate::model::Sender::Null => "<>".to_owned(),
-            crate::model::Sender::Address(a) => a.clone(),
+            crate::model::Sender::Address(a) => visible(a).into_owned(),
             crate::model::Sender::Unknown => "-".to_owned(),
         };
         writeln!(
@@ -1149,8 +1178,8 @@ fn print_report_table(
             "envelope: {} from {} (HELO {}), MAIL FROM {from}, RCPT TO {}, {} bytes",
             e.origin.as_str(),
             e.peer_ip.map_or("-".to_owned(), |ip| ip.to_string()),
-            e.helo.as_deref().unwrap_or("-"),
-            e.rcpt_to.join(", "),
+            visible(e.helo.as_deref().unwrap_or("-")),
+            visible(&e.rcpt_to.join(", ")),
             raw.bytes.len()
         )?;
         for name in ["from", "to", "date", "subject", "auto-submitted"] {
@@ -1168,7 +1197,15 @@ fn print_report_table(
             v.join(", ")
         }
     };
-    let rows: [(&str, String); 15] = [
+    let auth = r.auth.as_ref().map_or("not checked".to_owned(), |a| {
+        let verdict = if a.authenticated {
+            "authenticated"
+        } else {
+            "not authenticated"
+        };
+        format!("{verdict}: {}", a.summary)
+    });
+    let rows: [(&str, String); 16] = [
         ("id", r.id.0.to_string()),
         ("raw_id", r.raw_id.0.to_string()),
         (
@@ -1192,28 +1229,34 @@ fn print_report_table(
         ("evidence_rows", r.evidence_rows.to_string()),
         ("missing", list(&r.missing)),
         ("reply", r.reply.as_str().to_owned()),
+        ("auth", auth),
         ("status", r.status.clone()),
     ];
     for (key, value) in rows {
-        writeln!(out, "{key:>14}: {value}")?;
+        writeln!(out, "{key:>14}: {}", visible(&value))?;
     }
     if let Some(reason) = &r.reply_reason {
-        writeln!(out, "{:>14}: {reason}", "reply_reason")?;
+        writeln!(out, "{:>14}: {}", "reply_reason", visible(reason))?;
     }
-    writeln!(out, "{:>14}: {}", "formats", list(&r.formats))?;
+    writeln!(out, "{:>14}: {}", "formats", visible(&list(&r.formats)))?;
     for w in &r.parse_warnings {
-        writeln!(out, "{:>14}: {w}", "warning")?;
+        writeln!(out, "{:>14}: {}", "warning", visible(w))?;
     }
     writeln!(out)?;
     writeln!(
         out,
         "{}",
-        crate::classify::explain(r.abuse_type, r.subtype, &r.reasons, &r.missing)
+        visible(&crate::classify::explain(
+            r.abuse_type,
+            r.subtype,
+            &r.reasons,
+            &r.missing
+        ))
     )?;
     if !r.reasons.is_empty() {
         writeln!(out, "\nreasons:")?;
         for reason in &r.reasons {
-            writeln!(out, "  {reason}")?;
+            writeln!(out, "  {}", visible(reason))?;
         }
     }
     if !evidence.is_empty() {
@@ -1237,7 +1280,7 @@ fn print_report_table(
                 e.occurred_at.as_deref().unwrap_or("-"),
                 ip(e.source_ip, e.source_port),
                 ip(e.target_ip, e.target_port),
-                e.url.as_deref().unwrap_or(""),
+                visible(e.url.as_deref().unwrap_or("")),
                 clip(e.line.as_deref().unwrap_or(""), 100)
             )?;
         }
@@ -1250,12 +1293,12 @@ fn print_report_table(
                 "  {} {:<10} to {:<28} {:<9} tries {}{}",
                 e.created_at.get(..19).unwrap_or(&e.created_at),
                 e.kind,
-                e.recipient,
+                visible(&e.recipient),
                 e.state,
                 e.attempts,
                 e.last_error
                     .as_deref()
-                    .map(|err| format!(" ({err})"))
+                    .map(|err| format!(" ({})", visible(err)))
                     .unwrap_or_default()
             )?;
         }
@@ -1263,7 +1306,12 @@ fn print_report_table(
     if !events.is_empty() {
         writeln!(out, "\nhistory:")?;
         for (at, kind, detail) in events {
-            writeln!(out, "  {}  {kind:<12} {detail}", at.get(..19).unwrap_or(at))?;
+            writeln!(
+                out,
+                "  {}  {kind:<12} {}",
+                at.get(..19).unwrap_or(at),
+                visible(detail)
+            )?;
         }
     }
     Ok(())
@@ -1307,7 +1355,7 @@ fn print_stats_table(s: &Stats) -> std::io::Result<()> {
     ] {
         writeln!(out, "{title}:")?;
         for (key, count) in map {
-            writeln!(out, "  {key:<30} {count:>9}")?;
+            writeln!(out, "  {:<30} {count:>9}", visible(key))?;
         }
     }
     for (title, list) in [
@@ -1321,18 +1369,4 @@ fn print_stats_table(s: &Stats) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn clip(s: &str, max: usize) -> String {
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let mut cut: String = one_line.chars().take(max - 1).collect();
-        cut.push('…');
-        cut
-    }
 }

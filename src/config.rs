@@ -22,6 +22,32 @@ pub struct Config {
     pub reply: ReplyConfig,
     pub log: LogConfig,
     pub worker: WorkerConfig,
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: sender authentication (SPF, DKIM, DMARC) of every message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Off: messages are not verified, and with `reply.require_auth` no
+    /// reply is sent.
+    pub enabled: bool,
+    /// DNS servers (`IP` or `IP:PORT`) asked for the records; empty: those
+    /// of `/etc/resolv.conf`.
+    pub nameservers: Vec<String>,
+    /// Time one message's checks may take, all lookups included; what has
+    /// not answered by then counts as a temporary error.
+    pub timeout_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: true,
+            nameservers: Vec::new(),
+            timeout_seconds: 10,
+        }
+    }
 }
 
 /// `[worker]`: the process that parses and classifies, apart from intake.
@@ -121,8 +147,20 @@ pub struct ReplyConfig {
     /// PEM file with the certificate of a private CA that signed the relay's
     /// certificate; trusted besides the Mozilla roots.
     pub relay_ca_file: Option<PathBuf>,
+    /// Reply only to reporters whose address is authenticated: DMARC pass,
+    /// or an SPF or DKIM pass aligned with the From domain.
+    pub require_auth: bool,
+    /// Domains answered without authentication (their subdomains too):
+    /// reporters known to send unauthenticated mail.
+    pub unauthenticated_allow: Vec<String>,
     /// Replies to one recipient per hour; more are suppressed (RFC 3834 §2).
+    /// Addresses count as one whatever their case and `+tag`.
     pub rate_limit_per_hour: u32,
+    /// Replies to all the addresses of one domain per hour.
+    pub rate_limit_per_domain_per_hour: u32,
+    /// Replies per hour in all: a burst past it is suppressed, so the desk
+    /// can never be turned into a mail cannon.
+    pub rate_limit_global_per_hour: u32,
     /// A reply that could not be delivered for this long is given up.
     pub give_up_after_hours: u64,
     /// First retry after a temporary failure; doubled per attempt, up to an hour.
@@ -144,7 +182,11 @@ impl Default for ReplyConfig {
             relay_username: None,
             relay_password_file: None,
             relay_ca_file: None,
+            require_auth: true,
+            unauthenticated_allow: Vec::new(),
             rate_limit_per_hour: 5,
+            rate_limit_per_domain_per_hour: 20,
+            rate_limit_global_per_hour: 200,
             give_up_after_hours: 48,
             retry_min_seconds: 30,
             templates_dir: None,

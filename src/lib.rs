@@ -13,6 +13,7 @@
 //! `ingest` enters the same path at "store". Only `smtp`, `store`, `worker`,
 //! `server` and `cli` do I/O; the stages inside `pipeline` are pure.
 
+pub mod auth;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod rawmail;
 pub mod reply;
+pub mod safe_text;
 pub mod server;
 pub mod smtp;
 pub mod store;

@@ -8,6 +8,12 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Everything this process creates (database, WAL, backups) is the
+    // operator's alone, whatever umask it was started with.
+    // SAFETY: umask(2) only sets this process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let config = match cli::settings(&cli.global) {
         Ok(config) => config,
@@ -45,14 +51,17 @@ fn init_logging(log: &LogConfig, is_daemon: bool) {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let json = log.format.as_str() == "json";
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Reporter text in a field never reaches the terminal raw.
+        .with_writer(abuse_inbox::safe_text::SafeStderr { json })
         // A closed stderr (journald restarted, `| head`) must never cost a
         // session: tracing-subscriber would eprintln! the write error, and
         // eprintln! panics when stderr is gone.
         .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        // No colour codes: the writer escapes every ESC it is given.
+        .with_ansi(false);
     // Under systemd the journal stamps each line itself.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let result = match (log.format.as_str(), under_journal) {

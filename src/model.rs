@@ -101,6 +101,8 @@ pub struct RawMessage {
     pub envelope: Envelope,
     pub received_at: String,
     pub bytes: Vec<u8>,
+    /// The sender checks, once made (stored with the message, reused).
+    pub auth: Option<crate::auth::AuthResults>,
 }
 
 /// Where a raw message stands in processing (`raw_messages.status`).
@@ -266,9 +268,15 @@ pub struct ReportDraft {
     /// The offending addresses (evidence sources), first found first: the
     /// first one's network groups the report into a case.
     pub sources: Vec<std::net::IpAddr>,
-    /// The report this message follows up (it answers one of our replies,
-    /// or names `[abuse #ID]` in its subject).
-    pub follow_up_of: Option<ReportId>,
+    /// The report this message says it follows up (it answers one of our
+    /// replies, or names `[abuse #ID-TOKEN]` in its subject); the store
+    /// merges it only if [`crate::reply::follow_up`] allows.
+    pub follow_up: Option<crate::reply::token::Claim>,
+    /// How the ack to the original report's reporter is queued when this
+    /// follow-up completes it (present with `follow_up`, replies on).
+    pub follow_up_reply: Option<ReplyPlan>,
+    /// The sender checks the reply decision used.
+    pub auth: Option<crate::auth::AuthResults>,
     /// What would still be missing for each abuse type with this message's
     /// evidence alone: merged with the original report's own list.
     pub missing_by_type: Vec<(AbuseType, Vec<String>)>,
@@ -282,10 +290,26 @@ pub struct ReplyPlan {
     pub recipient: String,
     /// No relay is configured: the reply waits in the outbox as `held`.
     pub hold: bool,
-    /// Replies to one address per hour; past it the reply is suppressed.
-    pub rate_limit_per_hour: u32,
+    /// The recipient as rate limits count it ([`crate::reply::limits::key`]).
+    pub recipient_key: String,
+    /// The recipient's domain, lower case.
+    pub recipient_domain: String,
+    /// Replies per hour past which the reply is suppressed.
+    pub limits: crate::reply::limits::Limits,
     /// Domain of our reply Message-IDs.
     pub domain: String,
+}
+
+impl ReplyPlan {
+    /// The same plan, to another recipient.
+    pub fn for_recipient(&self, recipient: &str) -> ReplyPlan {
+        ReplyPlan {
+            recipient: recipient.to_owned(),
+            recipient_key: crate::reply::limits::key(recipient),
+            recipient_domain: crate::reply::limits::domain(recipient),
+            ..self.clone()
+        }
+    }
 }
 
 /// The report object. Its `Serialize` impl *is* the JSON printed by `ingest`,
@@ -316,6 +340,8 @@ pub struct Report {
     pub case_id: Option<i64>,
     /// The language the reporter wrote in (`en`, `de`, `es`, `fr`, `pt`).
     pub language: crate::reply::Language,
+    /// SPF, DKIM and DMARC of the message; `null` when it was not checked.
+    pub auth: Option<crate::auth::AuthResults>,
 }
 
 #[cfg(test)]

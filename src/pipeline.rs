@@ -72,7 +72,13 @@ impl Pipeline {
         ReplyPlan {
             recipient: recipient.to_owned(),
             hold: self.reply.relay_host.is_none(),
-            rate_limit_per_hour: self.reply.rate_limit_per_hour,
+            recipient_key: reply::limits::key(recipient),
+            recipient_domain: reply::limits::domain(recipient),
+            limits: reply::limits::Limits {
+                per_recipient: self.reply.rate_limit_per_hour,
+                per_domain: self.reply.rate_limit_per_domain_per_hour,
+                global: self.reply.rate_limit_global_per_hour,
+            },
             domain: self
                 .reply
                 .from
@@ -104,6 +110,7 @@ impl Pipeline {
                 reporter: reporter.as_deref(),
                 formats: &ev.formats,
                 missing: &class.missing,
+                auth: raw.auth.as_ref(),
             },
             &self.reply,
         );
@@ -115,8 +122,8 @@ impl Pipeline {
             .filter_map(|r| r.source_ip)
             .filter(|ip| seen.insert(*ip))
             .collect();
-        let follow_up_of = self.follow_up_of(&parsed);
-        let missing_by_type = match follow_up_of {
+        let follow_up = self.follow_up(&parsed);
+        let missing_by_type = match follow_up {
             Some(_) => AbuseType::ALL
                 .iter()
                 .map(|t| (*t, classify::missing_for(*t, &ev)))
@@ -149,7 +156,12 @@ impl Pipeline {
                 }
                 _ => None,
             },
-            follow_up_of,
+            follow_up_reply: follow_up
+                .as_ref()
+                .filter(|_| self.reply.enabled)
+                .map(|_| self.reply_plan("")),
+            follow_up,
+            auth: raw.auth.clone(),
             missing_by_type,
             search_text: crate::truncate_at_char(&ev.facts.text, SEARCH_TEXT_BYTES).to_owned(),
             sources,
@@ -157,33 +169,28 @@ impl Pipeline {
         }
     }
 
-    /// The report a message follows up: `In-Reply-To`/`References` naming
-    /// one of our replies (`<abuse-ID.N@our-domain>`), or `[abuse #ID]` in
-    /// the subject.
-    fn follow_up_of(&self, parsed: &parse::Parsed) -> Option<ReportId> {
+    /// The report a message says it follows up: `In-Reply-To`/`References`
+    /// naming one of our replies (`<abuse-ID.N.TOKEN@our-domain>`), or
+    /// `[abuse #ID-TOKEN]` (or `[abuse #ID]`) in the subject. A claim with a
+    /// token wins over one without.
+    fn follow_up(&self, parsed: &parse::Parsed) -> Option<reply::token::Claim> {
         let domain = self.reply.from.rsplit('@').next().unwrap_or("");
-        let ours = |text: &str| {
-            text.split(['<', '>', ' ', ',']).find_map(|id| {
-                let (local, host) = id.split_once('@')?;
-                let n = local.strip_prefix("abuse-")?.split('.').next()?;
-                (host.eq_ignore_ascii_case(domain))
-                    .then(|| n.parse().ok())
-                    .flatten()
-            })
-        };
-        let from_headers = ["in-reply-to", "references"]
-            .iter()
-            .find_map(|h| parsed.headers.get(h).and_then(ours));
-        let from_subject = || {
-            let subject = parsed.subject.as_deref()?;
-            let at = subject.find("[abuse #")?;
-            let digits: String = subject[at + 8..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        };
-        from_headers.or_else(from_subject).map(ReportId)
+        let from_headers = ["in-reply-to", "references"].iter().find_map(|h| {
+            let value = parsed.headers.get(h)?;
+            value
+                .split(['<', '>', ' ', ',', '\t', '\r', '\n'])
+                .take(64)
+                .find_map(|id| reply::token::claim_in_message_id(id, domain))
+        });
+        let from_subject = parsed
+            .subject
+            .as_deref()
+            .and_then(reply::token::claim_in_subject);
+        match (from_headers, from_subject) {
+            (Some(h), Some(s)) if h.token.is_none() && s.token.is_some() => Some(s),
+            (Some(h), _) => Some(h),
+            (None, s) => s,
+        }
     }
 
     /// Processes `raws` and stores the outcomes through `sink`; returns the

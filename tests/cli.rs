@@ -208,9 +208,14 @@ impl Daemon {
     }
 
     fn start_with(db: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-            .args(args)
+            .args(args);
+        if !args.contains(&"--config") {
+            command.args(["--config", crate::util::default_test_config()]);
+        }
+        let mut child = command
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -355,15 +360,14 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
     rules.push_str("\n[[rule]]\nid = \"local.cryptojacking\"\nabuse_type = \"network_activity\"\nsubtype = \"intrusion\"\npattern = '(?i)cryptojacking'\nweight = 5\n");
     let rules_path = dir.path().join("rules.toml");
     std::fs::write(&rules_path, rules).unwrap();
-    let config = dir.path().join("abuse-inbox.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = crate::util::test_config(
+        dir.path(),
+        "",
+        &format!(
             "[classify]\nrules_file = {:?}\n",
             rules_path.to_str().unwrap()
         ),
-    )
-    .unwrap();
+    );
     let summary = json(&abuse_inbox(&[
         "reprocess",
         "--all",
@@ -531,7 +535,9 @@ fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_i
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(&dir);
     let config = dir.path().join("abuse-inbox.toml");
-    std::fs::write(&config, "[smtp]\nrecipients = [\"abuse\"]\n").unwrap();
+    let write_config =
+        |text: &str| std::fs::write(&config, format!("{}{text}", crate::util::NO_AUTH)).unwrap();
+    write_config("[smtp]\nrecipients = [\"abuse\"]\n");
     let mut daemon = Daemon::start_with(&db, &["--config", config.to_str().unwrap()], &[]);
     let rcpt = |addr| {
         let (mut c, _) = Smtp::connect(addr);
@@ -540,14 +546,14 @@ fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_i
         c.cmd("RCPT TO:<security@example.com>")[..3].to_owned()
     };
     assert_eq!(rcpt(daemon.addr), "550");
-    std::fs::write(&config, "[smtp]\nrecipients = [\"abuse\", \"security\"]\n").unwrap();
+    write_config("[smtp]\nrecipients = [\"abuse\", \"security\"]\n");
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
     unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) };
     crate::util::wait_for(20, "the reload", || {
         (rcpt(daemon.addr) == "250").then_some(())
     });
     // A broken file is refused as a whole; the running configuration stays.
-    std::fs::write(&config, "[smtp]\nrecipients = []\nmax_mesage_bytes = 5\n").unwrap();
+    write_config("[smtp]\nrecipients = []\nmax_mesage_bytes = 5\n");
     // SAFETY: as above.
     unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) };
     std::thread::sleep(Duration::from_millis(500));
@@ -945,8 +951,7 @@ fn reports_about_one_network_and_type_become_one_case() {
 #[test]
 fn the_report_log_line_carries_the_reply_decision_as_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("abuse-inbox.toml");
-    std::fs::write(&config, "[reply]\nrate_limit_per_hour = 2\n").unwrap();
+    let config = crate::util::test_config(dir.path(), "rate_limit_per_hour = 2\n", "");
     let mut files = Vec::new();
     for n in 1..=3 {
         let path = dir.path().join(format!("{n}.eml"));

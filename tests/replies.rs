@@ -118,7 +118,8 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
         );
         assert_eq!(rcpt, r#"["soc@security.example.org"]"#);
         assert!(
-            text.contains("Subject: [abuse #1] Report received: SSH brute force from 192.0.2.77"),
+            untokened(text)
+                .contains("Subject: [abuse #1] Report received: SSH brute force from 192.0.2.77"),
             "{text}"
         );
         assert!(
@@ -130,10 +131,15 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
             "{text}"
         );
         assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+        // Our Message-ID carries the report's token: unique per installation,
+        // and what a follow-up must quote. The subject tag has the same.
+        let id = header(text, "Message-ID");
         assert!(
-            text.contains("Message-ID: <abuse-1.0@example.com>"),
-            "{text}"
+            id.starts_with("<abuse-1.0.") && id.ends_with("@example.com>") && id.len() == 32,
+            "{id}"
         );
+        let token = &id[11..19];
+        assert!(text.contains(&format!("[abuse #1-{token}]")), "{text}");
         assert!(
             text.contains("report #1 (network activity, brute force)"),
             "{text}"
@@ -150,7 +156,7 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
         });
         let text = &got[1].2;
         assert!(
-            text.contains("Subject: [abuse #2] More information needed: hacker"),
+            untokened(text).contains("Subject: [abuse #2] More information needed: hacker"),
             "{text}"
         );
         assert!(text.contains("IP address, date-time in ISO 8601"), "{text}");
@@ -180,7 +186,7 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
         });
         let text = &got[2].2;
         assert!(
-            text.contains("Subject: [abuse #1] Investigation concluded"),
+            untokened(text).contains("Subject: [abuse #1] Investigation concluded"),
             "{text}"
         );
         assert!(text.contains("Customer notified."), "{text}");
@@ -357,7 +363,7 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
         let got = received(&sink_db);
         assert_eq!(got.len(), 2, "a reply was sent twice");
         assert!(
-            got[1].2.contains("[abuse #2] More information needed"),
+            untokened(&got[1].2).contains("[abuse #2] More information needed"),
             "{}",
             got[1].2
         );
@@ -383,17 +389,21 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
         });
         assert!(got[0].2.contains("More information needed"));
         // The reporter answers our reply, quoting it (with its example log line).
-        let follow_up = "From: someone@example.net\r\nTo: abuse@example.com\r\nSubject: Re: [abuse #1] More information needed: hacker\r\nMessage-ID: <fu-1@example.net>\r\nIn-Reply-To: <abuse-1.0@example.com>\r\n\r\nHere are my logs:\r\n2026-11-26T05:58:01Z sshd[3301]: Failed password for root from 192.0.2.199 port 33410 ssh2 on 203.0.113.50 port 22\r\n\r\n> we need\r\n> 192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2\r\n> -- abuse-inbox --\r\n";
+        // It answers our reply: In-Reply-To names our Message-ID, token and all.
+        let ours = header(&got[0].2, "Message-ID");
+        assert!(ours.starts_with("<abuse-1.0."), "{ours}");
+        let follow_up = format!("From: someone@example.net\r\nTo: abuse@example.com\r\nSubject: Re: [abuse #1] More information needed: hacker\r\nMessage-ID: <fu-1@example.net>\r\nIn-Reply-To: {ours}\r\n\r\nHere are my logs:\r\n2026-11-26T05:58:01Z sshd[3301]: Failed password for root from 192.0.2.199 port 33410 ssh2 on 203.0.113.50 port 22\r\n\r\n> we need\r\n> 192.0.2.1,2026-01-31T12:34:56Z,sshd[123]: Failed password for root from 192.0.2.1 port 4242 ssh2\r\n> -- abuse-inbox --\r\n");
         deliver(daemon_ref, "someone@example.net", follow_up.as_bytes());
         let got = wait_for(20, "the ack after the follow-up", || {
             Some(received(&sink_db)).filter(|m| m.len() == 2)
         });
         assert!(
-            got[1].2.contains("Subject: [abuse #1] Report received"),
+            untokened(&got[1].2).contains("Subject: [abuse #1] Report received"),
             "{}",
             got[1].2
         );
-        // Someone else naming report 1 does not add to it: theirs is report 3.
+        // Someone else naming report 1 (without its token) does not add to
+        // it: theirs is report 3.
         let stranger = "From: mallory@example.org\r\nTo: abuse@example.com\r\nSubject: Re: [abuse #1] more\r\nMessage-ID: <fu-2@example.org>\r\nIn-Reply-To: <abuse-1.0@example.com>\r\n\r\n2026-11-26T06:00:00Z sshd[1]: Failed password for root from 198.51.100.66 port 1 ssh2 on 203.0.113.50 port 22\r\n";
         deliver(daemon_ref, "mallory@example.org", stranger.as_bytes());
         crate::util::wait_processed(&daemon_db);
@@ -552,4 +562,40 @@ async fn the_fixture_corpus_produces_exactly_the_expected_replies() {
     });
     daemon.stop().await;
     sink.stop().await;
+}
+
+/// `text` with its header lines unfolded and the follow-up token taken out
+/// of every `[abuse #ID-TOKEN]`.
+fn untokened(text: &str) -> String {
+    let text = text.replace("\r\n ", " ").replace("\n ", " ");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("[abuse #") {
+        let digits = rest[at + 8..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let end = at + 8 + digits;
+        out.push_str(&rest[..end]);
+        rest = &rest[end..];
+        let token = rest.strip_prefix('-').and_then(|t| t.get(..8)).filter(|t| {
+            t.bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        });
+        if token.is_some() {
+            rest = &rest[9..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of header `name` in a message's text.
+fn header(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default()
 }

@@ -5,6 +5,7 @@ mod cli;
 mod golden;
 mod hostile;
 mod replies;
+mod safety;
 mod smtp;
 mod tls;
 mod util;

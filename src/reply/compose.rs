@@ -62,7 +62,8 @@ const BUILTIN: [(Language, [&str; 3]); 5] = [
 /// The reply kinds, in the order of [`BUILTIN`]'s texts.
 const KINDS: [&str; 3] = ["ack", "needs_info", "concluded"];
 
-/// The three reply texts in each language. Placeholders: `{report_id}`,
+/// The three reply texts in each language. Placeholders: `{tag}` (the
+/// report's subject tag with its follow-up token), `{report_id}`,
 /// `{abuse_type}`, `{subject}`, `{missing}` (needs_info), `{note}` (concluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templates {
@@ -139,17 +140,60 @@ pub struct Draft {
     pub language: Language,
 }
 
-/// The reply's subject: `[abuse #ID] <what>: <their subject>`.
+/// Characters of the reporter's subject a reply quotes, at most.
+pub const QUOTED_SUBJECT_CHARS: usize = 80;
+
+/// The reporter's subject as a reply may quote it: one line, no control or
+/// reordering characters, runs of white space made one space, at most
+/// [`QUOTED_SUBJECT_CHARS`] characters. Nothing else a reporter wrote goes
+/// into a reply: whatever we mail under our name, a stranger must not be
+/// able to choose.
+pub fn quoted_subject(subject: Option<&str>) -> Option<String> {
+    let words: Vec<&str> = subject?
+        .split(|c: char| c.is_whitespace() || crate::safe_text::is_unsafe(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let line = words.join(" ");
+    if line.is_empty() {
+        return None;
+    }
+    if line.chars().count() <= QUOTED_SUBJECT_CHARS {
+        return Some(line);
+    }
+    let mut cut: String = line.chars().take(QUOTED_SUBJECT_CHARS - 1).collect();
+    cut.push('…');
+    Some(cut)
+}
+
+/// The report's tag: `[abuse #ID-TOKEN]`, with the token of our Message-ID
+/// (replies queued before tokens existed: `[abuse #ID]`).
+fn tag(d: &Draft) -> String {
+    let domain = d.message_id.rsplit('@').next().unwrap_or("");
+    match super::token::claim_in_message_id(&d.message_id, domain).and_then(|c| c.token) {
+        Some(token) => format!("[abuse #{}-{token}]", d.report_id),
+        None => format!("[abuse #{}]", d.report_id),
+    }
+}
+
+/// The reply's subject: `[abuse #ID-TOKEN] <what>: <their subject, quoted>`.
 fn subject(d: &Draft) -> String {
     let what = phrases::subject(d.language, &d.kind);
-    match d.subject.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(theirs) => format!(
-            "[abuse #{}] {what}: {}",
-            d.report_id,
-            theirs.chars().take(120).collect::<String>()
-        ),
-        None => format!("[abuse #{}] {what}", d.report_id),
+    let tag = tag(d);
+    match quoted_subject(d.subject.as_deref()) {
+        Some(theirs) => format!("{tag} {what}: {theirs}"),
+        None => format!("{tag} {what}"),
     }
+}
+
+/// The reporter's Message-ID when it is one (no space or control, a sane
+/// length): a reply refers to it, and refers to nothing else.
+fn referable(id: &str) -> Option<&str> {
+    (id.len() <= 250
+        && id.contains('@')
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || crate::safe_text::is_unsafe(c)))
+    .then_some(id)
 }
 
 /// The body text of `d` from `templates`, in the reporter's language.
@@ -162,9 +206,13 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
     let label = phrases::label(d.language, &d.abuse_type, d.subtype.as_deref());
     let mut text = templates
         .text(d.language, &d.kind)
+        .replace("{tag}", &tag(d))
         .replace("{report_id}", &d.report_id.to_string())
         .replace("{abuse_type}", &label)
-        .replace("{subject}", d.subject.as_deref().unwrap_or("(no subject)"))
+        .replace(
+            "{subject}",
+            &quoted_subject(d.subject.as_deref()).unwrap_or_else(|| "(no subject)".into()),
+        )
         .replace("{missing}", &missing.join("\n"))
         .replace("{note}", d.note.as_deref().unwrap_or(""));
     if !text.contains(REPLY_MARKER) {
@@ -189,7 +237,7 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
         .subject(subject(d))
         .message_id(Some(format!("<{}>", d.message_id)))
         .header(ContentType::TEXT_PLAIN);
-    if let Some(id) = &d.in_reply_to {
+    if let Some(id) = d.in_reply_to.as_deref().and_then(referable) {
         builder = builder
             .in_reply_to(format!("<{id}>"))
             .references(format!("<{id}>"));
@@ -266,6 +314,27 @@ mod tests {
         assert!(text.contains("[abuse #42]"), "{text}");
         assert!(text.contains(REPLY_MARKER), "{text}");
         assert_eq!(subject(&d), "[abuse #42] Weitere Angaben nötig: SSH attack");
+    }
+
+    #[test]
+    fn a_reply_reflects_one_short_clean_line_of_the_subject_and_nothing_else() {
+        let mut d = draft("ack");
+        let forged = format!(
+            "Hello\r\n\r\nYour account is closed, call +1 555\r\n-- \r\nAbuse team\x1b[2J{}",
+            "x".repeat(5_000_000)
+        );
+        d.subject = Some(forged);
+        d.in_reply_to = Some("a b@example.net>\r\nBcc: victim@example.org".into());
+        let m = compose(&Templates::builtin(), "abuse@example.com", &d).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(text.len() < 4096, "{} bytes", text.len());
+        assert!(!text.contains('\x1b'));
+        assert!(!text.contains("Bcc:"), "{text}");
+        assert!(!text.contains("\n-- \r\nAbuse team"), "{text}");
+        let quoted = quoted_subject(d.subject.as_deref()).unwrap();
+        assert_eq!(quoted.chars().count(), QUOTED_SUBJECT_CHARS);
+        assert!(quoted.starts_with("Hello Your account is closed, call +1 555 -- Abuse team"));
+        assert_eq!(quoted_subject(Some(" \r\n\t")), None);
     }
 
     #[test]

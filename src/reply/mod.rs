@@ -7,9 +7,12 @@
 //! automated feeds (unless allow-listed) are not answered.
 
 mod compose;
+pub mod follow_up;
 pub mod language;
+pub mod limits;
 mod phrases;
 pub mod sender;
+pub mod token;
 
 pub use compose::{body, compose, Draft, Templates};
 pub use language::Language;
@@ -30,6 +33,8 @@ pub struct Facts<'a> {
     pub reporter: Option<&'a str>,
     pub formats: &'a BTreeSet<Format>,
     pub missing: &'a [String],
+    /// The sender checks; `None` when they were not made.
+    pub auth: Option<&'a crate::auth::AuthResults>,
 }
 
 /// Decides the reply; the reason is `Some` when the reply is suppressed or off.
@@ -100,7 +105,68 @@ fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
     {
         return Some("automated feed (ARF/X-ARF) not in reply.automated_allow".into());
     }
+    let domain = limits::domain(&reporter);
+    if let Some(why) = not_public(&domain) {
+        return Some(format!("the reporter's domain {domain:?} {why}"));
+    }
+    if config.require_auth && !in_domains(&config.unauthenticated_allow, &domain) {
+        let authenticated = facts
+            .auth
+            .is_some_and(|a| a.authenticated && a.domain.as_deref() == Some(domain.as_str()));
+        if !authenticated {
+            let detail = facts
+                .auth
+                .map_or("not checked".to_owned(), |a| a.summary.clone());
+            return Some(format!("unauthenticated sender ({detail})"));
+        }
+    }
     None
+}
+
+/// Top-level names that are not on the public internet (RFC 6761, 6762,
+/// 7686, 8375, 9476) or that sites use for internal networks. `.example`
+/// and `.test` are left to the DNS: documentation and test set-ups use them.
+const PRIVATE_TLDS: [&str; 14] = [
+    "localhost",
+    "local",
+    "localdomain",
+    "internal",
+    "intranet",
+    "lan",
+    "home",
+    "corp",
+    "private",
+    "invalid",
+    "arpa",
+    "onion",
+    "alt",
+    "domain",
+];
+
+/// Why mail to `domain` must never be sent by us, if so: an IP literal, a
+/// name without a dot, or a non-public top-level name.
+fn not_public(domain: &str) -> Option<&'static str> {
+    if domain.is_empty() {
+        return Some("is missing");
+    }
+    if domain.starts_with('[') || domain.parse::<std::net::IpAddr>().is_ok() {
+        return Some("is an IP literal");
+    }
+    let Some((_, tld)) = domain.rsplit_once('.') else {
+        return Some("is a single label (a local name)");
+    };
+    if PRIVATE_TLDS.contains(&tld) || domain.ends_with(".home.arpa") {
+        return Some("is not a public domain");
+    }
+    None
+}
+
+/// Whether `domain` is one of `list` or under one of them.
+fn in_domains(list: &[String], domain: &str) -> bool {
+    list.iter().any(|d| {
+        let d = d.trim().to_ascii_lowercase();
+        !d.is_empty() && (domain == d || domain.ends_with(&format!(".{d}")))
+    })
 }
 
 fn allowed(config: &ReplyConfig, reporter: &str) -> bool {
@@ -134,8 +200,13 @@ mod tests {
             reporter,
             formats: &formats,
             missing: &missing,
+            auth: None,
         };
-        decide(&facts, &ReplyConfig::default())
+        let config = ReplyConfig {
+            require_auth: false,
+            ..ReplyConfig::default()
+        };
+        decide(&facts, &config)
     }
 
     #[test]
@@ -185,9 +256,11 @@ mod tests {
             reporter: Some("fbl@feeds.example.org"),
             formats: &formats,
             missing: &[],
+            auth: None,
         };
         let mut config = ReplyConfig {
             automated_allow: vec!["example.org".into()],
+            require_auth: false,
             ..ReplyConfig::default()
         };
         assert_eq!(decide(&facts, &config).0, ReplyDecision::Ack);

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_language.sql"),
     include_str!("migrations/0008_indexes.sql"),
     include_str!("migrations/0009_evidence_lines.sql"),
+    include_str!("migrations/0010_reply_safety.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
@@ -71,6 +72,11 @@ pub enum Error {
     Open {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("no database at {path}")]
     Missing { path: PathBuf },
@@ -128,6 +134,23 @@ pub enum Role {
     Cli,
 }
 
+/// Creates `path` empty with mode 0600 unless it exists, whatever the umask:
+/// reports hold third parties' mail. SQLite gives the `-wal` and `-shm`
+/// files the mode of the database file.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// One synchronous connection to the database.
 pub struct Db {
     conn: Connection,
@@ -139,6 +162,10 @@ impl Db {
     /// # Errors
     /// The file cannot be opened, is not SQLite, or is from a newer build.
     pub fn open(path: &Path, role: Role) -> Result<Db, Error> {
+        create_private(path).map_err(|source| Error::Create {
+            path: path.into(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(|source| Error::Open {
             path: path.into(),
             source,
@@ -235,6 +262,10 @@ impl Db {
                 path: target.into(),
             });
         }
+        create_private(target).map_err(|source| Error::Create {
+            path: target.into(),
+            source,
+        })?;
         self.conn
             .backup(rusqlite::DatabaseName::Main, target, None)
             .map_err(|source| Error::Open {

@@ -42,9 +42,16 @@ pub(super) fn event(
     Ok(())
 }
 
-/// Queues a reply of `kind` for `report` unless the recipient had
-/// `plan.rate_limit_per_hour` replies in the last hour; `Err(reason)` inside
-/// `Ok` when rate-limited.
+/// The installation's secret for follow-up tokens (migration 0010).
+pub(super) fn secret(tx: &rusqlite::Connection) -> Result<Vec<u8>, Error> {
+    Ok(tx
+        .prepare_cached("SELECT secret FROM installation WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Queues a reply of `kind` for `report` unless a rate limit
+/// ([`crate::reply::limits`]) says no; `Err(reason)` inside `Ok` then.
+/// The concluded reply to a resolved report is never held back by them.
 pub(super) fn queue(
     tx: &Transaction<'_>,
     report: i64,
@@ -58,24 +65,43 @@ pub(super) fn queue(
             (t - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         })
         .unwrap_or_default();
-    let recent: i64 = tx
-        .prepare_cached("SELECT count(*) FROM outbox WHERE recipient = ?1 AND created_at >= ?2 AND kind != 'concluded'")?
-        .query_row(params![plan.recipient, hour_ago], |r| r.get(0))?;
-    if kind != "concluded" && recent >= i64::from(plan.rate_limit_per_hour) {
-        return Ok(Err(format!(
-            "rate limit: {recent} replies to this address in the last hour"
-        )));
+    if kind != "concluded" {
+        let count = |sql: &str, key: &str| -> Result<u64, Error> {
+            Ok(tx
+                .prepare_cached(sql)?
+                .query_row(params![key, hour_ago], |r| r.get::<_, i64>(0))?
+                .max(0) as u64)
+        };
+        let recent = crate::reply::limits::Recent {
+            recipient: count(RECENT_TO_RECIPIENT, &plan.recipient_key)?,
+            domain: count(RECENT_TO_DOMAIN, &plan.recipient_domain)?,
+            global: count(RECENT_IN_ALL, "")?,
+        };
+        if let Err(reason) = crate::reply::limits::check(recent, plan.limits) {
+            return Ok(Err(reason));
+        }
     }
     let n: i64 = tx
         .prepare_cached(REPLIES_OF_REPORT)?
         .query_row([report], |r| r.get(0))?;
-    let message_id = format!("abuse-{report}.{n}@{}", plan.domain);
+    let message_id = crate::reply::token::message_id(&secret(tx)?, report, n, &plan.domain);
     let state = if plan.hold { "held" } else { "pending" };
     tx.prepare_cached(
-        "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at,
+                             created_at, recipient_key, recipient_domain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
     )?
-    .execute(params![report, kind, plan.recipient, message_id, note, state, now])?;
+    .execute(params![
+        report,
+        kind,
+        plan.recipient,
+        message_id,
+        note,
+        state,
+        now,
+        plan.recipient_key,
+        plan.recipient_domain
+    ])?;
     let id = tx.last_insert_rowid();
     event(
         tx,
@@ -133,13 +159,32 @@ pub(super) fn merge_follow_up(
     let Some((abuse_type, subtype, missing, reply, status, ips, urls, reporter)) = row else {
         return Ok(false);
     };
-    // Only the reporter adds to a report: report ids and our Message-IDs are
-    // easy to guess, and a stranger's mail must not become someone's evidence.
-    let same_sender = match (&reporter, &follow_up.reporter) {
-        (Some(theirs), Some(this)) => theirs.eq_ignore_ascii_case(this),
-        _ => false,
-    };
-    if !same_sender {
+    let claim = follow_up.follow_up.as_ref();
+    let secret = secret(tx)?;
+    let has_token = claim
+        .and_then(|c| c.token.as_deref())
+        .is_some_and(|t| crate::reply::token::is_valid(&secret, original, t));
+    let allowed = crate::reply::follow_up::may_merge(
+        &crate::reply::follow_up::Original {
+            id: original,
+            reporter: reporter.as_deref(),
+            resolved: status == "resolved",
+        },
+        &crate::reply::follow_up::Claimant {
+            id,
+            reporter: follow_up.reporter.as_deref(),
+            authenticated: follow_up.auth.as_ref().is_some_and(|a| a.authenticated),
+            has_token,
+        },
+    );
+    if let Err(why) = allowed {
+        event(
+            tx,
+            id,
+            now,
+            "follow_up",
+            &format!("not merged into report {original}: {why}"),
+        )?;
         return Ok(false);
     }
     let list = |text: &str| -> Vec<String> { serde_json::from_str(text).unwrap_or_default() };
@@ -200,11 +245,8 @@ pub(super) fn merge_follow_up(
         &format!("report {id} merged; missing now: {still}"),
     )?;
     if reply == "needs_info" && missing.is_empty() && status == "open" {
-        if let (Some(plan), Some(reporter)) = (&follow_up.reply_plan, reporter) {
-            let plan = ReplyPlan {
-                recipient: reporter,
-                ..plan.clone()
-            };
+        if let (Some(plan), Some(reporter)) = (&follow_up.follow_up_reply, reporter) {
+            let plan = plan.for_recipient(&reporter);
             if queue(tx, original, "ack", &plan, None, now)?.is_ok() {
                 tx.execute("UPDATE reports SET reply = 'ack' WHERE id = ?1", [original])?;
             }
@@ -212,6 +254,15 @@ pub(super) fn merge_follow_up(
     }
     Ok(true)
 }
+
+/// Replies (other than `concluded`) queued since ?2 to one address, to one
+/// domain, and in all; each an index range scan.
+const RECENT_TO_RECIPIENT: &str = "SELECT count(*) FROM outbox
+     WHERE recipient_key = ?1 AND created_at >= ?2 AND kind != 'concluded'";
+const RECENT_TO_DOMAIN: &str = "SELECT count(*) FROM outbox
+     WHERE recipient_domain = ?1 AND created_at >= ?2 AND kind != 'concluded'";
+const RECENT_IN_ALL: &str = "SELECT count(*) FROM outbox
+     WHERE ?1 = ?1 AND created_at >= ?2 AND kind != 'concluded'";
 
 /// How many replies a report has had (numbers the next one's Message-ID);
 /// run for every reply queued.
@@ -459,10 +510,7 @@ impl Db {
         event(&tx, report.0, now, "resolved", note.unwrap_or(""))?;
         if let (Some(plan), Some(reporter)) = (plan, reporter) {
             if reply == "ack" || reply == "needs_info" {
-                let plan = ReplyPlan {
-                    recipient: reporter,
-                    ..plan.clone()
-                };
+                let plan = plan.for_recipient(&reporter);
                 let _ = queue(&tx, report.0, "concluded", &plan, note, now)?;
             }
         }

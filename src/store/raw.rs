@@ -214,7 +214,7 @@ impl Db {
     }
 }
 
-const RAW_COLUMNS: &str = "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes";
+const RAW_COLUMNS: &str = "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes, auth";
 
 fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Error>> {
     let id: i64 = row.get(0)?;
@@ -240,6 +240,10 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Erro
         },
         received_at: row.get(1)?,
         bytes: row.get(7)?,
+        // A result this build cannot read is checked again.
+        auth: row
+            .get::<_, Option<String>>(8)?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     }))
 }
 

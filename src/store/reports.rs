@@ -189,9 +189,9 @@ impl Db {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
                      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
-                     formats, reasons, reply_reason, language)
+                     formats, reasons, reply_reason, language, auth)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18)
+                     ?18, ?19)
                  ON CONFLICT (raw_id) DO UPDATE SET
                      message_id = excluded.message_id, reporter = excluded.reporter,
                      subject = excluded.subject, abuse_type = excluded.abuse_type,
@@ -199,11 +199,16 @@ impl Db {
                      evidence_rows = excluded.evidence_rows, missing = excluded.missing,
                      parse_warnings = excluded.parse_warnings,
                      processed_at = excluded.processed_at, formats = excluded.formats,
-                     reasons = excluded.reasons, language = excluded.language
+                     reasons = excluded.reasons, language = excluded.language,
+                     auth = excluded.auth
                  RETURNING id, reply, reply_reason",
             )?;
             let mut mark =
                 tx.prepare_cached("UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1")?;
+            // The sender checks are made once per message and kept with it.
+            let mut keep_auth = tx.prepare_cached(
+                "UPDATE raw_messages SET auth = ?2 WHERE id = ?1 AND auth IS NULL AND ?2 IS NOT NULL",
+            )?;
             let mut clear = tx.prepare_cached("DELETE FROM evidence WHERE report_id = ?1")?;
             let mut existing = tx.prepare_cached(
                 "SELECT r.id, r.reply, r.reply_reason, r.follow_up_of IS NOT NULL OR EXISTS (
@@ -248,6 +253,11 @@ impl Db {
                             continue;
                         }
                         let is_new = before.is_none();
+                        let auth_json = d
+                            .auth
+                            .as_ref()
+                            .map(|a| serde_json::to_string(a).expect("auth results serialize"));
+                        keep_auth.execute(params![raw_id.0, auth_json])?;
                         let mut stored = upsert.query_row(
                             params![
                                 raw_id.0,
@@ -268,6 +278,7 @@ impl Db {
                                 json_list(&d.reasons),
                                 d.reply_reason,
                                 d.language.as_str(),
+                                auth_json,
                             ],
                             |r| {
                                 Ok(Stored {
@@ -311,10 +322,10 @@ impl Db {
                         }
                         mark.execute(params![raw_id.0, "processed", None::<String>])?;
                         if is_new {
-                            let merged = match d.follow_up_of {
-                                Some(original) => super::outbox::merge_follow_up(
+                            let merged = match &d.follow_up {
+                                Some(claim) => super::outbox::merge_follow_up(
                                     &tx,
-                                    original.0,
+                                    claim.id,
                                     id,
                                     d,
                                     processed_at,
@@ -331,7 +342,7 @@ impl Db {
                             };
                             super::outbox::event(&tx, id, processed_at, "classified", &class)?;
                             if merged {
-                                let original = d.follow_up_of.map_or(0, |r| r.0);
+                                let original = d.follow_up.as_ref().map_or(0, |c| c.id);
                                 stored.reply = "suppressed".to_owned();
                                 stored.reply_reason =
                                     Some(format!("follow-up merged into report {original}"));
@@ -610,7 +621,8 @@ impl Db {
 }
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
-     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language";
+     subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language, \
+     auth";
 
 /// A row's line: its own, or that of the row it points at (migration 9).
 const EVIDENCE_LINE: &str =
@@ -656,6 +668,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
     let status: String = row.get(17)?;
     let case_id: Option<i64> = row.get(18)?;
     let language: String = row.get(19)?;
+    let auth: Option<String> = row.get(20)?;
     let report = (|| {
         let [ips, urls, missing, warnings, formats, reasons] = lists;
         Ok(Report {
@@ -688,6 +701,13 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             case_id,
             language: crate::reply::Language::parse(&language)
                 .ok_or_else(|| corrupt(format!("unknown language {language:?}")))?,
+            auth: match auth {
+                None => None,
+                Some(text) => Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| corrupt(format!("unreadable auth: {e}")))?,
+                ),
+            },
         })
     })();
     Ok(report)

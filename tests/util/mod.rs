@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
+
 use abuse_inbox::config::Config;
 use abuse_inbox::server::Server;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,6 +35,12 @@ impl TestServer {
     ) -> TestServer {
         config.smtp.listen = listen.into();
         config.store.path = dir.path().join("test.db");
+        // Without a DNS server of the test's own, no sender checks and
+        // replies as if the sender were authenticated (see NO_AUTH).
+        if config.auth.nameservers.is_empty() {
+            config.auth.enabled = false;
+            config.reply.require_auth = false;
+        }
         // The worker child is the real binary, not this test executable
         // (unless the test named its own path to it).
         if config.worker.binary.is_none() {
@@ -242,9 +250,41 @@ pub fn abuse_inbox(args: &[&str]) -> Output {
     abuse_inbox_stdin(args, None)
 }
 
+/// What every test configuration starts with: no sender checks (there is
+/// no DNS here but the test's own) and replies to unauthenticated senders,
+/// so the tests of replies, follow-ups and the CLI see the decisions the
+/// reports call for. The tests of the checks themselves (`safety.rs`) run
+/// a DNS server and turn both back on.
+pub const NO_AUTH: &str = "[auth]\nenabled = false\n";
+pub const REPLY_UNAUTHENTICATED: &str = "require_auth = false\n";
+
+/// A config file of [`NO_AUTH`] and `[reply]` [`REPLY_UNAUTHENTICATED`]
+/// plus `reply_keys` (more `[reply]` keys) and `more` (other tables).
+pub fn test_config(dir: &Path, reply_keys: &str, more: &str) -> PathBuf {
+    let path = dir.join("test-config.toml");
+    std::fs::write(
+        &path,
+        format!("{NO_AUTH}\n[reply]\n{REPLY_UNAUTHENTICATED}{reply_keys}\n{more}"),
+    )
+    .unwrap();
+    path
+}
+
+/// The config the CLI gets when a test names none.
+pub fn default_test_config() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        test_config(&dir, "", "").to_str().unwrap().to_owned()
+    })
+}
+
 pub fn abuse_inbox_stdin(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"));
     cmd.args(args).env_remove("RUST_LOG");
+    if !args.contains(&"--config") {
+        cmd.args(["--config", default_test_config()]);
+    }
     if let Some(input) = stdin {
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -1,0 +1,105 @@
+//! Reply rate limits: per recipient, per recipient domain, and in all.
+//!
+//! In: the recipient address, and counts of the replies queued in the last
+//! hour (the store counts). Out: whether one more may go, or why not. Pure.
+//! An address is counted under its [`key`]: lower case, without its
+//! `+tag`, so `Victim+1@Example.org` and `victim@example.org` share one limit.
+
+use serde::{Deserialize, Serialize};
+
+/// Replies per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub per_recipient: u32,
+    pub per_domain: u32,
+    pub global: u32,
+}
+
+/// Replies queued in the last hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recent {
+    pub recipient: u64,
+    pub domain: u64,
+    pub global: u64,
+}
+
+/// The address as limits count it: lower case, sub-address (`+tag`) cut.
+pub fn key(address: &str) -> String {
+    let address = address.trim().to_lowercase();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split('+').next().unwrap_or(local);
+            format!("{local}@{domain}")
+        }
+        None => address,
+    }
+}
+
+/// The address's domain, lower case.
+pub fn domain(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .trim()
+        .trim_end_matches('.')
+        .to_lowercase()
+}
+
+/// `Err(reason)` when one more reply would pass a limit.
+pub fn check(recent: Recent, limits: Limits) -> Result<(), String> {
+    if recent.global >= u64::from(limits.global) {
+        return Err(format!(
+            "rate limit: {} replies in all in the last hour (reply.rate_limit_global_per_hour)",
+            recent.global
+        ));
+    }
+    if recent.domain >= u64::from(limits.per_domain) {
+        return Err(format!(
+            "rate limit: {} replies to this domain in the last hour",
+            recent.domain
+        ));
+    }
+    if recent.recipient >= u64::from(limits.per_recipient) {
+        return Err(format!(
+            "rate limit: {} replies to this address in the last hour",
+            recent.recipient
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_and_sub_address_variants_share_one_key() {
+        for variant in [
+            "victim@example.org",
+            "Victim@EXAMPLE.org",
+            "victim+1@example.org",
+            "VICTIM+abc+d@Example.Org",
+        ] {
+            assert_eq!(key(variant), "victim@example.org", "{variant}");
+        }
+        assert_eq!(domain("a@Mail.Example.org."), "mail.example.org");
+    }
+
+    #[test]
+    fn the_tightest_limit_decides() {
+        let limits = Limits {
+            per_recipient: 5,
+            per_domain: 20,
+            global: 200,
+        };
+        assert!(check(Recent::default(), limits).is_ok());
+        let at = |recipient, domain, global| Recent {
+            recipient,
+            domain,
+            global,
+        };
+        assert!(check(at(5, 5, 5), limits).unwrap_err().contains("address"));
+        assert!(check(at(0, 20, 20), limits).unwrap_err().contains("domain"));
+        assert!(check(at(0, 0, 200), limits).unwrap_err().contains("in all"));
+    }
+}

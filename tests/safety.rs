@@ -1,0 +1,486 @@
+//! Never a weapon: replies only to authenticated reporters (SPF, DKIM and
+//! DMARC checked against a real DNS server on loopback, messages signed here
+//! with a test key), follow-ups only with the report's token, rate limits
+//! that case and `+tag` variants do not get around, and operator output
+//! (table, log, CSV) and files that a stranger's bytes cannot abuse.
+
+use crate::util::dns::{txt, DnsServer, Zone};
+use crate::util::{abuse_inbox, json, wait_processed, Smtp, TestServer};
+use abuse_inbox::config::Config;
+use mail_auth::common::crypto::Ed25519Key;
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimSigner;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A DKIM key for `signed.example` (selector `test`), and its DNS record.
+struct TestKey {
+    pkcs8: Vec<u8>,
+    record: String,
+}
+
+impl TestKey {
+    fn new() -> TestKey {
+        let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+        let key = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
+        let record = format!(
+            "v=DKIM1; k=ed25519; p={}",
+            data_encoding::BASE64.encode(&key.public_key())
+        );
+        TestKey { pkcs8, record }
+    }
+
+    /// `message` with a DKIM-Signature of `domain` in front.
+    fn sign(&self, domain: &str, message: &str) -> String {
+        let key = Ed25519Key::from_pkcs8_der(&self.pkcs8).unwrap();
+        let signature = DkimSigner::from_key(key)
+            .domain(domain)
+            .selector("test")
+            .headers(["From", "To", "Subject", "Message-ID"])
+            .sign(message.as_bytes())
+            .unwrap();
+        format!("{}{message}", signature.to_header())
+    }
+}
+
+/// The test domains: `signed.example` (DKIM, DMARC reject, SPF that fails
+/// from here), `spfonly.example` (SPF passes from 127.0.0.1, no DMARC),
+/// `victim.example` (SPF and DMARC that a forger from here fails).
+fn zone(key: &TestKey) -> Zone {
+    let mut zone = Zone::new();
+    txt(&mut zone, "test._domainkey.signed.example", &key.record);
+    txt(&mut zone, "_dmarc.signed.example", "v=DMARC1; p=reject");
+    txt(&mut zone, "signed.example", "v=spf1 ip4:192.0.2.1 -all");
+    txt(&mut zone, "spfonly.example", "v=spf1 ip4:127.0.0.1 -all");
+    txt(&mut zone, "victim.example", "v=spf1 ip4:192.0.2.1 -all");
+    txt(&mut zone, "_dmarc.victim.example", "v=DMARC1; p=reject");
+    zone
+}
+
+fn checked_config(dns: &DnsServer, timeout_seconds: u64) -> Config {
+    let mut config = Config::default();
+    config.auth.nameservers = vec![dns.addr.to_string()];
+    config.auth.timeout_seconds = timeout_seconds;
+    config.reply.from = "abuse@example.com".into();
+    config
+}
+
+/// A hand-written report from `from`, CRLF line ends.
+fn report(from: &str, id: &str, subject: &str) -> String {
+    format!(
+        "From: Reporter <{from}>\r\nTo: abuse@example.com\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n\
+         Our server 203.0.113.50 was attacked from 192.0.2.77:\r\n\
+         2026-12-01T09:58:01Z sshd[3301]: Failed password for root from 192.0.2.77 port 33410 ssh2\r\n"
+    )
+}
+
+/// Sends `message` with MAIL FROM `mail_from`; returns the final reply and
+/// how long the end of data took to be answered.
+fn send(server: &TestServer, mail_from: &str, message: &str) -> (String, Duration) {
+    let body = message.trim_end_matches("\r\n").replace("\r\n.", "\r\n..");
+    let (mut c, _) = Smtp::connect(server.addr);
+    c.expect("EHLO mail.example", "250");
+    c.expect(&format!("MAIL FROM:<{mail_from}>"), "250");
+    c.expect("RCPT TO:<abuse@example.com>", "250");
+    c.expect("DATA", "354");
+    c.send(body.as_bytes());
+    let start = Instant::now();
+    c.send(b"\r\n.\r\n");
+    let reply = c.reply();
+    (reply, start.elapsed())
+}
+
+/// Sends `message`, which must be accepted.
+fn accepted(server: &TestServer, mail_from: &str, message: &str) {
+    let (reply, _) = send(server, mail_from, message);
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+/// A key, a DNS server with the test zone, and a server checking senders
+/// against it.
+async fn checked_server() -> (TestKey, DnsServer, TestServer) {
+    let key = TestKey::new();
+    let dns = DnsServer::start(zone(&key)).await;
+    let server = TestServer::start(checked_config(&dns, 10)).await;
+    (key, dns, server)
+}
+
+fn show(db: &Path, id: i64) -> serde_json::Value {
+    json(&abuse_inbox(&[
+        "reports",
+        "show",
+        &id.to_string(),
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_authenticated_reporters_are_answered() {
+    let (key, _dns, server) = checked_server().await;
+    let db = server.db_path();
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        // 1. DKIM-signed by the From domain, which publishes DMARC: answered,
+        //    although SPF fails (DMARC needs one aligned pass).
+        let signed = key.sign(
+            "signed.example",
+            &report("soc@signed.example", "a1@signed.example", "SSH attack"),
+        );
+        accepted(server_ref, "soc@signed.example", &signed);
+        // 2. The same text with From forged to a domain whose SPF and DMARC
+        //    this host fails: no reply to the victim.
+        let forged = report("ceo@victim.example", "a2@victim.example", "SSH attack");
+        accepted(server_ref, "ceo@victim.example", &forged);
+        // 3. No DMARC record, SPF passes for the From domain: answered.
+        let spf_only = report("noc@spfonly.example", "a3@spfonly.example", "SSH attack");
+        accepted(server_ref, "noc@spfonly.example", &spf_only);
+        // 4. A signature of another domain does not authenticate From.
+        let other = key.sign(
+            "signed.example",
+            &report("ceo@victim.example", "a4@victim.example", "SSH attack"),
+        );
+        accepted(server_ref, "soc@signed.example", &other);
+        assert_eq!(wait_processed(&db), 4);
+    });
+    let signed = show(&db, 1);
+    assert_eq!(signed["reply"], "ack", "{signed}");
+    assert_eq!(signed["auth"]["dkim"], "pass", "{signed}");
+    assert_eq!(signed["auth"]["spf"], "fail", "{signed}");
+    assert_eq!(signed["auth"]["dmarc"], "pass", "{signed}");
+    assert_eq!(signed["auth"]["aligned"], true, "{signed}");
+    assert!(
+        signed["auth"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("dkim=pass header.d=signed.example dmarc=pass header.from=signed.example"),
+        "{signed}"
+    );
+    let forged = show(&db, 2);
+    assert_eq!(forged["reply"], "suppressed", "{forged}");
+    assert_eq!(forged["auth"]["dmarc"], "fail", "{forged}");
+    assert!(
+        forged["reply_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unauthenticated sender (spf=fail"),
+        "{forged}"
+    );
+    let spf_only = show(&db, 3);
+    assert_eq!(spf_only["reply"], "ack", "{spf_only}");
+    assert_eq!(spf_only["auth"]["spf"], "pass", "{spf_only}");
+    assert_eq!(spf_only["auth"]["dmarc"], "none", "{spf_only}");
+    let other = show(&db, 4);
+    assert_eq!(other["reply"], "suppressed", "{other}");
+    assert_eq!(other["auth"]["dkim"], "pass", "{other}");
+    assert_eq!(other["auth"]["aligned"], false, "{other}");
+    // Only the two authenticated reporters were queued a reply.
+    let queued = crate::util::outbox(&db);
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    // The results are kept with the raw message too (reprocess reuses them).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM raw_messages WHERE json_extract(auth, '$.dkim') = 'pass'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dns_server_that_never_answers_delays_no_250_and_authenticates_no_one() {
+    let dns = DnsServer::silent().await;
+    let server = TestServer::start(checked_config(&dns, 2)).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        for n in 0..3 {
+            let (reply, took) = send(
+                server_ref,
+                "noc@spfonly.example",
+                &report("noc@spfonly.example", &format!("t{n}@spfonly.example"), "x"),
+            );
+            assert!(reply.starts_with("250"), "{reply}");
+            // The checks run after the commit: the 250 never waits for DNS.
+            assert!(took < Duration::from_secs(2), "250 after {took:?}");
+        }
+        crate::util::wait_for(30, "the reports", || {
+            (crate::util::count_rows(&db, "reports") == 3).then_some(())
+        });
+    });
+    for id in 1..=3 {
+        let r = show(&db, id);
+        assert_eq!(r["reply"], "suppressed", "{r}");
+        assert_eq!(r["auth"]["spf"], "temperror", "{r}");
+        assert!(
+            r["reply_reason"]
+                .as_str()
+                .unwrap()
+                .contains("unauthenticated sender (spf=temperror"),
+            "{r}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter() {
+    let (key, _dns, server) = checked_server().await;
+    let db = server.db_path();
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        // Report 1, from an authenticated reporter, missing the logs.
+        let first = key.sign(
+            "signed.example",
+            "From: soc@signed.example\r\nTo: abuse@example.com\r\nSubject: hacker\r\n\
+             Message-ID: <f1@signed.example>\r\n\r\nSomeone at 192.0.2.10 is hacking us.\r\n",
+        );
+        accepted(server_ref, "soc@signed.example", &first);
+        wait_processed(&db);
+        let ours: String = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT message_id FROM outbox WHERE report_id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let logs = "2026-12-01T05:58:01Z sshd[1]: Failed password for root from 192.0.2.10 port 1 ssh2 on 203.0.113.50 port 22\r\n";
+        // 2. A stranger quotes the guessable id (no token), with a forged From
+        //    of the reporter: stays a report of its own.
+        let hijack = format!(
+            "From: soc@signed.example\r\nSubject: Re: [abuse #1] more\r\n\
+             Message-ID: <h1@evil.example>\r\nIn-Reply-To: <abuse-1.0@example.com>\r\n\r\n{logs}"
+        );
+        accepted(server_ref, "x@evil.example", &hijack);
+        // 3. A message naming its own future id merges into nothing.
+        let itself = format!(
+            "From: a@spfonly.example\r\nSubject: [abuse #3] me\r\nMessage-ID: <s3@spfonly.example>\r\n\r\n{logs}"
+        );
+        accepted(server_ref, "a@spfonly.example", &itself);
+        // 4. The reporter's colleague answers our reply (token included),
+        //    unauthenticated: joins report 1.
+        let answer = format!(
+            "From: colleague@elsewhere.example\r\nSubject: Re: logs\r\n\
+             Message-ID: <c4@elsewhere.example>\r\nIn-Reply-To: <{ours}>\r\n\r\n{logs}"
+        );
+        accepted(server_ref, "colleague@elsewhere.example", &answer);
+        wait_processed(&db);
+    });
+    let hijack = show(&db, 2);
+    assert!(hijack["ips"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("192.0.2.10")));
+    assert_eq!(hijack["reply"], "suppressed", "{hijack}");
+    assert!(
+        !hijack["reply_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("merged"),
+        "{hijack}"
+    );
+    let itself = show(&db, 3);
+    assert!(
+        !itself["reply_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("merged"),
+        "{itself}"
+    );
+    let answer = show(&db, 4);
+    assert_eq!(
+        answer["reply_reason"], "follow-up merged into report 1",
+        "{answer}"
+    );
+    let original = show(&db, 1);
+    assert_eq!(original["missing"], serde_json::json!([]), "{original}");
+    assert_eq!(original["reply"], "ack", "{original}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds() {
+    let mut config = Config::default();
+    config.reply.rate_limit_per_hour = 2;
+    config.reply.rate_limit_global_per_hour = 5;
+    let server = TestServer::start(config).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        // Six variants of one address: two replies.
+        for (n, from) in [
+            "victim@example.org",
+            "Victim@example.org",
+            "VICTIM@EXAMPLE.ORG",
+            "victim+1@example.org",
+            "victim+2@Example.org",
+            "vIcTiM+x@example.ORG",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let msg = report(from, &format!("v{n}@example.org"), "scan");
+            accepted(server_ref, from, &msg);
+        }
+        // Many addresses: five replies in all, the rest suppressed.
+        for n in 0..6 {
+            let from = format!("person{n}@site{n}.example.net");
+            let msg = report(&from, &format!("g{n}@example.net"), "scan");
+            accepted(server_ref, &from, &msg);
+        }
+        wait_processed(&db);
+    });
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let to_victim: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE lower(recipient) LIKE 'victim%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(to_victim, 2);
+    assert_eq!(crate::util::count_rows(&db, "outbox"), 5);
+    let reasons: Vec<String> = conn
+        .prepare("SELECT reply_reason FROM reports WHERE reply = 'suppressed' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(reasons.len(), 7, "{reasons:?}");
+    assert!(reasons[0].contains("to this address"), "{reasons:?}");
+    assert!(reasons[6].contains("in all"), "{reasons:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_never_go_to_local_names_or_ip_literals() {
+    let server = TestServer::start(Config::default()).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        for (n, from) in [
+            "root@localhost",
+            "svc@internal.corp",
+            "admin@[192.0.2.1]",
+            "ops@printer.lan",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let msg = report(from, &format!("l{n}@example.net"), "scan");
+            accepted(server_ref, "bounce@example.net", &msg);
+        }
+        wait_processed(&db);
+    });
+    assert_eq!(crate::util::count_rows(&db, "outbox"), 0);
+    server.stop().await;
+}
+
+/// A report whose subject, Message-ID and headers carry terminal controls.
+const HOSTILE: &str = "From: tom@example.net\r\n\
+Subject: =?utf-8?B?b2sNCnN0YXR1czogcmVzb2x2ZWQbXTA7cHduZWQHG1sybQ==?=\r\n\
+Message-ID: <x\x1b[31m@example.net>\r\n\
+Auto-Submitted: auto-generated\x1b]0;owned\x07\r\n\
+\r\n\
+192.0.2.31 brute forcing ssh at 2026-11-26 09:58:12 UTC on 203.0.113.4 port 22\r\n";
+
+#[test]
+fn tables_logs_and_csv_show_control_characters_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("hostile.eml");
+    std::fs::write(&file, HOSTILE).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+        .args(["ingest", "--config", crate::util::default_test_config()])
+        .args(["--db", db, file.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The JSON stays exact: the subject decodes to CR LF and ESC.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["subject"],
+        "ok\r\nstatus: resolved\x1b]0;pwned\x07\x1b[2m"
+    );
+    // The log line of the report (its reply reason quotes Auto-Submitted).
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("report stored"), "{log}");
+    assert!(log.contains("auto-generated\\x1b]0"), "{log}");
+    assert!(log.contains("message_id=x\\x1b[31m@example.net"), "{log}");
+    let raw_controls = |text: &str| {
+        text.chars()
+            .any(|c| c != '\n' && abuse_inbox::safe_text::is_unsafe(c))
+    };
+    assert!(!raw_controls(&log), "{log:?}");
+    let table = abuse_inbox(&["reports", "show", "1", "--db", db]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(!raw_controls(&table), "{table:?}");
+    assert!(
+        table.contains("subject: ok\\r\\nstatus: resolved\\x1b]0;pwned\\x07"),
+        "{table}"
+    );
+    // No line of the table is a forged field.
+    assert!(
+        !table.lines().any(|l| l.trim_start() == "status: resolved"),
+        "{table}"
+    );
+    let list = abuse_inbox(&["reports", "list", "--db", db]);
+    assert!(!raw_controls(&String::from_utf8_lossy(&list.stdout)));
+    let csv = abuse_inbox(&["export", "--format", "csv", "--db", db]);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(!raw_controls(&csv), "{csv:?}");
+    assert!(csv.contains("ok\\r\\nstatus: resolved"), "{csv}");
+    // --raw prints the message exactly, to a pipe.
+    let raw = abuse_inbox(&["reports", "show", "1", "--raw", "--db", db]);
+    assert_eq!(raw.stdout, HOSTILE.as_bytes());
+}
+
+#[test]
+fn the_database_its_wal_and_backups_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, crate::util::message("modes", "modes")).unwrap();
+    // A permissive umask in the parent: the child must not inherit its effect.
+    // SAFETY: umask(2) only sets this process's file creation mask.
+    let old = unsafe { libc::umask(0o022) };
+    let out = abuse_inbox(&[
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    let backup = dir.path().join("copy.db");
+    let copied = abuse_inbox(&[
+        "backup",
+        backup.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    unsafe {
+        libc::umask(old);
+    }
+    assert!(out.status.success());
+    assert!(copied.status.success(), "{copied:?}");
+    for path in [db.clone(), backup] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.path().join(format!("a.db{suffix}"));
+        if let Ok(meta) = std::fs::metadata(&side) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{suffix}");
+        }
+    }
+}
