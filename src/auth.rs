@@ -63,6 +63,10 @@ pub struct AuthResults {
     pub authenticated: bool,
     /// The From domain checked (none when From had no single domain).
     pub domain: Option<String>,
+    /// Whether that domain takes mail: an MX (not a null MX, RFC 7505) or
+    /// an address record. `None`: not known (not looked up, or DNS failed).
+    #[serde(default)]
+    pub accepts_mail: Option<bool>,
     /// `spf=pass smtp.mailfrom=… dkim=pass header.d=… dmarc=pass header.from=…`.
     pub summary: String,
 }
@@ -85,6 +89,7 @@ impl AuthResults {
             aligned: false,
             authenticated: false,
             domain,
+            accepts_mail: None,
             summary,
         }
     }
@@ -249,6 +254,7 @@ impl Verifier {
         let spf_pass = spf.result() == SpfResult::Pass;
         let aligned = (spf_pass && within(&from_domain, &spf_domain))
             || signers.iter().any(|d| within(&from_domain, d));
+        let accepts_mail = self.accepts_mail(&from_domain).await;
         let mut r = AuthResults {
             spf: spf_verdict(spf.result()),
             dkim: dkim_verdict(dkim.iter().map(|o| o.result())),
@@ -257,10 +263,39 @@ impl Verifier {
             authenticated: dmarc_verdict == Verdict::Pass
                 || (aligned && dmarc_verdict == Verdict::None),
             domain: Some(from_domain),
+            accepts_mail,
             summary: String::new(),
         };
         r.summary = summary(&r, &spf_domain, &signers);
         r
+    }
+}
+
+impl Verifier {
+    /// Whether `domain` takes mail: its MX, else its A/AAAA (RFC 5321
+    /// §5.1). `None` when DNS did not say.
+    async fn accepts_mail(&self, domain: &str) -> Option<bool> {
+        use mail_auth::common::cache::NoCache;
+        use mail_auth::Error;
+        let no_cache = None::<&NoCache<Box<str>, std::sync::Arc<[mail_auth::MX]>>>;
+        match self.authenticator.mx_lookup(domain, no_cache).await {
+            Ok(mx) if !mx.is_empty() => {
+                let null_mx = mx.iter().all(|m| {
+                    m.exchanges
+                        .iter()
+                        .all(|e| e.trim_end_matches('.').is_empty())
+                });
+                return Some(!null_mx);
+            }
+            Ok(_) | Err(Error::DnsRecordNotFound(_)) => {}
+            Err(_) => return None,
+        }
+        let no_v4 = None::<&NoCache<Box<str>, std::sync::Arc<[std::net::Ipv4Addr]>>>;
+        let no_v6 = None::<&NoCache<Box<str>, std::sync::Arc<[std::net::Ipv6Addr]>>>;
+        match self.authenticator.exists(domain, no_v4, no_v6).await {
+            Ok(exists) => Some(exists),
+            Err(_) => None,
+        }
     }
 }
 

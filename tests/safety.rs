@@ -4,7 +4,7 @@
 //! that case and `+tag` variants do not get around, and operator output
 //! (table, log, CSV) and files that a stranger's bytes cannot abuse.
 
-use crate::util::dns::{txt, DnsServer, Zone};
+use crate::util::dns::{a, txt, DnsServer, Zone};
 use crate::util::{abuse_inbox, json, wait_processed, Smtp, TestServer};
 use abuse_inbox::config::Config;
 use mail_auth::common::crypto::Ed25519Key;
@@ -45,9 +45,15 @@ impl TestKey {
 
 /// The test domains: `signed.example` (DKIM, DMARC reject, SPF that fails
 /// from here), `spfonly.example` (SPF passes from 127.0.0.1, no DMARC),
-/// `victim.example` (SPF and DMARC that a forger from here fails).
+/// `victim.example` (SPF and DMARC that a forger from here fails), each with
+/// an address (it takes mail), and `nomail.example` (SPF passes from here,
+/// but no MX and no address: nowhere to reply to).
 fn zone(key: &TestKey) -> Zone {
     let mut zone = Zone::new();
+    for domain in ["signed.example", "spfonly.example", "victim.example"] {
+        a(&mut zone, domain, std::net::Ipv4Addr::new(192, 0, 2, 25));
+    }
+    txt(&mut zone, "nomail.example", "v=spf1 ip4:127.0.0.1 -all");
     txt(&mut zone, "test._domainkey.signed.example", &key.record);
     txt(&mut zone, "_dmarc.signed.example", "v=DMARC1; p=reject");
     txt(&mut zone, "signed.example", "v=spf1 ip4:192.0.2.1 -all");
@@ -144,7 +150,10 @@ async fn only_authenticated_reporters_are_answered() {
             &report("ceo@victim.example", "a4@victim.example", "SSH attack"),
         );
         accepted(server_ref, "soc@signed.example", &other);
-        assert_eq!(wait_processed(&db), 4);
+        // 5. Authenticated, but its domain takes no mail.
+        let nomail = report("noc@nomail.example", "a5@nomail.example", "SSH attack");
+        accepted(server_ref, "noc@nomail.example", &nomail);
+        assert_eq!(wait_processed(&db), 5);
     });
     let signed = show(&db, 1);
     assert_eq!(signed["reply"], "ack", "{signed}");
@@ -177,6 +186,14 @@ async fn only_authenticated_reporters_are_answered() {
     assert_eq!(other["reply"], "suppressed", "{other}");
     assert_eq!(other["auth"]["dkim"], "pass", "{other}");
     assert_eq!(other["auth"]["aligned"], false, "{other}");
+    let nomail = show(&db, 5);
+    assert_eq!(nomail["auth"]["authenticated"], true, "{nomail}");
+    assert_eq!(nomail["auth"]["accepts_mail"], false, "{nomail}");
+    assert_eq!(
+        nomail["reply_reason"],
+        "the reporter's domain \"nomail.example\" has no MX or address record"
+    );
+    assert_eq!(signed["auth"]["accepts_mail"], true, "{signed}");
     // Only the two authenticated reporters were queued a reply.
     let queued = crate::util::outbox(&db);
     assert_eq!(queued.len(), 2, "{queued:?}");

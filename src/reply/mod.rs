@@ -109,6 +109,13 @@ fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
     if let Some(why) = not_public(&domain) {
         return Some(format!("the reporter's domain {domain:?} {why}"));
     }
+    if let Some(auth) = facts.auth {
+        if auth.accepts_mail == Some(false) && auth.domain.as_deref() == Some(domain.as_str()) {
+            return Some(format!(
+                "the reporter's domain {domain:?} has no MX or address record"
+            ));
+        }
+    }
     if config.require_auth && !in_domains(&config.unauthenticated_allow, &domain) {
         let authenticated = facts
             .auth

@@ -34,6 +34,13 @@ pub fn txt(zone: &mut Zone, name: &str, text: &str) {
         .push(RData::TXT(TXT::new(vec![text.to_owned()])));
 }
 
+/// An A record.
+pub fn a(zone: &mut Zone, name: &str, ip: std::net::Ipv4Addr) {
+    zone.entry((name.to_ascii_lowercase(), RecordType::A))
+        .or_default()
+        .push(RData::A(ip.into()));
+}
+
 fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
     let request = Message::from_vec(query).ok()?;
     let mut response = Message::new(request.id(), MessageType::Response, request.op_code());
