@@ -292,10 +292,7 @@ impl Verifier {
         }
         let no_v4 = None::<&NoCache<Box<str>, std::sync::Arc<[std::net::Ipv4Addr]>>>;
         let no_v6 = None::<&NoCache<Box<str>, std::sync::Arc<[std::net::Ipv6Addr]>>>;
-        match self.authenticator.exists(domain, no_v4, no_v6).await {
-            Ok(exists) => Some(exists),
-            Err(_) => None,
-        }
+        self.authenticator.exists(domain, no_v4, no_v6).await.ok()
     }
 }
 
