@@ -1275,8 +1275,9 @@ fn print_report_table(
             };
             writeln!(
                 out,
-                "  {:<8} {:<20} {} -> {}  {}  {}",
+                "  {:<8} {:<8} {:<20} {} -> {}  {}  {}",
                 e.kind.as_str(),
+                e.role.as_str(),
                 e.occurred_at.as_deref().unwrap_or("-"),
                 ip(e.source_ip, e.source_port),
                 ip(e.target_ip, e.target_port),

@@ -119,6 +119,7 @@ impl Pipeline {
         let sources: Vec<_> = ev
             .rows
             .iter()
+            .filter(|r| r.is_offender())
             .filter_map(|r| r.source_ip)
             .filter(|ip| seen.insert(*ip))
             .collect();

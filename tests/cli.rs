@@ -635,13 +635,10 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
         subjects.sort();
         subjects
     };
+    // Offenders only: net-050's 192.0.2.10 is the firewall that was scanned.
     assert_eq!(
         ids(&["--ip", "192.0.2.0/24"]),
-        [
-            "csv-020@security.example.org",
-            "net-050@example.org",
-            "net-054@example.net"
-        ]
+        ["csv-020@security.example.org", "net-054@example.net"]
     );
     assert_eq!(ids(&["--ip", "198.51.100.77"]), ["net-050@example.org"]);
     assert_eq!(ids(&["--ip", "2001:db8::/32"]), ["csv-022@example.net"]);
@@ -682,7 +679,7 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
     let stats = json(&abuse_inbox(&["stats", "--db", &db, "--format", "json"]));
     assert_eq!(
         stats["top_networks"][0],
-        serde_json::json!(["192.0.2.0/24", 3]),
+        serde_json::json!(["192.0.2.0/24", 2]),
         "{stats}"
     );
     assert_eq!(

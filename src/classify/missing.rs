@@ -42,8 +42,9 @@ static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// At least one log line (or structured record) with a source and a time,
-/// and the target named somewhere: in a row, or as another address in the
-/// report ("our server 192.0.2.7 is attacked by …").
+/// and the target named somewhere: in a row, as an address in the role of
+/// target ("our server 192.0.2.7 is attacked by …"), or as the site a URL
+/// names.
 fn has_network_logs(ev: &Evidence) -> bool {
     let timed: Vec<_> = ev
         .rows
@@ -57,15 +58,15 @@ fn has_network_logs(ev: &Evidence) -> bool {
     if timed.is_empty() {
         return false;
     }
-    let sources: std::collections::BTreeSet<String> = timed
-        .iter()
-        .filter_map(|r| r.source_ip)
-        .map(|ip| ip.to_string())
-        .collect();
+    use crate::evidence::roles::Role;
     timed
         .iter()
         .any(|r| r.target_ip.is_some() || r.target_port.is_some())
-        || ev.ips().iter().any(|ip| !sources.contains(ip))
+        || ev.rows.iter().any(|r| {
+            matches!(r.role, Role::Target | Role::Reporter)
+                || r.target_ip.is_some()
+                || r.kind == Kind::Url
+        })
 }
 
 /// What a report of `abuse_type` with evidence `ev` still lacks.

@@ -12,15 +12,24 @@ use std::net::IpAddr;
 /// bracketed address in the topmost `Received:` that has one (the hop the
 /// reporter's own server recorded).
 pub fn originating_ip(headers: &Headers) -> Option<IpAddr> {
-    if let Some(ip) = headers.get("x-originating-ip").and_then(parse_ip) {
+    let public = |ip: &IpAddr| super::roles::is_public(*ip);
+    if let Some(ip) = headers
+        .get("x-originating-ip")
+        .and_then(parse_ip)
+        .filter(public)
+    {
         return Some(ip);
     }
+    // The first hop from outside: hops inside the reporter's network
+    // (loopback, private addresses: a content filter, an internal relay)
+    // are passed over, never named.
     headers.all("received").find_map(|received| {
         let from_part = received.split(" by ").next().unwrap_or(received);
         from_part
             .split('[')
             .skip(1)
             .find_map(|rest| rest.split(']').next().and_then(parse_ip))
+            .filter(public)
     })
 }
 
@@ -164,7 +173,7 @@ mod tests {
 
     #[test]
     fn originating_ip_comes_from_the_topmost_received_with_an_address() {
-        let h = Headers::parse_block("Received: by mx.example.com (Postfix)\nReceived: from spam.example.org (spam.example.org [203.0.113.66]) by mx.example.com\nReceived: from [10.0.0.1] by spam.example.org\n");
+        let h = Headers::parse_block("Received: by mx.example.com (Postfix)\nReceived: from localhost [127.0.0.1] by mx.example.com\nReceived: from filter.example.com [10.1.2.3] by mx.example.com\nReceived: from spam.example.org (spam.example.org [203.0.113.66]) by mx.example.com\nReceived: from [10.0.0.1] by spam.example.org\n");
         assert_eq!(originating_ip(&h), Some("203.0.113.66".parse().unwrap()));
     }
 

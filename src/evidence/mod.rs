@@ -15,6 +15,7 @@ mod acns;
 mod arf;
 mod csv;
 mod forwarded;
+pub mod roles;
 pub mod text;
 mod xarf;
 
@@ -90,6 +91,10 @@ pub struct Row {
     pub line: Option<String>,
     /// Where in the message it was found (`part 2 (reports.csv) row 7`).
     pub origin: String,
+    /// What `source_ip` (or, without one, the row's address) is to the
+    /// report; only `source` rows name offenders. `target_ip` is the target.
+    #[serde(default)]
+    pub role: roles::Role,
 }
 
 impl Row {
@@ -104,7 +109,13 @@ impl Row {
             url: None,
             line: None,
             origin: origin.into(),
+            role: roles::Role::Source,
         }
+    }
+
+    /// Whether the row names an offender.
+    pub fn is_offender(&self) -> bool {
+        self.role == roles::Role::Source && self.source_ip.is_some()
     }
 
     fn with_line(mut self, line: &str) -> Row {
@@ -194,13 +205,13 @@ impl Evidence {
         }
     }
 
-    /// Every address named, sorted and deduplicated.
+    /// The offending addresses (`source` role), sorted and deduplicated.
     pub fn ips(&self) -> Vec<String> {
         let set: BTreeSet<IpAddr> = self
             .rows
             .iter()
-            .flat_map(|r| [r.source_ip, r.target_ip])
-            .flatten()
+            .filter(|r| r.is_offender())
+            .filter_map(|r| r.source_ip)
             .collect();
         set.into_iter().map(|ip| ip.to_string()).collect()
     }
@@ -275,6 +286,14 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
     if ev.formats.is_empty() || ev.formats.iter().all(|f| *f == Format::Html) {
         ev.formats.insert(Format::FreeText);
     }
+    // Whatever a detector said: an address that cannot be a host on the
+    // internet is never an offender.
+    for row in &mut ev.rows {
+        if row.role == roles::Role::Source && row.source_ip.is_some_and(|ip| !roles::is_public(ip))
+        {
+            row.role = roles::Role::Other;
+        }
+    }
     if ev.rows_dropped > 0 {
         ev.warnings.push(format!(
             "evidence: {} rows past the limit of {MAX_ROWS} were counted, not stored",
@@ -298,11 +317,14 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
 fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evidence) {
     let mut seen_ips = BTreeSet::new();
     let mut seen_urls = BTreeSet::new();
+    let mut previous = "";
     for (n, line) in text.lines().enumerate() {
         if line.len() > 64 * 1024 || line.trim().is_empty() {
+            previous = "";
             continue;
         }
-        let facts = text::scan_text_line(line, received_at);
+        let facts = text::scan_text_line_after(line, previous, received_at);
+        previous = line;
         if facts.is_log {
             ev.push(Row::from_facts(
                 Kind::LogRow,
@@ -313,11 +335,12 @@ fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evid
             seen_ips.extend(facts.ips.iter().copied());
             seen_urls.extend(facts.urls.iter().take(1).cloned());
         }
-        for ip in &facts.ips {
+        for (ip, role) in facts.ips.iter().zip(&facts.roles) {
             if seen_ips.insert(*ip) {
                 let mut row =
                     Row::new(Kind::Ip, format!("{origin} line {}", n + 1)).with_line(line);
                 row.source_ip = Some(*ip);
+                row.role = *role;
                 row.occurred_at = facts.timestamp.clone();
                 ev.push(row);
             }

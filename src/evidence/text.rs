@@ -58,6 +58,8 @@ static LOG_WORDS: LazyLock<Regex> = LazyLock::new(|| {
 pub struct LineFacts {
     /// In order of appearance; `SRC=` first when present.
     pub ips: Vec<IpAddr>,
+    /// The role of each of `ips` on this line ([`super::roles`]).
+    pub roles: Vec<super::roles::Role>,
     pub source_ip: Option<IpAddr>,
     pub target_ip: Option<IpAddr>,
     pub source_port: Option<u16>,
@@ -81,7 +83,14 @@ pub fn scan_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
 /// no URL is not dated (the time regexes, with their word boundaries, are
 /// the costly part of a scan, and most lines of prose or junk name nothing).
 pub fn scan_text_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
-    let facts = scan_addresses(line);
+    scan_text_line_after(line, "", reference)
+}
+
+/// [`scan_text_line`] for a line of prose that follows `previous`: a label
+/// at the end of the previous line ("… gegen unseren\nServer 192.0.2.7")
+/// gives its role to an address early in this one.
+pub fn scan_text_line_after(line: &str, previous: &str, reference: DateTime<Utc>) -> LineFacts {
+    let facts = scan_addresses_after(line, previous);
     if facts.ips.is_empty() && facts.urls.is_empty() {
         return facts;
     }
@@ -96,17 +105,42 @@ pub fn scan_text_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
 /// [`scan_line`] without the time and the log-line test: what a CSV row
 /// needs from its log column when another column carries the time.
 pub fn scan_addresses(line: &str) -> LineFacts {
+    scan_addresses_after(line, "")
+}
+
+/// Words of an address's line that may be read before the previous line's
+/// tail is: an address this early in its line may have its label above.
+const CARRIED_LABEL_CHARS: usize = 24;
+
+fn scan_addresses_after(line: &str, previous: &str) -> LineFacts {
     let mut facts = LineFacts {
         urls: urls(line),
         ..LineFacts::default()
     };
     let mut ports_after_ip = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (ip, port) in ips_with_ports(line) {
-        if seen.insert(ip) {
-            facts.ips.push(ip);
+    for found in ips_in(line) {
+        if seen.insert(found.ip) {
+            facts.ips.push(found.ip);
+            let mut role = super::roles::role_in_line(line, found.ip, found.start, found.end);
+            if role == super::roles::Role::Source
+                && !previous.is_empty()
+                && found.start <= CARRIED_LABEL_CHARS
+                && super::roles::label_role(&line[..found.start]).is_none()
+            {
+                let tail_start = previous
+                    .char_indices()
+                    .rev()
+                    .nth(CARRIED_LABEL_CHARS)
+                    .map_or(0, |(i, _)| i);
+                let joined = format!("{} {}", &previous[tail_start..], &line[..found.start]);
+                if let Some(carried) = super::roles::label_role(&joined) {
+                    role = carried;
+                }
+            }
+            facts.roles.push(role);
         }
-        ports_after_ip.push((ip, port));
+        ports_after_ip.push((found.ip, found.port));
     }
     // Cheap byte checks first: most lines have no `=`, no `port`, no URL, and
     // a regex that cannot match is still a scan of the line (100,000 CSV rows).
@@ -127,15 +161,31 @@ pub fn scan_addresses(line: &str) -> LineFacts {
             facts.target_ip.get_or_insert(ip);
         }
     }
-    if facts.source_ip.is_none() {
-        facts.source_ip = facts.ips.first().copied();
-    }
-    if facts.target_ip.is_none() {
-        facts.target_ip = facts
+    // Without SRC=/DST=, the roles decide: the first source is the source,
+    // the first target the target, else the first other host address.
+    use super::roles::Role;
+    let with_role = |wanted: Role| {
+        facts
             .ips
             .iter()
-            .copied()
-            .find(|ip| Some(*ip) != facts.source_ip);
+            .zip(&facts.roles)
+            .find(|(_, r)| **r == wanted)
+            .map(|(ip, _)| *ip)
+    };
+    if facts.source_ip.is_none() {
+        facts.source_ip = with_role(Role::Source);
+    }
+    if facts.target_ip.is_none() {
+        facts.target_ip = with_role(Role::Target).or_else(|| {
+            facts
+                .ips
+                .iter()
+                .zip(&facts.roles)
+                .find(|(ip, r)| {
+                    Some(**ip) != facts.source_ip && !matches!(r, Role::Range | Role::Hop)
+                })
+                .map(|(ip, _)| *ip)
+        });
     }
     let port_text = if has_equals || has_port { line } else { "" };
     facts.target_port = DST_PORT
@@ -166,6 +216,20 @@ pub fn scan_addresses(line: &str) -> LineFacts {
 
 /// Every IP address in `text` with the port written after it, if any.
 pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
+    ips_in(text).into_iter().map(|f| (f.ip, f.port)).collect()
+}
+
+/// An address found in a line, and where.
+pub struct Found {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+    /// Byte range of the address as written (port excluded when attached).
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Every IP address in `text`, with its port and place.
+pub fn ips_in(text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     for m in IPV4.find_iter(text) {
         // Part of a longer dotted run (a version number, an OID): not an address.
@@ -179,6 +243,14 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
         if after == Some('.') && text[m.end() + 1..].starts_with(|c: char| c.is_ascii_digit()) {
             continue;
         }
+        // Inside a host name (`4.3.2.1.static.example.net`, `ip-…`): a name,
+        // not an address mention.
+        if (after == Some('.') || after == Some('-'))
+            && text[m.end() + 1..].starts_with(|c: char| c.is_ascii_alphabetic())
+            || before == Some('-')
+        {
+            continue;
+        }
         let s = m.as_str();
         let (addr, port) = match s.rsplit_once(':') {
             Some((a, p)) => (a, p.parse::<u16>().ok()),
@@ -186,7 +258,12 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
         };
         let port = port.or_else(|| port_after(&text[m.end()..]));
         if let Some(ip) = parse_ip(addr) {
-            out.push((ip, port));
+            out.push(Found {
+                ip,
+                port,
+                start: m.start(),
+                end: m.start() + addr.len(),
+            });
         }
     }
     // An IPv6 address has at least two colons.
@@ -212,7 +289,13 @@ pub fn ips_with_ports(text: &str) -> Vec<(IpAddr, Option<u16>)> {
         let port = port.or_else(|| port_after(&text[m.end()..]));
         if let Ok(ip) = addr.parse::<Ipv6Addr>() {
             if !ip.is_unspecified() && !ip.is_loopback() && ip.to_ipv4_mapped().is_none() {
-                out.push((IpAddr::V6(ip), port));
+                let start = m.start() + usize::from(s.starts_with('['));
+                out.push(Found {
+                    ip: IpAddr::V6(ip),
+                    port,
+                    start,
+                    end: (start + addr.len()).min(text.len()),
+                });
             }
         }
     }

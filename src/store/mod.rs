@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_indexes.sql"),
     include_str!("migrations/0009_evidence_lines.sql"),
     include_str!("migrations/0010_reply_safety.sql"),
+    include_str!("migrations/0011_evidence_roles.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

@@ -221,8 +221,8 @@ impl Db {
             )?;
             let mut add = tx.prepare_cached(
                 "INSERT INTO evidence (report_id, kind, source_ip, target_ip, source_port, target_port,
-                     occurred_at, url, line, origin, line_of)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     occurred_at, url, line, origin, line_of, role)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for Outcome {
                 raw_id,
@@ -315,6 +315,7 @@ impl Db {
                                 if line_of.is_some() { None } else { line },
                                 row.origin,
                                 line_of,
+                                row.role.as_str(),
                             ])?;
                             if let (Some(line), None) = (line, line_of) {
                                 lines.insert(line, tx.last_insert_rowid());
@@ -433,7 +434,7 @@ impl Db {
     ) -> Result<Vec<Row>, Error> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url,
-                 {EVIDENCE_LINE}, origin
+                 {EVIDENCE_LINE}, origin, role
              FROM evidence e WHERE report_id = ?1 AND kind = ?2 ORDER BY id LIMIT ?3"
         ))?;
         let rows = stmt.query_map(params![report.0, kind, limit as i64], read_evidence)?;
@@ -444,7 +445,7 @@ impl Db {
     pub fn evidence(&self, report: ReportId, limit: usize) -> Result<Vec<Row>, Error> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT kind, source_ip, target_ip, source_port, target_port, occurred_at, url,
-                 {EVIDENCE_LINE}, origin
+                 {EVIDENCE_LINE}, origin, role
              FROM evidence e WHERE report_id = ?1 ORDER BY id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![report.0, limit as i64], read_evidence)?;
@@ -643,6 +644,11 @@ fn read_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         url: r.get(6)?,
         line: r.get(7)?,
         origin: r.get(8)?,
+        // Rows stored before migration 11 named offenders only as sources.
+        role: r
+            .get::<_, Option<String>>(9)?
+            .and_then(|s| crate::evidence::roles::Role::parse(&s))
+            .unwrap_or_default(),
     })
 }
 

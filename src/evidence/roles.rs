@@ -1,0 +1,384 @@
+//! Address roles: which addresses in a report are the offenders.
+//!
+//! In: one line of a report and where an address sits in it. Out: the
+//! address's [`Role`]. Structure decides first (an address that is not
+//! public, a CIDR block or range, a traceroute hop), then the label in front
+//! of the address on its line ("Target:", "our server", "from", "Quelle:"),
+//! in every language the rules know. Pure.
+//!
+//! Only `source` addresses are offenders: they alone go into a report's
+//! `ips`, its case and `--ip` search.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What an address is to the report.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The offender: the host on our network the report is about.
+    #[default]
+    Source,
+    /// The victim: the reporter's server, the destination of the traffic.
+    Target,
+    /// The reporter's own infrastructure (its public address, MX, relays).
+    Reporter,
+    /// A network block (CIDR, `a - b`, whois `inetnum`), not a host.
+    Range,
+    /// A router on a traceroute path.
+    Hop,
+    /// Anything else: private, loopback, link-local, multicast addresses.
+    Other,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Source,
+        Role::Target,
+        Role::Reporter,
+        Role::Range,
+        Role::Hop,
+        Role::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Target => "target",
+            Role::Reporter => "reporter",
+            Role::Range => "range",
+            Role::Hop => "hop",
+            Role::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Whether `ip` can be a host on the internet: not private, loopback,
+/// link-local, shared (CGNAT), multicast, broadcast or reserved. The
+/// documentation ranges count as public: reports (and test data) use them.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || a == 0
+        || a >= 240
+        || (a == 100 && (64..128).contains(&b)))
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80) // link-local
+}
+
+/// Lines that describe a network block, not a host (whois and RPSL keys).
+const RANGE_KEYS: &[&str] = &[
+    "inetnum", "inet6num", "netrange", "cidr", "route", "route6", "netblock", "subnet", "network",
+];
+
+/// Labels that name the victim, lower case, by language.
+const TARGET_LABELS: &[&str] = &[
+    "target",
+    "destination",
+    "dest ip",
+    "dest:",
+    "dst",
+    "victim",
+    "attacked host",
+    "attacked server",
+    "against",
+    "our server",
+    "our ip",
+    "our host",
+    "our address",
+    "our network",
+    "our site",
+    "our website",
+    "our web server",
+    "my server",
+    "my ip",
+    "my host",
+    "my website",
+    "my site",
+    "honeypot",
+    "sensor",
+    "on host",
+    "on server",
+    "to host",
+    "to server",
+    "ziel",
+    "unser server",
+    "unseren server",
+    "unsere ip",
+    "unser host",
+    "meine ip",
+    "mein server",
+    "meinen server",
+    "cible",
+    "notre serveur",
+    "notre ip",
+    "mon serveur",
+    "mon ip",
+    "objetivo",
+    "destino",
+    "nuestro servidor",
+    "nuestra ip",
+    "mi servidor",
+    "mi ip",
+    "alvo",
+    "nosso servidor",
+    "nosso ip",
+    "meu servidor",
+    "meu ip",
+];
+
+/// Labels that name the reporter's own infrastructure.
+const REPORTER_LABELS: &[&str] = &[
+    "my wan",
+    "my public ip",
+    "our public ip",
+    "our mx",
+    "our mail server",
+    "our mailserver",
+    "our relay",
+    "our gateway",
+    "my router",
+    "reported by",
+];
+
+/// Labels that name the offender.
+const SOURCE_LABELS: &[&str] = &[
+    "source",
+    "src",
+    "attacker",
+    "attacking",
+    "offender",
+    "offending",
+    "abusive",
+    "from",
+    "origin",
+    "originating",
+    "by ip",
+    "by host",
+    "sender ip",
+    "client",
+    "quelle",
+    "angreifer",
+    "absender",
+    "von ip",
+    "attaquant",
+    "depuis",
+    "provenance",
+    "origen",
+    "atacante",
+    "desde",
+    "origem",
+    "atacando",
+];
+
+/// The role of the address at `line[start..end]`.
+pub fn role_in_line(line: &str, ip: IpAddr, start: usize, end: usize) -> Role {
+    if !is_public(ip) {
+        return Role::Other;
+    }
+    if is_range(line, start, end) {
+        return Role::Range;
+    }
+    if is_hop(line) {
+        return Role::Hop;
+    }
+    label_role(&line[..start]).unwrap_or(Role::Source)
+}
+
+/// The role the words in front of an address give it, if any: the label
+/// closest to the address wins (`from 192.0.2.1 to our server 203.0.113.5`).
+pub fn label_role(before: &str) -> Option<Role> {
+    // The label is in the last few words before the address.
+    let cut = before.char_indices().rev().nth(40).map_or(0, |(i, _)| i);
+    let window = before[cut..].to_lowercase();
+    let mut best: Option<(usize, Role)> = None;
+    for (labels, role) in [
+        (TARGET_LABELS, Role::Target),
+        (REPORTER_LABELS, Role::Reporter),
+        (SOURCE_LABELS, Role::Source),
+    ] {
+        for label in labels {
+            if let Some(at) = rfind_word(&window, label) {
+                // Longer labels win ties ("our server" over "server").
+                let end = at + label.len();
+                if best.is_none_or(|(b, _)| end > b) {
+                    best = Some((end, role));
+                }
+            }
+        }
+    }
+    best.map(|(_, role)| role)
+}
+
+/// The last place `word` occurs in `text` as whole words.
+fn rfind_word(text: &str, word: &str) -> Option<usize> {
+    let mut end = text.len();
+    while let Some(at) = text[..end].rfind(word) {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+        if boundary(before) && (boundary(after) || word.ends_with(':')) {
+            return Some(at);
+        }
+        if at == 0 {
+            return None;
+        }
+        end = at;
+    }
+    None
+}
+
+/// A CIDR block (`192.0.2.0/24`), a range (`192.0.2.0 - 192.0.2.255`), or a
+/// line that is a whois block key.
+fn is_range(line: &str, start: usize, end: usize) -> bool {
+    let after = &line[end..];
+    if after
+        .strip_prefix('/')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return true;
+    }
+    let dash_then_ip = |s: &str| {
+        s.trim_start()
+            .strip_prefix(['-', '–'])
+            .is_some_and(|r| r.trim_start().starts_with(|c: char| c.is_ascii_hexdigit()))
+            && s.trim_start().len() > 1
+    };
+    if dash_then_ip(after) {
+        return true;
+    }
+    let before = line[..start].trim_end();
+    if let Some(head) = before.strip_suffix(['-', '–']) {
+        if head.trim_end().ends_with(|c: char| c.is_ascii_hexdigit()) {
+            return true;
+        }
+    }
+    let key = line
+        .trim_start()
+        .split([':', ' ', '\t'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    RANGE_KEYS.contains(&key.as_str()) && line.contains(':')
+}
+
+/// A traceroute/mtr line: a hop number first and a round-trip time.
+fn is_hop(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    (1..=2).contains(&digits)
+        && trimmed[digits..].starts_with([' ', '.', '\t'])
+        && has_round_trip(line)
+}
+
+/// A time in milliseconds (`12.3 ms`, `0.4ms`) somewhere in `line`.
+fn has_round_trip(line: &str) -> bool {
+    line.match_indices("ms").any(|(at, _)| {
+        let before = line[..at].trim_end_matches(' ');
+        let after = line[at + 2..].chars().next();
+        before.ends_with(|c: char| c.is_ascii_digit())
+            && before.len() + 1 >= at
+            && after.is_none_or(|c| !c.is_alphanumeric())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(line: &str, ip: &str) -> Role {
+        let start = line.find(ip).unwrap();
+        role_in_line(line, ip.parse().unwrap(), start, start + ip.len())
+    }
+
+    #[test]
+    fn structure_decides_first() {
+        assert_eq!(
+            role("seen from 10.1.2.3 and 127.0.0.1", "10.1.2.3"),
+            Role::Other
+        );
+        assert_eq!(role("from 100.64.1.1", "100.64.1.1"), Role::Other);
+        assert_eq!(role("from fe80::1 now", "fe80::1"), Role::Other);
+        assert_eq!(role("please block 192.0.2.0/24", "192.0.2.0"), Role::Range);
+        assert_eq!(
+            role("inetnum:        192.0.2.0 - 192.0.2.255", "192.0.2.0"),
+            Role::Range
+        );
+        assert_eq!(
+            role("inetnum:        192.0.2.0 - 192.0.2.255", "192.0.2.255"),
+            Role::Range
+        );
+        assert_eq!(
+            role(
+                " 7  ae-1.r01.example.net (198.51.100.9)  12.3 ms  11.9 ms",
+                "198.51.100.9"
+            ),
+            Role::Hop
+        );
+        assert_eq!(
+            role("The attack came from 192.0.2.7.", "192.0.2.7"),
+            Role::Source
+        );
+    }
+
+    #[test]
+    fn the_label_closest_to_the_address_decides_in_every_language() {
+        let line = "Attack from 192.0.2.7 against our server 203.0.113.5 on port 22";
+        assert_eq!(role(line, "192.0.2.7"), Role::Source);
+        assert_eq!(role(line, "203.0.113.5"), Role::Target);
+        assert_eq!(role("Target: 203.0.113.5", "203.0.113.5"), Role::Target);
+        assert_eq!(
+            role("Destination IP: 203.0.113.5", "203.0.113.5"),
+            Role::Target
+        );
+        assert_eq!(role("Ziel: 203.0.113.5", "203.0.113.5"), Role::Target);
+        assert_eq!(role("Quelle: 192.0.2.7", "192.0.2.7"), Role::Source);
+        assert_eq!(
+            role("notre serveur 203.0.113.5 a été attaqué", "203.0.113.5"),
+            Role::Target
+        );
+        assert_eq!(
+            role("nuestro servidor 203.0.113.5", "203.0.113.5"),
+            Role::Target
+        );
+        assert_eq!(
+            role("nosso servidor 203.0.113.5", "203.0.113.5"),
+            Role::Target
+        );
+        assert_eq!(
+            role("My WAN address is 198.51.100.2", "198.51.100.2"),
+            Role::Reporter
+        );
+        // "targeted" is not "target"; a word inside another does not count.
+        assert_eq!(role("the host 192.0.2.7", "192.0.2.7"), Role::Source);
+        assert_eq!(role("dstport 192.0.2.7", "192.0.2.7"), Role::Source);
+    }
+}
