@@ -27,15 +27,24 @@ static GOOD_FAITH: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ACCURACY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(accurate|penalty of perjury|exactitude|exacta|exatas|richtig und vollständig)",
+        r"(?i)(accurate|perjur|exactitude|exact[ao]s?\b|richtig und vollständig|an eides statt|parjure|perjurio|perjúrio)",
     )
     .expect("valid regex")
 });
 static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?im)(/s/|^\s*signed?:|^\s*signature:|electronic signature|firma|signé|unterschrift|assinatura)").expect("valid regex")
 });
+/// A closing line ("Sincerely,") followed by a typed name: the signature
+/// §512(c)(3)(A)(i) accepts.
+static CLOSING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?im)^\s*(sincerely|regards|best regards|kind regards|respectfully|respectfully submitted|yours (truly|faithfully|sincerely)|thank you|mit freundlichen grüßen|freundliche grüße|cordialement|bien à vous|atentamente|saludos( cordiales)?|atenciosamente|cumprimentos)[,.!]?\s*\n+\s*\p{Lu}[\p{L}.'-]+(\s+\p{Lu}[\p{L}.'-]*)+").expect("valid regex")
+});
 static WORK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(copyrighted work|work(s)? (is|are|titled|called)|title:|original work|our (film|song|album|book|software|photograph|image|video|game))").expect("valid regex")
+    Regex::new(r"(?i)(copyrighted work|copyrighted (material|content|recordings?|images?|photos?|software|films?|movies?)|sound recordings?|work(s)? (is|are|titled|called|listed|identified|described)|title:|original work|(our|my) (film|movie|song|album|book|software|photograph|photos?|image|video|game|article|artwork|recording|music|series|show)s?|urheberrechtlich geschützte|œuvre|obra protegida|obras? (protegidas?|originales?|originais))").expect("valid regex")
+});
+/// A telephone number or a postal address: contact details besides e-mail.
+static PHONE_OR_POST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)((phone|tel|telephone|telefon|téléphone|teléfono|telefone)\.?:?\s*\+?[\d(][\d\s().-]{6,}\d|\+\d{1,3}[\s.-]?\(?\d{1,4}\)?[\d\s.-]{5,}\d|\b\d{1,5}\s+[\p{L} .]{2,40}\b(street|st\.|avenue|ave\.|road|rd\.|boulevard|blvd|suite|lane|drive|straße|strasse|weg|platz|rue|calle|avenida|rua)\b)").expect("valid regex")
 });
 static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
@@ -100,13 +109,14 @@ pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
                 .any(|r| r.kind == Kind::Notice && (r.source_ip.is_some() || r.url.is_some()))
                 || !ev.urls().is_empty();
             let has_work = ev.facts.has_acns || WORK.is_match(text);
-            let has_contact = ev.facts.has_acns || CONTACT.is_match(text);
+            let has_contact =
+                ev.facts.has_acns || CONTACT.is_match(text) || PHONE_OR_POST.is_match(text);
             let complete = has_location
                 && has_work
                 && has_contact
                 && GOOD_FAITH.is_match(text)
                 && ACCURACY.is_match(text)
-                && SIGNATURE.is_match(text);
+                && (SIGNATURE.is_match(text) || CLOSING.is_match(text));
             if !complete {
                 out.push("copyright_notice");
             }

@@ -26,6 +26,8 @@ const STRUCTURED: u32 = 100;
 const LOG_ROWS: u32 = 20;
 /// Weight of a carried message with full headers, for email abuse.
 const CARRIED_MESSAGE: u32 = 10;
+/// Weight of URLs named in a report without logs or a carried message.
+const URLS_NAMED: u32 = 2;
 /// Below this total a report stays `unknown`.
 const THRESHOLD: u32 = 3;
 
@@ -82,10 +84,21 @@ pub fn classify(evidence: &Evidence, subject: Option<&str>, rules: &Rules) -> Cl
             what: "a carried message with its Received chain".into(),
         });
     }
+    let urls = evidence.count(Kind::Url);
+    if urls > 0 && evidence.count(Kind::LogRow) == 0 && !evidence.facts.has_full_headers {
+        // What a report names and nothing else points at is what it is
+        // about: with a word about a page, a URL makes it web content.
+        reasons.push(Reason {
+            abuse_type: AbuseType::WebContent,
+            subtype: None,
+            score: URLS_NAMED,
+            what: format!("{urls} URLs named, no logs and no carried message"),
+        });
+    }
     if let Some(subject) = subject {
         reasons.extend(rule_reasons(subject, rules, 2, "subject"));
     }
-    reasons.extend(rule_reasons(&evidence.facts.text, rules, 1, "text"));
+    reasons.extend(rule_reasons(&evidence.facts.prose, rules, 1, "text"));
     reasons.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.what.cmp(&b.what)));
 
     let mut totals: BTreeMap<AbuseType, u32> = BTreeMap::new();

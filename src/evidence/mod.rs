@@ -15,6 +15,7 @@ mod acns;
 mod arf;
 mod csv;
 mod forwarded;
+mod prose;
 pub mod roles;
 pub mod text;
 mod xarf;
@@ -181,8 +182,13 @@ pub struct Facts {
     pub has_partial_headers: bool,
     /// Some carried message has a body.
     pub has_carried_body: bool,
-    /// All the text a reader would see (bodies, carried bodies), for rules.
+    /// All the text a reader would see (bodies, carried bodies), for the
+    /// completeness checks and search.
     pub text: String,
+    /// What the keyword rules read: the reporter's own words (quotes,
+    /// signatures, URLs, addresses and host names left out) and carried
+    /// bodies ([`prose`]).
+    pub prose: String,
 }
 
 /// Everything extracted from one message.
@@ -242,6 +248,7 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
     }
     forwarded::extract_carried(parsed, received_at, &mut ev);
     let mut all_text = String::new();
+    let mut prose = String::new();
     // A feedback report's human-readable part restates its structured part.
     let is_feedback_report = parsed.report_type.as_deref() == Some("feedback-report")
         && ev.formats.contains(&Format::Arf);
@@ -252,6 +259,12 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
         let body = strip_our_quoted_replies(&text.text);
         all_text.push_str(&body);
         all_text.push('\n');
+        if prose.len() < MAX_TEXT_BYTES {
+            prose.push_str(&prose::reporters_words(crate::truncate_at_char(
+                &body,
+                MAX_TEXT_BYTES,
+            )));
+        }
         if is_feedback_report {
             continue;
         }
@@ -281,6 +294,10 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
         if let Some(body) = &c.body {
             all_text.push_str(body);
             all_text.push('\n');
+            if prose.len() < MAX_TEXT_BYTES {
+                prose.push_str(crate::truncate_at_char(body, MAX_TEXT_BYTES));
+                prose.push('\n');
+            }
         }
     }
     if ev.formats.is_empty() || ev.formats.iter().all(|f| *f == Format::Html) {
@@ -309,6 +326,9 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
         all_text.truncate(keep);
     }
     ev.facts.text = all_text;
+    let keep = crate::truncate_at_char(&prose, MAX_TEXT_BYTES).len();
+    prose.truncate(keep);
+    ev.facts.prose = prose;
     ev
 }
 

@@ -41,11 +41,18 @@ static ISO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?").expect("valid regex")
 });
 static RFC2822: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+)?\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{4}\s+\d{2}:\d{2}(?::\d{2})?\s+(?:[+-]\d{4}|UT|GMT|UTC|[A-Z]{3})").expect("valid regex")
+    Regex::new(r"(?i)\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+)?\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{4}\s+\d{2}:\d{2}(?::\d{2})?\s+(?:[+-]\d{4}|UT|GMT|UTC|[A-Z]{3,5}\b)").expect("valid regex")
 });
 static CLF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(\d{2})/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/(\d{4}):(\d{2}):(\d{2}):(\d{2})\s([+-]\d{4})").expect("valid regex")
 });
+/// `date`/ctime output: `Thu Jun 30 01:01:10 CEST 2022`.
+static CTIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:([A-Z]{2,5})\s+)?(\d{4})\b").expect("valid regex")
+});
+/// A time-zone abbreviation right after a time.
+static ZONE_AFTER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s?\(?([A-Z]{2,5})\b").expect("valid regex"));
 static SYSLOG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s(\d{2}):(\d{2}):(\d{2})\b").expect("valid regex")
 });
@@ -75,7 +82,8 @@ pub struct LineFacts {
 pub fn scan_line(line: &str, reference: DateTime<Utc>) -> LineFacts {
     let mut facts = scan_addresses(line);
     facts.timestamp = timestamp(line, reference);
-    facts.is_log = !facts.ips.is_empty() && (LOG_WORDS.is_match(line) || facts.timestamp.is_some());
+    facts.is_log = !facts.ips.is_empty()
+        && (LOG_WORDS.is_match(line) || (facts.timestamp.is_some() && !is_sentence(line)));
     facts
 }
 
@@ -96,10 +104,74 @@ pub fn scan_text_line_after(line: &str, previous: &str, reference: DateTime<Utc>
     }
     let timestamp = timestamp(line, reference);
     LineFacts {
-        is_log: !facts.ips.is_empty() && (LOG_WORDS.is_match(line) || timestamp.is_some()),
+        is_log: !facts.ips.is_empty()
+            && (LOG_WORDS.is_match(line) || (timestamp.is_some() && !is_sentence(line))),
         timestamp,
         ..facts
     }
+}
+
+/// Function words of prose, in the languages the rules know: a dated line
+/// with [`SENTENCE_WORDS`] of them is a sentence ("we received spam from
+/// 192.0.2.150 at 10:00 today, please stop it" reports a spam; it is not a
+/// log of one). Log lines, however terse, are made of other words.
+const PROSE_WORDS: &[&str] = &[
+    "we",
+    "our",
+    "us",
+    "you",
+    "your",
+    "the",
+    "this",
+    "that",
+    "please",
+    "received",
+    "have",
+    "has",
+    "was",
+    "were",
+    "is",
+    "are",
+    "today",
+    "yesterday",
+    "wir",
+    "unser",
+    "unsere",
+    "bitte",
+    "ihr",
+    "haben",
+    "heute",
+    "nous",
+    "notre",
+    "votre",
+    "vous",
+    "avons",
+    "reçu",
+    "nosotros",
+    "nuestro",
+    "nuestra",
+    "hemos",
+    "recibido",
+    "hoy",
+    "nós",
+    "nosso",
+    "nossa",
+    "recebemos",
+    "hoje",
+];
+const SENTENCE_WORDS: usize = 3;
+
+/// Whether `line` reads as a sentence rather than a log line.
+fn is_sentence(line: &str) -> bool {
+    line.split_whitespace()
+        .filter(|w| {
+            let w = w
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            PROSE_WORDS.contains(&w.as_str())
+        })
+        .count()
+        >= SENTENCE_WORDS
 }
 
 /// [`scan_line`] without the time and the log-line test: what a CSV row
@@ -411,14 +483,44 @@ pub fn timestamp(line: &str, reference: DateTime<Utc>) -> Option<String> {
 
 fn parse_timestamp(line: &str, reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Some(m) = ISO.find(line) {
-        if let Some(t) = parse_iso(m.as_str()) {
-            return Some(t);
+        let written = m.as_str();
+        let has_zone = written.ends_with(['Z', 'C']) || {
+            let tail = &written[written.len().saturating_sub(6)..];
+            tail.contains(['+', '-']) && tail.bytes().filter(u8::is_ascii_digit).count() >= 4
+        };
+        // `2026-11-26 09:58:12 CET`: the abbreviation sets the offset.
+        let zone = (!has_zone)
+            .then(|| ZONE_AFTER.captures(&line[m.end()..]))
+            .flatten()
+            .and_then(|c| zone_offset_minutes(&c[1]));
+        if let Some(t) = parse_iso(written) {
+            return Some(t - chrono::Duration::minutes(i64::from(zone.unwrap_or(0))));
         }
     }
     if let Some(m) = RFC2822.find(line) {
-        let s = m.as_str().replace("UTC", "+0000");
+        let written = m.as_str();
+        let (head, zone) = written.rsplit_once(' ').unwrap_or((written, ""));
+        let s = match zone_offset_minutes(zone) {
+            Some(minutes) if !zone.starts_with(['+', '-']) => {
+                let sign = if minutes < 0 { '-' } else { '+' };
+                let minutes = minutes.abs();
+                format!("{head} {sign}{:02}{:02}", minutes / 60, minutes % 60)
+            }
+            _ => written.to_owned(),
+        };
         if let Ok(t) = DateTime::parse_from_rfc2822(&s) {
             return Some(t.with_timezone(&Utc));
+        }
+    }
+    if let Some(c) = CTIME.captures(line) {
+        let month = month_number(&c[1])?;
+        let date = NaiveDate::from_ymd_opt(c[7].parse().ok()?, month, c[2].parse().ok()?)?;
+        let time = date.and_hms_opt(c[3].parse().ok()?, c[4].parse().ok()?, c[5].parse().ok()?)?;
+        let offset = c
+            .get(6)
+            .map_or(Some(0), |z| zone_offset_minutes(z.as_str()));
+        if let Some(offset) = offset {
+            return Some(Utc.from_utc_datetime(&time) - chrono::Duration::minutes(offset.into()));
         }
     }
     if let Some(c) = CLF.captures(line) {
@@ -488,6 +590,36 @@ pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
         }
     }
     None
+}
+
+/// Minutes east of UTC for the time-zone abbreviations reports use. An
+/// abbreviation not in the table is not guessed at: the time is not read.
+fn zone_offset_minutes(abbreviation: &str) -> Option<i32> {
+    Some(match abbreviation {
+        "UTC" | "GMT" | "UT" | "Z" | "WET" => 0,
+        "CET" | "WEST" | "BST" | "MET" => 60,
+        "CEST" | "EET" | "MEST" | "SAST" => 120,
+        "EEST" | "MSK" | "TRT" => 180,
+        "GST" => 240,
+        "IST" => 330,
+        "ICT" | "WIB" => 420,
+        "SGT" | "HKT" | "AWST" | "PHT" => 480,
+        "JST" | "KST" => 540,
+        "ACST" => 570,
+        "AEST" => 600,
+        "AEDT" => 660,
+        "NZST" => 720,
+        "NZDT" => 780,
+        "BRT" | "ART" => -180,
+        "AST" | "EDT" => -240,
+        "EST" | "CDT" => -300,
+        "CST" | "MDT" => -360,
+        "MST" | "PDT" => -420,
+        "PST" | "AKDT" => -480,
+        "AKST" => -540,
+        "HST" => -600,
+        _ => return None,
+    })
 }
 
 fn month_number(name: &str) -> Option<u32> {
@@ -589,6 +721,53 @@ mod tests {
             Some("2026-01-02T03:04:05Z")
         );
         assert_eq!(timestamp("no time here", r), None);
+    }
+
+    #[test]
+    fn zone_abbreviations_and_ctime_are_converted_never_read_as_utc() {
+        let r = reference();
+        assert_eq!(
+            timestamp("Thu Jun 30 01:01:10 CEST 2022 sshd", r).as_deref(),
+            Some("2022-06-29T23:01:10Z")
+        );
+        assert_eq!(
+            timestamp("2026-11-26 09:58:12 CET attack", r).as_deref(),
+            Some("2026-11-26T08:58:12Z")
+        );
+        assert_eq!(
+            timestamp("2026-11-26 09:58:12 PST", r).as_deref(),
+            Some("2026-11-26T17:58:12Z")
+        );
+        assert_eq!(
+            timestamp("Thu, 26 Nov 2026 09:58:12 CET", r).as_deref(),
+            Some("2026-11-26T08:58:12Z")
+        );
+        assert_eq!(
+            timestamp("Thu, 26 Nov 2026 09:58:12 CEST", r).as_deref(),
+            Some("2026-11-26T07:58:12Z")
+        );
+        assert_eq!(
+            timestamp("Thu, 26 Nov 2026 09:58:12 EST", r).as_deref(),
+            Some("2026-11-26T14:58:12Z")
+        );
+        // An offset written out wins over any word after it.
+        assert_eq!(
+            timestamp("2026-11-26T09:58:12+01:00 CET", r).as_deref(),
+            Some("2026-11-26T08:58:12Z")
+        );
+    }
+
+    #[test]
+    fn a_dated_sentence_of_prose_is_not_a_log_line() {
+        let r = reference();
+        assert!(
+            !scan_text_line(
+                "We received spam from 192.0.2.150 at 2026-11-26 10:00 today, please stop it",
+                r
+            )
+            .is_log
+        );
+        assert!(scan_text_line("192.0.2.31 brute forcing ssh. 2026-11-26 09:58:12 UTC, 400 failed logins on 203.0.113.4 port 22.", r).is_log);
     }
 
     #[test]
