@@ -341,7 +341,7 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
     let f = dir.path().join("m.eml");
     std::fs::write(
         &f,
-        "From: sam@example.org\r\nSubject: question\r\nMessage-ID: <rp-1@example.org>\r\n\r\nYour customer at 192.0.2.250 runs a cryptojacking miner on our hosts.\r\n",
+        "From: sam@example.org\r\nSubject: question\r\nMessage-ID: <rp-1@example.org>\r\n\r\nYour customer at 192.0.2.250 runs grumbleware on our hosts.\r\n",
     )
     .unwrap();
     let before = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
@@ -357,7 +357,7 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
     let mut rules =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml"))
             .unwrap();
-    rules.push_str("\n[[rule]]\nid = \"local.cryptojacking\"\nabuse_type = \"network_activity\"\nsubtype = \"intrusion\"\npattern = '(?i)cryptojacking'\nweight = 5\n");
+    rules.push_str("\n[[rule]]\nid = \"local.grumbleware\"\nabuse_type = \"network_activity\"\nsubtype = \"intrusion\"\npattern = '(?i)grumbleware'\nweight = 5\n");
     let rules_path = dir.path().join("rules.toml");
     std::fs::write(&rules_path, rules).unwrap();
     let config = crate::util::test_config(
@@ -391,7 +391,7 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
     assert_eq!(after["abuse_type"], "network_activity");
     assert_eq!(after["subtype"], "intrusion");
     assert!(
-        after["reasons"].to_string().contains("local.cryptojacking"),
+        after["reasons"].to_string().contains("local.grumbleware"),
         "{after}"
     );
     assert_eq!(outbox(&db), queued, "reprocess queued a reply");

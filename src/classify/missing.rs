@@ -50,32 +50,32 @@ static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
 });
 
-/// At least one log line (or structured record) with a source and a time,
-/// and the target named somewhere: in a row, as an address in the role of
-/// target ("our server 192.0.2.7 is attacked by …"), or as the site a URL
-/// names.
+/// At least one log line (or structured record) with an offending source
+/// and a time. The target is the reporter's own system more often than not
+/// and may be given by name (the syslog host, the web site) or not at all:
+/// it is not required. A notice that gives the host and the time on lines
+/// of their own ("Infected host: 192.0.2.44", "Last seen: 2026-11-30
+/// 08:12 UTC"), as CERTs write them, counts too.
 fn has_network_logs(ev: &Evidence) -> bool {
-    let timed: Vec<_> = ev
-        .rows
-        .iter()
-        .filter(|r| {
-            matches!(r.kind, Kind::LogRow | Kind::Feedback)
-                && r.source_ip.is_some()
-                && r.occurred_at.is_some()
-        })
-        .collect();
-    if timed.is_empty() {
-        return false;
-    }
-    use crate::evidence::roles::Role;
-    timed
-        .iter()
-        .any(|r| r.target_ip.is_some() || r.target_port.is_some())
-        || ev.rows.iter().any(|r| {
-            matches!(r.role, Role::Target | Role::Reporter)
-                || r.target_ip.is_some()
-                || r.kind == Kind::Url
-        })
+    let logged = ev.rows.iter().any(|r| {
+        matches!(r.kind, Kind::LogRow | Kind::Feedback)
+            && r.is_offender()
+            && r.occurred_at.is_some()
+    });
+    logged || (ev.rows.iter().any(|r| r.is_offender()) && has_dated_field(&ev.facts.text))
+}
+
+/// A `Label: time` line ("Last seen: 2026-11-30 08:12:00 UTC").
+fn has_dated_field(text: &str) -> bool {
+    static FIELD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?im)^\s*[\p{L}][\p{L} _-]{1,30}:\s*\S").expect("valid regex")
+    });
+    // Any reference will do: only whether a time is there matters.
+    let reference = chrono::DateTime::UNIX_EPOCH;
+    text.lines()
+        .take(2000)
+        .filter(|l| l.len() < 200 && FIELD.is_match(l))
+        .any(|l| crate::evidence::text::timestamp(l, reference).is_some())
 }
 
 /// What a report of `abuse_type` with evidence `ev` still lacks.

@@ -176,6 +176,11 @@ fn structured(ev: &Evidence) -> Vec<Reason> {
             push(abuse_type, subtype, format!("x-arf type {t:?}"));
         }
     }
+    for name in &ev.facts.feed_reports {
+        if let Some((abuse_type, subtype)) = feed_report_type(name) {
+            push(abuse_type, subtype, format!("feed report {name:?}"));
+        }
+    }
     if ev.facts.has_acns {
         push(
             AbuseType::Copyright,
@@ -205,7 +210,9 @@ pub fn xarf_type(t: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
         "intrusion" | "exploit" | "hacking" | "intrusionattempt" | "attack" | "webattack"
         | "sqlinjection" | "vulnscanning" => (NetworkActivity, Some(Intrusion)),
         "infected" | "compromised" | "compromisedserver" | "bot" | "botnet" | "vulnerable"
-        | "openresolver" | "openproxy" => (NetworkActivity, Some(Other)),
+        | "openresolver" | "openproxy" | "openservice" | "openrelay" | "regbot"
+        | "registrationbot" | "formspam" | "commentspam" | "harvesting" | "trojan" | "c2"
+        | "c2server" | "cnc" | "botnetcontroller" | "ransomware" => (NetworkActivity, Some(Other)),
         "spam" | "phishingmail" | "email" | "emailspam" => (EmailAbuse, None),
         "phishing"
         | "malware"
@@ -218,6 +225,41 @@ pub fn xarf_type(t: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
         | "illegaladvertisement" => (WebContent, None),
         "copyright" | "infringement" | "copyrightinfringement" | "trademark" => (Copyright, None),
         _ => return None,
+    })
+}
+
+/// Feed report names (Shadowserver's families) mapped to types: what the
+/// feed observed about the host, not the words of its boilerplate. `scan_*`
+/// reports are services found open or vulnerable on the host (not a scan
+/// the host made); `darknet` and honeypot scans are scans it made.
+pub fn feed_report_type(name: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
+    use AbuseType::*;
+    use NetworkSubtype::*;
+    let has = |part: &str| name.contains(part);
+    Some(if has("brute_force") || has("bruteforce") {
+        (NetworkActivity, Some(BruteForce))
+    } else if has("ddos") || has("amplification") || (has("amp") && has("honeypot")) {
+        (NetworkActivity, Some(Dos))
+    } else if has("darknet") || has("honeypot_scan") || has("scanner") {
+        (NetworkActivity, Some(PortScan))
+    } else if has("exploit") || has("honeypot_http") {
+        (NetworkActivity, Some(Intrusion))
+    } else if has("compromised_website") || has("phish") || has("malware_url") || has("defac") {
+        (WebContent, None)
+    } else if has("spam") {
+        (EmailAbuse, None)
+    } else if has("sinkhole")
+        || has("drone")
+        || has("botnet")
+        || has("scan")
+        || has("compromised")
+        || has("blocklist")
+        || has("device")
+        || has("spoofer")
+    {
+        (NetworkActivity, Some(Other))
+    } else {
+        return None;
     })
 }
 

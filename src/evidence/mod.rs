@@ -14,6 +14,7 @@
 mod acns;
 mod arf;
 mod csv;
+mod feeds;
 mod forwarded;
 mod prose;
 pub mod roles;
@@ -176,6 +177,9 @@ pub struct Facts {
     pub xarf_types: Vec<String>,
     /// An ACNS `<Infringement>` notice was found.
     pub has_acns: bool,
+    /// Feed report names (`scan_ssh`, `event4_sinkhole_http`, …) from file
+    /// names and the subject.
+    pub feed_reports: Vec<String>,
     /// A carried message (forwarded or returned) with a `Received:` chain.
     pub has_full_headers: bool,
     /// A carried message or pasted header block without `Received:` lines.
@@ -236,6 +240,7 @@ impl Evidence {
 /// Extracts the evidence of `parsed`, which arrived at `received_at`.
 pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
     let mut ev = Evidence::default();
+    ev.facts.feed_reports = feeds::report_names(parsed);
     arf::extract(parsed, received_at, &mut ev);
     xarf::extract(parsed, received_at, &mut ev);
     acns::extract(parsed, received_at, &mut ev);
@@ -338,12 +343,20 @@ fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evid
     let mut seen_ips = BTreeSet::new();
     let mut seen_urls = BTreeSet::new();
     let mut previous = "";
+    let mut in_footer = false;
     for (n, line) in text.lines().enumerate() {
         if line.len() > 64 * 1024 || line.trim().is_empty() {
             previous = "";
             continue;
         }
-        let facts = text::scan_text_line_after(line, previous, received_at);
+        if line.trim_end() == "--" {
+            // A signature: its links are the reporter's, not evidence.
+            in_footer = true;
+        }
+        let mut facts = text::scan_text_line_after(line, previous, received_at);
+        if in_footer {
+            facts.urls.clear();
+        }
         previous = line;
         if facts.is_log {
             ev.push(Row::from_facts(

@@ -153,6 +153,11 @@ const TARGET_LABELS: &[&str] = &[
     "nosso ip",
     "meu servidor",
     "meu ip",
+    "connecting to",
+    "connected to",
+    "connections to",
+    "contacting",
+    "to c2",
 ];
 
 /// Labels that name the reporter's own infrastructure.
@@ -197,6 +202,13 @@ const SOURCE_LABELS: &[&str] = &[
     "desde",
     "origem",
     "atacando",
+    "infected host",
+    "infected ip",
+    "compromised host",
+    "your customer",
+    "your host",
+    "your server",
+    "your ip",
 ];
 
 /// The role of the address at `line[start..end]`.
@@ -216,6 +228,11 @@ pub fn role_in_line(line: &str, ip: IpAddr, start: usize, end: usize) -> Role {
 /// The role the words in front of an address give it, if any: the label
 /// closest to the address wins (`from 192.0.2.1 to our server 203.0.113.5`).
 pub fn label_role(before: &str) -> Option<Role> {
+    // `a > b`, `a -> b`: the right-hand side of a flow is its destination.
+    let flow = before.trim_end();
+    if flow.ends_with('>') && !flow.ends_with("=>") {
+        return Some(Role::Target);
+    }
     // The label is in the last few words before the address.
     let cut = before.char_indices().rev().nth(40).map_or(0, |(i, _)| i);
     let window = before[cut..].to_lowercase();

@@ -50,6 +50,10 @@ static CLF: LazyLock<Regex> = LazyLock::new(|| {
 static CTIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:([A-Z]{2,5})\s+)?(\d{4})\b").expect("valid regex")
 });
+/// tcpdump's time of day (`07:58:01.120311 IP …`): no date, so the report's.
+static TCPDUMP_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(\d{2}):(\d{2}):(\d{2})\.\d{3,9}\s+IP6?\s").expect("valid regex")
+});
 /// A time-zone abbreviation right after a time.
 static ZONE_AFTER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s?\(?([A-Z]{2,5})\b").expect("valid regex"));
@@ -57,7 +61,7 @@ static SYSLOG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s(\d{2}):(\d{2}):(\d{2})\b").expect("valid regex")
 });
 static LOG_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:sshd|Failed password|Invalid user|authentication failure|\bIN=\S*\s|SRC=|DPT=|PROTO=|fail2ban|\bBan\b|GET /|POST /|HEAD /|HTTP/1\.[01]|kernel:|iptables|nftables|UFW BLOCK|dropbear|postfix/|SASL|connection attempt|port scan|SYN)").expect("valid regex")
+    Regex::new(r"(?i)\b(?:sshd|Failed password|Invalid user|authentication failure|\bIN=\S*\s|SRC=|DPT=|PROTO=|fail2ban|\bBan\b|GET /|POST /|HEAD /|HTTP/1\.[01]|kernel:|iptables|nftables|UFW BLOCK|dropbear|postfix/|SASL|connection attempt|port scan|SYN|Flags \[|\bIP6? \S+ > )").expect("valid regex")
 });
 
 /// What one line of text names.
@@ -312,8 +316,20 @@ pub fn ips_in(text: &str) -> Vec<Found> {
         {
             continue;
         }
+        // tcpdump writes the port after a dot: `192.0.2.1.54321 > 203.0.113.5.22:`.
+        let mut dotted_port = None;
         if after == Some('.') && text[m.end() + 1..].starts_with(|c: char| c.is_ascii_digit()) {
-            continue;
+            let rest = &text[m.end() + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let follows = &rest[digits..];
+            let is_tcpdump = digits <= 5
+                && !m.as_str().contains(':')
+                && (follows.starts_with(" > ") || follows.starts_with(": "))
+                && text.contains(" > ");
+            if !is_tcpdump {
+                continue;
+            }
+            dotted_port = rest[..digits].parse::<u16>().ok().filter(|p| *p > 0);
         }
         // Inside a host name (`4.3.2.1.static.example.net`, `ip-…`): a name,
         // not an address mention.
@@ -328,7 +344,9 @@ pub fn ips_in(text: &str) -> Vec<Found> {
             Some((a, p)) => (a, p.parse::<u16>().ok()),
             None => (s, None),
         };
-        let port = port.or_else(|| port_after(&text[m.end()..]));
+        let port = port
+            .or(dotted_port)
+            .or_else(|| port_after(&text[m.end()..]));
         if let Some(ip) = parse_ip(addr) {
             out.push(Found {
                 ip,
@@ -531,6 +549,18 @@ fn parse_timestamp(line: &str, reference: DateTime<Utc>) -> Option<DateTime<Utc>
         if let Ok(t) = DateTime::parse_from_str(&s, "%d %b %Y %H:%M:%S %z") {
             return Some(t.with_timezone(&Utc));
         }
+    }
+    if let Some(c) = TCPDUMP_TIME.captures(line) {
+        // The day the report was sent, or the day before if the time has
+        // not come yet that day.
+        let (h, m, s): (u32, u32, u32) =
+            (c[1].parse().ok()?, c[2].parse().ok()?, c[3].parse().ok()?);
+        let t = Utc.from_utc_datetime(&reference.date_naive().and_hms_opt(h, m, s)?);
+        return Some(if t > reference {
+            t - chrono::Duration::days(1)
+        } else {
+            t
+        });
     }
     if let Some(c) = SYSLOG.captures(line) {
         let month = month_number(&c[1])?;
@@ -755,6 +785,23 @@ mod tests {
             timestamp("2026-11-26T09:58:12+01:00 CET", r).as_deref(),
             Some("2026-11-26T08:58:12Z")
         );
+    }
+
+    #[test]
+    fn tcpdump_lines_give_source_and_target_with_their_ports() {
+        let f = scan_line(
+            "09:58:01.123456 IP 198.51.100.7.51234 > 203.0.113.5.22: Flags [S], seq 1, length 0",
+            reference(),
+        );
+        assert_eq!(f.source_ip, Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(f.target_ip, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!((f.source_port, f.target_port), (Some(51234), Some(22)));
+        assert_eq!(f.roles[1], super::super::roles::Role::Target);
+        assert!(f.is_log);
+        // A dotted run elsewhere is still no address.
+        assert!(scan_line("version 1.2.3.4.5 released", reference())
+            .ips
+            .is_empty());
     }
 
     #[test]
