@@ -109,7 +109,7 @@ fn stages(quick: bool, pipeline: &Pipeline) {
         let ev = abuse_inbox::evidence::extract(&parsed, chrono::Utc::now());
         extract += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let c = abuse_inbox::classify::classify(&ev, parsed.subject.as_deref(), &rules);
+        let c = abuse_inbox::classify::classify(&ev, parsed.subject.as_deref(), &rules, None);
         classify += t.elapsed().as_secs_f64();
         assert_eq!(c.abuse_type, abuse_inbox::model::AbuseType::NetworkActivity);
     }

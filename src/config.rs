@@ -119,6 +119,8 @@ pub struct TlsConfig {
 pub struct ClassifyConfig {
     /// A rules file in the format of `config/rules.toml`; unset: the built-in rules.
     pub rules_file: Option<PathBuf>,
+    /// A feeds file in the format of `config/feeds.toml`; unset: the built-in feeds.
+    pub feeds_file: Option<PathBuf>,
 }
 
 /// `[reply]`: the reply decision.
@@ -530,6 +532,21 @@ impl Config {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
                 crate::classify::Rules::parse(&text)
+            }
+        }
+    }
+
+    /// The known feeds: the file's, or the built-in ones.
+    ///
+    /// # Errors
+    /// The file cannot be read or a feed is invalid (each problem named).
+    pub fn feeds(&self) -> Result<crate::classify::Feeds, Vec<String>> {
+        match &self.classify.feeds_file {
+            None => Ok(crate::classify::Feeds::builtin()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+                crate::classify::Feeds::parse(&text)
             }
         }
     }

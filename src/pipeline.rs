@@ -40,6 +40,7 @@ pub type SharedPipeline = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Pipeli
 #[derive(Clone)]
 pub struct Pipeline {
     rules: Rules,
+    feeds: classify::Feeds,
     reply: ReplyConfig,
     /// What it was built from: the worker child is started with the same.
     config: Config,
@@ -55,8 +56,15 @@ impl Pipeline {
                 .map(|p| format!("classify.rules_file: {p}"))
                 .collect::<Vec<_>>()
         })?;
+        let feeds = config.feeds().map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| format!("classify.feeds_file: {p}"))
+                .collect::<Vec<_>>()
+        })?;
         Ok(Pipeline {
             rules,
+            feeds,
             reply: config.reply.clone(),
             config: config.clone(),
         })
@@ -95,14 +103,24 @@ impl Pipeline {
         let received_at = DateTime::parse_from_rfc3339(&raw.received_at)
             .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
         let ev = evidence::extract(&parsed, received_at);
-        let class = classify::classify(&ev, parsed.subject.as_deref(), &self.rules);
+        let envelope_sender = match &raw.envelope.mail_from {
+            Sender::Address(a) => Some(a.as_str()),
+            Sender::Null | Sender::Unknown => None,
+        };
+        let senders: Vec<&str> = parsed
+            .from
+            .as_deref()
+            .into_iter()
+            .chain(envelope_sender)
+            .collect();
+        let feed = self
+            .feeds
+            .recognise(&senders, parsed.subject.as_deref(), &parsed.headers);
+        let class = classify::classify(&ev, parsed.subject.as_deref(), &self.rules, feed);
         let reporter = parsed
             .from
             .clone()
-            .or_else(|| match &raw.envelope.mail_from {
-                Sender::Address(a) => Some(a.clone()),
-                Sender::Null | Sender::Unknown => None,
-            });
+            .or_else(|| envelope_sender.map(str::to_owned));
         let (reply, reply_reason) = reply::decide(
             &reply::Facts {
                 sender: &raw.envelope.mail_from,
@@ -111,6 +129,7 @@ impl Pipeline {
                 formats: &ev.formats,
                 missing: &class.missing,
                 auth: raw.auth.as_ref(),
+                feed,
             },
             &self.reply,
         );

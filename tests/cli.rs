@@ -977,3 +977,62 @@ fn the_report_log_line_carries_the_reply_decision_as_stored() {
         lines[2]
     );
 }
+
+#[test]
+fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let feeds = dir.path().join("feeds.toml");
+    std::fs::write(
+        &feeds,
+        "[[feed]]\nid = 'honeynet'\nname = 'Our partner honeynet'\nsenders = ['honeynet.example.org']\nautomated = true\nabuse_type = 'network_activity'\nsubtype = 'port_scan'\n",
+    )
+    .unwrap();
+    let config = crate::util::test_config(
+        dir.path(),
+        "",
+        &format!("[classify]\nfeeds_file = {:?}\n", feeds.to_str().unwrap()),
+    );
+    let mail = dir.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: sensor@honeynet.example.org\r\nSubject: report\r\nMessage-ID: <hn-1@honeynet.example.org>\r\n\r\n2026-11-30T10:00:00Z 192.0.2.60 -> 203.0.113.1:23\r\n",
+    )
+    .unwrap();
+    let report = json(&abuse_inbox(&[
+        "ingest",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        &db,
+        mail.to_str().unwrap(),
+    ]));
+    assert_eq!(report["abuse_type"], "network_activity", "{report}");
+    assert_eq!(report["subtype"], "port_scan", "{report}");
+    assert_eq!(report["reply"], "suppressed", "{report}");
+    assert_eq!(
+        report["reply_reason"],
+        "automated feed \"honeynet\" not in reply.automated_allow"
+    );
+    assert!(
+        report["reasons"]
+            .to_string()
+            .contains("feed \\\"honeynet\\\""),
+        "{report}"
+    );
+    std::fs::write(&feeds, "[[feed]]\nid = 'x'\nname = 'x'\nsubject = '('\n").unwrap();
+    let out = abuse_inbox(&[
+        "ingest",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        &db,
+        mail.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("classify.feeds_file: feed[0].subject"),
+        "{err}"
+    );
+}

@@ -7,11 +7,13 @@
 //! lines); free-text rules add their weights; the best-supported type wins.
 //! Pure: no I/O.
 
+pub mod feeds;
 mod missing;
 pub mod rules;
 
 pub use missing::missing as missing_for;
 
+pub use feeds::{Feed, Feeds};
 pub use rules::Rules;
 
 use crate::evidence::{Evidence, Kind};
@@ -26,6 +28,9 @@ const STRUCTURED: u32 = 100;
 const LOG_ROWS: u32 = 20;
 /// Weight of a carried message with full headers, for email abuse.
 const CARRIED_MESSAGE: u32 = 10;
+/// Weight of a known feed's usual type: more than the words of its
+/// boilerplate, less than any structured field.
+const FEED_PROFILE: u32 = 12;
 /// Weight of URLs named in a report without logs or a carried message.
 const URLS_NAMED: u32 = 2;
 /// Below this total a report stays `unknown`.
@@ -73,8 +78,21 @@ pub struct Classification {
 }
 
 /// Classifies a report.
-pub fn classify(evidence: &Evidence, subject: Option<&str>, rules: &Rules) -> Classification {
+pub fn classify(
+    evidence: &Evidence,
+    subject: Option<&str>,
+    rules: &Rules,
+    feed: Option<&Feed>,
+) -> Classification {
     let mut reasons = structured(evidence);
+    if let Some((feed, abuse_type)) = feed.and_then(|f| Some((f, f.abuse_type?))) {
+        reasons.push(Reason {
+            abuse_type,
+            subtype: feed.subtype,
+            score: FEED_PROFILE,
+            what: format!("feed {:?} ({})", feed.id, feed.name),
+        });
+    }
     reasons.extend(log_reasons(evidence));
     if evidence.facts.has_full_headers {
         reasons.push(Reason {

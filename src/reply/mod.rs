@@ -35,6 +35,8 @@ pub struct Facts<'a> {
     pub missing: &'a [String],
     /// The sender checks; `None` when they were not made.
     pub auth: Option<&'a crate::auth::AuthResults>,
+    /// The known feed that sent it, if any.
+    pub feed: Option<&'a crate::classify::Feed>,
 }
 
 /// Decides the reply; the reason is `Some` when the reply is suppressed or off.
@@ -104,6 +106,14 @@ fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
         && !allowed(config, &reporter)
     {
         return Some("automated feed (ARF/X-ARF) not in reply.automated_allow".into());
+    }
+    if let Some(feed) = facts.feed.filter(|f| f.automated) {
+        if !allowed(config, &reporter) {
+            return Some(format!(
+                "automated feed {:?} not in reply.automated_allow",
+                feed.id
+            ));
+        }
     }
     let domain = limits::domain(&reporter);
     if let Some(why) = not_public(&domain) {
@@ -208,6 +218,7 @@ mod tests {
             formats: &formats,
             missing: &missing,
             auth: None,
+            feed: None,
         };
         let config = ReplyConfig {
             require_auth: false,
@@ -264,6 +275,7 @@ mod tests {
             formats: &formats,
             missing: &[],
             auth: None,
+            feed: None,
         };
         let mut config = ReplyConfig {
             automated_allow: vec!["example.org".into()],
