@@ -25,6 +25,24 @@ fn deep_rfc822(levels: usize) -> Vec<u8> {
     m.into_bytes()
 }
 
+/// [`deep_rfc822`] again, as an attached `.eml` file (base64, as Outlook
+/// attaches mail): read as a message, with the same budget.
+fn deep_eml_attachment(levels: usize) -> Vec<u8> {
+    let mut m = head("deep eml", "multipart/mixed; boundary=\"e\"");
+    m.push_str("--e\r\nContent-Type: text/plain\r\n\r\nthe mail is attached\r\n--e\r\n");
+    m.push_str("Content-Type: application/octet-stream; name=\"fw.eml\"\r\n");
+    m.push_str("Content-Disposition: attachment; filename=\"fw.eml\"\r\n");
+    m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+    let inner = deep_rfc822(levels);
+    let encoded = data_encoding::BASE64.encode(&inner);
+    for chunk in encoded.as_bytes().chunks(76) {
+        m.push_str(std::str::from_utf8(chunk).unwrap());
+        m.push_str("\r\n");
+    }
+    m.push_str("--e--\r\n");
+    m.into_bytes()
+}
+
 fn deep_multipart(levels: usize) -> Vec<u8> {
     let mut m = head("deep multipart", "multipart/mixed; boundary=\"b0\"");
     for i in 0..levels {
@@ -225,6 +243,7 @@ async fn every_hostile_message_becomes_a_bounded_report_and_intake_keeps_answeri
             deep_rfc822(100_000),
             "multipart or message parts",
         ),
+        ("deep eml", deep_eml_attachment(100_000), "has more than"),
         (
             "deep multipart",
             deep_multipart(100_000),

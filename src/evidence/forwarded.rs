@@ -20,17 +20,84 @@ pub fn originating_ip(headers: &Headers) -> Option<IpAddr> {
     {
         return Some(ip);
     }
-    // The first hop from outside: hops inside the reporter's network
-    // (loopback, private addresses: a content filter, an internal relay)
-    // are passed over, never named.
+    // The first hop from outside: hops inside the reporter's network are
+    // passed over, never named: loopback and private addresses (a content
+    // filter, an internal relay), and hosts of the reporter's own domains
+    // (those of the receiving MX and of the recipients).
+    let mut own: Vec<String> = headers
+        .all("to")
+        .chain(headers.all("cc"))
+        .flat_map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| org_domain(d)))
+        .collect();
+    if let Some(by) = headers.all("received").next().and_then(by_host) {
+        own.push(org_domain(&by));
+    }
+    own.retain(|d| d.contains('.'));
     headers.all("received").find_map(|received| {
         let from_part = received.split(" by ").next().unwrap_or(received);
-        from_part
+        let ip = from_part
             .split('[')
             .skip(1)
             .find_map(|rest| rest.split(']').next().and_then(parse_ip))
-            .filter(public)
+            .filter(public)?;
+        let inside = from_hosts(from_part)
+            .iter()
+            .any(|h| own.contains(&org_domain(h)));
+        (!inside).then_some(ip)
     })
+}
+
+/// The host after `by` in a `Received:` value.
+fn by_host(received: &str) -> Option<String> {
+    let after = received
+        .trim_start()
+        .strip_prefix("by ")
+        .or_else(|| received.split_once(" by ").map(|(_, a)| a))?;
+    let host = after.split_whitespace().next()?;
+    Some(
+        host.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_ascii_lowercase(),
+    )
+}
+
+/// The host names a `from` clause gives: the HELO name and the name in
+/// parentheses (`from helo.example (rdns.example [192.0.2.1])`).
+fn from_hosts(from_part: &str) -> Vec<String> {
+    from_part
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '[')
+        .filter(|w| {
+            w.contains('.') && w.chars().any(|c| c.is_ascii_alphabetic()) && !w.contains(']')
+        })
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// The organisation's domain of a host name: its last two labels, or three
+/// under a two-letter country code's generic second level (`co.uk`).
+fn org_domain(host: &str) -> String {
+    let host = host
+        .trim()
+        .trim_end_matches('.')
+        .trim_end_matches('>')
+        .to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
+    let keep = match labels.as_slice() {
+        [.., second, tld]
+            if tld.len() == 2
+                && matches!(
+                    *second,
+                    "co" | "com" | "org" | "net" | "ac" | "gov" | "edu" | "ne" | "or"
+                ) =>
+        {
+            3
+        }
+        _ => 2,
+    };
+    labels[labels.len().saturating_sub(keep)..].join(".")
 }
 
 fn summary(headers: &Headers) -> String {
@@ -173,7 +240,7 @@ mod tests {
 
     #[test]
     fn originating_ip_comes_from_the_topmost_received_with_an_address() {
-        let h = Headers::parse_block("Received: by mx.example.com (Postfix)\nReceived: from localhost [127.0.0.1] by mx.example.com\nReceived: from filter.example.com [10.1.2.3] by mx.example.com\nReceived: from spam.example.org (spam.example.org [203.0.113.66]) by mx.example.com\nReceived: from [10.0.0.1] by spam.example.org\n");
+        let h = Headers::parse_block("Received: by mx.example.com (Postfix)\nReceived: from localhost [127.0.0.1] by mx.example.com\nReceived: from filter.example.com [10.1.2.3] by mx.example.com\nReceived: from gw.example.com (gw.example.com [198.51.100.9]) by mx.example.com\nReceived: from spam.example.org (spam.example.org [203.0.113.66]) by mx.example.com\nReceived: from [10.0.0.1] by spam.example.org\n");
         assert_eq!(originating_ip(&h), Some("203.0.113.66".parse().unwrap()));
     }
 

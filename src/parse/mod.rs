@@ -245,7 +245,11 @@ fn parse_within(raw: &[u8]) -> Parsed {
             .map(str::to_ascii_lowercase),
         ..Parsed::default()
     };
-    let mut walk = Walk { parts: 0, bytes: 0 };
+    let mut walk = Walk {
+        parts: 0,
+        bytes: 0,
+        eml_files: 0,
+    };
     walk.message(&message, "", 0, &mut parsed);
     // The files of zip attachments are read like attachments of their own,
     // within one budget of inflated bytes for all archives of the message.
@@ -292,6 +296,34 @@ fn unfold(value: &str) -> String {
 struct Walk {
     parts: usize,
     bytes: usize,
+    /// Attached `.eml` files read as messages so far.
+    eml_files: usize,
+}
+
+/// Attached mail files (`.eml`) read as carried messages, per message.
+const MAX_EML_FILES: usize = 8;
+
+/// Whether an attachment is a mail file: an `.eml` (Outlook and webmail
+/// send them as `application/octet-stream`), or a `.msg` that is really
+/// RFC 5322 text (a header line first).
+fn is_mail_file(name: Option<&str>, bytes: &[u8]) -> bool {
+    let Some(ext) = name
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+    else {
+        return false;
+    };
+    let starts_with_header = || {
+        let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+        first.iter().position(|b| *b == b':').is_some_and(|colon| {
+            colon > 0
+                && colon < 40
+                && first[..colon]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        })
+    };
+    ext == "eml" || (ext == "msg" && starts_with_header())
 }
 
 impl Walk {
@@ -357,6 +389,30 @@ impl Walk {
                         bytes: text.as_bytes().to_vec(),
                     });
                 }
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes)
+                    if is_mail_file(name.as_deref(), bytes)
+                        && self.eml_files < MAX_EML_FILES
+                        && depth < MAX_DEPTH =>
+                {
+                    self.eml_files += 1;
+                    // The same budget as the whole message: containers are
+                    // counted before mail-parser builds anything.
+                    let bytes = match nth_container_header(bytes, MAX_CONTAINERS) {
+                        Some(cut) => {
+                            out.warnings.push(format!(
+                                "mime: {origin} has more than {MAX_CONTAINERS} multipart or message parts; read up to byte {cut}"
+                            ));
+                            &bytes[..cut]
+                        }
+                        None => &bytes[..],
+                    };
+                    match MessageParser::default().parse(bytes) {
+                        Some(inner) => self.carried(&inner, &origin, depth, out),
+                        None => out
+                            .carried
+                            .push(carried_headers(&origin, &String::from_utf8_lossy(bytes))),
+                    }
+                }
                 PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
                     if content_type == "message/rfc822" || content_type == "message/global" {
                         // Undecodable as a message: keep its headers at least.
@@ -371,39 +427,43 @@ impl Walk {
                         });
                     }
                 }
-                PartType::Message(inner) => {
-                    if depth + 1 > MAX_DEPTH {
-                        out.warnings.push(format!(
-                            "mime: {origin} nested deeper than {MAX_DEPTH}; skipped"
-                        ));
-                        continue;
-                    }
-                    let body = inner
-                        .body_text(0)
-                        .map(|t| t.into_owned())
-                        .or_else(|| inner.body_html(0).map(|h| html_to_text(&h)));
-                    let header_text = String::from_utf8_lossy(
-                        inner
-                            .raw_message
-                            .get(..inner.root_part().raw_body_offset() as usize)
-                            .unwrap_or_default(),
-                    )
-                    .into_owned();
-                    out.carried.push(Carried {
-                        origin: origin.clone(),
-                        headers: headers_of(inner),
-                        header_text,
-                        body,
-                    });
-                    // Its attachments (a CSV inside a forwarded report) count too.
-                    let mut sub = Parsed::default();
-                    self.message(inner, &origin, depth + 1, &mut sub);
-                    out.attachments.extend(sub.attachments);
-                    out.carried.extend(sub.carried);
-                    out.warnings.extend(sub.warnings);
-                }
+                PartType::Message(inner) => self.carried(inner, &origin, depth, out),
             }
         }
+    }
+
+    /// A message inside the report (forwarded, returned, attached as a
+    /// file): its headers and body, and its own parts.
+    fn carried(&mut self, inner: &Message<'_>, origin: &str, depth: usize, out: &mut Parsed) {
+        if depth + 1 > MAX_DEPTH {
+            out.warnings.push(format!(
+                "mime: {origin} nested deeper than {MAX_DEPTH}; skipped"
+            ));
+            return;
+        }
+        let body = inner
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .or_else(|| inner.body_html(0).map(|h| html_to_text(&h)));
+        let header_text = String::from_utf8_lossy(
+            inner
+                .raw_message
+                .get(..inner.root_part().raw_body_offset() as usize)
+                .unwrap_or_default(),
+        )
+        .into_owned();
+        out.carried.push(Carried {
+            origin: origin.to_owned(),
+            headers: headers_of(inner),
+            header_text,
+            body,
+        });
+        // Its attachments (a CSV inside a forwarded report) count too.
+        let mut sub = Parsed::default();
+        self.message(inner, origin, depth + 1, &mut sub);
+        out.attachments.extend(sub.attachments);
+        out.carried.extend(sub.carried);
+        out.warnings.extend(sub.warnings);
     }
 }
 
