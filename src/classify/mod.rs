@@ -337,10 +337,17 @@ fn log_reasons(ev: &Evidence) -> Vec<Reason> {
         ),
     ];
     candidates.sort_by_key(|c| std::cmp::Reverse(c.1));
+    // One dated line is weak evidence of a log ("Email from 192.0.2.66 /
+    // date" in a spam report); three or more are a log.
+    let weight = match logs.len() {
+        1 => LOG_ROWS * 2 / 5,
+        2 => LOG_ROWS * 7 / 10,
+        _ => LOG_ROWS,
+    };
     let mut out = vec![Reason {
         abuse_type: AbuseType::NetworkActivity,
         subtype: None,
-        score: LOG_ROWS,
+        score: weight,
         what: format!("{} log rows with addresses", logs.len()),
     }];
     if let Some((subtype, n, what)) = candidates.into_iter().find(|c| c.1 > 0) {
@@ -348,7 +355,7 @@ fn log_reasons(ev: &Evidence) -> Vec<Reason> {
         out.push(Reason {
             abuse_type: AbuseType::NetworkActivity,
             subtype: Some(subtype),
-            score: LOG_ROWS,
+            score: weight,
             what,
         });
     }

@@ -48,6 +48,22 @@ pub fn originating_ip(headers: &Headers) -> Option<IpAddr> {
     })
 }
 
+/// Every public address of a `Received:` chain, top first.
+fn chain_ips(headers: &Headers) -> Vec<IpAddr> {
+    headers
+        .all("received")
+        .take(64)
+        .filter_map(|received| {
+            let from_part = received.split(" by ").next().unwrap_or(received);
+            from_part
+                .split('[')
+                .skip(1)
+                .find_map(|rest| rest.split(']').next().and_then(parse_ip))
+        })
+        .filter(|ip| super::roles::is_public(*ip))
+        .collect()
+}
+
 /// The host after `by` in a `Received:` value.
 fn by_host(received: &str) -> Option<String> {
     let after = received
@@ -138,7 +154,11 @@ pub fn extract_carried(parsed: &Parsed, received_at: DateTime<Utc>, ev: &mut Evi
         } else {
             ev.facts.has_partial_headers = true;
         }
+        let at = ev.rows.len();
         ev.push(message_row(&c.headers, c.origin.clone(), received_at));
+        if at < ev.rows.len() {
+            ev.carried_chains.push((at, chain_ips(&c.headers)));
+        }
         if let Some(body) = c.body.as_deref().filter(|b| !b.trim().is_empty()) {
             ev.facts.has_carried_body = true;
             for url in text::urls(body) {

@@ -204,6 +204,8 @@ pub struct Evidence {
     pub warnings: Vec<String>,
     /// Rows found past [`MAX_ROWS`].
     pub rows_dropped: u64,
+    /// For each carried message's row: the public hops of its chain.
+    carried_chains: Vec<(usize, Vec<IpAddr>)>,
 }
 
 impl Evidence {
@@ -307,6 +309,22 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
     }
     if ev.formats.is_empty() || ev.formats.iter().all(|f| *f == Format::Html) {
         ev.formats.insert(Format::FreeText);
+    }
+    // A report that states the source itself (SpamCop's "Email from
+    // 192.0.2.66 / date"), naming a hop of the carried message's chain, is
+    // right over the first-outside-hop guess: the reporter knows its relays.
+    let stated: BTreeSet<IpAddr> = ev
+        .rows
+        .iter()
+        .filter(|r| r.kind != Kind::Message && r.is_offender())
+        .filter_map(|r| r.source_ip)
+        .collect();
+    for (at, chain) in std::mem::take(&mut ev.carried_chains) {
+        if let Some(ip) = chain.iter().find(|ip| stated.contains(ip)) {
+            if let Some(row) = ev.rows.get_mut(at) {
+                row.source_ip = Some(*ip);
+            }
+        }
     }
     // Whatever a detector said: an address that cannot be a host on the
     // internet is never an offender.

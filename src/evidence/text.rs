@@ -50,6 +50,12 @@ static CLF: LazyLock<Regex> = LazyLock::new(|| {
 static CTIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:([A-Z]{2,5})\s+)?(\d{4})\b").expect("valid regex")
 });
+/// Windows event logs and US tools: `11/30/2026 3:12:44 AM` (month first,
+/// unless the first number cannot be a month).
+static US_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\s*([AaPp][Mm]))?")
+        .expect("valid regex")
+});
 /// tcpdump's time of day (`07:58:01.120311 IP …`): no date, so the report's.
 static TCPDUMP_TIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*(\d{2}):(\d{2}):(\d{2})\.\d{3,9}\s+IP6?\s").expect("valid regex")
@@ -107,9 +113,11 @@ pub fn scan_text_line_after(line: &str, previous: &str, reference: DateTime<Utc>
         return facts;
     }
     let timestamp = timestamp(line, reference);
+    // A dated line that names a URL ("hxxps://… 198.51.100.150 2026-11-30
+    // 08:55 UTC" in a takedown table) dates the URL; it is not a log line.
+    let dated_log = timestamp.is_some() && !is_sentence(line) && facts.urls.is_empty();
     LineFacts {
-        is_log: !facts.ips.is_empty()
-            && (LOG_WORDS.is_match(line) || (timestamp.is_some() && !is_sentence(line))),
+        is_log: !facts.ips.is_empty() && (LOG_WORDS.is_match(line) || dated_log),
         timestamp,
         ..facts
     }
@@ -204,12 +212,18 @@ fn scan_addresses_after(line: &str, previous: &str) -> LineFacts {
                 && found.start <= CARRIED_LABEL_CHARS
                 && super::roles::label_role(&line[..found.start]).is_none()
             {
-                let tail_start = previous
+                // Only words after the previous line's last address can
+                // label this one ("… desde 203.0.113.33 contra nuestro⏎
+                // servidor 192.0.2.71"; not "… our site (192.0.2.88):⏎
+                // 203.0.113.77 - - [26/Nov/…").
+                let after_last_ip = ips_in(previous).last().map_or(0, |f| f.end);
+                let rest = &previous[after_last_ip..];
+                let tail_start = rest
                     .char_indices()
                     .rev()
                     .nth(CARRIED_LABEL_CHARS)
                     .map_or(0, |(i, _)| i);
-                let joined = format!("{} {}", &previous[tail_start..], &line[..found.start]);
+                let joined = format!("{} {}", &rest[tail_start..], &line[..found.start]);
                 if let Some(carried) = super::roles::label_role(&joined) {
                     role = carried;
                 }
@@ -550,6 +564,19 @@ fn parse_timestamp(line: &str, reference: DateTime<Utc>) -> Option<DateTime<Utc>
             return Some(t.with_timezone(&Utc));
         }
     }
+    if let Some(c) = US_DATE.captures(line) {
+        let (a, b): (u32, u32) = (c[1].parse().ok()?, c[2].parse().ok()?);
+        let (month, day) = if a > 12 { (b, a) } else { (a, b) };
+        let mut hour: u32 = c[4].parse().ok()?;
+        match c.get(7).map(|m| m.as_str().to_ascii_lowercase()) {
+            Some(ref pm) if pm == "pm" && hour < 12 => hour += 12,
+            Some(ref am) if am == "am" && hour == 12 => hour = 0,
+            _ => {}
+        }
+        let date = NaiveDate::from_ymd_opt(c[3].parse().ok()?, month, day)?;
+        let time = date.and_hms_opt(hour, c[5].parse().ok()?, c[6].parse().ok()?)?;
+        return Some(Utc.from_utc_datetime(&time));
+    }
     if let Some(c) = TCPDUMP_TIME.captures(line) {
         // The day the report was sent, or the day before if the time has
         // not come yet that day.
@@ -779,6 +806,14 @@ mod tests {
         assert_eq!(
             timestamp("Thu, 26 Nov 2026 09:58:12 EST", r).as_deref(),
             Some("2026-11-26T14:58:12Z")
+        );
+        assert_eq!(
+            timestamp("Audit Failure\t11/30/2026 3:12:44 PM\tMicrosoft", r).as_deref(),
+            Some("2026-11-30T15:12:44Z")
+        );
+        assert_eq!(
+            timestamp("30/11/2026 03:12:44", r).as_deref(),
+            Some("2026-11-30T03:12:44Z")
         );
         // An offset written out wins over any word after it.
         assert_eq!(
