@@ -204,8 +204,12 @@ pub struct SmtpConfig {
     /// The name in the 220 greeting and the EHLO reply.
     pub hostname: String,
     /// Accepted recipients: a bare local part (`abuse`) matches it at any domain;
-    /// a full address (`abuse@example.com`) matches only itself. Case-insensitive.
+    /// a full address (`abuse@example.com`) matches only itself. Case-insensitive;
+    /// a quoted local part (`"abuse"@…`) is the same as the bare one.
     pub recipients: Vec<String>,
+    /// Sub-addressing, as Postfix's `recipient_delimiter`: with `+`,
+    /// `abuse+anything@…` is `abuse@…`. Empty: off.
+    pub recipient_delimiter: String,
     pub max_message_bytes: u64,
     pub max_line_bytes: usize,
     pub max_recipients: usize,
@@ -227,6 +231,7 @@ impl Default for SmtpConfig {
             listen: "127.0.0.1:2525".to_owned(),
             hostname: "abuse-inbox.localhost".to_owned(),
             recipients: vec!["abuse".to_owned()],
+            recipient_delimiter: "+".to_owned(),
             max_message_bytes: 25 * 1024 * 1024,
             max_line_bytes: 4096,
             max_recipients: 100,
@@ -554,10 +559,20 @@ impl Config {
     /// Whether `rcpt` (an address from `RCPT TO`) is one we accept.
     pub fn accepts_rcpt(&self, rcpt: &str) -> bool {
         let rcpt = rcpt.trim();
-        let local = rcpt.rsplit_once('@').map_or(rcpt, |(local, _)| local);
+        let (local, domain) = rcpt.rsplit_once('@').unwrap_or((rcpt, ""));
+        // `"abuse"@…` is `abuse@…` (RFC 5321 §4.1.2: the quotes are syntax).
+        let local = local
+            .strip_prefix('"')
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or(local);
+        let local = match self.smtp.recipient_delimiter.chars().next() {
+            Some(delimiter) => local.split(delimiter).next().unwrap_or(local),
+            None => local,
+        };
+        let address = format!("{local}@{domain}");
         self.smtp.recipients.iter().any(|r| {
             if r.contains('@') {
-                r.eq_ignore_ascii_case(rcpt)
+                r.eq_ignore_ascii_case(&address)
             } else {
                 r.eq_ignore_ascii_case(local)
             }

@@ -133,7 +133,7 @@ impl Pipeline {
             },
             &self.reply,
         );
-        let reply_to = reporter.clone();
+        let reply_to = reply::reply_address(reporter.as_deref(), parsed.headers.get("reply-to"));
         let mut seen = std::collections::HashSet::new();
         let sources: Vec<_> = ev
             .rows

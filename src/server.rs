@@ -193,8 +193,8 @@ impl Server {
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         // Replies go out only with a relay; without one they wait as `held`.
         let sender_stop = CancellationToken::new();
-        let relay =
-            crate::reply::sender::relay(&config.reply).map_err(|p| Error::Invalid(vec![p]))?;
+        let relay = crate::reply::sender::relay(&config.reply, &config.smtp.hostname)
+            .map_err(|p| Error::Invalid(vec![p]))?;
         let sender = relay.map(|transport| {
             tokio::spawn(crate::reply::sender::run(
                 transport,

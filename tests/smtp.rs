@@ -301,7 +301,7 @@ async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving() 
         let reply = c.cmd("EHLO a\x00b");
         assert!(reply.starts_with("500 5.5.2"), "{reply}");
         c.expect("STARTTLS", "503");
-        c.expect("AUTH PLAIN AGFiYwBkZWY=", "503");
+        c.expect("AUTH PLAIN AGFiYwBkZWY=", "502");
         c.expect("EHLO client.example", "250");
         let reply = c.send_message(
             "a@example.net",
@@ -508,5 +508,44 @@ async fn metrics_and_healthz_are_served_when_configured() {
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    let db = server.db_path();
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        // AUTH is not offered: 502, never 500 for a well-formed command.
+        let auth = c.cmd("AUTH PLAIN AGFAYg==");
+        assert!(auth.starts_with("502 5.5.1"), "{auth}");
+        // An unknown MAIL parameter: 555 5.5.4.
+        let param = c.cmd("MAIL FROM:<a@example.net> FOO=bar");
+        assert!(param.starts_with("555 5.5.4"), "{param}");
+        c.expect("RSET", "250");
+        c.expect("MAIL FROM:<\"john doe\"@example.net>", "250");
+        c.expect("RCPT TO:<\"abuse\"@example.com>", "250");
+        c.expect("RCPT TO:<abuse+phishing@example.com>", "250");
+        c.expect("RCPT TO:<ABUSE+x@Example.COM>", "250");
+        c.expect("RCPT TO:<abusers@example.com>", "550");
+        c.expect("DATA", "354");
+        c.send(&crate::util::message("quoted", "quoted sender"));
+        let reply = c.cmd(".");
+        assert!(reply.starts_with("250"), "{reply}");
+        c.expect("QUIT", "221");
+    })
+    .await
+    .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (from, rcpt): (String, String) = conn
+        .query_row("SELECT mail_from, rcpt_to FROM raw_messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(from, "\"john doe\"@example.net");
+    assert!(rcpt.contains("abuse+phishing@example.com"), "{rcpt}");
     server.stop().await;
 }

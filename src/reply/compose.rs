@@ -236,6 +236,9 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
         .to(to)
         .subject(subject(d))
         .message_id(Some(format!("<{}>", d.message_id)))
+        // A MIME message says so (RFC 2045 §4): without it strict readers
+        // show the quoted-printable body raw.
+        .header(lettre::message::header::MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN);
     if let Some(id) = d.in_reply_to.as_deref().and_then(referable) {
         builder = builder
@@ -293,6 +296,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("In-Reply-To: <orig@example.net>"), "{text}");
+        assert!(text.contains("MIME-Version: 1.0\r\n"), "{text}");
+        assert!(
+            text.contains("Content-Type: text/plain; charset=utf-8"),
+            "{text}"
+        );
         assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
         assert!(text.contains("IP address, date-time in ISO 8601"), "{text}");
         assert!(text.contains(REPLY_MARKER), "{text}");

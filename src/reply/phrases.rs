@@ -86,7 +86,8 @@ pub fn label(language: Language, abuse_type: &str, subtype: Option<&str>) -> Str
         };
         translated.map_or_else(|| code.replace('_', " "), str::to_owned)
     };
-    match subtype {
+    // "other" tells a reporter nothing: the type alone is shown.
+    match subtype.filter(|s| *s != "other") {
         Some(s) => format!("{}, {}", name(abuse_type), name(s)),
         None => name(abuse_type),
     }

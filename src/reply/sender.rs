@@ -51,6 +51,7 @@ impl SendError for lettre::transport::stub::Error {
 /// The TLS parameters cannot be built or the password file cannot be read.
 pub fn relay(
     config: &ReplyConfig,
+    hello_name: &str,
 ) -> Result<Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>, String> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -81,6 +82,10 @@ pub fn relay(
     };
     let mut builder = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
         .port(config.relay_port)
+        // Our name, as configured (smtp.hostname), not the OS host name.
+        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
+            hello_name.to_owned(),
+        ))
         .tls(tls)
         .timeout(Some(Duration::from_secs(60)));
     if let (Some(user), Some(file)) = (&config.relay_username, &config.relay_password_file) {

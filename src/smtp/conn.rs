@@ -7,7 +7,7 @@
 //! Every read is bounded in length and in time.
 
 use super::budget::Reservation;
-use super::handler::{Handler, Slot, NULL_SENDER};
+use super::handler::{Handler, Slot, NULL_SENDER, QUOTED_PATH};
 use super::io::{Data, Io, ReadError};
 use super::{reply, Context, Settings, Stops};
 use crate::model::{Envelope, Incoming, Origin, Sender};
@@ -30,6 +30,9 @@ enum Prepared {
     Line(Vec<u8>),
     /// Answer directly; mailin's state is unchanged.
     Reply(&'static [u8]),
+    /// Hand `line` to mailin with [`QUOTED_PATH`] for `path`, which mailin
+    /// cannot parse (a quoted local part).
+    Quoted { line: Vec<u8>, path: String },
 }
 
 /// A byte stream a session runs on: TCP, TLS over TCP, or a test pipe.
@@ -101,6 +104,12 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 continue;
             }
             Prepared::Line(command) => command,
+            Prepared::Quoted { line, path } => {
+                slot.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pending_quoted = Some(path);
+                line
+            }
         };
         if config.tls.require_tls && !is_tls && is_verb(&command, b"MAIL") {
             crate::metrics::get().reject("tls_required");
@@ -165,13 +174,26 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             let plain = std::mem::replace(&mut io, Io::new(Box::new(tokio::io::duplex(1).0), idle));
             match tokio::time::timeout(idle, acceptor.accept(plain.into_inner())).await {
                 Ok(Ok(tls)) => {
+                    let (version, cipher) = {
+                        let connection = tls.get_ref().1;
+                        (
+                            connection
+                                .protocol_version()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_default(),
+                            connection
+                                .negotiated_cipher_suite()
+                                .map(|c| format!("{:?}", c.suite()))
+                                .unwrap_or_default(),
+                        )
+                    };
                     io = Io::new(Box::new(tls), idle);
                     // The client starts over with EHLO (RFC 3207 §4.2).
                     session.tls_active();
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::default();
                     in_transaction = false;
                     is_tls = true;
-                    info!("tls established");
+                    info!(version, cipher, "tls established");
                     continue;
                 }
                 Ok(Err(error)) => break format!("tls handshake failed: {error}"),
@@ -234,6 +256,18 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             }
             (Data::Message(bytes), Some((from, to))) => {
                 let helo = slot.lock().unwrap_or_else(|p| p.into_inner()).helo.clone();
+                // One line an operator can grep with the Postfix queue id
+                // it matches: who, from where, to whom, which message.
+                let logged = (
+                    helo.clone().unwrap_or_default(),
+                    if from.is_empty() {
+                        "<>".to_owned()
+                    } else {
+                        from.clone()
+                    },
+                    to.join(","),
+                    crate::rawmail::header(&bytes, "message-id").unwrap_or_default(),
+                );
                 let incoming = Incoming {
                     envelope: Envelope {
                         origin: Origin::Smtp,
@@ -257,10 +291,15 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                         let metrics = crate::metrics::get();
                         metrics.accepted.inc();
                         metrics.bytes_received.inc_by(size as u64);
+                        let (helo, mail_from, rcpt_to, message_id) = &logged;
                         info!(
                             raw_id = committed.raw_id.0,
                             size,
                             is_duplicate = committed.is_duplicate,
+                            %helo,
+                            %mail_from,
+                            %rcpt_to,
+                            %message_id,
                             "message committed"
                         );
                         reply::queued(committed)
@@ -319,15 +358,28 @@ fn prepare(line: &[u8], max_message_bytes: u64) -> Prepared {
     if has_control(line.strip_suffix(b"\r\n").unwrap_or(line).trim_ascii()) {
         return Prepared::Reply(reply::CONTROL_CHARACTERS);
     }
+    if is_verb(line, b"AUTH") {
+        // Well-formed, but not offered (RFC 4954 §4; never a 500).
+        return Prepared::Reply(reply::AUTH_NOT_OFFERED);
+    }
     if is_verb(line, b"MAIL") {
         return prepare_mail(line, max_message_bytes);
     }
     if is_verb(line, b"RCPT") {
-        if let Some((path, _params)) = split_path(line, b"RCPT TO:") {
+        if let Some((path, params)) = split_path(line, b"RCPT TO:") {
+            // RFC 3461's NOTIFY and ORCPT are taken; anything else is a
+            // parameter we do not support (RFC 5321 §4.1.1.11: 555).
+            if unknown_param(params, &[b"NOTIFY", b"ORCPT"]).is_some() {
+                return Prepared::Reply(reply::UNSUPPORTED_PARAMETER);
+            }
             let mut out = b"RCPT TO:<".to_vec();
-            out.extend_from_slice(path);
+            out.extend_from_slice(if path.contains(&b'"') {
+                QUOTED_PATH.as_bytes()
+            } else {
+                path
+            });
             out.extend_from_slice(b">\r\n");
-            return Prepared::Line(out);
+            return quoted(out, path);
         }
     }
     Prepared::Line(line.to_vec())
@@ -337,6 +389,9 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     let Some((path, params)) = split_path(line, b"MAIL FROM:") else {
         return Prepared::Line(line.to_vec()); // mailin answers the syntax error
     };
+    if unknown_param(params, &[b"SIZE", b"BODY", b"RET", b"ENVID"]).is_some() {
+        return Prepared::Reply(reply::UNSUPPORTED_PARAMETER);
+    }
     let mut body = None;
     for param in params.split(|b| *b == b' ').filter(|p| !p.is_empty()) {
         let (key, value) = match memchr::memchr(b'=', param) {
@@ -363,6 +418,8 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     let mut out = b"MAIL FROM:<".to_vec();
     out.extend_from_slice(if path.is_empty() {
         NULL_SENDER.as_bytes()
+    } else if path.contains(&b'"') {
+        QUOTED_PATH.as_bytes()
     } else {
         path
     });
@@ -372,11 +429,35 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
         out.extend_from_slice(body);
     }
     out.extend_from_slice(b"\r\n");
-    Prepared::Line(out)
+    quoted(out, path)
+}
+
+/// `line` for mailin, with the real `path` kept when it is quoted.
+fn quoted(line: Vec<u8>, path: &[u8]) -> Prepared {
+    if path.contains(&b'"') {
+        Prepared::Quoted {
+            line,
+            path: String::from_utf8_lossy(path).into_owned(),
+        }
+    } else {
+        Prepared::Line(line)
+    }
+}
+
+/// The first parameter whose keyword is not one of `known`, if any.
+fn unknown_param<'a>(params: &'a [u8], known: &[&[u8]]) -> Option<&'a [u8]> {
+    params
+        .split(|b| *b == b' ')
+        .filter(|p| !p.is_empty())
+        .find(|param| {
+            let key = param.split(|b| *b == b'=').next().unwrap_or(param);
+            !known.iter().any(|k| key.eq_ignore_ascii_case(k))
+        })
 }
 
 /// Splits `MAIL FROM:<path> params` into path and params (case-insensitive,
-/// tolerating a space after the colon as many clients send it).
+/// tolerating a space after the colon as many clients send it). A quoted
+/// local part may hold spaces and `>` (`<"john doe"@example.net>`).
 fn split_path<'a>(line: &'a [u8], prefix: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
     let line = line.strip_suffix(b"\r\n").unwrap_or(line);
     if line.len() < prefix.len() || !line[..prefix.len()].eq_ignore_ascii_case(prefix) {
@@ -384,12 +465,24 @@ fn split_path<'a>(line: &'a [u8], prefix: &[u8]) -> Option<(&'a [u8], &'a [u8])>
     }
     let rest = line[prefix.len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b"<")?;
-    let close = memchr::memchr(b'>', rest)?;
-    let path = &rest[..close];
-    if path.contains(&b'<') || path.contains(&b' ') {
-        return None;
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut close = None;
+    for (i, b) in rest.iter().enumerate() {
+        match (*b, quoted, escaped) {
+            (_, true, true) => escaped = false,
+            (b'\\', true, false) => escaped = true,
+            (b'"', _, false) => quoted = !quoted,
+            (b'>', false, _) => {
+                close = Some(i);
+                break;
+            }
+            (b'<', false, _) | (b' ', false, _) => return None,
+            _ => {}
+        }
     }
-    Some((path, rest[close + 1..].trim_ascii()))
+    let close = close?;
+    Some((&rest[..close], rest[close + 1..].trim_ascii()))
 }
 
 fn has_control(bytes: &[u8]) -> bool {
@@ -406,7 +499,7 @@ mod tests {
 
     fn line(p: Prepared) -> Vec<u8> {
         match p {
-            Prepared::Line(l) => l,
+            Prepared::Line(l) | Prepared::Quoted { line: l, .. } => l,
             Prepared::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(r)),
         }
     }

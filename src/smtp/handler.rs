@@ -15,10 +15,21 @@ use std::sync::{Arc, Mutex};
 /// sends, so no client can forge it.
 pub const NULL_SENDER: &str = "\u{1}null";
 
+/// Stands in for a path with a quoted local part (`"john doe"@example.net`),
+/// which mailin's parser refuses; the real path waits in the [`Slot`]. Like
+/// [`NULL_SENDER`] it holds a control character no client can send.
+pub const QUOTED_PATH: &str = "\u{2}quoted";
+
 /// What the loop needs to know about the current transaction.
 #[derive(Debug, Default)]
 pub struct Slot {
     pub helo: Option<String>,
+    /// The real path of the command being handed to mailin as [`QUOTED_PATH`].
+    pub pending_quoted: Option<String>,
+    /// The real reverse path, when it was quoted.
+    pub quoted_from: Option<String>,
+    /// The real forward paths given as [`QUOTED_PATH`], in order.
+    pub quoted_rcpts: Vec<String>,
     /// Reverse path (`""` for `<>`) and forward paths, set when DATA is accepted.
     pub envelope: Option<(String, Vec<String>)>,
 }
@@ -53,13 +64,23 @@ impl mailin::Handler for Handler {
         mailin::response::OK
     }
 
-    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
         self.recipients = 0;
-        self.slot().envelope = None;
+        let mut slot = self.slot();
+        slot.envelope = None;
+        slot.quoted_rcpts.clear();
+        let pending = slot.pending_quoted.take();
+        slot.quoted_from = if from == QUOTED_PATH { pending } else { None };
         reply::sender_ok()
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
+        let quoted = if to == QUOTED_PATH {
+            self.slot().pending_quoted.take()
+        } else {
+            None
+        };
+        let to = quoted.as_deref().unwrap_or(to);
         if self.recipients >= self.config.smtp.max_recipients {
             tracing::warn!(limit = "max_recipients", "limit hit");
             crate::metrics::get().reject("max_recipients");
@@ -71,16 +92,33 @@ impl mailin::Handler for Handler {
             return reply::no_such_recipient();
         }
         self.recipients += 1;
+        if let Some(real) = quoted {
+            self.slot().quoted_rcpts.push(real);
+        }
         reply::rcpt_ok()
     }
 
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        let mut slot = self.slot();
         let from = if from == NULL_SENDER {
             String::new()
+        } else if from == QUOTED_PATH {
+            slot.quoted_from.clone().unwrap_or_default()
         } else {
             from.to_owned()
         };
-        self.slot().envelope = Some((from, to.to_vec()));
+        let mut quoted = slot.quoted_rcpts.iter();
+        let to = to
+            .iter()
+            .map(|t| {
+                if t == QUOTED_PATH {
+                    quoted.next().cloned().unwrap_or_default()
+                } else {
+                    t.clone()
+                }
+            })
+            .collect();
+        slot.envelope = Some((from, to));
         mailin::response::OK
     }
 }

@@ -10,6 +10,11 @@ use mailin::Response;
 
 /// Our memory or disk budget is spent: the client keeps the message and
 /// retries (RFC 3463 X.3.1).
+/// AUTH when it is not offered (RFC 4954 §4, RFC 5321 §4.2.4).
+pub const AUTH_NOT_OFFERED: &[u8] = b"502 5.5.1 AUTH not available\r\n";
+/// A MAIL or RCPT parameter we do not support (RFC 5321 §4.1.1.11); the
+/// parameter is not echoed back.
+pub const UNSUPPORTED_PARAMETER: &[u8] = b"555 5.5.4 Unsupported parameter\r\n";
 pub const INSUFFICIENT_STORAGE: &[u8] = b"452 4.3.1 Insufficient system storage\r\n";
 pub const TOO_BIG: &[u8] = b"552 5.3.4 Message size exceeds fixed maximum message size\r\n";
 pub const LINE_TOO_LONG: &[u8] = b"500 5.5.2 Line too long\r\n";
