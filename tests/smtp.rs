@@ -146,7 +146,10 @@ async fn commands_out_of_order_are_503() {
         c.expect("DATA", "503");
         c.expect("RSET", "250");
         c.expect("NOOP", "250");
-        c.expect("BDAT 10 LAST", "500");
+        // Out of a transaction the chunk is read and dropped: its bytes are
+        // never taken for commands.
+        c.send(b"BDAT 10 LAST\r\nQUIT\r\nRSET");
+        assert!(c.reply().starts_with("503"));
         c.expect("QUIT", "221");
     })
     .await
@@ -547,5 +550,87 @@ async fn quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes
         .unwrap();
     assert_eq!(from, "\"john doe\"@example.net");
     assert!(rcpt.contains("abuse+phishing@example.com"), "{rcpt}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data() {
+    let mut config = abuse_inbox::config::Config::default();
+    config.smtp.max_message_bytes = 4096;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    let db = server.db_path();
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        let ehlo = c.cmd("EHLO client.example");
+        assert!(ehlo.contains("250-CHUNKING"), "{ehlo}");
+        // A message in three chunks; a line holding only "." is data here.
+        let first = b"Subject: chunked\r\nMessage-ID: <bdat-1@example.net>\r\n\r\n";
+        let second = b"line one\r\n.\r\nstill the same message\r\n";
+        let third = b"2026-11-30T10:00:00Z sshd: Failed password from 192.0.2.9\r\n";
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "250");
+        let mut chunk = format!("BDAT {}\r\n", first.len()).into_bytes();
+        chunk.extend_from_slice(first);
+        c.send(&chunk);
+        assert_eq!(
+            c.reply(),
+            format!("250 2.0.0 {} octets received\r\n", first.len())
+        );
+        let mut chunk = format!("BDAT {}\r\n", second.len()).into_bytes();
+        chunk.extend_from_slice(second);
+        c.send(&chunk);
+        assert!(c.reply().starts_with("250 2.0.0"));
+        // Between chunks only BDAT, RSET, NOOP and QUIT.
+        c.expect("NOOP", "250");
+        c.expect("DATA", "503");
+        c.expect("MAIL FROM:<b@example.net>", "503");
+        let mut chunk = format!("BDAT {} LAST\r\n", third.len()).into_bytes();
+        chunk.extend_from_slice(third);
+        c.send(&chunk);
+        let reply = c.reply();
+        assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}");
+        // RSET in the middle drops the message; the session goes on.
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "250");
+        c.send(b"BDAT 5\r\nhello");
+        assert!(c.reply().starts_with("250"));
+        c.expect("RSET", "250");
+        // Past smtp.max_message_bytes: read, dropped, 552 at the end.
+        c.expect("MAIL FROM:<a@example.net>", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "250");
+        let big = vec![b'x'; 3000];
+        for last in [false, true] {
+            let mut chunk =
+                format!("BDAT {}{}\r\n", big.len(), if last { " LAST" } else { "" }).into_bytes();
+            chunk.extend_from_slice(&big);
+            c.send(&chunk);
+            let reply = c.reply();
+            let expected = if last { "552" } else { "250" };
+            assert!(reply.starts_with(expected), "{reply}");
+        }
+        // A size that cannot be read ends the session.
+        let reply = c.cmd("BDAT many LAST");
+        assert!(reply.starts_with("501"), "{reply}");
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: Vec<Vec<u8>> = conn
+        .prepare("SELECT bytes FROM raw_messages")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(stored.len(), 1, "only the complete message is stored");
+    let expected = [
+        &b"Subject: chunked\r\nMessage-ID: <bdat-1@example.net>\r\n\r\n"[..],
+        b"line one\r\n.\r\nstill the same message\r\n",
+        b"2026-11-30T10:00:00Z sshd: Failed password from 192.0.2.9\r\n",
+    ]
+    .concat();
+    assert_eq!(stored[0], expected);
     server.stop().await;
 }

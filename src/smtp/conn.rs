@@ -60,6 +60,8 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
     let mut messages = 0u64;
     // Between MAIL and the end of DATA: shutdown waits for the grace period.
     let mut in_transaction = false;
+    // A message being sent in BDAT chunks (RFC 3030), from its first chunk.
+    let mut chunks: Option<Chunks> = None;
 
     info!("session opened");
     io.queue(&reply::greeting(&config.smtp.hostname));
@@ -114,6 +116,95 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         if config.tls.require_tls && !is_tls && is_verb(&command, b"MAIL") {
             crate::metrics::get().reject("tls_required");
             io.queue(reply::TLS_REQUIRED);
+            continue;
+        }
+        if chunks.is_some() && !is_verb(&command, b"BDAT") {
+            if is_verb(&command, b"NOOP") {
+                io.queue(b"250 2.0.0 Ok\r\n");
+                continue;
+            }
+            if !(is_verb(&command, b"RSET") || is_verb(&command, b"QUIT")) {
+                io.queue(if is_verb(&command, b"DATA") {
+                    reply::DATA_AFTER_BDAT
+                } else {
+                    reply::BDAT_IN_PROGRESS
+                });
+                continue;
+            }
+            // RSET or QUIT between chunks: the message is dropped and
+            // mailin leaves its DATA state before it sees the command.
+            let _ = session.process(b".\r\n");
+            slot.lock().unwrap_or_else(|p| p.into_inner()).envelope = None;
+            chunks = None;
+            in_transaction = false;
+        }
+        if is_verb(&command, b"BDAT") {
+            let Some((size, last)) = parse_bdat(&command) else {
+                io.queue(reply::BDAT_SYNTAX);
+                break "BDAT without a readable size".to_owned();
+            };
+            if chunks.is_none() {
+                let refusal = if ctx.data_budget.available()
+                    < super::budget::MIN_START_BYTES.min(config.smtp.max_message_bytes)
+                {
+                    warn!(limit = "max_data_bytes_in_flight", "limit hit");
+                    crate::metrics::get().reject("max_data_bytes_in_flight");
+                    Some(reply::INSUFFICIENT_STORAGE.to_vec())
+                } else {
+                    // mailin checks the transaction as for DATA and stays in
+                    // its DATA state until the last chunk.
+                    let response = session.process(b"DATA\r\n");
+                    if response.code == 354 {
+                        chunks = Some(Chunks::new(Reservation::new(&ctx.data_budget)));
+                        None
+                    } else {
+                        let mut text = Vec::new();
+                        reply::render(&response, &mut text);
+                        Some(text)
+                    }
+                };
+                if let Some(text) = refusal {
+                    // The refused chunk is read and dropped: its bytes are
+                    // message data, never commands.
+                    let read = tokio::select! {
+                        biased;
+                        _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
+                        _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
+                        r = io.read_exact_into(size, |_| {}) => Ok(r),
+                    };
+                    if let Some(end) = chunk_read_failed(read, &mut io) {
+                        break end;
+                    }
+                    io.queue(&text);
+                    continue;
+                }
+            }
+            let max = config.smtp.max_message_bytes;
+            let Some(current) = chunks.as_mut() else {
+                continue;
+            };
+            let read = tokio::select! {
+                biased;
+                _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
+                _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
+                r = io.read_exact_into(size, |bytes| current.take(bytes, max)) => Ok(r),
+            };
+            if let Some(end) = chunk_read_failed(read, &mut io) {
+                break end;
+            }
+            if !last {
+                io.queue(&reply::chunk_received(size));
+                continue;
+            }
+            let _ = session.process(b".\r\n");
+            in_transaction = false;
+            let Some(done) = chunks.take() else {
+                continue;
+            };
+            let (data, reservation) = done.finish();
+            let text = deliver(data, &slot, peer, &ctx, &mut messages).await;
+            drop(reservation);
+            io.queue(&text);
             continue;
         }
         // Memory for the message is reserved as it arrives; with none left
@@ -234,89 +325,196 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         // the real answer is decided here.
         let _ = session.process(b".\r\n");
         in_transaction = false;
-        let envelope = slot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .envelope
-            .take();
-        let text: Vec<u8> = match (data, envelope) {
-            (Data::TooBig, _) => {
-                warn!(limit = "max_message_bytes", "limit hit");
-                crate::metrics::get().reject("max_message_bytes");
-                reply::TOO_BIG.to_vec()
-            }
-            (Data::OverBudget, _) => {
-                warn!(limit = "max_data_bytes_in_flight", "limit hit");
-                crate::metrics::get().reject("max_data_bytes_in_flight");
-                reply::INSUFFICIENT_STORAGE.to_vec()
-            }
-            (Data::Message(_), None) => {
-                error!("data without an envelope");
-                reply::HANDLER_FAILED.to_vec()
-            }
-            (Data::Message(bytes), Some((from, to))) => {
-                let helo = slot.lock().unwrap_or_else(|p| p.into_inner()).helo.clone();
-                // One line an operator can grep with the Postfix queue id
-                // it matches: who, from where, to whom, which message.
-                let logged = (
-                    helo.clone().unwrap_or_default(),
-                    if from.is_empty() {
-                        "<>".to_owned()
-                    } else {
-                        from.clone()
-                    },
-                    to.join(","),
-                    crate::rawmail::header(&bytes, "message-id").unwrap_or_default(),
-                );
-                let incoming = Incoming {
-                    envelope: Envelope {
-                        origin: Origin::Smtp,
-                        peer_ip: Some(peer.ip()),
-                        helo,
-                        mail_from: if from.is_empty() {
-                            Sender::Null
-                        } else {
-                            Sender::Address(from)
-                        },
-                        rcpt_to: to,
-                    },
-                    received_at: crate::now_rfc3339(),
-                    bytes,
-                };
-                let size = incoming.bytes.len();
-                match ctx.queue.commit(incoming).await {
-                    Ok(committed) => {
-                        messages += 1;
-                        ctx.work.notify();
-                        let metrics = crate::metrics::get();
-                        metrics.accepted.inc();
-                        metrics.bytes_received.inc_by(size as u64);
-                        let (helo, mail_from, rcpt_to, message_id) = &logged;
-                        info!(
-                            raw_id = committed.raw_id.0,
-                            size,
-                            is_duplicate = committed.is_duplicate,
-                            %helo,
-                            %mail_from,
-                            %rcpt_to,
-                            %message_id,
-                            "message committed"
-                        );
-                        reply::queued(committed)
-                    }
-                    Err(error) => {
-                        error!(%error, "raw commit failed");
-                        crate::metrics::get().reject("store_error");
-                        reply::for_store_error(&error).to_vec()
-                    }
-                }
-            }
-        };
+        let text = deliver(data, &slot, peer, &ctx, &mut messages).await;
         drop(reservation);
         io.queue(&text);
     };
     let _ = io.flush().await;
     info!(reason = %end, messages, seconds = started.elapsed().as_secs_f64(), "session closed");
+}
+
+/// A message arriving in BDAT chunks, held under the DATA budget like one
+/// arriving by DATA; past `smtp.max_message_bytes` or the budget its bytes
+/// are counted and dropped, and the last chunk gets the refusal.
+struct Chunks {
+    message: Vec<u8>,
+    reservation: Reservation,
+    too_big: bool,
+    over_budget: bool,
+}
+
+impl Chunks {
+    fn new(reservation: Reservation) -> Chunks {
+        Chunks {
+            message: Vec::new(),
+            reservation,
+            too_big: false,
+            over_budget: false,
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8], max: u64) {
+        if self.too_big || self.over_budget {
+            return;
+        }
+        let after = self.message.len() as u64 + bytes.len() as u64;
+        if after > max {
+            self.too_big = true;
+            self.message = Vec::new();
+            return;
+        }
+        let reserved = self.reservation.bytes();
+        if after > reserved {
+            let step = (after - reserved)
+                .max(super::budget::MIN_START_BYTES)
+                .min(max - reserved);
+            if !self.reservation.grow(step) {
+                self.over_budget = true;
+                self.message = Vec::new();
+                return;
+            }
+        }
+        self.message.extend_from_slice(bytes);
+    }
+
+    /// The message (or why there is none), and the reservation to hold
+    /// until it is committed.
+    fn finish(self) -> (Data, Reservation) {
+        let data = if self.too_big {
+            Data::TooBig
+        } else if self.over_budget {
+            Data::OverBudget
+        } else {
+            Data::Message(self.message)
+        };
+        (data, self.reservation)
+    }
+}
+
+/// `BDAT <size> [LAST]`; `None` when the size cannot be read.
+fn parse_bdat(line: &[u8]) -> Option<(u64, bool)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut words = text.split_ascii_whitespace().skip(1);
+    let size = words.next()?;
+    if !size.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let size: u64 = size.parse().ok()?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return None,
+    };
+    words.next().is_none().then_some((size, last))
+}
+
+/// Why the session ends after a chunk could not be read, if it must.
+fn chunk_read_failed<S: AsyncRead + AsyncWrite + Unpin>(
+    read: Result<Result<(), ReadError>, Stop>,
+    io: &mut Io<S>,
+) -> Option<String> {
+    match read {
+        Ok(Ok(())) => None,
+        Ok(Err(ReadError::Eof)) => Some("client closed during BDAT".to_owned()),
+        Ok(Err(ReadError::Io(error))) => Some(format!("read failed during BDAT: {error}")),
+        Ok(Err(ReadError::Idle)) => {
+            io.queue(stop_reply(&Stop::Idle));
+            Some(stop_reason(&Stop::Idle).to_owned())
+        }
+        Ok(Err(ReadError::TooLong)) => Some("chunk too long".to_owned()),
+        Err(stop) => {
+            io.queue(stop_reply(&stop));
+            Some(stop_reason(&stop).to_owned())
+        }
+    }
+}
+
+/// The end of a message (DATA or BDAT LAST): the commit and its reply.
+async fn deliver(
+    data: Data,
+    slot: &Mutex<Slot>,
+    peer: SocketAddr,
+    ctx: &Context,
+    messages: &mut u64,
+) -> Vec<u8> {
+    let envelope = slot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .envelope
+        .take();
+    match (data, envelope) {
+        (Data::TooBig, _) => {
+            warn!(limit = "max_message_bytes", "limit hit");
+            crate::metrics::get().reject("max_message_bytes");
+            reply::TOO_BIG.to_vec()
+        }
+        (Data::OverBudget, _) => {
+            warn!(limit = "max_data_bytes_in_flight", "limit hit");
+            crate::metrics::get().reject("max_data_bytes_in_flight");
+            reply::INSUFFICIENT_STORAGE.to_vec()
+        }
+        (Data::Message(_), None) => {
+            error!("data without an envelope");
+            reply::HANDLER_FAILED.to_vec()
+        }
+        (Data::Message(bytes), Some((from, to))) => {
+            let helo = slot.lock().unwrap_or_else(|p| p.into_inner()).helo.clone();
+            // One line an operator can grep with the Postfix queue id
+            // it matches: who, from where, to whom, which message.
+            let logged = (
+                helo.clone().unwrap_or_default(),
+                if from.is_empty() {
+                    "<>".to_owned()
+                } else {
+                    from.clone()
+                },
+                to.join(","),
+                crate::rawmail::header(&bytes, "message-id").unwrap_or_default(),
+            );
+            let incoming = Incoming {
+                envelope: Envelope {
+                    origin: Origin::Smtp,
+                    peer_ip: Some(peer.ip()),
+                    helo,
+                    mail_from: if from.is_empty() {
+                        Sender::Null
+                    } else {
+                        Sender::Address(from)
+                    },
+                    rcpt_to: to,
+                },
+                received_at: crate::now_rfc3339(),
+                bytes,
+            };
+            let size = incoming.bytes.len();
+            match ctx.queue.commit(incoming).await {
+                Ok(committed) => {
+                    *messages += 1;
+                    ctx.work.notify();
+                    let metrics = crate::metrics::get();
+                    metrics.accepted.inc();
+                    metrics.bytes_received.inc_by(size as u64);
+                    let (helo, mail_from, rcpt_to, message_id) = &logged;
+                    info!(
+                        raw_id = committed.raw_id.0,
+                        size,
+                        is_duplicate = committed.is_duplicate,
+                        %helo,
+                        %mail_from,
+                        %rcpt_to,
+                        %message_id,
+                        "message committed"
+                    );
+                    reply::queued(committed)
+                }
+                Err(error) => {
+                    error!(%error, "raw commit failed");
+                    crate::metrics::get().reject("store_error");
+                    reply::for_store_error(&error).to_vec()
+                }
+            }
+        }
+    }
 }
 
 fn stop_reply(stop: &Stop) -> &'static [u8] {

@@ -160,6 +160,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Reads exactly `n` bytes (a BDAT chunk), handing them to `sink` as
+    /// they come; nothing is interpreted. The buffer never grows for it.
+    ///
+    /// # Errors
+    /// EOF or I/O errors before the `n` bytes arrived.
+    pub async fn read_exact_into(
+        &mut self,
+        mut n: u64,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<(), ReadError> {
+        while n > 0 {
+            if self.start == self.end {
+                self.fill(DATA_BUFFER_BYTES).await?;
+            }
+            let available = (self.end - self.start) as u64;
+            let take = available.min(n) as usize;
+            sink(&self.buf[self.start..self.start + take]);
+            self.start += take;
+            n -= take as u64;
+        }
+        self.shrink();
+        Ok(())
+    }
+
     /// Reads the DATA phase up to and including `<CRLF>.<CRLF>`.
     ///
     /// # Errors

@@ -60,10 +60,23 @@ pub fn ehlo(hostname: &str, max_message_bytes: u64, offer_starttls: bool) -> Vec
         ""
     };
     format!(
-        "250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {max_message_bytes}\r\n250-8BITMIME\r\n{starttls}250 ENHANCEDSTATUSCODES\r\n"
+        "250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {max_message_bytes}\r\n250-8BITMIME\r\n250-CHUNKING\r\n{starttls}250 ENHANCEDSTATUSCODES\r\n"
     )
     .into_bytes()
 }
+
+/// A BDAT chunk that is not the last, taken (RFC 3030 §2).
+pub fn chunk_received(octets: u64) -> Vec<u8> {
+    format!("250 2.0.0 {octets} octets received\r\n").into_bytes()
+}
+
+/// A BDAT line whose size cannot be read: the chunk cannot be found, so the
+/// session ends (its bytes must never be read as commands).
+pub const BDAT_SYNTAX: &[u8] = b"501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n";
+/// A command other than BDAT, RSET, NOOP or QUIT between chunks.
+pub const BDAT_IN_PROGRESS: &[u8] = b"503 5.5.1 BDAT in progress: send BDAT, or RSET\r\n";
+/// DATA in a transaction that BDAT started (RFC 3030 §2).
+pub const DATA_AFTER_BDAT: &[u8] = b"503 5.5.1 DATA after BDAT\r\n";
 
 /// After COMMIT: the only place a message gets its 250.
 pub fn queued(committed: Committed) -> Vec<u8> {
