@@ -634,3 +634,36 @@ async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data() {
     assert_eq!(stored[0], expected);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtputf8_addresses_are_offered_accepted_and_stored_exactly() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    let db = server.db_path();
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        let ehlo = c.cmd("EHLO client.example");
+        assert!(ehlo.contains("250-SMTPUTF8"), "{ehlo}");
+        c.expect("MAIL FROM:<jörg@münchen.example> SMTPUTF8 BODY=8BITMIME", "250");
+        c.expect("RCPT TO:<abuse@例え.jp>", "250");
+        c.expect("RCPT TO:<störung@example.com>", "550");
+        c.expect("DATA", "354");
+        c.send("From: Jörg <jörg@münchen.example>\r\nSubject: Angriff von 192.0.2.7\r\nMessage-ID: <utf8-1@münchen.example>\r\n\r\nGrüße\r\n".as_bytes());
+        let reply = c.cmd(".");
+        assert!(reply.starts_with("250"), "{reply}");
+        // Bytes that are not UTF-8 in a path: 553 5.6.7.
+        c.send(b"MAIL FROM:<j\xf6rg@example.net>\r\n");
+        assert!(c.reply().starts_with("553 5.6.7"));
+    })
+    .await
+    .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (from, rcpt): (String, String) = conn
+        .query_row("SELECT mail_from, rcpt_to FROM raw_messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(from, "jörg@münchen.example");
+    assert_eq!(rcpt, "[\"abuse@例え.jp\"]");
+    server.stop().await;
+}

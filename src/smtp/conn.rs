@@ -571,7 +571,7 @@ fn prepare(line: &[u8], max_message_bytes: u64) -> Prepared {
                 return Prepared::Reply(reply::UNSUPPORTED_PARAMETER);
             }
             let mut out = b"RCPT TO:<".to_vec();
-            out.extend_from_slice(if path.contains(&b'"') {
+            out.extend_from_slice(if needs_stand_in(path) {
                 QUOTED_PATH.as_bytes()
             } else {
                 path
@@ -587,7 +587,7 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     let Some((path, params)) = split_path(line, b"MAIL FROM:") else {
         return Prepared::Line(line.to_vec()); // mailin answers the syntax error
     };
-    if unknown_param(params, &[b"SIZE", b"BODY", b"RET", b"ENVID"]).is_some() {
+    if unknown_param(params, &[b"SIZE", b"BODY", b"RET", b"ENVID", b"SMTPUTF8"]).is_some() {
         return Prepared::Reply(reply::UNSUPPORTED_PARAMETER);
     }
     let mut body = None;
@@ -616,7 +616,7 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     let mut out = b"MAIL FROM:<".to_vec();
     out.extend_from_slice(if path.is_empty() {
         NULL_SENDER.as_bytes()
-    } else if path.contains(&b'"') {
+    } else if needs_stand_in(path) {
         QUOTED_PATH.as_bytes()
     } else {
         path
@@ -630,9 +630,18 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     quoted(out, path)
 }
 
-/// `line` for mailin, with the real `path` kept when it is quoted.
+/// Paths mailin's parser cannot take: a quoted local part, or UTF-8
+/// (RFC 6531: `jörg@münchen.example`).
+fn needs_stand_in(path: &[u8]) -> bool {
+    path.contains(&b'"') || !path.is_ascii()
+}
+
+/// `line` for mailin, with the real `path` kept when mailin cannot take it.
 fn quoted(line: Vec<u8>, path: &[u8]) -> Prepared {
-    if path.contains(&b'"') {
+    if std::str::from_utf8(path).is_err() {
+        return Prepared::Reply(reply::PATH_NOT_UTF8);
+    }
+    if needs_stand_in(path) {
         Prepared::Quoted {
             line,
             path: String::from_utf8_lossy(path).into_owned(),

@@ -12,6 +12,8 @@ use mailin::Response;
 /// retries (RFC 3463 X.3.1).
 /// AUTH when it is not offered (RFC 4954 §4, RFC 5321 §4.2.4).
 pub const AUTH_NOT_OFFERED: &[u8] = b"502 5.5.1 AUTH not available\r\n";
+/// A path that is neither ASCII nor UTF-8 (RFC 6531 §3.7.4.1).
+pub const PATH_NOT_UTF8: &[u8] = b"553 5.6.7 Address is not UTF-8\r\n";
 /// A MAIL or RCPT parameter we do not support (RFC 5321 §4.1.1.11); the
 /// parameter is not echoed back.
 pub const UNSUPPORTED_PARAMETER: &[u8] = b"555 5.5.4 Unsupported parameter\r\n";
@@ -60,7 +62,7 @@ pub fn ehlo(hostname: &str, max_message_bytes: u64, offer_starttls: bool) -> Vec
         ""
     };
     format!(
-        "250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {max_message_bytes}\r\n250-8BITMIME\r\n250-CHUNKING\r\n{starttls}250 ENHANCEDSTATUSCODES\r\n"
+        "250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {max_message_bytes}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n{starttls}250 ENHANCEDSTATUSCODES\r\n"
     )
     .into_bytes()
 }
