@@ -103,11 +103,14 @@ pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
             }
         }
         AbuseType::Copyright => {
+            // Where the infringing copy is: a URL, or for peer-to-peer the
+            // address the work was shared from (with its port and time).
             let has_location = ev
                 .rows
                 .iter()
                 .any(|r| r.kind == Kind::Notice && (r.source_ip.is_some() || r.url.is_some()))
-                || !ev.urls().is_empty();
+                || !ev.urls().is_empty()
+                || ev.rows.iter().any(|r| r.is_offender());
             let has_work = ev.facts.has_acns || WORK.is_match(text);
             let has_contact =
                 ev.facts.has_acns || CONTACT.is_match(text) || PHONE_OR_POST.is_match(text);
