@@ -330,6 +330,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         io.queue(&text);
     };
     let _ = io.flush().await;
+    let _ = io.shutdown().await;
     info!(reason = %end, messages, seconds = started.elapsed().as_secs_f64(), "session closed");
 }
 

@@ -85,6 +85,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         self.out.extend_from_slice(bytes);
     }
 
+    /// Ends the stream's sending side: a TLS stream sends its close_notify
+    /// (RFC 8446 §6.1) so the client can tell the end from a cut.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        self.stream.shutdown().await
+    }
+
     /// Writes everything queued.
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
