@@ -59,6 +59,8 @@ pub enum ExportFormat {
     Jsonl,
     /// XARF v4 JSON documents, one per line (reports of unknown type are skipped).
     Xarf,
+    /// IntelMQ events, one per line: one per offending address and per URL.
+    Intelmq,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -253,6 +255,9 @@ pub struct ListArgs {
     /// Only this reply decision (ack, needs_info, suppressed, none).
     #[arg(long, value_parser = parse_reply)]
     reply: Option<ReplyDecision>,
+    /// Only this RSIT classification type (brute-force, phishing, spam, …).
+    #[arg(long, value_parser = parse_rsit)]
+    rsit: Option<String>,
     /// open or resolved.
     #[arg(long, value_parser = ["open", "resolved"])]
     status: Option<String>,
@@ -291,9 +296,22 @@ impl ListArgs {
             ip_range: self.ip,
             search: self.search,
             after: None,
+            rsit_type: self.rsit,
             limit: self.limit,
             offset: self.offset,
         }
+    }
+}
+
+fn parse_rsit(s: &str) -> Result<String, String> {
+    if crate::classify::rsit::is_type(s) {
+        Ok(s.to_owned())
+    } else {
+        let known: Vec<&str> = crate::classify::rsit::ALL.iter().map(|r| r.kind).collect();
+        Err(format!(
+            "unknown RSIT type {s:?}; one of {}",
+            known.join(", ")
+        ))
     }
 }
 
@@ -898,6 +916,17 @@ fn export(db: &Db, format: ExportFormat, since: Option<String>) -> anyhow::Resul
             })?;
             out.flush()?;
         }
+        ExportFormat::Intelmq => {
+            for_each_report(db, since.as_deref(), |r| {
+                let rows = db.evidence(r.id, crate::evidence::MAX_ROWS)?;
+                for event in crate::intelmq::events(r, &rows) {
+                    serde_json::to_writer(&mut out, &event)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            })?;
+            out.flush()?;
+        }
         ExportFormat::Jsonl => {
             for_each_report(db, since.as_deref(), |r| {
                 serde_json::to_writer(&mut out, r)?;
@@ -1038,7 +1067,7 @@ fn xarf_document(db: &Db, r: &Report) -> anyhow::Result<Option<serde_json::Value
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
-fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -18,6 +18,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod evidence;
+pub mod intelmq;
 pub mod isolate;
 pub mod metrics;
 pub mod model;

@@ -240,6 +240,15 @@ impl ReplyDecision {
     }
 }
 
+/// A report's RSIT classification (`classification.taxonomy` and
+/// `classification.type` in IntelMQ), from [`crate::classify::rsit`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RsitPair {
+    pub taxonomy: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 /// What the pipeline makes of one raw message; becomes a [`Report`] once stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportDraft {
@@ -277,6 +286,10 @@ pub struct ReportDraft {
     pub follow_up_reply: Option<ReplyPlan>,
     /// The sender checks the reply decision used.
     pub auth: Option<crate::auth::AuthResults>,
+    /// The RSIT pair of the classification.
+    pub rsit: RsitPair,
+    /// The known feed that sent it (`config/feeds.toml` id).
+    pub feed: Option<String>,
     /// What would still be missing for each abuse type with this message's
     /// evidence alone: merged with the original report's own list.
     pub missing_by_type: Vec<(AbuseType, Vec<String>)>,
@@ -342,6 +355,10 @@ pub struct Report {
     pub language: crate::reply::Language,
     /// SPF, DKIM and DMARC of the message; `null` when it was not checked.
     pub auth: Option<crate::auth::AuthResults>,
+    /// ENISA's Reference Security Incident Taxonomy pair.
+    pub rsit: RsitPair,
+    /// The known feed that sent it, if any (`config/feeds.toml` id).
+    pub feed: Option<String>,
 }
 
 #[cfg(test)]

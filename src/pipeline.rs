@@ -150,6 +150,8 @@ impl Pipeline {
                 .collect(),
             None => Vec::new(),
         };
+        let reasons: Vec<String> = class.reasons.iter().map(|r| r.describe()).collect();
+        let rsit = classify::rsit::for_report(class.abuse_type, class.subtype, &reasons).into();
         let own_text = parsed.texts.first().map_or("", |t| t.text.as_str());
         let language = reply::language::detect(parsed.subject.as_deref(), own_text);
         let mut warnings = parsed.warnings;
@@ -168,7 +170,7 @@ impl Pipeline {
             reply_reason,
             parse_warnings: warnings,
             formats: ev.formats.iter().map(|f| f.as_str().to_owned()).collect(),
-            reasons: class.reasons.iter().map(|r| r.describe()).collect(),
+            reasons,
             evidence: ev.rows,
             reply_plan: match (reply, &reply_to) {
                 (ReplyDecision::Ack | ReplyDecision::NeedsInfo, Some(to)) => {
@@ -182,6 +184,8 @@ impl Pipeline {
                 .map(|_| self.reply_plan("")),
             follow_up,
             auth: raw.auth.clone(),
+            rsit,
+            feed: feed.map(|f| f.id.clone()),
             missing_by_type,
             search_text: crate::truncate_at_char(&ev.facts.text, SEARCH_TEXT_BYTES).to_owned(),
             sources,

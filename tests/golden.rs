@@ -69,6 +69,8 @@ fn report(pipeline: &Pipeline, bytes: &[u8]) -> Value {
         "subject": d.subject,
         "abuse_type": d.abuse_type,
         "subtype": d.subtype,
+        "rsit": d.rsit,
+        "feed": d.feed,
         "ips": d.ips,
         "urls": d.urls,
         "evidence_rows": d.evidence_rows,

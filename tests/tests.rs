@@ -4,6 +4,7 @@
 mod cli;
 mod golden;
 mod hostile;
+mod intelmq;
 mod postfix;
 mod replies;
 mod safety;

@@ -9,6 +9,7 @@
 
 pub mod feeds;
 mod missing;
+pub mod rsit;
 pub mod rules;
 
 pub use missing::missing as missing_for;

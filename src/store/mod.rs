@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_evidence_lines.sql"),
     include_str!("migrations/0010_reply_safety.sql"),
     include_str!("migrations/0011_evidence_roles.sql"),
+    include_str!("migrations/0012_rsit_and_feed.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

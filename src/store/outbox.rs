@@ -214,9 +214,18 @@ pub(super) fn merge_follow_up(
         all.extend(b.iter().cloned());
         super::json_list(&all.into_iter().collect::<Vec<_>>())
     };
+    // A re-typed report takes the RSIT pair of its new type.
+    let rsit = (abuse_type != original_type).then(|| {
+        let subtype = subtype
+            .as_deref()
+            .and_then(crate::model::NetworkSubtype::parse);
+        crate::classify::rsit::for_type(abuse_type, subtype)
+    });
     tx.execute(
         "UPDATE reports SET abuse_type = ?2, subtype = ?3, missing = ?4, ips = ?5, urls = ?6,
-             evidence_rows = evidence_rows + ?7 WHERE id = ?1",
+             evidence_rows = evidence_rows + ?7,
+             rsit_taxonomy = coalesce(?8, rsit_taxonomy), rsit_type = coalesce(?9, rsit_type)
+         WHERE id = ?1",
         params![
             original,
             abuse_type.as_str(),
@@ -224,7 +233,9 @@ pub(super) fn merge_follow_up(
             super::json_list(&missing),
             union(&ips, &follow_up.ips),
             union(&urls, &follow_up.urls),
-            follow_up.evidence.len() as i64
+            follow_up.evidence.len() as i64,
+            rsit.map(|r| r.taxonomy),
+            rsit.map(|r| r.kind),
         ],
     )?;
     tx.execute(

@@ -95,6 +95,8 @@ pub struct ListFilter {
     pub search: Option<String>,
     /// Only reports with a higher id, oldest first (`--follow`).
     pub after: Option<ReportId>,
+    /// Only this RSIT type (`brute-force`, `phishing`, …).
+    pub rsit_type: Option<String>,
     pub limit: usize,
     pub offset: usize,
 }
@@ -189,9 +191,9 @@ impl Db {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
                      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
-                     formats, reasons, reply_reason, language, auth)
+                     formats, reasons, reply_reason, language, auth, rsit_taxonomy, rsit_type, feed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19)
+                     ?18, ?19, ?20, ?21, ?22)
                  ON CONFLICT (raw_id) DO UPDATE SET
                      message_id = excluded.message_id, reporter = excluded.reporter,
                      subject = excluded.subject, abuse_type = excluded.abuse_type,
@@ -200,7 +202,8 @@ impl Db {
                      parse_warnings = excluded.parse_warnings,
                      processed_at = excluded.processed_at, formats = excluded.formats,
                      reasons = excluded.reasons, language = excluded.language,
-                     auth = excluded.auth
+                     auth = excluded.auth, rsit_taxonomy = excluded.rsit_taxonomy,
+                     rsit_type = excluded.rsit_type, feed = excluded.feed
                  RETURNING id, reply, reply_reason",
             )?;
             let mut mark =
@@ -279,6 +282,9 @@ impl Db {
                                 d.reply_reason,
                                 d.language.as_str(),
                                 auth_json,
+                                d.rsit.taxonomy,
+                                d.rsit.kind,
+                                d.feed,
                             ],
                             |r| {
                                 Ok(Stored {
@@ -513,6 +519,7 @@ impl Db {
                AND (?9 IS NULL OR id IN (SELECT report_id FROM report_ips WHERE ip_key BETWEEN ?9 AND ?10))
                AND (?12 IS NULL OR id IN (SELECT rowid FROM report_text WHERE report_text MATCH ?12))
                AND (?13 IS NULL OR id > ?13)
+               AND (?14 IS NULL OR rsit_type = ?14)
              ORDER BY id {order} LIMIT ?3 OFFSET ?11"
         ))?;
         let range = filter
@@ -533,6 +540,7 @@ impl Db {
                 filter.offset as i64,
                 filter.search.as_deref().and_then(fts_query),
                 filter.after.map(|a| a.0),
+                filter.rsit_type,
             ],
             read_report,
         )?;
@@ -623,7 +631,7 @@ impl Db {
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language, \
-     auth";
+     auth, rsit_taxonomy, rsit_type, feed";
 
 /// A row's line: its own, or that of the row it points at (migration 9).
 const EVIDENCE_LINE: &str =
@@ -675,8 +683,19 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
     let case_id: Option<i64> = row.get(18)?;
     let language: String = row.get(19)?;
     let auth: Option<String> = row.get(20)?;
+    let rsit: (Option<String>, Option<String>) = (row.get(21)?, row.get(22)?);
+    let feed: Option<String> = row.get(23)?;
     let report = (|| {
         let [ips, urls, missing, warnings, formats, reasons] = lists;
+        let abuse_type_parsed = AbuseType::parse(&abuse_type)
+            .ok_or_else(|| corrupt(format!("unknown abuse_type {abuse_type:?}")))?;
+        let subtype_parsed = match &subtype {
+            None => None,
+            Some(s) => Some(
+                NetworkSubtype::parse(s)
+                    .ok_or_else(|| corrupt(format!("unknown subtype {s:?}")))?,
+            ),
+        };
         Ok(Report {
             id: ReportId(id),
             raw_id: RawId(row.get(1).map_err(|e| corrupt(e.to_string()))?),
@@ -684,15 +703,8 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             received_at: row.get(3).map_err(|e| corrupt(e.to_string()))?,
             reporter: row.get(4).map_err(|e| corrupt(e.to_string()))?,
             subject: row.get(5).map_err(|e| corrupt(e.to_string()))?,
-            abuse_type: AbuseType::parse(&abuse_type)
-                .ok_or_else(|| corrupt(format!("unknown abuse_type {abuse_type:?}")))?,
-            subtype: match subtype {
-                None => None,
-                Some(s) => Some(
-                    NetworkSubtype::parse(&s)
-                        .ok_or_else(|| corrupt(format!("unknown subtype {s:?}")))?,
-                ),
-            },
+            abuse_type: abuse_type_parsed,
+            subtype: subtype_parsed,
             ips: parse_json_list("reports", id, &ips)?,
             urls: parse_json_list("reports", id, &urls)?,
             evidence_rows: row.get::<_, i64>(10).map_err(|e| corrupt(e.to_string()))? as u64,
@@ -714,6 +726,12 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
                         .map_err(|e| corrupt(format!("unreadable auth: {e}")))?,
                 ),
             },
+            rsit: match rsit {
+                (Some(taxonomy), Some(kind)) => crate::model::RsitPair { taxonomy, kind },
+                // Stored before migration 12: the pair its type maps to.
+                _ => crate::classify::rsit::for_type(abuse_type_parsed, subtype_parsed).into(),
+            },
+            feed,
         })
     })();
     Ok(report)

@@ -1,0 +1,344 @@
+//! The CSIRT world's classification: ENISA's Reference Security Incident
+//! Taxonomy (RSIT), as IntelMQ's `classification.taxonomy` and
+//! `classification.type` name it.
+//!
+//! In: what the classifier decided (type, subtype) and the reasons it kept.
+//! Out: one RSIT pair. A structured field names the pair directly (an X-ARF
+//! type, a feed report name, an ARF feedback type); otherwise the rules that
+//! matched refine our type (phishing, malware); otherwise our type and
+//! subtype map to the pair that covers them. One table, here. Pure.
+
+use crate::model::{AbuseType, NetworkSubtype};
+use serde::Serialize;
+
+/// An RSIT taxonomy and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rsit {
+    pub taxonomy: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+const fn pair(taxonomy: &'static str, kind: &'static str) -> Rsit {
+    Rsit { taxonomy, kind }
+}
+
+const BRUTE_FORCE: Rsit = pair("intrusion-attempts", "brute-force");
+const EXPLOIT: Rsit = pair("intrusion-attempts", "exploit");
+const DDOS: Rsit = pair("availability", "ddos");
+const SCANNER: Rsit = pair("information-gathering", "scanner");
+const INFECTED: Rsit = pair("malicious-code", "infected-system");
+const C2: Rsit = pair("malicious-code", "c2-server");
+const MALWARE: Rsit = pair("malicious-code", "malware-distribution");
+const SPAM: Rsit = pair("abusive-content", "spam");
+const HARMFUL: Rsit = pair("abusive-content", "harmful-speech");
+const VIOLENCE: Rsit = pair("abusive-content", "violence");
+const PHISHING: Rsit = pair("fraud", "phishing");
+const MASQUERADE: Rsit = pair("fraud", "masquerade");
+const COPYRIGHT: Rsit = pair("fraud", "copyright");
+const APP_COMPROMISE: Rsit = pair("intrusions", "application-compromise");
+const VULNERABLE: Rsit = pair("vulnerable", "vulnerable-system");
+const AMPLIFIER: Rsit = pair("vulnerable", "ddos-amplifier");
+const OTHER: Rsit = pair("other", "other");
+const UNDETERMINED: Rsit = pair("other", "undetermined");
+
+impl From<Rsit> for crate::model::RsitPair {
+    fn from(r: Rsit) -> Self {
+        crate::model::RsitPair {
+            taxonomy: r.taxonomy.to_owned(),
+            kind: r.kind.to_owned(),
+        }
+    }
+}
+
+/// Every pair this module can give (tests load each into IntelMQ).
+pub const ALL: [Rsit; 18] = [
+    BRUTE_FORCE,
+    EXPLOIT,
+    DDOS,
+    SCANNER,
+    INFECTED,
+    C2,
+    MALWARE,
+    SPAM,
+    HARMFUL,
+    VIOLENCE,
+    PHISHING,
+    MASQUERADE,
+    COPYRIGHT,
+    APP_COMPROMISE,
+    VULNERABLE,
+    AMPLIFIER,
+    OTHER,
+    UNDETERMINED,
+];
+
+/// Every RSIT type name, for `reports list --rsit`.
+pub fn is_type(name: &str) -> bool {
+    ALL.iter().any(|r| r.kind == name)
+}
+
+/// The pair of an X-ARF / XARF type or category, when it names one.
+fn xarf(t: &str) -> Option<Rsit> {
+    let n: String = t
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    Some(match n.as_str() {
+        "loginattack" | "bruteforce" | "loginattempt" | "authfailure" => BRUTE_FORCE,
+        "ddos" | "dos" | "floods" | "flood" | "reflectiveattack" | "ddosamplification" => DDOS,
+        "amplification" | "openresolver" => AMPLIFIER,
+        "portscan" | "scan" | "scanning" | "probe" => SCANNER,
+        "intrusion" | "exploit" | "hacking" | "intrusionattempt" | "attack" | "webattack"
+        | "sqlinjection" | "vulnscanning" => EXPLOIT,
+        "infected" | "compromised" | "compromisedserver" | "bot" | "botnet" | "trojan"
+        | "ransomware" => INFECTED,
+        "c2" | "c2server" | "cnc" | "botnetcontroller" => C2,
+        "vulnerable" | "openproxy" | "openservice" | "openrelay" => VULNERABLE,
+        "spam" | "phishingmail" | "email" | "emailspam" | "regbot" | "registrationbot"
+        | "formspam" | "commentspam" => SPAM,
+        "harvesting" => SCANNER,
+        "phishing" => PHISHING,
+        "malware" | "malwarehosting" => MALWARE,
+        "defacement" => APP_COMPROMISE,
+        "csam" => VIOLENCE,
+        "fraud" | "scam" => MASQUERADE,
+        "content" | "illegaladvertisement" => HARMFUL,
+        "copyright" | "infringement" | "copyrightinfringement" | "trademark" => COPYRIGHT,
+        _ => return None,
+    })
+}
+
+/// The pair of a feed report name (Shadowserver's families).
+fn feed_report(name: &str) -> Option<Rsit> {
+    let has = |part: &str| name.contains(part);
+    Some(if has("brute_force") || has("bruteforce") {
+        BRUTE_FORCE
+    } else if has("ddos") || has("amplification") {
+        DDOS
+    } else if has("darknet") || has("honeypot_scan") || has("scanner") {
+        SCANNER
+    } else if has("exploit") || has("honeypot_http") {
+        EXPLOIT
+    } else if has("compromised_website") || has("defac") {
+        APP_COMPROMISE
+    } else if has("phish") {
+        PHISHING
+    } else if has("malware_url") {
+        MALWARE
+    } else if has("spam") {
+        SPAM
+    } else if has("sinkhole") || has("drone") || has("botnet") || has("compromised") {
+        INFECTED
+    } else if has("scan") {
+        // scan_* reports are services found open or vulnerable on the host.
+        if has("dns") || has("ntp") || has("ssdp") || has("memcached") || has("chargen") {
+            AMPLIFIER
+        } else {
+            VULNERABLE
+        }
+    } else if has("blocklist") || has("device") || has("spoofer") {
+        OTHER
+    } else {
+        return None;
+    })
+}
+
+/// The pair of an ARF `Feedback-Type`.
+fn arf(feedback_type: &str) -> Option<Rsit> {
+    Some(match feedback_type {
+        "abuse" | "other" | "auth-failure" => SPAM,
+        "fraud" => PHISHING,
+        "virus" => MALWARE,
+        _ => return None,
+    })
+}
+
+/// The text between the first pair of double quotes in `s`.
+fn quoted(s: &str) -> Option<&str> {
+    let start = s.find('"')? + 1;
+    let end = start + s[start..].find('"')?;
+    Some(&s[start..end])
+}
+
+/// The pair for a report of `abuse_type`/`subtype` whose classification
+/// kept `reasons` (as [`super::Reason::describe`] writes them).
+pub fn for_report(
+    abuse_type: AbuseType,
+    subtype: Option<NetworkSubtype>,
+    reasons: &[String],
+) -> Rsit {
+    // A structured field of the winning type names the pair.
+    let winning = |r: &&String| r.starts_with(abuse_type.as_str());
+    for reason in reasons.iter().filter(winning) {
+        let what = reason.split_once(": ").map_or("", |(_, w)| w);
+        let named = quoted(what).and_then(|value| {
+            if what.starts_with("x-arf type") {
+                xarf(value)
+            } else if what.starts_with("feed report") {
+                feed_report(value)
+            } else if what.starts_with("arf feedback-type") {
+                arf(value)
+            } else {
+                None
+            }
+        });
+        if let Some(rsit) = named {
+            return rsit;
+        }
+    }
+    // The words that decided the type say which kind it is: what a rule
+    // matched is quoted in its reason.
+    let said = |words: &[&str]| {
+        reasons.iter().filter(winning).any(|r| {
+            let matched = r
+                .split_once(" matched ")
+                .and_then(|(_, m)| quoted(m))
+                .unwrap_or("")
+                .to_lowercase();
+            words.iter().any(|w| matched.contains(w))
+        })
+    };
+    match abuse_type {
+        AbuseType::WebContent
+            if said(&[
+                "phish",
+                "log in",
+                "login",
+                "sign-in",
+                "credential",
+                "imitat",
+                "impersonat",
+                "fake",
+                "fraudulent",
+                "hameçonnage",
+                "suplantación",
+            ]) =>
+        {
+            PHISHING
+        }
+        AbuseType::WebContent
+            if said(&[
+                "malware",
+                "trojan",
+                "ransomware",
+                "virus",
+                "drive-by",
+                "malicious",
+                "schadsoftware",
+                "malveillant",
+                "malicioso",
+            ]) =>
+        {
+            MALWARE
+        }
+        AbuseType::WebContent if said(&["defac"]) => APP_COMPROMISE,
+        AbuseType::NetworkActivity
+            if subtype == Some(NetworkSubtype::Other)
+                && said(&["c2", "c&c", "command", "controller"]) =>
+        {
+            C2
+        }
+        AbuseType::NetworkActivity
+            if subtype == Some(NetworkSubtype::Other)
+                && said(&[
+                    "botnet",
+                    "bot net",
+                    "infected",
+                    "sinkhole",
+                    "compromised",
+                    "beacon",
+                    "miner",
+                    "cryptojack",
+                ]) =>
+        {
+            INFECTED
+        }
+        _ => for_type(abuse_type, subtype),
+    }
+}
+
+/// The pair our type and subtype alone map to.
+pub fn for_type(abuse_type: AbuseType, subtype: Option<NetworkSubtype>) -> Rsit {
+    match (abuse_type, subtype) {
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::BruteForce)) => BRUTE_FORCE,
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::Dos)) => DDOS,
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::PortScan)) => SCANNER,
+        (AbuseType::NetworkActivity, Some(NetworkSubtype::Intrusion)) => EXPLOIT,
+        (AbuseType::NetworkActivity, _) => OTHER,
+        (AbuseType::EmailAbuse, _) => SPAM,
+        (AbuseType::WebContent, _) => HARMFUL,
+        (AbuseType::Copyright, _) => COPYRIGHT,
+        (AbuseType::Unknown, _) => UNDETERMINED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_fields_name_the_pair_and_rules_refine_web_content() {
+        let r = |t, s, reasons: &[&str]| {
+            for_report(
+                t,
+                s,
+                &reasons.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        use AbuseType::*;
+        assert_eq!(
+            r(
+                NetworkActivity,
+                Some(NetworkSubtype::Other),
+                &["network_activity/other +100: feed report \"scan_ssh\""]
+            ),
+            VULNERABLE
+        );
+        assert_eq!(
+            r(
+                NetworkActivity,
+                Some(NetworkSubtype::Other),
+                &["network_activity/other +100: feed report \"event4_sinkhole_http\""]
+            ),
+            INFECTED
+        );
+        assert_eq!(
+            r(
+                NetworkActivity,
+                Some(NetworkSubtype::BruteForce),
+                &["network_activity/brute_force +100: x-arf type \"login-attack\""]
+            ),
+            BRUTE_FORCE
+        );
+        assert_eq!(
+            r(
+                EmailAbuse,
+                None,
+                &["email_abuse +100: arf feedback-type \"fraud\""]
+            ),
+            PHISHING
+        );
+        assert_eq!(
+            r(
+                WebContent,
+                None,
+                &["web_content +6: rule en.phishing_words matched \"phishing\" in the subject"]
+            ),
+            PHISHING
+        );
+        assert_eq!(r(WebContent, None, &[]), HARMFUL);
+        assert_eq!(r(Copyright, None, &[]), COPYRIGHT);
+        assert_eq!(r(Unknown, None, &[]), UNDETERMINED);
+        // A structured field of a type that lost does not name the pair.
+        assert_eq!(
+            r(
+                NetworkActivity,
+                Some(NetworkSubtype::Dos),
+                &["web_content +100: x-arf type \"phishing\""]
+            ),
+            DDOS
+        );
+    }
+}

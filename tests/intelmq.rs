@@ -1,0 +1,143 @@
+//! The export speaks IntelMQ for real: every event exported from the whole
+//! fixture corpus, and every RSIT pair the mapping can give, is loaded with
+//! IntelMQ's own `Event` class and harmonization (installed from PyPI into a
+//! throwaway virtual environment by `.ci/run`), strictly: a field IntelMQ
+//! rejects fails the test. Where IntelMQ is not installed the test says
+//! SKIPPED.
+
+use crate::util::abuse_inbox;
+use std::path::{Path, PathBuf};
+
+fn intelmq_python() -> Option<PathBuf> {
+    let path = std::env::var_os("INTELMQ_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/intelmq-venv/bin/python")
+        });
+    path.exists().then_some(path)
+}
+
+fn eml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            eml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "eml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_exported_event_of_the_corpus_is_valid_intelmq() {
+    let Some(python) = intelmq_python() else {
+        eprintln!(
+            "SKIPPED: IntelMQ is not installed (.ci/run installs it into target/intelmq-venv)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("corpus.db");
+    let db = db.to_str().unwrap();
+    let mut files = Vec::new();
+    eml_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml"),
+        &mut files,
+    );
+    files.sort();
+    let mut args = vec!["ingest", "--db", db];
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.to_str().unwrap().to_owned())
+        .collect();
+    args.extend(names.iter().map(String::as_str));
+    let ingested = abuse_inbox(&args);
+    assert!(ingested.status.success(), "{ingested:?}");
+    let exported = abuse_inbox(&["export", "--format", "intelmq", "--db", db]);
+    assert!(exported.status.success(), "{exported:?}");
+    let mut events = String::from_utf8(exported.stdout).unwrap();
+    let exported_count = events.lines().count();
+    assert!(
+        exported_count >= 60,
+        "{exported_count} events from {} reports",
+        files.len()
+    );
+    // Every event has an offender, the pair, and our report id.
+    for line in events.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            event.get("source.ip").is_some() || event.get("source.url").is_some(),
+            "{event}"
+        );
+        assert!(event["extra.abuse_inbox_report_id"].is_i64(), "{event}");
+        assert!(event["classification.type"].is_string(), "{event}");
+    }
+    // And every pair the mapping can give, even those the corpus lacks.
+    for pair in abuse_inbox::classify::rsit::ALL {
+        events.push_str(
+            &serde_json::json!({
+                "classification.taxonomy": pair.taxonomy,
+                "classification.type": pair.kind,
+            })
+            .to_string(),
+        );
+        events.push('\n');
+    }
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &events).unwrap();
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/intelmq_check.py");
+    let checked = std::process::Command::new(python)
+        .arg(checker)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "IntelMQ rejected fields:\n{stdout}\n{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        (exported_count + abuse_inbox::classify::rsit::ALL.len()).to_string()
+    );
+}
+
+#[test]
+fn reports_list_filters_by_the_rsit_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let db = db.to_str().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    let files = [
+        "network/051-fail2ban-report.eml",
+        "web/101-phishing-defanged-only.eml",
+        "xarf/010-xarf-v02-login-attack.eml",
+    ]
+    .map(|f| root.join(f).to_str().unwrap().to_owned());
+    let mut args = vec!["ingest", "--db", db];
+    args.extend(files.iter().map(String::as_str));
+    assert!(abuse_inbox(&args).status.success());
+    let listed = crate::util::json(&abuse_inbox(&[
+        "reports",
+        "list",
+        "--db",
+        db,
+        "--rsit",
+        "brute-force",
+        "--format",
+        "json",
+    ]));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed
+        .iter()
+        .all(|r| r["rsit"]["taxonomy"] == "intrusion-attempts"));
+    let phishing = crate::util::json(&abuse_inbox(&[
+        "reports", "list", "--db", db, "--rsit", "phishing", "--format", "json",
+    ]));
+    assert_eq!(phishing.as_array().unwrap().len(), 1);
+    let bad = abuse_inbox(&["reports", "list", "--db", db, "--rsit", "hacking"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown RSIT type"));
+}
