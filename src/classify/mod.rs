@@ -210,13 +210,18 @@ fn structured(ev: &Evidence) -> Vec<Reason> {
     out
 }
 
-/// X-ARF v0.2 report types and XARF v4 categories/types, leniently.
-pub fn xarf_type(t: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
-    let n: String = t
-        .to_ascii_lowercase()
+/// An X-ARF / XARF type as the tables match it: lower case, letters and
+/// digits only (`Login-Attack`, `login_attack` and `loginattack` are one).
+pub(crate) fn xarf_key(t: &str) -> String {
+    t.to_ascii_lowercase()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
+        .collect()
+}
+
+/// X-ARF v0.2 report types and XARF v4 categories/types, leniently.
+pub fn xarf_type(t: &str) -> Option<(AbuseType, Option<NetworkSubtype>)> {
+    let n = xarf_key(t);
     use AbuseType::*;
     use NetworkSubtype::*;
     Some(match n.as_str() {

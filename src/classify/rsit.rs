@@ -80,11 +80,7 @@ pub fn is_type(name: &str) -> bool {
 
 /// The pair of an X-ARF / XARF type or category, when it names one.
 fn xarf(t: &str) -> Option<Rsit> {
-    let n: String = t
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let n = super::xarf_key(t);
     Some(match n.as_str() {
         "loginattack" | "bruteforce" | "loginattempt" | "authfailure" => BRUTE_FORCE,
         "ddos" | "dos" | "floods" | "flood" | "reflectiveattack" | "ddosamplification" => DDOS,
