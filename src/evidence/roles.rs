@@ -104,7 +104,7 @@ const TARGET_LABELS: &[&str] = &[
     "target",
     "destination",
     "dest ip",
-    "dest:",
+    "dest",
     "dst",
     "victim",
     "attacked host",
@@ -235,42 +235,48 @@ pub fn label_role(before: &str) -> Option<Role> {
     }
     // The label is in the last few words before the address.
     let cut = before.char_indices().rev().nth(40).map_or(0, |(i, _)| i);
-    let window = before[cut..].to_lowercase();
-    let mut best: Option<(usize, Role)> = None;
-    for (labels, role) in [
-        (TARGET_LABELS, Role::Target),
-        (REPORTER_LABELS, Role::Reporter),
-        (SOURCE_LABELS, Role::Source),
-    ] {
-        for label in labels {
-            if let Some(at) = rfind_word(&window, label) {
-                // Longer labels win ties ("our server" over "server").
-                let end = at + label.len();
-                if best.is_none_or(|(b, _)| end > b) {
-                    best = Some((end, role));
-                }
-            }
+    let window = &before[cut..];
+    // One pass of one regex over the window: the last label wins (the one
+    // closest to the address); at one end, the longer one.
+    let mut best: Option<(usize, usize, Role)> = None;
+    for m in LABELS.find_iter(window) {
+        let role = label_of(m.as_str())?;
+        let better =
+            best.is_none_or(|(end, len, _)| m.end() > end || (m.end() == end && m.len() > len));
+        if better {
+            best = Some((m.end(), m.len(), role));
         }
     }
-    best.map(|(_, role)| role)
+    best.map(|(_, _, role)| role)
 }
 
-/// The last place `word` occurs in `text` as whole words.
-fn rfind_word(text: &str, word: &str) -> Option<usize> {
-    let mut end = text.len();
-    while let Some(at) = text[..end].rfind(word) {
-        let before = text[..at].chars().next_back();
-        let after = text[at + word.len()..].chars().next();
-        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-        if boundary(before) && (boundary(after) || word.ends_with(':')) {
-            return Some(at);
-        }
-        if at == 0 {
-            return None;
-        }
-        end = at;
+/// Every label of every role, as whole words, case-insensitive; longer
+/// alternatives first so a match takes the longest label at its place.
+static LABELS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    let mut all: Vec<&str> = TARGET_LABELS
+        .iter()
+        .chain(REPORTER_LABELS)
+        .chain(SOURCE_LABELS)
+        .copied()
+        .collect();
+    all.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    let alternatives: Vec<String> = all.iter().map(|l| regex::escape(l)).collect();
+    regex::Regex::new(&format!(r"(?i)\b(?:{})\b", alternatives.join("|"))).expect("valid regex")
+});
+
+/// The role a matched label (any case) gives.
+fn label_of(matched: &str) -> Option<Role> {
+    let lower = matched.to_lowercase();
+    let is = |labels: &[&str]| labels.contains(&lower.as_str());
+    if is(TARGET_LABELS) {
+        Some(Role::Target)
+    } else if is(REPORTER_LABELS) {
+        Some(Role::Reporter)
+    } else if is(SOURCE_LABELS) {
+        Some(Role::Source)
+    } else {
+        None
     }
-    None
 }
 
 /// A CIDR block (`192.0.2.0/24`), a range (`192.0.2.0 - 192.0.2.255`), or a
