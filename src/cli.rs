@@ -1011,33 +1011,14 @@ const XARF_EVIDENCE_LINES: usize = 20;
 /// abuse type, the first offending address as `source_identifier`, the first
 /// evidence lines as a text/plain evidence item); `None` for `unknown`.
 fn xarf_document(db: &Db, r: &Report) -> anyhow::Result<Option<serde_json::Value>> {
-    use crate::model::{AbuseType, NetworkSubtype};
-    let said = format!(
-        "{} {}",
-        r.subject.as_deref().unwrap_or(""),
-        r.reasons.join(" ")
-    )
-    .to_lowercase();
-    let (class, kind) = match (r.abuse_type, r.subtype) {
-        (AbuseType::Unknown, _) => return Ok(None),
-        (AbuseType::NetworkActivity, Some(NetworkSubtype::BruteForce)) => {
-            ("connection", "login_attack")
-        }
-        (AbuseType::NetworkActivity, Some(NetworkSubtype::Dos)) => ("connection", "ddos"),
-        (AbuseType::NetworkActivity, Some(NetworkSubtype::PortScan)) => ("connection", "port_scan"),
-        (AbuseType::NetworkActivity, Some(NetworkSubtype::Intrusion)) => {
-            ("connection", "vuln_scanning")
-        }
-        (AbuseType::NetworkActivity, _) => ("infrastructure", "compromised_server"),
-        (AbuseType::EmailAbuse, _) => ("messaging", "spam"),
-        (AbuseType::WebContent, _) if said.contains("phish") => ("content", "phishing"),
-        (AbuseType::WebContent, _) if said.contains("malware") => ("content", "malware"),
-        (AbuseType::WebContent, _) => ("content", "fraud"),
-        (AbuseType::Copyright, _) => ("copyright", "copyright"),
+    // The same mapping as every other export: the report's RSIT pair.
+    let Some((class, kind)) = crate::classify::rsit::xarf_class_type(&r.rsit) else {
+        return Ok(None);
     };
     let evidence = db.evidence(r.id, XARF_EVIDENCE_LINES)?;
     let source = evidence
         .iter()
+        .filter(|e| e.is_offender())
         .find_map(|e| e.source_ip.map(|ip| ip.to_string()))
         .or_else(|| r.ips.first().cloned())
         .or_else(|| r.urls.first().cloned());

@@ -73,6 +73,25 @@ pub const ALL: [Rsit; 18] = [
     UNDETERMINED,
 ];
 
+/// The XARF v4 class and type of an RSIT pair (the XARF export's mapping);
+/// `None` for an undetermined report, which the XARF export skips.
+pub fn xarf_class_type(rsit: &crate::model::RsitPair) -> Option<(&'static str, &'static str)> {
+    Some(match rsit.kind.as_str() {
+        "brute-force" => ("connection", "login_attack"),
+        "ddos" | "dos" => ("connection", "ddos"),
+        "scanner" => ("connection", "port_scan"),
+        "exploit" => ("connection", "vuln_scanning"),
+        "infected-system" | "c2-server" => ("infrastructure", "botnet"),
+        "spam" => ("messaging", "spam"),
+        "phishing" => ("content", "phishing"),
+        "malware-distribution" => ("content", "malware"),
+        "copyright" => ("copyright", "copyright"),
+        "undetermined" => return None,
+        _ if rsit.taxonomy == "abusive-content" || rsit.taxonomy == "fraud" => ("content", "fraud"),
+        _ => ("infrastructure", "compromised_server"),
+    })
+}
+
 /// Every RSIT type name, for `reports list --rsit`.
 pub fn is_type(name: &str) -> bool {
     ALL.iter().any(|r| r.kind == name)
