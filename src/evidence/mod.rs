@@ -239,8 +239,24 @@ impl Evidence {
     }
 }
 
+/// The moment that dates the report's stamps without a year (syslog): its
+/// own `Date:` when that is plausible (not after it arrived, and within 30
+/// days before), else when it arrived. Never a guess from "now": `reprocess`
+/// a year later reads the same years.
+fn reference_time(parsed: &Parsed, received_at: DateTime<Utc>) -> DateTime<Utc> {
+    parsed
+        .headers
+        .get("date")
+        .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .filter(|d| *d <= received_at + chrono::Duration::hours(1))
+        .filter(|d| received_at - *d <= chrono::Duration::days(30))
+        .unwrap_or(received_at)
+}
+
 /// Extracts the evidence of `parsed`, which arrived at `received_at`.
 pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
+    let received_at = reference_time(parsed, received_at);
     let mut ev = Evidence::default();
     ev.facts.feed_reports = feeds::report_names(parsed);
     arf::extract(parsed, received_at, &mut ev);
@@ -449,4 +465,26 @@ fn describe(origin: &str, name: Option<&str>) -> String {
 
 fn clip(s: &str, max: usize) -> String {
     crate::truncate_at_char(s, max).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reports_own_date_dates_yearless_stamps_when_plausible() {
+        let received: DateTime<Utc> = "2027-01-01T00:10:00Z".parse().unwrap();
+        let with_date = |date: &str| {
+            let raw = format!("Date: {date}\r\nSubject: x\r\n\r\nbody\r\n");
+            reference_time(&crate::parse::parse(raw.as_bytes()), received)
+        };
+        assert_eq!(
+            with_date("Thu, 31 Dec 2026 23:50:00 +0000").to_rfc3339(),
+            "2026-12-31T23:50:00+00:00"
+        );
+        // A date in the future or months old is not believed.
+        assert_eq!(with_date("Fri, 1 Jan 2038 00:00:00 +0000"), received);
+        assert_eq!(with_date("Mon, 1 Jun 2026 00:00:00 +0000"), received);
+        assert_eq!(with_date("not a date"), received);
+    }
 }
