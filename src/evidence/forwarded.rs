@@ -143,12 +143,93 @@ fn message_row(headers: &Headers, origin: String, received_at: DateTime<Utc>) ->
     row
 }
 
+/// Words of a monitoring system's alert subject.
+const ALERT_SUBJECT_WORDS: &[&str] = &[
+    "alert",
+    "alarm",
+    "warning",
+    "banned",
+    "ban ",
+    "detected",
+    "intrusion",
+    "attack",
+    "brute",
+    "fail2ban",
+    "ossec",
+    "wazuh",
+    "snort",
+    "suricata",
+    "logwatch",
+    "security event",
+    "incident",
+    "blocked",
+    "firewall",
+];
+/// Local parts of the systems that send alerts.
+const ALERT_SENDERS: &[&str] = &[
+    "root",
+    "fail2ban",
+    "alert",
+    "alerts",
+    "monitoring",
+    "nagios",
+    "ossec",
+    "wazuh",
+    "ids",
+    "firewall",
+    "logwatch",
+    "security",
+    "cron",
+    "zabbix",
+    "icinga",
+];
+
+/// Whether a carried message is a security alert about an event (a
+/// monitoring system's mail, forwarded), not the abusive mail itself: sent
+/// by a system account or titled like an alert, and naming an address in
+/// its body. Its body is then evidence to read, and it is no spam sample.
+fn is_alert(c: &crate::parse::Carried) -> bool {
+    let Some(body) = c.body.as_deref() else {
+        return false;
+    };
+    let subject = c
+        .headers
+        .get("subject")
+        .map(|s| s.to_lowercase())
+        .unwrap_or_default();
+    let sender = c
+        .headers
+        .get("from")
+        .and_then(|f| {
+            let address = f.rsplit('<').next().unwrap_or(f);
+            address
+                .split('@')
+                .next()
+                .map(|l| l.trim().to_ascii_lowercase())
+        })
+        .unwrap_or_default();
+    let looks_like_alert = ALERT_SENDERS.contains(&sender.as_str())
+        || ALERT_SUBJECT_WORDS.iter().any(|w| subject.contains(w));
+    looks_like_alert && !text::ips_with_ports(crate::truncate_at_char(body, 64 * 1024)).is_empty()
+}
+
 pub fn extract_carried(parsed: &Parsed, received_at: DateTime<Utc>, ev: &mut Evidence) {
     for c in &parsed.carried {
         if c.headers.is_empty() {
             continue;
         }
         ev.formats.insert(Format::ForwardedMessage);
+        if is_alert(c) {
+            // A forwarded alert: what it says happened is the evidence.
+            let body = c.body.as_deref().unwrap_or_default();
+            super::scan_text(
+                body,
+                &format!("{} (forwarded alert)", c.origin),
+                received_at,
+                ev,
+            );
+            continue;
+        }
         if c.headers.get("received").is_some() {
             ev.facts.has_full_headers = true;
         } else {

@@ -373,7 +373,7 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
 
 /// The generic extractor: every line with an IP becomes a log row (when it
 /// looks like a log line) or an IP row; every URL a URL row.
-fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evidence) {
+pub(super) fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev: &mut Evidence) {
     let mut seen_ips = BTreeSet::new();
     let mut seen_urls = BTreeSet::new();
     let mut previous = "";
