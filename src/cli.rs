@@ -165,6 +165,12 @@ pub enum ReportsCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Every address and URL of a report: its role and what decided it.
+    Explain {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// One report.
     Show {
         id: i64,
@@ -421,6 +427,38 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let db = Db::open_existing(&config.store.path)?;
             let reports = db.list_reports(&filter.into_filter())?;
             print_reports(&reports, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reports {
+            command: ReportsCommand::Explain { id, format },
+        } => {
+            let db = Db::open_existing(&config.store.path)?;
+            let Some(report) = db.report(ReportId(id))? else {
+                bail!("no report {id}")
+            };
+            let rows = db.evidence(report.id, crate::evidence::MAX_ROWS)?;
+            let explained = explain_roles(&rows);
+            match format {
+                Format::Json => print_json(&explained)?,
+                Format::Table => {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(
+                        out,
+                        "{:<40}  {:<8}  {:<28}  WHY",
+                        "ADDRESS OR URL", "ROLE", "WHERE"
+                    )?;
+                    for e in &explained {
+                        writeln!(
+                            out,
+                            "{:<40}  {:<8}  {:<28}  {}",
+                            clip(&e.address, 40),
+                            e.role,
+                            clip(&e.origin, 28),
+                            visible(&e.why)
+                        )?;
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reports {
@@ -1064,6 +1102,65 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
             } else {
                 out.push('=');
             }
+        }
+    }
+    out
+}
+
+/// One address or URL of a report, as `reports explain` shows it.
+#[derive(Debug, serde::Serialize)]
+struct Explained {
+    address: String,
+    role: &'static str,
+    why: String,
+    origin: String,
+}
+
+/// Each address (the first row naming it) and URL, with its role and why.
+fn explain_roles(rows: &[crate::evidence::Row]) -> Vec<Explained> {
+    use crate::evidence::roles::{why_in_line, Role};
+    use crate::evidence::Kind;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for row in rows {
+        let mut push = |address: String, role: Role, why: String| {
+            if seen.insert(address.clone()) {
+                out.push(Explained {
+                    address,
+                    role: role.as_str(),
+                    why,
+                    origin: row.origin.clone(),
+                });
+            }
+        };
+        let line = row.line.as_deref().unwrap_or("");
+        if let Some(ip) = row.source_ip {
+            let why = match row.kind {
+                Kind::Message => "the first hop outside the reporter's network in the carried message's Received chain".to_owned(),
+                Kind::Feedback => "the source field of a feedback report (ARF or X-ARF)".to_owned(),
+                Kind::Notice => "the infringing address of a copyright notice".to_owned(),
+                _ if line.contains("SRC=") || line.contains("src=") => "the SRC= field of a firewall log line".to_owned(),
+                _ if row.origin.contains("record") => "the address column of a CSV record".to_owned(),
+                Kind::LogRow if row.role == Role::Source && !line.contains(&ip.to_string()) => {
+                    "the source of the log line".to_owned()
+                }
+                _ => why_in_line(line, ip, row.role),
+            };
+            push(ip.to_string(), row.role, why);
+        }
+        if let Some(ip) = row.target_ip {
+            push(
+                ip.to_string(),
+                Role::Target,
+                "the other end of a log line: its destination".to_owned(),
+            );
+        }
+        if let Some(url) = &row.url {
+            push(
+                url.clone(),
+                row.role,
+                "a URL named in the report".to_owned(),
+            );
         }
     }
     out

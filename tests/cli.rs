@@ -1036,3 +1036,68 @@ fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn reports_explain_names_each_addresss_role_and_what_decided_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    for fixture in [
+        "network/105-traceroute-included.eml",
+        "freetext/084-es-fuerza-bruta.eml",
+    ] {
+        let file = root.join(fixture);
+        assert!(
+            abuse_inbox(&["ingest", "--db", &db, file.to_str().unwrap()])
+                .status
+                .success()
+        );
+    }
+    let explained = |id: &str| {
+        json(&abuse_inbox(&[
+            "reports", "explain", id, "--db", &db, "--format", "json",
+        ]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["address"].as_str().unwrap().to_owned(),
+                e["role"].as_str().unwrap().to_owned(),
+                e["why"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    let traceroute = explained("1");
+    let role = |list: &[(String, String, String)], address: &str| {
+        list.iter()
+            .find(|(a, _, _)| a == address)
+            .map(|(_, role, why)| (role.clone(), why.clone()))
+            .unwrap()
+    };
+    assert_eq!(role(&traceroute, "192.0.2.201").0, "source");
+    assert_eq!(role(&traceroute, "198.51.100.1").0, "hop");
+    assert!(role(&traceroute, "10.0.0.1")
+        .1
+        .contains("not a public address"));
+    let spanish = explained("2");
+    assert_eq!(
+        role(&spanish, "203.0.113.33"),
+        (
+            "source".to_owned(),
+            "the label \"desde\" before it".to_owned()
+        )
+    );
+    let (target, why) = role(&spanish, "192.0.2.71");
+    assert_eq!(target, "target");
+    assert!(why.contains("line above"), "{why}");
+    let table = abuse_inbox(&["reports", "explain", "2", "--db", &db]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("ROLE"));
+    assert_eq!(
+        abuse_inbox(&["reports", "explain", "99", "--db", &db])
+            .status
+            .code(),
+        Some(2)
+    );
+}

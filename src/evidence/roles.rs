@@ -212,6 +212,41 @@ const SOURCE_LABELS: &[&str] = &[
 ];
 
 /// The role of the address at `line[start..end]`.
+/// What decided an address's role on its line, in words, for `reports
+/// explain`: the same tests as [`role_in_line`], in the same order.
+pub fn why_in_line(line: &str, ip: IpAddr, role: Role) -> String {
+    let written = ip.to_string();
+    let Some(start) = line.find(&written) else {
+        return "named in a structured field".to_owned();
+    };
+    let end = start + written.len();
+    if !is_public(ip) {
+        return "not a public address (private, loopback, link-local, shared or reserved)".into();
+    }
+    if is_range(line, start, end) {
+        return "part of a network block (CIDR, a range, or a whois block line)".into();
+    }
+    if is_hop(line) {
+        return "a hop of a traceroute".into();
+    }
+    let flow = line[..start].trim_end();
+    if flow.ends_with('>') && !flow.ends_with("=>") {
+        return "the right-hand side of a flow (a > b)".into();
+    }
+    let cut = line[..start]
+        .char_indices()
+        .rev()
+        .nth(40)
+        .map_or(0, |(i, _)| i);
+    match LABELS.find_iter(&line[cut..start]).last() {
+        Some(m) => format!("the label {:?} before it", m.as_str()),
+        None if role != Role::Source => {
+            "the label at the end of the line above (the label and the address were wrapped)".into()
+        }
+        None => "no label before it: an address a report names is taken as the offender".into(),
+    }
+}
+
 pub fn role_in_line(line: &str, ip: IpAddr, start: usize, end: usize) -> Role {
     if !is_public(ip) {
         return Role::Other;
