@@ -32,6 +32,8 @@ const CARRIED_MESSAGE: u32 = 10;
 /// Weight of a known feed's usual type: more than the words of its
 /// boilerplate, less than any structured field.
 const FEED_PROFILE: u32 = 12;
+/// Weight of a forwarded message whose Received: lines are missing.
+const PARTIAL_HEADERS: u32 = 4;
 /// Weight of URLs named in a report without logs or a carried message.
 const URLS_NAMED: u32 = 2;
 /// Below this total a report stays `unknown`.
@@ -101,6 +103,16 @@ pub fn classify(
             subtype: None,
             score: CARRIED_MESSAGE,
             what: "a carried message with its Received chain".into(),
+        });
+    }
+    if !evidence.facts.has_full_headers && evidence.facts.has_partial_headers {
+        // A forwarded mail whose client dropped the Received: lines (the
+        // "---------- Forwarded message ---------" block of webmail).
+        reasons.push(Reason {
+            abuse_type: AbuseType::EmailAbuse,
+            subtype: None,
+            score: PARTIAL_HEADERS,
+            what: "a forwarded message without its Received chain".into(),
         });
     }
     let urls = evidence.count(Kind::Url);
@@ -288,13 +300,13 @@ pub fn feed_report_type(name: &str) -> Option<(AbuseType, Option<NetworkSubtype>
 }
 
 static BRUTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(failed password|invalid user|authentication failure|login failed|failed login|sasl login authentication failed|auth fail|possible break-in|maximum authentication attempts|brute)").expect("valid regex")
+    Regex::new(r"(?i)(failed password|invalid user|authentication failure|login failed|failed login|sasl login authentication failed|auth fail|possible break-in|maximum authentication attempts|brute|an account failed to log on|POST /(xmlrpc|wp-login)\.php)").expect("valid regex")
 });
 static DOS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(syn flood|udp flood|icmp flood|flood|ddos|dos attack|amplification|rate limit exceeded|too many requests|pps|mbps|gbps)").expect("valid regex")
 });
 static INTRUSION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(union(\s|%20|\+)+select|\.\./\.\./|/etc/passwd|cmd=|exec=|wget(\s|%20)+http|curl(\s|%20)+http|\(\)\s*\{\s*:;\s*\}|<script|/wp-admin/admin-ajax|phpunit|eval-stdin|jndi:|shellshock|exploit|cgi-bin/.*\.(sh|cgi)|xmlrpc\.php)").expect("valid regex")
+    Regex::new(r"(?i)(union(\s|%20|\+)+select|\.\./\.\./|/etc/passwd|cmd=|exec=|wget(\s|%20)+http|curl(\s|%20)+http|\(\)\s*\{\s*:;\s*\}|<script|/wp-admin/admin-ajax|phpunit|eval-stdin|jndi:|shellshock|exploit|cgi-bin/.*\.(sh|cgi))").expect("valid regex")
 });
 
 /// Network activity from log rows; the subtype from what the lines say.

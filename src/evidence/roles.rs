@@ -348,10 +348,14 @@ fn is_range(line: &str, start: usize, end: usize) -> bool {
     RANGE_KEYS.contains(&key.as_str()) && line.contains(':')
 }
 
-/// A traceroute/mtr line: a hop number first and a round-trip time.
+/// A traceroute/mtr line: a hop number first and a round-trip time, or
+/// mtr's report form (`  2.|-- 198.51.100.33   0.0%  10  5.1 …`).
 fn is_hop(line: &str) -> bool {
     let trimmed = line.trim_start();
     let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    if (1..=2).contains(&digits) && trimmed[digits..].starts_with(".|--") {
+        return true;
+    }
     (1..=2).contains(&digits)
         && trimmed[digits..].starts_with([' ', '.', '\t'])
         && has_round_trip(line)
