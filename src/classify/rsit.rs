@@ -125,6 +125,18 @@ fn xarf(t: &str) -> Option<Rsit> {
     })
 }
 
+/// XARF v4 categories (and X-ARF v0.2 ones) that a type refines.
+const GENERIC_CATEGORIES: &[&str] = &[
+    "abuse",
+    "content",
+    "fraud",
+    "connection",
+    "infrastructure",
+    "messaging",
+    "vulnerability",
+    "reputation",
+];
+
 /// The pair of a feed report name (Shadowserver's families).
 fn feed_report(name: &str) -> Option<Rsit> {
     let has = |part: &str| name.contains(part);
@@ -184,24 +196,32 @@ pub fn for_report(
     subtype: Option<NetworkSubtype>,
     reasons: &[String],
 ) -> Rsit {
-    // A structured field of the winning type names the pair.
+    // A structured field of the winning type names the pair; a type
+    // (`phishing`) before the category it is filed under (`content`).
     let winning = |r: &&String| r.starts_with(abuse_type.as_str());
+    let mut by_category = None;
     for reason in reasons.iter().filter(winning) {
         let what = reason.split_once(": ").map_or("", |(_, w)| w);
-        let named = quoted(what).and_then(|value| {
-            if what.starts_with("x-arf type") {
-                xarf(value)
-            } else if what.starts_with("feed report") {
-                feed_report(value)
-            } else if what.starts_with("arf feedback-type") {
-                arf(value)
-            } else {
-                None
+        let Some(value) = quoted(what) else { continue };
+        let named = if what.starts_with("x-arf type") {
+            xarf(value)
+        } else if what.starts_with("feed report") {
+            feed_report(value)
+        } else if what.starts_with("arf feedback-type") {
+            arf(value)
+        } else {
+            None
+        };
+        match named {
+            Some(rsit) if GENERIC_CATEGORIES.contains(&super::xarf_key(value).as_str()) => {
+                by_category.get_or_insert(rsit);
             }
-        });
-        if let Some(rsit) = named {
-            return rsit;
+            Some(rsit) => return rsit,
+            None => {}
         }
+    }
+    if let Some(rsit) = by_category {
+        return rsit;
     }
     // The words that decided the type say which kind it is: what a rule
     // matched is quoted in its reason.
@@ -229,6 +249,15 @@ pub fn for_report(
                 "fraudulent",
                 "hameçonnage",
                 "suplantación",
+                "falsa",
+                "falso",
+                "falsche",
+                "gefälscht",
+                "faux",
+                "fausse",
+                "imita",
+                "clonad",
+                "contrefait",
             ]) =>
         {
             PHISHING
