@@ -231,7 +231,7 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
         .recipient
         .parse()
         .map_err(|e| format!("recipient {:?}: {e}", d.recipient))?;
-    let mut builder = Message::builder()
+    let builder = Message::builder()
         .from(from)
         .to(to)
         .subject(subject(d))
@@ -240,11 +240,7 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
         // show the quoted-printable body raw.
         .header(lettre::message::header::MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN);
-    if let Some(id) = d.in_reply_to.as_deref().and_then(referable) {
-        builder = builder
-            .in_reply_to(format!("<{id}>"))
-            .references(format!("<{id}>"));
-    }
+
     let mut message = builder
         .body(body(templates, d))
         .map_err(|e| e.to_string())?;
@@ -258,6 +254,17 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
         d.report_id.to_string(),
     ));
     debug_assert!(OUR_REPLY_HEADER.eq_ignore_ascii_case("X-Abuse-Inbox-Reply"));
+    // The reporter's Message-ID verbatim, UTF-8 included (RFC 6532): an
+    // RFC 2047 encoded word there would break threading.
+    if let Some(id) = d.in_reply_to.as_deref().and_then(referable) {
+        for name in ["In-Reply-To", "References"] {
+            headers.insert_raw(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str(name),
+                format!("<{id}>"),
+                format!("<{id}>"),
+            ));
+        }
+    }
     Ok(message)
 }
 
@@ -343,6 +350,18 @@ mod tests {
         assert_eq!(quoted.chars().count(), QUOTED_SUBJECT_CHARS);
         assert!(quoted.starts_with("Hello Your account is closed, call +1 555 -- Abuse team"));
         assert_eq!(quoted_subject(Some(" \r\n\t")), None);
+    }
+
+    #[test]
+    fn a_utf8_message_id_is_referred_to_verbatim() {
+        let mut d = draft("ack");
+        d.in_reply_to = Some("utf8-1@münchen.example".into());
+        let m = compose(&Templates::builtin(), "abuse@example.com", &d).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(
+            text.contains("In-Reply-To: <utf8-1@münchen.example>"),
+            "{text}"
+        );
     }
 
     #[test]
