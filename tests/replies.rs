@@ -402,6 +402,15 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
             "{}",
             got[1].2
         );
+        // It says why it comes now.
+        assert!(
+            got[1]
+                .2
+                .replace("=\r\n", "")
+                .contains("We have added your additional information"),
+            "{}",
+            got[1].2
+        );
         // Someone else naming report 1 (without its token) does not add to
         // it: theirs is report 3.
         let stranger = "From: mallory@example.org\r\nTo: abuse@example.com\r\nSubject: Re: [abuse #1] more\r\nMessage-ID: <fu-2@example.org>\r\nIn-Reply-To: <abuse-1.0@example.com>\r\n\r\n2026-11-26T06:00:00Z sshd[1]: Failed password for root from 198.51.100.66 port 1 ssh2 on 203.0.113.50 port 22\r\n";

@@ -196,6 +196,10 @@ fn referable(id: &str) -> Option<&str> {
     .then_some(id)
 }
 
+/// The note an ack queued by a merged follow-up carries: its text then
+/// says the follow-up completed the report.
+pub const FOLLOW_UP_NOTE: &str = "follow-up completed the report";
+
 /// The body text of `d` from `templates`, in the reporter's language.
 pub fn body(templates: &Templates, d: &Draft) -> String {
     let missing: Vec<&str> = d
@@ -215,6 +219,14 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
         )
         .replace("{missing}", &missing.join("\n"))
         .replace("{note}", d.note.as_deref().unwrap_or(""));
+    if d.kind == "ack" && d.note.as_deref() == Some(FOLLOW_UP_NOTE) {
+        // After the greeting: the report is complete thanks to them.
+        let sentence = phrases::follow_up_added(d.language, d.report_id);
+        match text.find("\n\n") {
+            Some(at) => text.insert_str(at + 2, &format!("{sentence}\n\n")),
+            None => text = format!("{sentence}\n\n{text}"),
+        }
+    }
     if !text.contains(REPLY_MARKER) {
         text.push_str(&format!("\n{REPLY_MARKER}\n"));
     }
@@ -350,6 +362,19 @@ mod tests {
         assert_eq!(quoted.chars().count(), QUOTED_SUBJECT_CHARS);
         assert!(quoted.starts_with("Hello Your account is closed, call +1 555 -- Abuse team"));
         assert_eq!(quoted_subject(Some(" \r\n\t")), None);
+    }
+
+    #[test]
+    fn an_ack_after_a_follow_up_says_the_report_is_now_complete() {
+        let mut d = draft("ack");
+        d.note = Some(FOLLOW_UP_NOTE.into());
+        let text = body(&Templates::builtin(), &d);
+        assert!(
+            text.starts_with("Hello,\n\nWe have added your additional information to report #42"),
+            "{text}"
+        );
+        d.note = None;
+        assert!(!body(&Templates::builtin(), &d).contains("added your additional"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod phrases;
 pub mod sender;
 pub mod token;
 
-pub use compose::{body, compose, Draft, Templates};
+pub use compose::{body, compose, Draft, Templates, FOLLOW_UP_NOTE};
 pub use language::Language;
 
 use crate::config::ReplyConfig;

@@ -93,6 +93,18 @@ pub fn label(language: Language, abuse_type: &str, subtype: Option<&str>) -> Str
     }
 }
 
+/// The sentence an ack after a follow-up opens with.
+pub fn follow_up_added(language: Language, report_id: i64) -> String {
+    use Language::*;
+    match language {
+        En => format!("We have added your additional information to report #{report_id}; it now has what we need."),
+        De => format!("Wir haben Ihre zusätzlichen Angaben zu Meldung #{report_id} hinzugefügt; damit ist sie vollständig."),
+        Es => format!("Hemos añadido su información adicional al aviso #{report_id}; ya tiene lo que necesitamos."),
+        Fr => format!("Nous avons ajouté vos informations complémentaires au signalement #{report_id} ; il est maintenant complet."),
+        Pt => format!("Adicionámos as suas informações adicionais à denúncia #{report_id}; agora está completa."),
+    }
+}
+
 /// How to send one missing piece of evidence (DESIGN.md), as a list item.
 pub fn instruction(language: Language, missing: &str) -> &'static str {
     use Language::*;

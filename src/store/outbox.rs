@@ -258,7 +258,8 @@ pub(super) fn merge_follow_up(
     if reply == "needs_info" && missing.is_empty() && status == "open" {
         if let (Some(plan), Some(reporter)) = (&follow_up.follow_up_reply, reporter) {
             let plan = plan.for_recipient(&reporter);
-            if queue(tx, original, "ack", &plan, None, now)?.is_ok() {
+            let note = Some(crate::reply::FOLLOW_UP_NOTE);
+            if queue(tx, original, "ack", &plan, note, now)?.is_ok() {
                 tx.execute("UPDATE reports SET reply = 'ack' WHERE id = ?1", [original])?;
             }
         }
