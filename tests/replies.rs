@@ -423,6 +423,13 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
     ]));
     assert_eq!(original["reply"], "ack");
     assert_eq!(original["abuse_type"], "network_activity");
+    // Classified again from both messages: the follow-up's log lines make
+    // it brute force, with the reasons of both and the matching RSIT pair.
+    assert_eq!(original["subtype"], "brute_force", "{original}");
+    assert_eq!(original["rsit"]["type"], "brute-force", "{original}");
+    let reasons = original["reasons"].to_string();
+    assert!(reasons.contains("failed logins"), "{reasons}");
+    assert!(reasons.contains("en.attack"), "{reasons}");
     assert_eq!(original["missing"], serde_json::json!([]));
     let ips = original["ips"].as_array().unwrap();
     // The follow-up's offender joined; its target (our reporter's server,

@@ -169,6 +169,62 @@ pub fn classify(
     }
 }
 
+/// A stored reason read back: type, subtype and score
+/// (`network_activity/brute_force +20: …`).
+fn parse_reason(reason: &str) -> Option<(AbuseType, Option<NetworkSubtype>, u32)> {
+    let (kind, rest) = reason.split_once(" +")?;
+    let score: u32 = rest.split(':').next()?.parse().ok()?;
+    let (t, s) = match kind.split_once('/') {
+        Some((t, s)) => (t, NetworkSubtype::parse(s)),
+        None => (kind, None),
+    };
+    Some((AbuseType::parse(t)?, s, score))
+}
+
+/// A report and the follow-up merged into it, classified again from the
+/// reasons of both (every structured field, log and word either found):
+/// the type, subtype and the reasons, strongest first. `None` when even
+/// together nothing reaches the threshold.
+pub fn reclassify_merged(
+    original: &[String],
+    follow_up: &[String],
+) -> Option<(AbuseType, Option<NetworkSubtype>, Vec<String>)> {
+    let mut reasons: Vec<(u32, String)> = Vec::new();
+    for r in original.iter().chain(follow_up) {
+        if let Some((_, _, score)) = parse_reason(r) {
+            if !reasons.iter().any(|(_, seen)| seen == r) {
+                reasons.push((score, r.clone()));
+            }
+        }
+    }
+    reasons.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut totals: BTreeMap<AbuseType, u32> = BTreeMap::new();
+    let mut subtypes: BTreeMap<NetworkSubtype, u32> = BTreeMap::new();
+    for (_, r) in &reasons {
+        if let Some((t, s, score)) = parse_reason(r) {
+            *totals.entry(t).or_default() += score;
+            if let Some(s) = s {
+                *subtypes.entry(s).or_default() += score;
+            }
+        }
+    }
+    let best = totals
+        .iter()
+        .filter(|(_, total)| **total >= THRESHOLD)
+        .max_by(|a, b| {
+            a.1.cmp(b.1)
+                .then_with(|| priority(*b.0).cmp(&priority(*a.0)))
+        })
+        .map(|(t, _)| *t)?;
+    let subtype = (best == AbuseType::NetworkActivity).then(|| {
+        subtypes
+            .into_iter()
+            .max_by_key(|(_, score)| *score)
+            .map_or(NetworkSubtype::Other, |(s, _)| s)
+    });
+    Some((best, subtype, reasons.into_iter().map(|(_, r)| r).collect()))
+}
+
 /// On a tie, the type with more specific evidence requirements wins.
 fn priority(t: AbuseType) -> u8 {
     match t {
@@ -426,4 +482,27 @@ pub fn explain(
         text.push_str(&format!(" Still missing: {}.", missing.join(", ")));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merged_follow_up_reclassifies_from_the_reasons_of_both() {
+        let original = vec![
+            "web_content +2: 1 URLs named, no logs and no carried message".to_owned(),
+            "network_activity +6: rule en.attack matched \"attack\" in the subject".to_owned(),
+        ];
+        let follow_up = vec![
+            "network_activity/brute_force +20: 3 of 3 log lines show failed logins".to_owned(),
+            "network_activity +20: 3 log rows with addresses".to_owned(),
+        ];
+        let (t, s, reasons) = reclassify_merged(&original, &follow_up).unwrap();
+        assert_eq!(t, AbuseType::NetworkActivity);
+        assert_eq!(s, Some(NetworkSubtype::BruteForce));
+        assert_eq!(reasons.len(), 4);
+        assert!(reasons[0].contains("+20"));
+        assert_eq!(reclassify_merged(&[], &[]), None);
+    }
 }

@@ -136,11 +136,12 @@ pub(super) fn merge_follow_up(
         String,
         String,
         Option<String>,
+        String,
     );
     let row: Option<Row> = tx
         .query_row(
-            "SELECT abuse_type, subtype, missing, reply, status, ips, urls, reporter FROM reports
-             WHERE id = ?1 AND follow_up_of IS NULL",
+            "SELECT abuse_type, subtype, missing, reply, status, ips, urls, reporter, reasons
+             FROM reports WHERE id = ?1 AND follow_up_of IS NULL",
             [original],
             |r| {
                 Ok((
@@ -152,11 +153,13 @@ pub(super) fn merge_follow_up(
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             },
         )
         .optional()?;
-    let Some((abuse_type, subtype, missing, reply, status, ips, urls, reporter)) = row else {
+    let Some((abuse_type, subtype, missing, reply, status, ips, urls, reporter, reasons)) = row
+    else {
         return Ok(false);
     };
     let claim = follow_up.follow_up.as_ref();
@@ -189,42 +192,45 @@ pub(super) fn merge_follow_up(
     }
     let list = |text: &str| -> Vec<String> { serde_json::from_str(text).unwrap_or_default() };
     let original_type = AbuseType::parse(&abuse_type).unwrap_or(AbuseType::Unknown);
-    let (abuse_type, subtype, missing) =
-        if original_type == AbuseType::Unknown && follow_up.abuse_type != AbuseType::Unknown {
-            (
-                follow_up.abuse_type,
-                follow_up.subtype.map(|s| s.as_str().to_owned()),
-                follow_up.missing.clone(),
-            )
-        } else {
-            let theirs = follow_up
-                .missing_by_type
-                .iter()
-                .find(|(t, _)| *t == original_type)
-                .map(|(_, m)| m.clone())
-                .unwrap_or_default();
-            let still: Vec<String> = list(&missing)
-                .into_iter()
-                .filter(|m| theirs.contains(m))
-                .collect();
-            (original_type, subtype, still)
-        };
+    // The report is classified again from the reasons of both messages.
+    let merged = crate::classify::reclassify_merged(&list(&reasons), &follow_up.reasons);
+    let (new_type, new_subtype, merged_reasons) = match merged {
+        Some((t, s, r)) => (t, s, r),
+        None => (
+            original_type,
+            subtype
+                .as_deref()
+                .and_then(crate::model::NetworkSubtype::parse),
+            list(&reasons),
+        ),
+    };
+    let theirs = follow_up
+        .missing_by_type
+        .iter()
+        .find(|(t, _)| *t == new_type)
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    let missing: Vec<String> = if new_type == original_type {
+        // What neither message supplies.
+        list(&missing)
+            .into_iter()
+            .filter(|m| theirs.contains(m))
+            .collect()
+    } else {
+        // A new type: what the follow-up's evidence still lacks for it.
+        theirs
+    };
+    let (abuse_type, subtype) = (new_type, new_subtype.map(|s| s.as_str().to_owned()));
     let union = |a: &str, b: &[String]| -> String {
         let mut all: std::collections::BTreeSet<String> = list(a).into_iter().collect();
         all.extend(b.iter().cloned());
         super::json_list(&all.into_iter().collect::<Vec<_>>())
     };
-    // A re-typed report takes the RSIT pair of its new type.
-    let rsit = (abuse_type != original_type).then(|| {
-        let subtype = subtype
-            .as_deref()
-            .and_then(crate::model::NetworkSubtype::parse);
-        crate::classify::rsit::for_type(abuse_type, subtype)
-    });
+    let rsit = crate::classify::rsit::for_report(abuse_type, new_subtype, &merged_reasons);
     tx.execute(
         "UPDATE reports SET abuse_type = ?2, subtype = ?3, missing = ?4, ips = ?5, urls = ?6,
-             evidence_rows = evidence_rows + ?7,
-             rsit_taxonomy = coalesce(?8, rsit_taxonomy), rsit_type = coalesce(?9, rsit_type)
+             evidence_rows = evidence_rows + ?7, rsit_taxonomy = ?8, rsit_type = ?9,
+             reasons = ?10
          WHERE id = ?1",
         params![
             original,
@@ -234,8 +240,9 @@ pub(super) fn merge_follow_up(
             union(&ips, &follow_up.ips),
             union(&urls, &follow_up.urls),
             follow_up.evidence.len() as i64,
-            rsit.map(|r| r.taxonomy),
-            rsit.map(|r| r.kind),
+            rsit.taxonomy,
+            rsit.kind,
+            super::json_list(&merged_reasons),
         ],
     )?;
     tx.execute(
