@@ -4,7 +4,10 @@
 //! through Postfix's SMTP listener and through `sendmail`: an ASCII report,
 //! a UTF-8 one (UTF-8 sender and raw UTF-8 headers, which Postfix flags
 //! SMTPUTF8), a 5 MB CSV, and a burst of 50. Each must arrive exactly once
-//! and nothing may bounce (Postfix's own log is read).
+//! and nothing may bounce (Postfix's own log is read). The replies go out
+//! through the same Postfix, which delivers them to a Maildir: each is read
+//! back and must be MIME-valid, threaded to its report, from the null
+//! sender, with a Message-ID of its own (the UTF-8 reporter gets one too).
 //!
 //! `.ci/run` installs Postfix from Debian; where it is missing (or the test
 //! does not run as root, which Postfix needs) the test says SKIPPED.
@@ -25,21 +28,29 @@ struct Postfix {
 }
 
 impl Postfix {
-    /// Starts Postfix on a free loopback port, relaying to `relay_port`.
-    fn start(dir: &Path, relay_port: u16) -> Postfix {
+    /// Starts Postfix on loopback `port`, relaying `example.com` to
+    /// `relay_port` and delivering mail for the reporters' domains to one
+    /// Maildir (`mail/mailbox/`).
+    fn start(dir: &Path, relay_port: u16, port: u16) -> Postfix {
         use std::os::unix::fs::PermissionsExt;
-        let port = free_port();
         // Postfix's daemons run as the postfix user: they must reach the
         // directory, and own their data directory.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for sub in ["queue", "data"] {
+        for sub in ["queue", "data", "mail"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        let chown = Command::new("chown")
-            .args(["postfix", dir.join("data").to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(chown.success(), "chown postfix");
+        for owned in ["data", "mail"] {
+            let chown = Command::new("chown")
+                .args(["postfix:postfix", dir.join(owned).to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(chown.success(), "chown postfix");
+        }
+        let id = |flag: &str| -> String {
+            let out = Command::new("id").args([flag, "postfix"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
         let d = dir.display();
         std::fs::write(
             dir.join("main.cf"),
@@ -67,7 +78,12 @@ impl Postfix {
                  local_recipient_maps =\n\
                  message_size_limit = 20971520\n\
                  maillog_file_prefixes = {d}\n\
-                 maillog_file = {d}/maillog\n"
+                 maillog_file = {d}/maillog\n\
+                 virtual_mailbox_domains = reporter.example, example.net, csv-sender.example, münchen.example\n\
+                 virtual_mailbox_base = {d}/mail\n\
+                 virtual_mailbox_maps = static:mailbox/\n\
+                 virtual_uid_maps = static:{uid}\n\
+                 virtual_gid_maps = static:{gid}\n"
             ),
         )
         .unwrap();
@@ -90,6 +106,7 @@ impl Postfix {
             ("retry", "unix  - - n - -", "error"),
             ("discard", "unix  - - n - -", "discard"),
             ("local", "unix  - n n - -", "local"),
+            ("virtual", "unix  - n n - -", "virtual"),
             ("anvil", "unix  - - n - 1", "anvil"),
             ("scache", "unix  - - n - 1", "scache"),
             ("postlog", "unix-dgram n - n - 1", "postlogd"),
@@ -105,6 +122,17 @@ impl Postfix {
             dir: dir.to_owned(),
             port,
         }
+    }
+
+    /// The messages delivered to the reporters' mailbox so far.
+    fn mailbox(&self) -> Vec<String> {
+        let new = self.dir.join("mail/mailbox/new");
+        let Ok(entries) = std::fs::read_dir(new) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
     }
 
     fn log(&self) -> String {
@@ -182,13 +210,21 @@ async fn reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces() {
         );
         return;
     }
-    let server = TestServer::start(Config::default()).await;
+    // Replies leave through the same Postfix, which delivers them to the
+    // reporters' mailbox.
+    let mx_port = free_port();
+    let mut config = Config::default();
+    config.reply.from = "abuse@example.com".into();
+    config.reply.relay_host = Some("127.0.0.1".into());
+    config.reply.relay_port = mx_port;
+    config.reply.retry_min_seconds = 1;
+    let server = TestServer::start(config).await;
     let db = server.db_path();
     let relay_port = server.addr.port();
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().to_owned();
     tokio::task::spawn_blocking(move || {
-        let postfix = Postfix::start(&dir_path, relay_port);
+        let postfix = Postfix::start(&dir_path, relay_port, mx_port);
         let mx: std::net::SocketAddr = format!("127.0.0.1:{}", postfix.port).parse().unwrap();
         let (mut c, _) = Smtp::connect(mx);
         c.expect("EHLO reporter.example", "250");
@@ -218,11 +254,36 @@ async fn reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces() {
             postfix.flush();
             (crate::util::count_rows(&db, "raw_messages") as usize >= expected).then_some(())
         });
+        // The replies: one to each of the three reporters (the UTF-8 one
+        // too), five to the burst's (its rate limit), delivered by Postfix
+        // to the mailbox.
+        let replies = wait_for(60, "the replies delivered", || {
+            postfix.flush();
+            Some(postfix.mailbox()).filter(|m| m.len() >= 8)
+        });
         // Nothing more trickles in, nothing bounced, each was sent once.
         std::thread::sleep(std::time::Duration::from_secs(1));
         let log = postfix.log();
         assert!(!log.contains("status=bounced"), "{log}");
-        assert_eq!(log.matches("status=sent").count(), expected, "{log}");
+        assert_eq!(log.matches("relay=127.0.0.1").count(), expected, "{log}");
+        assert_eq!(postfix.mailbox().len(), 8, "{log}");
+        let mut ids = std::collections::BTreeSet::new();
+        for reply in &replies {
+            let parsed = abuse_inbox::parse::parse(reply.as_bytes());
+            let header = |name: &str| parsed.headers.get(name).unwrap_or_default().to_owned();
+            assert_eq!(header("mime-version").trim(), "1.0", "{reply}");
+            assert!(header("content-type").starts_with("text/plain; charset=utf-8"), "{reply}");
+            assert_eq!(header("auto-submitted").trim(), "auto-replied", "{reply}");
+            assert_eq!(header("return-path").trim(), "<>", "{reply}");
+            assert!(header("in-reply-to").trim().starts_with('<'), "{reply}");
+            assert!(ids.insert(parsed.message_id.clone().unwrap()), "{reply}");
+            assert!(reply.contains("-- abuse-inbox --"), "{reply}");
+        }
+        let ascii = replies
+            .iter()
+            .find(|r| r.contains("In-Reply-To: <pf-ascii@reporter.example>"))
+            .expect("the ASCII report's ack, threaded");
+        assert!(ascii.contains("Report received"), "{ascii}");
         let conn = rusqlite::Connection::open(&db).unwrap();
         let stored: i64 = conn
             .query_row("SELECT count(*) FROM raw_messages", [], |r| r.get(0))
