@@ -265,8 +265,8 @@ pub struct ListArgs {
     #[arg(long, value_parser = parse_rsit)]
     rsit: Option<String>,
     /// open or resolved.
-    #[arg(long, value_parser = ["open", "resolved"])]
-    status: Option<String>,
+    #[arg(long, value_enum)]
+    status: Option<crate::model::ReportStatus>,
     /// Reports naming this address, or an address in this network (CIDR).
     #[arg(long, value_name = "ADDR|CIDR", value_parser = parse_ip_range)]
     ip: Option<(std::net::IpAddr, std::net::IpAddr)>,
@@ -998,7 +998,7 @@ fn export(db: &Db, format: ExportFormat, since: Option<String>) -> anyhow::Resul
                     r.abuse_type.as_str().to_owned(),
                     r.subtype.map(|s| s.as_str().to_owned()).unwrap_or_default(),
                     r.reply.as_str().to_owned(),
-                    r.status.clone(),
+                    r.status.as_str().to_owned(),
                     r.ips.join(" "),
                     r.urls.join(" "),
                     r.evidence_rows.to_string(),
@@ -1337,7 +1337,7 @@ fn print_report_table(
         ("missing", list(&r.missing)),
         ("reply", r.reply.as_str().to_owned()),
         ("auth", auth),
-        ("status", r.status.clone()),
+        ("status", r.status.as_str().to_owned()),
     ];
     for (key, value) in rows {
         writeln!(out, "{key:>14}: {}", visible(&value))?;

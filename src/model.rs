@@ -105,6 +105,31 @@ pub struct RawMessage {
     pub auth: Option<crate::auth::AuthResults>,
 }
 
+/// Where a report stands with the desk (`reports.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// Being worked on (or waiting to be).
+    Open,
+    /// Closed by `reports resolve`.
+    Resolved,
+}
+
+impl ReportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Open => "open",
+            ReportStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReportStatus> {
+        [ReportStatus::Open, ReportStatus::Resolved]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
 /// Where a raw message stands in processing (`raw_messages.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -347,8 +372,7 @@ pub struct Report {
     pub formats: Vec<String>,
     pub reasons: Vec<String>,
     pub parse_warnings: Vec<String>,
-    /// `open` or `resolved`.
-    pub status: String,
+    pub status: ReportStatus,
     /// The case grouping reports about the same source network and type.
     pub case_id: Option<i64>,
     /// The language the reporter wrote in (`en`, `de`, `es`, `fr`, `pt`).
@@ -377,6 +401,10 @@ mod tests {
         }
         for t in ReplyDecision::ALL {
             assert_eq!(ReplyDecision::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for t in [ReportStatus::Open, ReportStatus::Resolved] {
+            assert_eq!(ReportStatus::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
     }

@@ -81,8 +81,7 @@ pub struct ListFilter {
     pub abuse_type: Option<AbuseType>,
     pub subtype: Option<NetworkSubtype>,
     pub reply: Option<ReplyDecision>,
-    /// `open` or `resolved`.
-    pub status: Option<String>,
+    pub status: Option<crate::model::ReportStatus>,
     /// Part of the reporter's address, case-insensitive.
     pub reporter: Option<String>,
     /// RFC 3339, UTC; reports received at or after it.
@@ -532,7 +531,7 @@ impl Db {
                 filter.limit as i64,
                 filter.subtype.map(NetworkSubtype::as_str),
                 filter.reply.map(ReplyDecision::as_str),
-                filter.status,
+                filter.status.map(crate::model::ReportStatus::as_str),
                 filter.reporter,
                 filter.until,
                 range.as_ref().map(|r| r.0.clone()),
@@ -679,7 +678,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
         row.get(15)?,
     ];
     let reply_reason: Option<String> = row.get(16)?;
-    let status: String = row.get(17)?;
+    let status_text: String = row.get(17)?;
     let case_id: Option<i64> = row.get(18)?;
     let language: String = row.get(19)?;
     let auth: Option<String> = row.get(20)?;
@@ -715,7 +714,8 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
             formats: parse_json_list("reports", id, &formats)?,
             reasons: parse_json_list("reports", id, &reasons)?,
             reply_reason,
-            status,
+            status: crate::model::ReportStatus::parse(&status_text)
+                .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?,
             case_id,
             language: crate::reply::Language::parse(&language)
                 .ok_or_else(|| corrupt(format!("unknown language {language:?}")))?,
