@@ -232,9 +232,9 @@ pub enum CasesCommand {
 pub enum RepliesCommand {
     /// Queued and sent replies, newest first.
     List {
-        /// Only this state: held, pending, sent, failed, discarded.
-        #[arg(long)]
-        state: Option<String>,
+        /// Only this state.
+        #[arg(long, value_enum)]
+        state: Option<crate::model::OutboxState>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
@@ -507,7 +507,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let db = Db::open_existing(&config.store.path)?;
-            let replies = db.replies(state.as_deref(), limit)?;
+            let replies = db.replies(state, limit)?;
             match format {
                 Format::Json => print_json(&replies)?,
                 Format::Table => print_replies_table(&replies)?,

@@ -130,6 +130,51 @@ impl ReportStatus {
     }
 }
 
+/// Where a queued reply stands (`outbox.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// No relay configured yet: waiting for one.
+    Held,
+    /// Due at its next attempt.
+    Pending,
+    Sent,
+    /// Refused for good, or given up.
+    Failed,
+    /// Dropped by an operator.
+    Discarded,
+}
+
+impl OutboxState {
+    pub const ALL: [OutboxState; 5] = [
+        OutboxState::Held,
+        OutboxState::Pending,
+        OutboxState::Sent,
+        OutboxState::Failed,
+        OutboxState::Discarded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Held => "held",
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+            OutboxState::Failed => "failed",
+            OutboxState::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxState> {
+        OutboxState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// Where a raw message stands in processing (`raw_messages.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -401,6 +446,10 @@ mod tests {
         }
         for t in ReplyDecision::ALL {
             assert_eq!(ReplyDecision::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for t in OutboxState::ALL {
+            assert_eq!(OutboxState::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
         for t in [ReportStatus::Open, ReportStatus::Resolved] {

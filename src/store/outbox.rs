@@ -19,7 +19,7 @@ pub struct Entry {
     pub kind: String,
     pub recipient: String,
     pub message_id: String,
-    pub state: String,
+    pub state: crate::model::OutboxState,
     pub attempts: i64,
     pub next_attempt_at: Option<String>,
     pub last_error: Option<String>,
@@ -85,7 +85,13 @@ pub(super) fn queue(
         .prepare_cached(REPLIES_OF_REPORT)?
         .query_row([report], |r| r.get(0))?;
     let message_id = crate::reply::token::message_id(&secret(tx)?, report, n, &plan.domain);
-    let state = if plan.hold { "held" } else { "pending" };
+    use crate::model::OutboxState;
+    let state = if plan.hold {
+        OutboxState::Held
+    } else {
+        OutboxState::Pending
+    }
+    .as_str();
     tx.prepare_cached(
         "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at,
                              created_at, recipient_key, recipient_domain)
@@ -313,13 +319,17 @@ impl Db {
     }
 
     /// Outbox rows, newest first, optionally in one state.
-    pub fn replies(&self, state: Option<&str>, limit: usize) -> Result<Vec<Entry>, Error> {
+    pub fn replies(
+        &self,
+        state: Option<crate::model::OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Error> {
         self.select_replies(state, None, limit)
     }
 
     fn select_replies(
         &self,
-        state: Option<&str>,
+        state: Option<crate::model::OutboxState>,
         report: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Entry>, Error> {
@@ -332,7 +342,7 @@ impl Db {
         );
         let mut values: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(state) = state {
-            values.push(state.to_owned().into());
+            values.push(state.as_str().to_owned().into());
             sql.push_str(&format!(" AND state = ?{}", values.len()));
         }
         if let Some(report) = report {
@@ -349,7 +359,10 @@ impl Db {
                 kind: r.get(2)?,
                 recipient: r.get(3)?,
                 message_id: r.get(4)?,
-                state: r.get(5)?,
+                // A state this build does not know reads as failed: shown,
+                // never sent.
+                state: crate::model::OutboxState::parse(&r.get::<_, String>(5)?)
+                    .unwrap_or(crate::model::OutboxState::Failed),
                 attempts: r.get(6)?,
                 next_attempt_at: r.get(7)?,
                 last_error: r.get(8)?,
