@@ -608,7 +608,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Export { format, since } => {
             let db = Db::open_existing(&config.store.path)?;
-            export(&db, format, since)?;
+            export(&db, &config, format, since)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Prune {
@@ -941,12 +941,18 @@ fn follow_reports(path: &Path, mut filter: ListFilter, format: Format) -> anyhow
 const EXPORT_PAGE: usize = 1000;
 
 /// Writes every report (oldest first) as CSV or JSON lines.
-fn export(db: &Db, format: ExportFormat, since: Option<String>) -> anyhow::Result<()> {
+fn export(
+    db: &Db,
+    config: &Config,
+    format: ExportFormat,
+    since: Option<String>,
+) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         ExportFormat::Xarf => {
+            let secret = db.installation_secret()?;
             for_each_report(db, since.as_deref(), |r| {
-                if let Some(doc) = xarf_document(db, r)? {
+                if let Some(doc) = xarf_document(db, config, &secret, r)? {
                     serde_json::to_writer(&mut out, &doc)?;
                     out.write_all(b"\n")?;
                 }
@@ -1048,9 +1054,18 @@ const XARF_EVIDENCE_LINES: usize = 20;
 /// A report as an XARF v4 document (`class`/`category` and `type` from the
 /// abuse type, the first offending address as `source_identifier`, the first
 /// evidence lines as a text/plain evidence item); `None` for `unknown`.
-fn xarf_document(db: &Db, r: &Report) -> anyhow::Result<Option<serde_json::Value>> {
+fn xarf_document(
+    db: &Db,
+    config: &Config,
+    secret: &[u8],
+    r: &Report,
+) -> anyhow::Result<Option<serde_json::Value>> {
     // The same mapping as every other export: the report's RSIT pair.
-    let Some((class, kind)) = crate::classify::rsit::xarf_class_type(&r.rsit) else {
+    let Some((category, kind)) = crate::classify::rsit::xarf_class_type(&r.rsit) else {
+        return Ok(None);
+    };
+    // XARF's reporter is the complainant: without an address there is none.
+    let Some(reporter) = r.reporter.as_deref().filter(|a| a.contains('@')) else {
         return Ok(None);
     };
     let evidence = db.evidence(r.id, XARF_EVIDENCE_LINES)?;
@@ -1063,18 +1078,39 @@ fn xarf_document(db: &Db, r: &Report) -> anyhow::Result<Option<serde_json::Value
     let Some(source) = source else {
         return Ok(None);
     };
+    let domain_of = |address: &str| crate::reply::limits::domain(address);
+    let our_domain = if config.export.xarf_domain.is_empty() {
+        domain_of(&config.reply.from)
+    } else {
+        config.export.xarf_domain.clone()
+    };
+    // When it happened: the first dated evidence, else when it was reported.
+    let timestamp = evidence
+        .iter()
+        .find_map(|e| e.occurred_at.clone())
+        .unwrap_or_else(|| r.received_at.clone());
     let lines: Vec<&str> = evidence.iter().filter_map(|e| e.line.as_deref()).collect();
     let mut doc = serde_json::json!({
         "xarf_version": "4.0.0",
-        "report_id": format!("00000000-0000-4000-8000-{:012x}", r.id.0),
-        "timestamp": r.received_at,
-        "reporter": { "contact": r.reporter, "type": "manual" },
+        "report_id": crate::reply::token::report_uuid(secret, r.id.0),
+        "timestamp": timestamp,
+        "reporter": {
+            "org": domain_of(reporter),
+            "contact": reporter,
+            "domain": domain_of(reporter),
+        },
+        "sender": {
+            "org": config.export.xarf_org,
+            "contact": config.reply.from,
+            "domain": our_domain,
+        },
         "source_identifier": source,
-        "class": class,
-        "category": class,
+        "category": category,
         "type": kind,
-        "description": r.subject,
     });
+    if let Some(subject) = &r.subject {
+        doc["description"] = serde_json::json!(crate::truncate_at_char(subject, 1000));
+    }
     if !lines.is_empty() {
         doc["evidence"] = serde_json::json!([{
             "content_type": "text/plain",

@@ -23,6 +23,26 @@ pub struct Config {
     pub log: LogConfig,
     pub worker: WorkerConfig,
     pub auth: AuthConfig,
+    pub export: ExportConfig,
+}
+
+/// `[export]`: how this desk names itself in exported reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// The organisation that sends XARF reports (XARF `sender.org`).
+    pub xarf_org: String,
+    /// Its domain (XARF `sender.domain`); empty: the domain of `reply.from`.
+    pub xarf_domain: String,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            xarf_org: "abuse-inbox".to_owned(),
+            xarf_domain: String::new(),
+        }
+    }
 }
 
 /// `[auth]`: sender authentication (SPF, DKIM, DMARC) of every message.

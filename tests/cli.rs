@@ -743,8 +743,13 @@ fn show_raw_prints_the_original_and_export_is_spreadsheet_safe() {
         serde_json::from_slice(xarf.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(doc["xarf_version"], "4.0.0");
     assert_eq!(
-        (doc["class"].as_str(), doc["type"].as_str()),
+        (doc["category"].as_str(), doc["type"].as_str()),
         (Some("infrastructure"), Some("compromised_server"))
+    );
+    assert_eq!(doc["sender"]["contact"], "abuse@abuse-inbox.localhost");
+    assert!(
+        doc["reporter"]["contact"].as_str().unwrap().contains('@'),
+        "{doc}"
     );
     assert_eq!(doc["source_identifier"], "192.0.2.5");
     let eml = dir.path().join("xarf.eml");

@@ -1,4 +1,4 @@
-//! The export speaks IntelMQ for real: every event exported from the whole
+//! The exports speak IntelMQ and XARF for real: every event exported from the whole
 //! fixture corpus, and every RSIT pair the mapping can give, is loaded with
 //! IntelMQ's own `Event` class and harmonization (installed from PyPI into a
 //! throwaway virtual environment by `.ci/run`), strictly: a field IntelMQ
@@ -140,4 +140,53 @@ fn reports_list_filters_by_the_rsit_type() {
     let bad = abuse_inbox(&["reports", "list", "--db", db, "--rsit", "hacking"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown RSIT type"));
+}
+
+#[test]
+fn every_xarf_document_of_the_corpus_validates_against_the_xarf_core_schema() {
+    let Some(python) = intelmq_python() else {
+        eprintln!("SKIPPED: the test's Python (target/intelmq-venv) is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("corpus.db");
+    let db = db.to_str().unwrap();
+    let mut files = Vec::new();
+    eml_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml"),
+        &mut files,
+    );
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.to_str().unwrap().to_owned())
+        .collect();
+    let mut args = vec!["ingest", "--db", db];
+    args.extend(names.iter().map(String::as_str));
+    assert!(abuse_inbox(&args).status.success());
+    let exported = abuse_inbox(&["export", "--format", "xarf", "--db", db]);
+    assert!(exported.status.success(), "{exported:?}");
+    let docs = String::from_utf8(exported.stdout).unwrap();
+    let count = docs.lines().count();
+    assert!(count >= 60, "{count} documents");
+    let ids: std::collections::BTreeSet<String> = docs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["report_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), count, "report_id repeats");
+    let file = dir.path().join("xarf.jsonl");
+    std::fs::write(&file, &docs).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checked = std::process::Command::new(python)
+        .arg(root.join("tests/xarf_check.py"))
+        .arg(root.join("tests/xarf/xarf-core.json"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "the XARF schema rejected documents:\n{stdout}\n{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(stdout.trim(), count.to_string());
 }

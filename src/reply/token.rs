@@ -14,7 +14,7 @@ pub const TOKEN_CHARS: usize = 8;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));
@@ -31,6 +31,24 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         .chain_update(inner)
         .finalize()
         .into()
+}
+
+/// A UUID (version 4 layout) for report `id` in this installation: unique
+/// across installations (the secret), the same on every export.
+pub fn report_uuid(secret: &[u8], id: i64) -> String {
+    let mac = hmac_sha256(secret, format!("abuse-inbox xarf report {id}").as_bytes());
+    let mut b: [u8; 16] = mac[..16].try_into().expect("16 of 32 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The token of report `id`.
@@ -106,6 +124,17 @@ pub fn claim_in_subject(subject: &str) -> Option<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_uuids_are_version_4_and_differ_by_report_and_installation() {
+        let a = report_uuid(b"s", 1);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert_ne!(a, report_uuid(b"s", 2));
+        assert_ne!(a, report_uuid(b"t", 1));
+        assert_eq!(a, report_uuid(b"s", 1));
+    }
 
     #[test]
     fn hmac_matches_rfc_4231_case_2() {

@@ -49,6 +49,13 @@ pub(super) fn secret(tx: &rusqlite::Connection) -> Result<Vec<u8>, Error> {
         .query_row([], |r| r.get(0))?)
 }
 
+impl Db {
+    /// The installation's secret (follow-up tokens, export ids).
+    pub fn installation_secret(&self) -> Result<Vec<u8>, Error> {
+        secret(&self.conn)
+    }
+}
+
 /// Queues a reply of `kind` for `report` unless a rate limit
 /// ([`crate::reply::limits`]) says no; `Err(reason)` inside `Ok` then.
 /// The concluded reply to a resolved report is never held back by them.
