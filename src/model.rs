@@ -130,6 +130,49 @@ impl ReportStatus {
     }
 }
 
+/// Which reply a queued one is (`outbox.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// The report is complete: received, being investigated.
+    Ack,
+    /// Something is missing: what, and how to send it.
+    NeedsInfo,
+    /// `reports resolve`: the investigation is concluded.
+    Concluded,
+}
+
+impl ReplyKind {
+    pub const ALL: [ReplyKind; 3] = [ReplyKind::Ack, ReplyKind::NeedsInfo, ReplyKind::Concluded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Ack => "ack",
+            ReplyKind::NeedsInfo => "needs_info",
+            ReplyKind::Concluded => "concluded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReplyKind> {
+        ReplyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The reply a report's decision calls for, if it calls for one.
+    pub fn for_decision(decision: ReplyDecision) -> Option<ReplyKind> {
+        match decision {
+            ReplyDecision::Ack => Some(ReplyKind::Ack),
+            ReplyDecision::NeedsInfo => Some(ReplyKind::NeedsInfo),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ReplyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// Where a queued reply stands (`outbox.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -446,6 +489,10 @@ mod tests {
         }
         for t in ReplyDecision::ALL {
             assert_eq!(ReplyDecision::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for t in ReplyKind::ALL {
+            assert_eq!(ReplyKind::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
         for t in OutboxState::ALL {

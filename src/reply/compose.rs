@@ -124,8 +124,7 @@ impl Templates {
 pub struct Draft {
     pub outbox_id: i64,
     pub report_id: i64,
-    /// `ack`, `needs_info` or `concluded`.
-    pub kind: String,
+    pub kind: crate::model::ReplyKind,
     pub recipient: String,
     /// Ours, without angle brackets.
     pub message_id: String,
@@ -177,7 +176,7 @@ fn tag(d: &Draft) -> String {
 
 /// The reply's subject: `[abuse #ID-TOKEN] <what>: <their subject, quoted>`.
 fn subject(d: &Draft) -> String {
-    let what = phrases::subject(d.language, &d.kind);
+    let what = phrases::subject(d.language, d.kind.as_str());
     let tag = tag(d);
     match quoted_subject(d.subject.as_deref()) {
         Some(theirs) => format!("{tag} {what}: {theirs}"),
@@ -209,7 +208,7 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
         .collect();
     let label = phrases::label(d.language, &d.abuse_type, d.subtype.as_deref());
     let mut text = templates
-        .text(d.language, &d.kind)
+        .text(d.language, d.kind.as_str())
         .replace("{tag}", &tag(d))
         .replace("{report_id}", &d.report_id.to_string())
         .replace("{abuse_type}", &label)
@@ -219,7 +218,7 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
         )
         .replace("{missing}", &missing.join("\n"))
         .replace("{note}", d.note.as_deref().unwrap_or(""));
-    if d.kind == "ack" && d.note.as_deref() == Some(FOLLOW_UP_NOTE) {
+    if d.kind == crate::model::ReplyKind::Ack && d.note.as_deref() == Some(FOLLOW_UP_NOTE) {
         // After the greeting: the report is complete thanks to them.
         let sentence = phrases::follow_up_added(d.language, d.report_id);
         match text.find("\n\n") {
@@ -288,7 +287,7 @@ mod tests {
         Draft {
             outbox_id: 1,
             report_id: 42,
-            kind: kind.into(),
+            kind: crate::model::ReplyKind::parse(kind).expect("a reply kind"),
             recipient: "reporter@example.net".into(),
             message_id: "abuse-42.0@abuse-inbox.localhost".into(),
             note: None,

@@ -16,7 +16,7 @@ use serde::Serialize;
 pub struct Entry {
     pub id: i64,
     pub report_id: i64,
-    pub kind: String,
+    pub kind: crate::model::ReplyKind,
     pub recipient: String,
     pub message_id: String,
     pub state: crate::model::OutboxState,
@@ -62,7 +62,7 @@ impl Db {
 pub(super) fn queue(
     tx: &Transaction<'_>,
     report: i64,
-    kind: &str,
+    kind: crate::model::ReplyKind,
     plan: &ReplyPlan,
     note: Option<&str>,
     now: &str,
@@ -72,7 +72,7 @@ pub(super) fn queue(
             (t - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         })
         .unwrap_or_default();
-    if kind != "concluded" {
+    if kind != crate::model::ReplyKind::Concluded {
         let count = |sql: &str, key: &str| -> Result<u64, Error> {
             Ok(tx
                 .prepare_cached(sql)?
@@ -106,7 +106,7 @@ pub(super) fn queue(
     )?
     .execute(params![
         report,
-        kind,
+        kind.as_str(),
         plan.recipient,
         message_id,
         note,
@@ -279,7 +279,7 @@ pub(super) fn merge_follow_up(
         if let (Some(plan), Some(reporter)) = (&follow_up.follow_up_reply, reporter) {
             let plan = plan.for_recipient(&reporter);
             let note = Some(crate::reply::FOLLOW_UP_NOTE);
-            if queue(tx, original, "ack", &plan, note, now)?.is_ok() {
+            if queue(tx, original, crate::model::ReplyKind::Ack, &plan, note, now)?.is_ok() {
                 tx.execute("UPDATE reports SET reply = 'ack' WHERE id = ?1", [original])?;
             }
         }
@@ -363,7 +363,10 @@ impl Db {
             Ok(Entry {
                 id: r.get(0)?,
                 report_id: r.get(1)?,
-                kind: r.get(2)?,
+                // A kind this build does not know reads as concluded: shown,
+                // and never held back by a rate limit.
+                kind: crate::model::ReplyKind::parse(&r.get::<_, String>(2)?)
+                    .unwrap_or(crate::model::ReplyKind::Concluded),
                 recipient: r.get(3)?,
                 message_id: r.get(4)?,
                 // A state this build does not know reads as failed: shown,
@@ -435,7 +438,8 @@ impl Db {
             Ok(Draft {
                 outbox_id: r.get(0)?,
                 report_id: r.get(1)?,
-                kind: r.get(2)?,
+                kind: crate::model::ReplyKind::parse(&r.get::<_, String>(2)?)
+                    .unwrap_or(crate::model::ReplyKind::Concluded),
                 recipient: r.get(3)?,
                 message_id: r.get(4)?,
                 note: r.get(5)?,
@@ -550,7 +554,14 @@ impl Db {
         if let (Some(plan), Some(reporter)) = (plan, reporter) {
             if reply == "ack" || reply == "needs_info" {
                 let plan = plan.for_recipient(&reporter);
-                let _ = queue(&tx, report.0, "concluded", &plan, note, now)?;
+                let _ = queue(
+                    &tx,
+                    report.0,
+                    crate::model::ReplyKind::Concluded,
+                    &plan,
+                    note,
+                    now,
+                )?;
             }
         }
         tx.commit()?;

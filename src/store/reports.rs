@@ -357,15 +357,13 @@ impl Db {
                                          follow_up_of = ?3, evidence_rows = 0 WHERE id = ?1",
                                     params![id, stored.reply_reason, original],
                                 )?;
-                            } else if let Some(plan) = &d.reply_plan {
-                                if let Err(reason) = super::outbox::queue(
-                                    &tx,
-                                    id,
-                                    d.reply.as_str(),
-                                    plan,
-                                    None,
-                                    processed_at,
-                                )? {
+                            } else if let (Some(plan), Some(kind)) = (
+                                &d.reply_plan,
+                                crate::model::ReplyKind::for_decision(d.reply),
+                            ) {
+                                if let Err(reason) =
+                                    super::outbox::queue(&tx, id, kind, plan, None, processed_at)?
+                                {
                                     tx.execute(
                                         "UPDATE reports SET reply = 'suppressed', reply_reason = ?2 WHERE id = ?1",
                                         params![id, reason],
