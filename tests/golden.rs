@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// Evidence rows written into a golden file (the count covers all of them).
 const GOLDEN_ROWS: usize = 12;
 
-fn fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.eml` file under `dir`, recursively.
+pub fn fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {

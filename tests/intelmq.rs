@@ -17,15 +17,31 @@ fn intelmq_python() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-fn eml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            eml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "eml") {
-            out.push(path);
-        }
-    }
+/// The whole fixture corpus ingested into a fresh database and exported in
+/// `format`: the directory (kept while in use), the export, the number of
+/// messages.
+fn corpus_export(format: &str) -> (tempfile::TempDir, String, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("corpus.db");
+    let db = db.to_str().unwrap();
+    let mut files = Vec::new();
+    crate::golden::fixtures(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml"),
+        &mut files,
+    );
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.to_str().unwrap().to_owned())
+        .collect();
+    let mut args = vec!["ingest", "--db", db];
+    args.extend(names.iter().map(String::as_str));
+    let ingested = abuse_inbox(&args);
+    assert!(ingested.status.success(), "{ingested:?}");
+    let exported = abuse_inbox(&["export", "--format", format, "--db", db]);
+    assert!(exported.status.success(), "{exported:?}");
+    let text = String::from_utf8(exported.stdout).unwrap();
+    (dir, text, files.len())
 }
 
 #[test]
@@ -36,31 +52,11 @@ fn every_exported_event_of_the_corpus_is_valid_intelmq() {
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("corpus.db");
-    let db = db.to_str().unwrap();
-    let mut files = Vec::new();
-    eml_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml"),
-        &mut files,
-    );
-    files.sort();
-    let mut args = vec!["ingest", "--db", db];
-    let names: Vec<String> = files
-        .iter()
-        .map(|f| f.to_str().unwrap().to_owned())
-        .collect();
-    args.extend(names.iter().map(String::as_str));
-    let ingested = abuse_inbox(&args);
-    assert!(ingested.status.success(), "{ingested:?}");
-    let exported = abuse_inbox(&["export", "--format", "intelmq", "--db", db]);
-    assert!(exported.status.success(), "{exported:?}");
-    let mut events = String::from_utf8(exported.stdout).unwrap();
+    let (dir, mut events, reports) = corpus_export("intelmq");
     let exported_count = events.lines().count();
     assert!(
         exported_count >= 60,
-        "{exported_count} events from {} reports",
-        files.len()
+        "{exported_count} events from {reports} reports"
     );
     // Every event has an offender, the pair, and our report id.
     for line in events.lines() {
@@ -148,24 +144,7 @@ fn every_xarf_document_of_the_corpus_validates_against_the_xarf_core_schema() {
         eprintln!("SKIPPED: the test's Python (target/intelmq-venv) is not installed");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("corpus.db");
-    let db = db.to_str().unwrap();
-    let mut files = Vec::new();
-    eml_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml"),
-        &mut files,
-    );
-    let names: Vec<String> = files
-        .iter()
-        .map(|f| f.to_str().unwrap().to_owned())
-        .collect();
-    let mut args = vec!["ingest", "--db", db];
-    args.extend(names.iter().map(String::as_str));
-    assert!(abuse_inbox(&args).status.success());
-    let exported = abuse_inbox(&["export", "--format", "xarf", "--db", db]);
-    assert!(exported.status.success(), "{exported:?}");
-    let docs = String::from_utf8(exported.stdout).unwrap();
+    let (dir, docs, _) = corpus_export("xarf");
     let count = docs.lines().count();
     assert!(count >= 60, "{count} documents");
     let ids: std::collections::BTreeSet<String> = docs

@@ -132,34 +132,8 @@ pub fn classify(
     reasons.extend(rule_reasons(&evidence.facts.prose, rules, 1, "text"));
     reasons.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.what.cmp(&b.what)));
 
-    let mut totals: BTreeMap<AbuseType, u32> = BTreeMap::new();
-    for r in &reasons {
-        *totals.entry(r.abuse_type).or_default() += r.score;
-    }
-    let best = totals
-        .iter()
-        .filter(|(_, total)| **total >= THRESHOLD)
-        .max_by(|a, b| {
-            a.1.cmp(b.1)
-                .then_with(|| priority(*b.0).cmp(&priority(*a.0)))
-        })
-        .map(|(t, _)| *t);
+    let (best, subtype) = decide(reasons.iter().map(|r| (r.abuse_type, r.subtype, r.score)));
     let abuse_type = best.unwrap_or(AbuseType::Unknown);
-    let subtype = (abuse_type == AbuseType::NetworkActivity).then(|| {
-        let mut by_subtype: BTreeMap<NetworkSubtype, u32> = BTreeMap::new();
-        for r in reasons
-            .iter()
-            .filter(|r| r.abuse_type == AbuseType::NetworkActivity)
-        {
-            if let Some(s) = r.subtype {
-                *by_subtype.entry(s).or_default() += r.score;
-            }
-        }
-        by_subtype
-            .into_iter()
-            .max_by_key(|(_, score)| *score)
-            .map_or(NetworkSubtype::Other, |(s, _)| s)
-    });
     let missing = missing::missing(abuse_type, evidence);
     Classification {
         abuse_type,
@@ -198,14 +172,48 @@ pub fn reclassify_merged(
         }
     }
     reasons.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let (best, subtype) = decide(reasons.iter().filter_map(|(_, r)| parse_reason(r)));
+    let best = best?;
+    Some((best, subtype, reasons.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// What a report still lacks once a follow-up merged into it as
+/// `new_type`: for the same type, what neither message supplies; for a new
+/// type, what the follow-up's evidence still lacks for it.
+pub fn merged_missing(
+    original_type: AbuseType,
+    new_type: AbuseType,
+    original_missing: &[String],
+    follow_up_missing_by_type: &[(AbuseType, Vec<String>)],
+) -> Vec<String> {
+    let theirs = follow_up_missing_by_type
+        .iter()
+        .find(|(t, _)| *t == new_type)
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    if new_type == original_type {
+        original_missing
+            .iter()
+            .filter(|m| theirs.contains(m))
+            .cloned()
+            .collect()
+    } else {
+        theirs
+    }
+}
+
+/// The type with the highest total (at least [`THRESHOLD`]; on a tie the
+/// one with the more specific requirements), and for network activity the
+/// subtype its reasons support most (else `other`).
+fn decide(
+    scored: impl Iterator<Item = (AbuseType, Option<NetworkSubtype>, u32)>,
+) -> (Option<AbuseType>, Option<NetworkSubtype>) {
     let mut totals: BTreeMap<AbuseType, u32> = BTreeMap::new();
     let mut subtypes: BTreeMap<NetworkSubtype, u32> = BTreeMap::new();
-    for (_, r) in &reasons {
-        if let Some((t, s, score)) = parse_reason(r) {
-            *totals.entry(t).or_default() += score;
-            if let Some(s) = s {
-                *subtypes.entry(s).or_default() += score;
-            }
+    for (abuse_type, subtype, score) in scored {
+        *totals.entry(abuse_type).or_default() += score;
+        if let (AbuseType::NetworkActivity, Some(s)) = (abuse_type, subtype) {
+            *subtypes.entry(s).or_default() += score;
         }
     }
     let best = totals
@@ -215,14 +223,14 @@ pub fn reclassify_merged(
             a.1.cmp(b.1)
                 .then_with(|| priority(*b.0).cmp(&priority(*a.0)))
         })
-        .map(|(t, _)| *t)?;
-    let subtype = (best == AbuseType::NetworkActivity).then(|| {
+        .map(|(t, _)| *t);
+    let subtype = (best == Some(AbuseType::NetworkActivity)).then(|| {
         subtypes
             .into_iter()
             .max_by_key(|(_, score)| *score)
             .map_or(NetworkSubtype::Other, |(s, _)| s)
     });
-    Some((best, subtype, reasons.into_iter().map(|(_, r)| r).collect()))
+    (best, subtype)
 }
 
 /// On a tie, the type with more specific evidence requirements wins.

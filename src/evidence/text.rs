@@ -203,6 +203,8 @@ fn scan_addresses_after(line: &str, previous: &str) -> LineFacts {
     };
     let mut ports_after_ip = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // The previous line's words after its last address, found once per line.
+    let mut previous_tail: Option<&str> = None;
     for found in ips_in(line) {
         if seen.insert(found.ip) {
             facts.ips.push(found.ip);
@@ -216,14 +218,17 @@ fn scan_addresses_after(line: &str, previous: &str) -> LineFacts {
                 // label this one ("… desde 203.0.113.33 contra nuestro⏎
                 // servidor 192.0.2.71"; not "… our site (192.0.2.88):⏎
                 // 203.0.113.77 - - [26/Nov/…").
-                let after_last_ip = ips_in(previous).last().map_or(0, |f| f.end);
-                let rest = &previous[after_last_ip..];
-                let tail_start = rest
-                    .char_indices()
-                    .rev()
-                    .nth(CARRIED_LABEL_CHARS)
-                    .map_or(0, |(i, _)| i);
-                let joined = format!("{} {}", &rest[tail_start..], &line[..found.start]);
+                let tail = *previous_tail.get_or_insert_with(|| {
+                    let after_last_ip = ips_in(previous).last().map_or(0, |f| f.end);
+                    let rest = &previous[after_last_ip..];
+                    let tail_start = rest
+                        .char_indices()
+                        .rev()
+                        .nth(CARRIED_LABEL_CHARS)
+                        .map_or(0, |(i, _)| i);
+                    &rest[tail_start..]
+                });
+                let joined = format!("{tail} {}", &line[..found.start]);
                 if let Some(carried) = super::roles::label_role(&joined) {
                     role = carried;
                 }

@@ -217,22 +217,12 @@ pub(super) fn merge_follow_up(
             list(&reasons),
         ),
     };
-    let theirs = follow_up
-        .missing_by_type
-        .iter()
-        .find(|(t, _)| *t == new_type)
-        .map(|(_, m)| m.clone())
-        .unwrap_or_default();
-    let missing: Vec<String> = if new_type == original_type {
-        // What neither message supplies.
-        list(&missing)
-            .into_iter()
-            .filter(|m| theirs.contains(m))
-            .collect()
-    } else {
-        // A new type: what the follow-up's evidence still lacks for it.
-        theirs
-    };
+    let missing = crate::classify::merged_missing(
+        original_type,
+        new_type,
+        &list(&missing),
+        &follow_up.missing_by_type,
+    );
     let (abuse_type, subtype) = (new_type, new_subtype.map(|s| s.as_str().to_owned()));
     let union = |a: &str, b: &[String]| -> String {
         let mut all: std::collections::BTreeSet<String> = list(a).into_iter().collect();
