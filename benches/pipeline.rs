@@ -22,6 +22,7 @@ fn incoming(bytes: Vec<u8>) -> Incoming {
             helo: None,
             mail_from: Sender::Address("reporter@example.net".into()),
             rcpt_to: vec!["abuse@example.com".into()],
+            dsn: None,
         },
         received_at: abuse_inbox::now_rfc3339(),
         bytes,

@@ -866,6 +866,7 @@ fn ingest_one(
             helo: None,
             mail_from: rawmail::return_path(&bytes),
             rcpt_to: Vec::new(),
+            dsn: None,
         },
         received_at: crate::now_rfc3339(),
         bytes,
@@ -1298,6 +1299,26 @@ fn print_report_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     )
 }
 
+/// A transaction's DSN parameters as the client wrote them, decoded.
+fn dsn_line(dsn: &crate::model::Dsn) -> String {
+    let mut parts = Vec::new();
+    if let Some(ret) = dsn.ret {
+        parts.push(format!("RET={ret:?}").to_uppercase());
+    }
+    if let Some(envid) = &dsn.envid {
+        parts.push(format!("ENVID={envid}"));
+    }
+    for (i, r) in dsn.recipients.iter().enumerate() {
+        if let Some(notify) = &r.notify {
+            parts.push(format!("rcpt {}: NOTIFY={notify}", i + 1));
+        }
+        if let Some(orcpt) = &r.orcpt {
+            parts.push(format!("rcpt {}: ORCPT={orcpt}", i + 1));
+        }
+    }
+    parts.join(", ")
+}
+
 /// Evidence rows of each kind `reports show` prints.
 const SHOWN_EVIDENCE_PER_KIND: usize = 3;
 
@@ -1325,6 +1346,13 @@ fn print_report_table(
             visible(&e.rcpt_to.join(", ")),
             raw.bytes.len()
         )?;
+        if let Some(dsn) = &e.dsn {
+            writeln!(
+                out,
+                "  dsn (not offered, kept): {}",
+                visible(&dsn_line(dsn))
+            )?;
+        }
         for name in ["from", "to", "date", "subject", "auto-submitted"] {
             if let Some(value) = rawmail::header(&raw.bytes, name) {
                 writeln!(out, "  {name}: {}", clip(&value, 100))?;

@@ -83,6 +83,53 @@ pub struct Envelope {
     pub helo: Option<String>,
     pub mail_from: Sender,
     pub rcpt_to: Vec<String>,
+    /// RFC 3461 parameters, when the client sent any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn: Option<Dsn>,
+}
+
+/// The DSN parameters of a transaction (RFC 3461), decoded. We do not offer
+/// DSN; these are kept as the client sent them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dsn {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ret: Option<DsnRet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envid: Option<String>,
+    /// One per entry of `rcpt_to`, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<DsnRecipient>,
+}
+
+impl Dsn {
+    /// Whether the client gave any DSN parameter at all.
+    pub fn is_given(&self) -> bool {
+        self.ret.is_some()
+            || self.envid.is_some()
+            || self
+                .recipients
+                .iter()
+                .any(|r| r.notify.is_some() || r.orcpt.is_some())
+    }
+}
+
+/// `RET=`: what a bounce should carry of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DsnRet {
+    Full,
+    Hdrs,
+}
+
+/// `NOTIFY=` and `ORCPT=` of one recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DsnRecipient {
+    /// `NEVER`, or a comma list of `SUCCESS`, `FAILURE`, `DELAY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+    /// `type;address`, the address xtext-decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orcpt: Option<String>,
 }
 
 /// A message as it arrived, before it is committed.

@@ -58,6 +58,7 @@ fn report(pipeline: &Pipeline, bytes: &[u8]) -> Value {
             helo: None,
             mail_from: rawmail::return_path(bytes),
             rcpt_to: vec!["abuse@example.com".into()],
+            dsn: None,
         },
         received_at: "2026-11-26T12:00:00.000000Z".into(),
         bytes: bytes.to_vec(),

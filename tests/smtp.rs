@@ -554,6 +554,67 @@ async fn quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn dsn_parameters_are_checked_and_stored_decoded_per_recipient() {
+    let server = TestServer::default().await;
+    let addr = server.addr;
+    let db = server.db_path();
+    tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Smtp::connect(addr);
+        c.expect("EHLO client.example", "250");
+        // Ours, badly written: 501, and the transaction did not start.
+        c.expect("MAIL FROM:<a@example.net> RET=EVERYTHING", "501");
+        c.expect("MAIL FROM:<a@example.net> ENVID=x+0Dy", "501");
+        c.expect("RCPT TO:<abuse@example.com>", "503");
+        c.expect(
+            "MAIL FROM:<a@example.net> RET=HDRS ENVID=QQ314159+2Bq",
+            "250",
+        );
+        c.expect("RCPT TO:<abuse@example.com> NOTIFY=NEVER,FAILURE", "501");
+        c.expect(
+            "RCPT TO:<abuse@example.com> NOTIFY=failure,delay ORCPT=rfc822;Abuse+2Bx@example.com",
+            "250",
+        );
+        // A refused recipient leaves no DSN entry behind to misalign them.
+        c.expect("RCPT TO:<nobody@example.com> NOTIFY=SUCCESS", "550");
+        c.expect("RCPT TO:<abuse+two@example.com>", "250");
+        c.expect("DATA", "354");
+        c.send(&crate::util::message("dsn", "with dsn"));
+        assert!(c.cmd(".").starts_with("250"));
+        // The next transaction starts clean.
+        c.expect("MAIL FROM:<b@example.net>", "250");
+        c.expect("RCPT TO:<abuse@example.com>", "250");
+        c.expect("DATA", "354");
+        c.send(&crate::util::message("plain", "without dsn"));
+        assert!(c.cmd(".").starts_with("250"));
+        c.expect("QUIT", "221");
+    })
+    .await
+    .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<Option<String>> = conn
+        .prepare("SELECT dsn FROM raw_messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let dsn: serde_json::Value = serde_json::from_str(rows[0].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        dsn,
+        serde_json::json!({
+            "ret": "HDRS",
+            "envid": "QQ314159+q",
+            "recipients": [
+                {"notify": "FAILURE,DELAY", "orcpt": "rfc822;Abuse+x@example.com"},
+                {}
+            ]
+        })
+    );
+    assert_eq!(rows[1], None);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data() {
     let mut config = abuse_inbox::config::Config::default();
     config.smtp.max_message_bytes = 4096;

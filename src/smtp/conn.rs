@@ -7,7 +7,7 @@
 //! Every read is bounded in length and in time.
 
 use super::budget::Reservation;
-use super::handler::{Handler, Slot, NULL_SENDER, QUOTED_PATH};
+use super::handler::{Handler, PathDsn, Slot, Transaction, NULL_SENDER, QUOTED_PATH};
 use super::io::{Data, Io, ReadError};
 use super::{reply, Context, Settings, Stops};
 use crate::model::{Envelope, Incoming, Origin, Sender};
@@ -30,9 +30,14 @@ enum Prepared {
     Line(Vec<u8>),
     /// Answer directly; mailin's state is unchanged.
     Reply(&'static [u8]),
-    /// Hand `line` to mailin with [`QUOTED_PATH`] for `path`, which mailin
-    /// cannot parse (a quoted local part).
-    Quoted { line: Vec<u8>, path: String },
+    /// A MAIL or RCPT for mailin, with what mailin cannot carry: the real
+    /// path when `line` has [`QUOTED_PATH`] for it (a quoted local part or
+    /// UTF-8), and the DSN parameters.
+    Path {
+        line: Vec<u8>,
+        quoted: Option<String>,
+        dsn: PathDsn,
+    },
 }
 
 /// A byte stream a session runs on: TCP, TLS over TCP, or a test pipe.
@@ -106,10 +111,10 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 continue;
             }
             Prepared::Line(command) => command,
-            Prepared::Quoted { line, path } => {
-                slot.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pending_quoted = Some(path);
+            Prepared::Path { line, quoted, dsn } => {
+                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                slot.pending_quoted = quoted;
+                slot.pending_dsn = Some(dsn);
                 line
             }
         };
@@ -458,7 +463,7 @@ async fn deliver(
             error!("data without an envelope");
             reply::HANDLER_FAILED.to_vec()
         }
-        (Data::Message(bytes), Some((from, to))) => {
+        (Data::Message(bytes), Some(Transaction { from, to, dsn })) => {
             let helo = slot.lock().unwrap_or_else(|p| p.into_inner()).helo.clone();
             // One line an operator can grep with the Postfix queue id
             // it matches: who, from where, to whom, which message.
@@ -483,6 +488,7 @@ async fn deliver(
                         Sender::Address(from)
                     },
                     rcpt_to: to,
+                    dsn,
                 },
                 received_at: crate::now_rfc3339(),
                 bytes,
@@ -571,6 +577,9 @@ fn prepare(line: &[u8], max_message_bytes: u64) -> Prepared {
             if unknown_param(params, &[b"NOTIFY", b"ORCPT"]).is_some() {
                 return Prepared::Reply(reply::UNSUPPORTED_PARAMETER);
             }
+            let Ok(dsn) = super::dsn::rcpt_params(params) else {
+                return Prepared::Reply(reply::BAD_PARAMETER);
+            };
             let mut out = b"RCPT TO:<".to_vec();
             out.extend_from_slice(if needs_stand_in(path) {
                 QUOTED_PATH.as_bytes()
@@ -578,7 +587,7 @@ fn prepare(line: &[u8], max_message_bytes: u64) -> Prepared {
                 path
             });
             out.extend_from_slice(b">\r\n");
-            return quoted(out, path);
+            return path_command(out, path, PathDsn::Rcpt(dsn));
         }
     }
     Prepared::Line(line.to_vec())
@@ -591,6 +600,9 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
     if unknown_param(params, &[b"SIZE", b"BODY", b"RET", b"ENVID", b"SMTPUTF8"]).is_some() {
         return Prepared::Reply(reply::UNSUPPORTED_PARAMETER);
     }
+    let Ok(dsn) = super::dsn::mail_params(params) else {
+        return Prepared::Reply(reply::BAD_PARAMETER);
+    };
     let mut body = None;
     for param in params.split(|b| *b == b' ').filter(|p| !p.is_empty()) {
         let (key, value) = match memchr::memchr(b'=', param) {
@@ -628,7 +640,7 @@ fn prepare_mail(line: &[u8], max_message_bytes: u64) -> Prepared {
         out.extend_from_slice(body);
     }
     out.extend_from_slice(b"\r\n");
-    quoted(out, path)
+    path_command(out, path, PathDsn::Mail(dsn))
 }
 
 /// Paths mailin's parser cannot take: a quoted local part, or UTF-8
@@ -638,17 +650,14 @@ fn needs_stand_in(path: &[u8]) -> bool {
 }
 
 /// `line` for mailin, with the real `path` kept when mailin cannot take it.
-fn quoted(line: Vec<u8>, path: &[u8]) -> Prepared {
-    if std::str::from_utf8(path).is_err() {
+fn path_command(line: Vec<u8>, path: &[u8], dsn: PathDsn) -> Prepared {
+    let Ok(path) = std::str::from_utf8(path) else {
         return Prepared::Reply(reply::PATH_NOT_UTF8);
-    }
-    if needs_stand_in(path) {
-        Prepared::Quoted {
-            line,
-            path: String::from_utf8_lossy(path).into_owned(),
-        }
-    } else {
-        Prepared::Line(line)
+    };
+    Prepared::Path {
+        line,
+        quoted: needs_stand_in(path.as_bytes()).then(|| path.to_owned()),
+        dsn,
     }
 }
 
@@ -707,7 +716,7 @@ mod tests {
 
     fn line(p: Prepared) -> Vec<u8> {
         match p {
-            Prepared::Line(l) | Prepared::Quoted { line: l, .. } => l,
+            Prepared::Line(l) | Prepared::Path { line: l, .. } => l,
             Prepared::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(r)),
         }
     }
@@ -727,6 +736,29 @@ mod tests {
             b"RCPT TO:<abuse@x>\r\n"
         );
         assert_eq!(line(prepare(b"NOOP\r\n", 10)), b"NOOP\r\n");
+    }
+
+    #[test]
+    fn dsn_parameters_are_kept_aside_and_checked() {
+        match prepare(
+            b"RCPT TO:<abuse@x> NOTIFY=FAILURE ORCPT=rfc822;a+2Bb@x\r\n",
+            10,
+        ) {
+            Prepared::Path {
+                dsn: PathDsn::Rcpt(r),
+                quoted: None,
+                ..
+            } => assert_eq!(r.orcpt.as_deref(), Some("rfc822;a+b@x")),
+            _ => panic!("not a path command"),
+        }
+        assert!(matches!(
+            prepare(b"MAIL FROM:<a@b> RET=MAYBE\r\n", 10),
+            Prepared::Reply(reply::BAD_PARAMETER)
+        ));
+        assert!(matches!(
+            prepare(b"RCPT TO:<abuse@x> NOTIFY=NEVER,DELAY\r\n", 10),
+            Prepared::Reply(reply::BAD_PARAMETER)
+        ));
     }
 
     #[test]

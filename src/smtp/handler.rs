@@ -6,6 +6,7 @@
 
 use super::reply;
 use crate::config::Config;
+use crate::model::{Dsn, DsnRecipient};
 use mailin::Response;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,29 @@ pub struct Slot {
     pub quoted_from: Option<String>,
     /// The real forward paths given as [`QUOTED_PATH`], in order.
     pub quoted_rcpts: Vec<String>,
-    /// Reverse path (`""` for `<>`) and forward paths, set when DATA is accepted.
-    pub envelope: Option<(String, Vec<String>)>,
+    /// The DSN parameters of the command being handed to mailin.
+    pub pending_dsn: Option<PathDsn>,
+    /// The DSN parameters of this transaction, recipients in order.
+    pub dsn: Dsn,
+    /// Set when DATA (or the first BDAT) is accepted.
+    pub envelope: Option<Transaction>,
+}
+
+/// The DSN parameters of one MAIL or RCPT command.
+#[derive(Debug)]
+pub enum PathDsn {
+    Mail(Dsn),
+    Rcpt(DsnRecipient),
+}
+
+/// The envelope of an accepted transaction, real paths restored.
+#[derive(Debug)]
+pub struct Transaction {
+    /// The reverse path, `""` for `<>`.
+    pub from: String,
+    pub to: Vec<String>,
+    /// `None` when the client gave no DSN parameter.
+    pub dsn: Option<Dsn>,
 }
 
 pub struct Handler {
@@ -71,6 +93,10 @@ impl mailin::Handler for Handler {
         slot.quoted_rcpts.clear();
         let pending = slot.pending_quoted.take();
         slot.quoted_from = if from == QUOTED_PATH { pending } else { None };
+        slot.dsn = match slot.pending_dsn.take() {
+            Some(PathDsn::Mail(dsn)) => dsn,
+            _ => Dsn::default(),
+        };
         reply::sender_ok()
     }
 
@@ -92,9 +118,15 @@ impl mailin::Handler for Handler {
             return reply::no_such_recipient();
         }
         self.recipients += 1;
+        let mut slot = self.slot();
         if let Some(real) = quoted {
-            self.slot().quoted_rcpts.push(real);
+            slot.quoted_rcpts.push(real);
         }
+        let dsn = match slot.pending_dsn.take() {
+            Some(PathDsn::Rcpt(dsn)) => dsn,
+            _ => DsnRecipient::default(),
+        };
+        slot.dsn.recipients.push(dsn);
         reply::rcpt_ok()
     }
 
@@ -118,7 +150,12 @@ impl mailin::Handler for Handler {
                 }
             })
             .collect();
-        slot.envelope = Some((from, to));
+        let dsn = std::mem::take(&mut slot.dsn);
+        slot.envelope = Some(Transaction {
+            from,
+            to,
+            dsn: dsn.is_given().then_some(dsn),
+        });
         mailin::response::OK
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod budget;
 mod conn;
+mod dsn;
 mod handler;
 mod io;
 mod reply;

@@ -17,6 +17,9 @@ pub const PATH_NOT_UTF8: &[u8] = b"553 5.6.7 Address is not UTF-8\r\n";
 /// A MAIL or RCPT parameter we do not support (RFC 5321 §4.1.1.11); the
 /// parameter is not echoed back.
 pub const UNSUPPORTED_PARAMETER: &[u8] = b"555 5.5.4 Unsupported parameter\r\n";
+/// A parameter we take, badly written (RFC 3461 §4: `501`, with RFC 3463's
+/// "syntax error" status).
+pub const BAD_PARAMETER: &[u8] = b"501 5.5.4 Syntax error in parameters\r\n";
 pub const INSUFFICIENT_STORAGE: &[u8] = b"452 4.3.1 Insufficient system storage\r\n";
 pub const TOO_BIG: &[u8] = b"552 5.3.4 Message size exceeds fixed maximum message size\r\n";
 pub const LINE_TOO_LONG: &[u8] = b"500 5.5.2 Line too long\r\n";

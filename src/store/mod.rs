@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_reply_safety.sql"),
     include_str!("migrations/0011_evidence_roles.sql"),
     include_str!("migrations/0012_rsit_and_feed.sql"),
+    include_str!("migrations/0013_dsn.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
@@ -380,6 +381,10 @@ fn backfill_report_ips(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
 
 fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).expect("a list of strings always serialises")
+}
+
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("a model value always serialises")
 }
 
 fn parse_json_list(table: &'static str, id: i64, text: &str) -> Result<Vec<String>, Error> {

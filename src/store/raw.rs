@@ -41,8 +41,8 @@ impl Db {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
-                     message_id, dedup_key, size_bytes, bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     message_id, dedup_key, size_bytes, bytes, dsn)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (dedup_key) DO NOTHING",
             )?;
             let mut existing =
@@ -61,6 +61,7 @@ impl Db {
                     &key[..],
                     msg.bytes.len() as i64,
                     msg.bytes,
+                    env.dsn.as_ref().map(super::json_text),
                 ])?;
                 out.push(if inserted == 1 {
                     Committed {
@@ -214,7 +215,8 @@ impl Db {
     }
 }
 
-const RAW_COLUMNS: &str = "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes, auth";
+const RAW_COLUMNS: &str =
+    "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes, auth, dsn";
 
 fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Error>> {
     let id: i64 = row.get(0)?;
@@ -237,6 +239,10 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Erro
             helo: row.get(4)?,
             mail_from: Sender::from_column(row.get(5)?),
             rcpt_to,
+            // Kept for the record; a value this build cannot read is left out.
+            dsn: row
+                .get::<_, Option<String>>(9)?
+                .and_then(|text| serde_json::from_str(&text).ok()),
         },
         received_at: row.get(1)?,
         bytes: row.get(7)?,
@@ -260,6 +266,7 @@ mod tests {
                 helo: Some("client.example".into()),
                 mail_from: Sender::Null,
                 rcpt_to: vec!["abuse@example.com".into()],
+                dsn: None,
             },
             received_at: "2026-11-26T08:00:00Z".into(),
             bytes: bytes.to_vec(),

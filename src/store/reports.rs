@@ -489,7 +489,7 @@ impl Db {
             "UPDATE reports SET reporter = NULL, subject = NULL, message_id = NULL, ips = '[]', urls = '[]',
                  reasons = '[]', parse_warnings = '[]', reply_reason = NULL WHERE id IN ({old})",
             "UPDATE raw_messages SET bytes = x'', peer_ip = NULL, helo = NULL, mail_from = NULL,
-                 rcpt_to = '[]', message_id = NULL, error = NULL, status = 'pruned'
+                 rcpt_to = '[]', dsn = NULL, message_id = NULL, error = NULL, status = 'pruned'
              WHERE received_at < ?1 AND status IN ('processed', 'failed')",
         ] {
             tx.execute(&sql.replace("{old}", old), [before])?;
