@@ -226,6 +226,7 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
             None => text = format!("{sentence}\n\n{text}"),
         }
     }
+    let mut text = super::wrap::wrap(&text, super::wrap::WIDTH);
     if !text.contains(REPLY_MARKER) {
         text.push_str(&format!("\n{REPLY_MARKER}\n"));
     }
@@ -322,6 +323,42 @@ mod tests {
         assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
         assert!(text.contains("IP address, date-time in ISO 8601"), "{text}");
         assert!(text.contains(REPLY_MARKER), "{text}");
+    }
+
+    #[test]
+    fn every_body_line_fits_and_the_tag_to_keep_is_whole() {
+        let mut d = draft("needs_info");
+        d.report_id = 123_456_789;
+        d.message_id = "abuse-123456789.0.3f9a0c1de2b4@abuse-inbox.localhost".into();
+        d.subject =
+            Some("Wiederholte SSH-Anmeldeversuche von mehreren Adressen aus Ihrem Netz".repeat(2));
+        d.missing = vec!["network_logs".into(), "spam_headers".into()];
+        for language in [
+            Language::En,
+            Language::De,
+            Language::Fr,
+            Language::Es,
+            Language::Pt,
+        ] {
+            d.language = language;
+            for kind in ["ack", "needs_info", "concluded"] {
+                d.kind = crate::model::ReplyKind::parse(kind).unwrap();
+                let text = body(&Templates::builtin(), &d);
+                for line in text.lines() {
+                    let unbreakable = !line.trim().contains(' ');
+                    assert!(
+                        line.chars().count() <= super::super::wrap::WIDTH || unbreakable,
+                        "{language:?} {kind}: {line:?}"
+                    );
+                }
+                if kind != "concluded" {
+                    assert!(
+                        text.contains("\"[abuse #123456789-"),
+                        "{language:?} {kind}: {text}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

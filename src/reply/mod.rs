@@ -13,6 +13,7 @@ pub mod limits;
 mod phrases;
 pub mod sender;
 pub mod token;
+mod wrap;
 
 pub use compose::{body, compose, Draft, Templates, FOLLOW_UP_NOTE};
 pub use language::Language;
