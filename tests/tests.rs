@@ -9,5 +9,6 @@ mod postfix;
 mod replies;
 mod safety;
 mod smtp;
+mod swaks;
 mod tls;
 mod util;
