@@ -938,6 +938,9 @@ fn follow_reports(path: &Path, mut filter: ListFilter, format: Format) -> anyhow
     }
 }
 
+/// Evidence rows an XARF document is made from (times, ports, lines).
+const XARF_EVIDENCE_ROWS: usize = 1000;
+
 /// Reports read per page while exporting.
 const EXPORT_PAGE: usize = 1000;
 
@@ -952,14 +955,46 @@ fn export(
     match format {
         ExportFormat::Xarf => {
             let secret = db.installation_secret()?;
+            let domain = if config.export.xarf_domain.is_empty() {
+                crate::reply::limits::domain(&config.reply.from)
+            } else {
+                config.export.xarf_domain.clone()
+            };
+            let sender = crate::xarf::Sender {
+                org: &config.export.xarf_org,
+                contact: &config.reply.from,
+                domain: &domain,
+            };
+            let mut written = 0usize;
+            let mut unstated: std::collections::BTreeMap<&str, usize> = Default::default();
+            let mut incomplete = 0usize;
             for_each_report(db, since.as_deref(), |r| {
-                if let Some(doc) = xarf_document(db, config, &secret, r)? {
+                let rows = db.evidence(r.id, XARF_EVIDENCE_ROWS)?;
+                let uuid = crate::reply::token::report_uuid(&secret, r.id.0);
+                if let Some(doc) = crate::xarf::document(r, &rows, &sender, &uuid) {
+                    let lacking = crate::xarf::unstated(&doc);
+                    incomplete += usize::from(!lacking.is_empty());
+                    for field in lacking {
+                        *unstated.entry(field).or_default() += 1;
+                    }
                     serde_json::to_writer(&mut out, &doc)?;
                     out.write_all(b"\n")?;
+                    written += 1;
                 }
                 Ok(())
             })?;
             out.flush()?;
+            if incomplete > 0 {
+                let fields: Vec<String> = unstated
+                    .iter()
+                    .map(|(field, n)| format!("{field} {n}"))
+                    .collect();
+                eprintln!(
+                    "note: {incomplete} of {written} documents lack fields their XARF type \
+                     requires, because the reports do not state them ({})",
+                    fields.join(", ")
+                );
+            }
         }
         ExportFormat::Intelmq => {
             for_each_report(db, since.as_deref(), |r| {
@@ -1047,79 +1082,6 @@ fn for_each_report(
             each(report)?;
         }
     }
-}
-
-/// Evidence lines carried in an exported XARF document.
-const XARF_EVIDENCE_LINES: usize = 20;
-
-/// A report as an XARF v4 document (`class`/`category` and `type` from the
-/// abuse type, the first offending address as `source_identifier`, the first
-/// evidence lines as a text/plain evidence item); `None` for `unknown`.
-fn xarf_document(
-    db: &Db,
-    config: &Config,
-    secret: &[u8],
-    r: &Report,
-) -> anyhow::Result<Option<serde_json::Value>> {
-    // The same mapping as every other export: the report's RSIT pair.
-    let Some((category, kind)) = crate::classify::rsit::xarf_class_type(&r.rsit) else {
-        return Ok(None);
-    };
-    // XARF's reporter is the complainant: without an address there is none.
-    let Some(reporter) = r.reporter.as_deref().filter(|a| a.contains('@')) else {
-        return Ok(None);
-    };
-    let evidence = db.evidence(r.id, XARF_EVIDENCE_LINES)?;
-    let source = evidence
-        .iter()
-        .filter(|e| e.is_offender())
-        .find_map(|e| e.source_ip.map(|ip| ip.to_string()))
-        .or_else(|| r.ips.first().cloned())
-        .or_else(|| r.urls.first().cloned());
-    let Some(source) = source else {
-        return Ok(None);
-    };
-    let domain_of = |address: &str| crate::reply::limits::domain(address);
-    let our_domain = if config.export.xarf_domain.is_empty() {
-        domain_of(&config.reply.from)
-    } else {
-        config.export.xarf_domain.clone()
-    };
-    // When it happened: the first dated evidence, else when it was reported.
-    let timestamp = evidence
-        .iter()
-        .find_map(|e| e.occurred_at.clone())
-        .unwrap_or_else(|| r.received_at.clone());
-    let lines: Vec<&str> = evidence.iter().filter_map(|e| e.line.as_deref()).collect();
-    let mut doc = serde_json::json!({
-        "xarf_version": "4.0.0",
-        "report_id": crate::reply::token::report_uuid(secret, r.id.0),
-        "timestamp": timestamp,
-        "reporter": {
-            "org": domain_of(reporter),
-            "contact": reporter,
-            "domain": domain_of(reporter),
-        },
-        "sender": {
-            "org": config.export.xarf_org,
-            "contact": config.reply.from,
-            "domain": our_domain,
-        },
-        "source_identifier": source,
-        "category": category,
-        "type": kind,
-    });
-    if let Some(subject) = &r.subject {
-        doc["description"] = serde_json::json!(crate::truncate_at_char(subject, 1000));
-    }
-    if !lines.is_empty() {
-        doc["evidence"] = serde_json::json!([{
-            "content_type": "text/plain",
-            "description": "log lines from the report",
-            "payload": base64_encode(lines.join("\n").as_bytes()),
-        }]);
-    }
-    Ok(Some(doc))
 }
 
 /// Standard base64 with padding (RFC 4648 §4).

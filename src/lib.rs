@@ -32,6 +32,7 @@ pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod worker;
+pub mod xarf;
 
 /// Now, as RFC 3339 UTC with microseconds: the one timestamp format we store,
 /// fixed-width so that text order is time order.

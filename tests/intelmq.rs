@@ -139,33 +139,57 @@ fn reports_list_filters_by_the_rsit_type() {
 }
 
 #[test]
-fn every_xarf_document_of_the_corpus_validates_against_the_xarf_core_schema() {
+fn every_xarf_document_of_the_corpus_meets_its_type_schema_but_for_what_the_report_does_not_state()
+{
     let Some(python) = intelmq_python() else {
         eprintln!("SKIPPED: the test's Python (target/intelmq-venv) is not installed");
         return;
     };
     let (dir, docs, _) = corpus_export("xarf");
-    let count = docs.lines().count();
-    assert!(count >= 60, "{count} documents");
-    let ids: std::collections::BTreeSet<String> = docs
+    let docs: Vec<serde_json::Value> = docs
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["report_id"].to_string())
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(ids.len(), count, "report_id repeats");
+    assert!(docs.len() >= 60, "{} documents", docs.len());
+    let ids: std::collections::BTreeSet<String> =
+        docs.iter().map(|d| d["report_id"].to_string()).collect();
+    assert_eq!(ids.len(), docs.len(), "report_id repeats");
     let file = dir.path().join("xarf.jsonl");
-    std::fs::write(&file, &docs).unwrap();
+    let lines: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let checked = std::process::Command::new(python)
         .arg(root.join("tests/xarf_check.py"))
-        .arg(root.join("tests/xarf/xarf-core.json"))
+        .arg(root.join("tests/xarf"))
         .arg(&file)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&checked.stdout);
     assert!(
         checked.status.success(),
-        "the XARF schema rejected documents:\n{stdout}\n{}",
+        "the XARF schemas rejected documents:\n{stdout}\n{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    assert_eq!(stdout.trim(), count.to_string());
+    let missing: Vec<Vec<String>> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(missing.len(), docs.len());
+    // What the schemas find lacking is exactly what the exporter says the
+    // report does not state, document by document.
+    let mut complete = 0;
+    for (doc, lacking) in docs.iter().zip(&missing) {
+        let mut said: Vec<String> = abuse_inbox::xarf::unstated(doc)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        said.sort();
+        assert_eq!(&said, lacking, "{doc}");
+        complete += usize::from(lacking.is_empty());
+    }
+    // The reports that state what their type needs (the phishing and
+    // malware URLs, the notices, the logs with ports) give complete
+    // documents: 42 of 89 when this was written; most of the others lack
+    // the attacker's source port, which few reports state.
+    assert!(complete >= 40, "{complete} of {} complete", docs.len());
 }

@@ -80,7 +80,7 @@ pub fn xarf_class_type(rsit: &crate::model::RsitPair) -> Option<(&'static str, &
         "brute-force" => ("connection", "login_attack"),
         "ddos" | "dos" => ("connection", "ddos"),
         "scanner" => ("connection", "port_scan"),
-        "exploit" => ("connection", "vuln_scanning"),
+        "exploit" => ("connection", "vulnerability_scan"),
         "infected-system" | "c2-server" => ("infrastructure", "botnet"),
         "spam" => ("messaging", "spam"),
         "phishing" => ("content", "phishing"),
