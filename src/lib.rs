@@ -14,6 +14,7 @@
 //! `server` and `cli` do I/O; the stages inside `pipeline` are pure.
 
 pub mod auth;
+pub mod cases;
 pub mod classify;
 pub mod cli;
 pub mod config;

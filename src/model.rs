@@ -457,6 +457,77 @@ pub struct ReportDraft {
     pub language: crate::reply::Language,
 }
 
+impl ReportDraft {
+    /// `abuse_type/subtype`, or the type alone: the history's `classified`.
+    pub fn class_label(&self) -> String {
+        match self.subtype {
+            Some(s) => format!("{}/{}", self.abuse_type.as_str(), s.as_str()),
+            None => self.abuse_type.as_str().to_owned(),
+        }
+    }
+
+    /// The history line of a reply decision that queues nothing.
+    pub fn reply_event(&self) -> String {
+        let why = self.reply_reason.as_deref().unwrap_or("");
+        format!("{}: {why}", self.reply.as_str())
+    }
+}
+
+#[cfg(test)]
+impl ReportDraft {
+    /// An unknown report with nothing in it, for unit tests.
+    pub fn empty() -> ReportDraft {
+        ReportDraft {
+            message_id: None,
+            reporter: None,
+            subject: None,
+            abuse_type: AbuseType::Unknown,
+            subtype: None,
+            ips: Vec::new(),
+            urls: Vec::new(),
+            evidence_rows: 0,
+            missing: Vec::new(),
+            reply: ReplyDecision::None,
+            reply_reason: None,
+            parse_warnings: Vec::new(),
+            formats: Vec::new(),
+            reasons: Vec::new(),
+            evidence: Vec::new(),
+            reply_plan: None,
+            search_text: String::new(),
+            sources: Vec::new(),
+            follow_up: None,
+            follow_up_reply: None,
+            auth: None,
+            rsit: RsitPair {
+                taxonomy: "other".into(),
+                kind: "undetermined".into(),
+            },
+            feed: None,
+            missing_by_type: Vec::new(),
+            language: crate::reply::Language::En,
+        }
+    }
+}
+
+/// An address as a 16-byte key (IPv4 mapped into IPv6): how addresses are
+/// indexed and grouped.
+pub fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// Bytes of a key that make its network: /24 for IPv4 (mapped), /64 for IPv6.
+pub fn network_len(key: &[u8; 16]) -> usize {
+    if key[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+        15
+    } else {
+        8
+    }
+}
+
 /// What the store needs to queue a decided reply in the report's transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyPlan {

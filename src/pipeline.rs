@@ -375,7 +375,7 @@ impl Summary {
             ("subtype", self.subtype.to_owned()),
         ];
         metrics.reports.get_or_create(&labels).inc();
-        metrics.reply(&report.reply);
+        metrics.reply(report.reply.as_str());
         for detector in &self.warning_detectors {
             metrics
                 .parse_warnings

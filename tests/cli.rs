@@ -741,7 +741,7 @@ fn show_raw_prints_the_original_and_export_is_spreadsheet_safe() {
     let xarf = abuse_inbox(&["export", "--format", "xarf", "--db", &db]);
     let doc: serde_json::Value =
         serde_json::from_slice(xarf.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(doc["xarf_version"], "4.0.0");
+    assert_eq!(doc["xarf_version"], "4.2.0");
     assert_eq!(
         (doc["category"].as_str(), doc["type"].as_str()),
         (Some("infrastructure"), Some("compromised_server"))

@@ -9,6 +9,9 @@
 //! authenticated.
 
 use super::limits;
+use crate::model::{
+    AbuseType, NetworkSubtype, ReplyDecision, ReplyPlan, ReportDraft, ReportStatus, RsitPair,
+};
 
 /// The original report, as stored.
 pub struct Original<'a> {
@@ -48,6 +51,127 @@ pub fn may_merge(original: &Original<'_>, claimant: &Claimant<'_>) -> Result<(),
     }
 }
 
+/// What the store read of the report a follow-up claims to follow up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalReport {
+    pub id: i64,
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    pub missing: Vec<String>,
+    pub reply: ReplyDecision,
+    pub status: ReportStatus,
+    pub ips: Vec<String>,
+    pub urls: Vec<String>,
+    pub reporter: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+/// What becomes of a follow-up: the store carries it out in the follow-up
+/// report's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergePlan {
+    /// It stays a report of its own; the event says why (on the follow-up).
+    Refused { event: String },
+    /// It joins the original report.
+    Merge(Box<Merge>),
+}
+
+/// The original report after the merge, and what to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub original: i64,
+    pub abuse_type: AbuseType,
+    pub subtype: Option<NetworkSubtype>,
+    pub rsit: RsitPair,
+    pub reasons: Vec<String>,
+    pub missing: Vec<String>,
+    /// Both reports' addresses and URLs, sorted, once each.
+    pub ips: Vec<String>,
+    pub urls: Vec<String>,
+    /// Evidence rows the original takes over.
+    pub evidence_rows_added: u64,
+    /// The event on the original report.
+    pub event: String,
+    /// The original was waiting for information and now has it all: an
+    /// ack to its reporter (its reply decision becomes `ack`).
+    pub ack: Option<ReplyPlan>,
+    /// The follow-up's own reply decision and reason once merged.
+    pub follow_up_reason: String,
+}
+
+/// The plan for follow-up `id` (its draft `follow_up`) and the report it
+/// claims, as read (`None`: no such report, or one merged elsewhere).
+/// `has_token` says whether it carried that report's valid token.
+pub fn plan_merge(
+    original: Option<&OriginalReport>,
+    id: i64,
+    follow_up: &ReportDraft,
+    has_token: bool,
+) -> Option<MergePlan> {
+    let original = original?;
+    let allowed = may_merge(
+        &Original {
+            id: original.id,
+            reporter: original.reporter.as_deref(),
+            resolved: original.status == ReportStatus::Resolved,
+        },
+        &Claimant {
+            id,
+            reporter: follow_up.reporter.as_deref(),
+            authenticated: follow_up.auth.as_ref().is_some_and(|a| a.authenticated),
+            has_token,
+        },
+    );
+    if let Err(why) = allowed {
+        return Some(MergePlan::Refused {
+            event: format!("not merged into report {}: {why}", original.id),
+        });
+    }
+    // The report is classified again from the reasons of both messages.
+    let (abuse_type, subtype, reasons) =
+        crate::classify::reclassify_merged(&original.reasons, &follow_up.reasons).unwrap_or((
+            original.abuse_type,
+            original.subtype,
+            original.reasons.clone(),
+        ));
+    let missing = crate::classify::merged_missing(
+        original.abuse_type,
+        abuse_type,
+        &original.missing,
+        &follow_up.missing_by_type,
+    );
+    let union = |a: &[String], b: &[String]| -> Vec<String> {
+        let all: std::collections::BTreeSet<&String> = a.iter().chain(b).collect();
+        all.into_iter().cloned().collect()
+    };
+    let still = if missing.is_empty() {
+        "nothing".to_owned()
+    } else {
+        missing.join(", ")
+    };
+    let completes = original.reply == ReplyDecision::NeedsInfo
+        && missing.is_empty()
+        && original.status == ReportStatus::Open;
+    let ack = match (&follow_up.follow_up_reply, &original.reporter) {
+        (Some(plan), Some(reporter)) if completes => Some(plan.for_recipient(reporter)),
+        _ => None,
+    };
+    Some(MergePlan::Merge(Box::new(Merge {
+        original: original.id,
+        abuse_type,
+        subtype,
+        rsit: crate::classify::rsit::for_report(abuse_type, subtype, &reasons).into(),
+        reasons,
+        missing,
+        ips: union(&original.ips, &follow_up.ips),
+        urls: union(&original.urls, &follow_up.urls),
+        evidence_rows_added: follow_up.evidence.len() as u64,
+        event: format!("report {id} merged; missing now: {still}"),
+        ack,
+        follow_up_reason: format!("follow-up merged into report {}", original.id),
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +205,71 @@ mod tests {
             resolved: false,
         };
         assert!(may_merge(&itself, &claimant("reporter@example.net", true, true)).is_err());
+    }
+
+    fn original() -> OriginalReport {
+        OriginalReport {
+            id: 3,
+            abuse_type: AbuseType::NetworkActivity,
+            subtype: Some(NetworkSubtype::BruteForce),
+            missing: vec!["network_logs".into()],
+            reply: ReplyDecision::NeedsInfo,
+            status: ReportStatus::Open,
+            ips: vec!["192.0.2.9".into()],
+            urls: vec![],
+            reporter: Some("reporter@example.net".into()),
+            reasons: vec![],
+        }
+    }
+
+    fn follow_up() -> ReportDraft {
+        let mut d = ReportDraft::empty();
+        d.reporter = Some("someone@else.example".into());
+        d.ips = vec!["192.0.2.9".into(), "192.0.2.10".into()];
+        d.missing_by_type = vec![(AbuseType::NetworkActivity, vec![])];
+        d.follow_up_reply = Some(ReplyPlan {
+            recipient: "someone@else.example".into(),
+            hold: false,
+            recipient_key: "someone@else.example".into(),
+            recipient_domain: "else.example".into(),
+            limits: limits::Limits {
+                per_recipient: 5,
+                per_domain: 20,
+                global: 200,
+            },
+            domain: "abuse.example".into(),
+        });
+        d
+    }
+
+    #[test]
+    fn a_follow_up_with_the_token_completes_the_report_and_its_reporter_gets_the_ack() {
+        let plan = plan_merge(Some(&original()), 8, &follow_up(), true).unwrap();
+        let MergePlan::Merge(merge) = plan else {
+            panic!("{plan:?}")
+        };
+        assert!(merge.missing.is_empty());
+        assert_eq!(merge.ips, ["192.0.2.10", "192.0.2.9"]);
+        // The ack goes to the original reporter, not to the follow-up's sender.
+        assert_eq!(merge.ack.unwrap().recipient, "reporter@example.net");
+        assert_eq!(merge.event, "report 8 merged; missing now: nothing");
+        assert_eq!(merge.follow_up_reason, "follow-up merged into report 3");
+    }
+
+    #[test]
+    fn without_the_token_a_stranger_is_refused_and_nothing_merges() {
+        let plan = plan_merge(Some(&original()), 8, &follow_up(), false).unwrap();
+        assert!(
+            matches!(&plan, MergePlan::Refused { event } if event.starts_with("not merged into report 3")),
+            "{plan:?}"
+        );
+        assert_eq!(plan_merge(None, 8, &follow_up(), true), None);
+        // Still missing something: merged, but no ack.
+        let mut lacking = follow_up();
+        lacking.missing_by_type = vec![(AbuseType::NetworkActivity, vec!["network_logs".into()])];
+        let Some(MergePlan::Merge(merge)) = plan_merge(Some(&original()), 8, &lacking, true) else {
+            panic!()
+        };
+        assert_eq!(merge.ack, None);
     }
 }

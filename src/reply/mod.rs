@@ -11,6 +11,8 @@ pub mod follow_up;
 pub mod language;
 pub mod limits;
 mod phrases;
+pub mod queue;
+pub mod resolve;
 pub mod sender;
 pub mod token;
 mod wrap;

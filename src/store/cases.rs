@@ -1,14 +1,10 @@
-//! Cases: reports of one abuse type about the same source network (/24 for
-//! IPv4, /64 for IPv6) within [`WINDOW_DAYS`] are linked into one case, so an
-//! operator handles a campaign once.
+//! Cases, as stored: [`crate::cases`] says which case a report belongs in;
+//! this finds or opens it.
 
-use super::{ip_key, net_len, Db, Error};
-use crate::model::ReportDraft;
+use super::{Db, Error};
+use crate::cases::CaseKey;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
-
-/// A report joins a case whose last report is at most this old.
-pub const WINDOW_DAYS: i64 = 7;
 
 /// A case as `cases list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,33 +17,21 @@ pub struct Case {
     pub last_at: String,
 }
 
-/// Puts new report `report` into its case (found or opened); a report
-/// without an offending address has none.
+/// Puts report `report` into the newest case of `key` still open to it,
+/// or into a new one.
 pub(super) fn assign(
     tx: &Transaction<'_>,
     report: i64,
-    draft: &ReportDraft,
+    key: &CaseKey,
     received_at: &str,
 ) -> Result<(), Error> {
-    let Some(source) = draft.sources.first() else {
-        return Ok(());
-    };
-    let key = ip_key(*source);
-    let net = &key[..net_len(&key)];
-    let network = network_text(&key);
-    let since = chrono::DateTime::parse_from_rfc3339(received_at)
-        .map(|t| {
-            (t - chrono::Duration::days(WINDOW_DAYS))
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-        })
-        .unwrap_or_default();
-    let abuse_type = draft.abuse_type.as_str();
+    let abuse_type = key.abuse_type.as_str();
     let found: Option<i64> = tx
         .prepare_cached(
             "SELECT id FROM cases WHERE abuse_type = ?1 AND net_key = ?2 AND last_at >= ?3
              ORDER BY last_at DESC LIMIT 1",
         )?
-        .query_row(params![abuse_type, net, since], |r| r.get(0))
+        .query_row(params![abuse_type, key.net_key, key.since], |r| r.get(0))
         .optional()?;
     let case = match found {
         Some(case) => {
@@ -62,28 +46,13 @@ pub(super) fn assign(
                 "INSERT INTO cases (abuse_type, net_key, network, first_at, last_at, reports)
                  VALUES (?1, ?2, ?3, ?4, ?4, 1)",
             )?
-            .execute(params![abuse_type, net, network, received_at])?;
+            .execute(params![abuse_type, key.net_key, key.network, received_at])?;
             tx.last_insert_rowid()
         }
     };
     tx.prepare_cached("UPDATE reports SET case_id = ?2 WHERE id = ?1")?
         .execute(params![report, case])?;
     Ok(())
-}
-
-fn network_text(key: &[u8; 16]) -> String {
-    let v6 = std::net::Ipv6Addr::from(*key);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        None => {
-            let mut net = *key;
-            net[8..].fill(0);
-            format!("{}/64", std::net::Ipv6Addr::from(net))
-        }
-    }
 }
 
 impl Db {

@@ -322,22 +322,7 @@ pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     }
 }
 
-/// An address as the 16-byte key of `report_ips` (IPv4 mapped into IPv6).
-pub(crate) fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        std::net::IpAddr::V6(v6) => v6.octets(),
-    }
-}
-
-/// Bytes of a key that make its network: /24 for IPv4 (mapped), /64 for IPv6.
-pub(crate) fn net_len(key: &[u8; 16]) -> usize {
-    if key[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
-        15
-    } else {
-        8
-    }
-}
+pub(crate) use crate::model::{ip_key, network_len as net_len};
 
 /// Records the addresses a report names (after deleting what it named before).
 pub(crate) fn index_report_ips(

@@ -56,9 +56,9 @@ impl Db {
     }
 }
 
-/// Queues a reply of `kind` for `report` unless a rate limit
-/// ([`crate::reply::limits`]) says no; `Err(reason)` inside `Ok` then.
-/// The concluded reply to a resolved report is never held back by them.
+/// Queues a reply of `kind` for `report` as [`crate::reply::queue::plan`]
+/// decides from what is counted here; `Err(reason)` inside `Ok` when it
+/// is suppressed (nothing written).
 pub(super) fn queue(
     tx: &Transaction<'_>,
     report: i64,
@@ -67,38 +67,31 @@ pub(super) fn queue(
     note: Option<&str>,
     now: &str,
 ) -> Result<Result<i64, String>, Error> {
-    let hour_ago = chrono::DateTime::parse_from_rfc3339(now)
-        .map(|t| {
-            (t - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-        })
-        .unwrap_or_default();
-    if kind != crate::model::ReplyKind::Concluded {
-        let count = |sql: &str, key: &str| -> Result<u64, Error> {
-            Ok(tx
-                .prepare_cached(sql)?
-                .query_row(params![key, hour_ago], |r| r.get::<_, i64>(0))?
-                .max(0) as u64)
-        };
-        let recent = crate::reply::limits::Recent {
-            recipient: count(RECENT_TO_RECIPIENT, &plan.recipient_key)?,
-            domain: count(RECENT_TO_DOMAIN, &plan.recipient_domain)?,
-            global: count(RECENT_IN_ALL, "")?,
-        };
-        if let Err(reason) = crate::reply::limits::check(recent, plan.limits) {
-            return Ok(Err(reason));
-        }
-    }
-    let n: i64 = tx
+    let since = crate::reply::queue::window_start(now);
+    let count = |sql: &str, key: &str| -> Result<u64, Error> {
+        Ok(tx
+            .prepare_cached(sql)?
+            .query_row(params![key, since], |r| r.get::<_, i64>(0))?
+            .max(0) as u64)
+    };
+    let recent = crate::reply::limits::Recent {
+        recipient: count(RECENT_TO_RECIPIENT, &plan.recipient_key)?,
+        domain: count(RECENT_TO_DOMAIN, &plan.recipient_domain)?,
+        global: count(RECENT_IN_ALL, "")?,
+    };
+    let replies_of_report: i64 = tx
         .prepare_cached(REPLIES_OF_REPORT)?
         .query_row([report], |r| r.get(0))?;
-    let message_id = crate::reply::token::message_id(&secret(tx)?, report, n, &plan.domain);
-    use crate::model::OutboxState;
-    let state = if plan.hold {
-        OutboxState::Held
-    } else {
-        OutboxState::Pending
-    }
-    .as_str();
+    let secret = secret(tx)?;
+    let counted = crate::reply::queue::Counted {
+        recent,
+        replies_of_report,
+        secret: &secret,
+    };
+    let queued = match crate::reply::queue::plan(report, kind, plan, &counted) {
+        Ok(queued) => queued,
+        Err(reason) => return Ok(Err(reason)),
+    };
     tx.prepare_cached(
         "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at,
                              created_at, recipient_key, recipient_domain)
@@ -108,173 +101,127 @@ pub(super) fn queue(
         report,
         kind.as_str(),
         plan.recipient,
-        message_id,
+        queued.message_id,
         note,
-        state,
+        queued.state.as_str(),
         now,
         plan.recipient_key,
         plan.recipient_domain
     ])?;
     let id = tx.last_insert_rowid();
-    event(
-        tx,
-        report,
-        now,
-        "reply",
-        &format!("{kind} to {} queued ({state})", plan.recipient),
-    )?;
+    event(tx, report, now, "reply", &queued.event)?;
     Ok(Ok(id))
 }
 
-/// Merges follow-up report `id` into `original`: its evidence moves over,
-/// the IPs and URLs join, and what is missing becomes what neither message
-/// supplies (an `unknown` original takes the follow-up's type). If the
-/// original was waiting for information and now has all it needs, an ack is
-/// queued. `false` when there is no such original, or it is another
-/// sender's report (the follow-up then stays a report of its own).
-pub(super) fn merge_follow_up(
+/// What the store holds of report `id` for a follow-up to join it; `None`
+/// when there is none, or it was itself merged into another.
+fn original_report(
     tx: &Transaction<'_>,
-    original: i64,
     id: i64,
-    follow_up: &crate::model::ReportDraft,
-    now: &str,
-) -> Result<bool, Error> {
-    use crate::model::AbuseType;
-    type Row = (
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-    );
-    let row: Option<Row> = tx
+) -> Result<Option<crate::reply::follow_up::OriginalReport>, Error> {
+    use crate::model::{AbuseType, NetworkSubtype, ReplyDecision, ReportStatus};
+    let row = tx
         .query_row(
             "SELECT abuse_type, subtype, missing, reply, status, ips, urls, reporter, reasons
              FROM reports WHERE id = ?1 AND follow_up_of IS NULL",
-            [original],
+            [id],
             |r| {
                 Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
                 ))
             },
         )
         .optional()?;
     let Some((abuse_type, subtype, missing, reply, status, ips, urls, reporter, reasons)) = row
     else {
-        return Ok(false);
+        return Ok(None);
     };
-    let claim = follow_up.follow_up.as_ref();
+    let list = |text: &str| super::parse_json_list("reports", id, text);
+    Ok(Some(crate::reply::follow_up::OriginalReport {
+        id,
+        abuse_type: AbuseType::parse(&abuse_type).unwrap_or(AbuseType::Unknown),
+        subtype: subtype.as_deref().and_then(NetworkSubtype::parse),
+        missing: list(&missing)?,
+        reply: ReplyDecision::parse(&reply).unwrap_or(ReplyDecision::None),
+        status: ReportStatus::parse(&status).unwrap_or(ReportStatus::Open),
+        ips: list(&ips)?,
+        urls: list(&urls)?,
+        reporter,
+        reasons: list(&reasons)?,
+    }))
+}
+
+/// Carries out what [`crate::reply::follow_up::plan_merge`] decides for
+/// new report `id`, a follow-up of another: the original takes its
+/// evidence, addresses and URLs, its new type and what is still missing,
+/// and queues an ack when that completes it. The merge's plan, or `None`
+/// when the follow-up stays a report of its own.
+pub(super) fn merge_follow_up(
+    tx: &Transaction<'_>,
+    original: i64,
+    id: i64,
+    follow_up: &crate::model::ReportDraft,
+    now: &str,
+) -> Result<Option<crate::reply::follow_up::Merge>, Error> {
+    use crate::reply::follow_up::{plan_merge, MergePlan};
+    let found = original_report(tx, original)?;
     let secret = secret(tx)?;
-    let has_token = claim
+    let has_token = follow_up
+        .follow_up
+        .as_ref()
         .and_then(|c| c.token.as_deref())
         .is_some_and(|t| crate::reply::token::is_valid(&secret, original, t));
-    let allowed = crate::reply::follow_up::may_merge(
-        &crate::reply::follow_up::Original {
-            id: original,
-            reporter: reporter.as_deref(),
-            resolved: status == "resolved",
-        },
-        &crate::reply::follow_up::Claimant {
-            id,
-            reporter: follow_up.reporter.as_deref(),
-            authenticated: follow_up.auth.as_ref().is_some_and(|a| a.authenticated),
-            has_token,
-        },
-    );
-    if let Err(why) = allowed {
-        event(
-            tx,
-            id,
-            now,
-            "follow_up",
-            &format!("not merged into report {original}: {why}"),
-        )?;
-        return Ok(false);
-    }
-    let list = |text: &str| -> Vec<String> { serde_json::from_str(text).unwrap_or_default() };
-    let original_type = AbuseType::parse(&abuse_type).unwrap_or(AbuseType::Unknown);
-    // The report is classified again from the reasons of both messages.
-    let merged = crate::classify::reclassify_merged(&list(&reasons), &follow_up.reasons);
-    let (new_type, new_subtype, merged_reasons) = match merged {
-        Some((t, s, r)) => (t, s, r),
-        None => (
-            original_type,
-            subtype
-                .as_deref()
-                .and_then(crate::model::NetworkSubtype::parse),
-            list(&reasons),
-        ),
+    let merge = match plan_merge(found.as_ref(), id, follow_up, has_token) {
+        None => return Ok(None),
+        Some(MergePlan::Refused { event: why }) => {
+            event(tx, id, now, "follow_up", &why)?;
+            return Ok(None);
+        }
+        Some(MergePlan::Merge(merge)) => *merge,
     };
-    let missing = crate::classify::merged_missing(
-        original_type,
-        new_type,
-        &list(&missing),
-        &follow_up.missing_by_type,
-    );
-    let (abuse_type, subtype) = (new_type, new_subtype.map(|s| s.as_str().to_owned()));
-    let union = |a: &str, b: &[String]| -> String {
-        let mut all: std::collections::BTreeSet<String> = list(a).into_iter().collect();
-        all.extend(b.iter().cloned());
-        super::json_list(&all.into_iter().collect::<Vec<_>>())
-    };
-    let rsit = crate::classify::rsit::for_report(abuse_type, new_subtype, &merged_reasons);
     tx.execute(
         "UPDATE reports SET abuse_type = ?2, subtype = ?3, missing = ?4, ips = ?5, urls = ?6,
              evidence_rows = evidence_rows + ?7, rsit_taxonomy = ?8, rsit_type = ?9,
              reasons = ?10
          WHERE id = ?1",
         params![
-            original,
-            abuse_type.as_str(),
-            subtype,
-            super::json_list(&missing),
-            union(&ips, &follow_up.ips),
-            union(&urls, &follow_up.urls),
-            follow_up.evidence.len() as i64,
-            rsit.taxonomy,
-            rsit.kind,
-            super::json_list(&merged_reasons),
+            merge.original,
+            merge.abuse_type.as_str(),
+            merge.subtype.map(crate::model::NetworkSubtype::as_str),
+            super::json_list(&merge.missing),
+            super::json_list(&merge.ips),
+            super::json_list(&merge.urls),
+            merge.evidence_rows_added as i64,
+            merge.rsit.taxonomy,
+            merge.rsit.kind,
+            super::json_list(&merge.reasons),
         ],
     )?;
     tx.execute(
         "UPDATE evidence SET report_id = ?1 WHERE report_id = ?2",
-        params![original, id],
+        params![merge.original, id],
     )?;
-    super::add_report_ips(tx, original, &follow_up.ips)?;
-    let still = if missing.is_empty() {
-        "nothing".to_owned()
-    } else {
-        missing.join(", ")
-    };
-    event(
-        tx,
-        original,
-        now,
-        "follow_up",
-        &format!("report {id} merged; missing now: {still}"),
-    )?;
-    if reply == "needs_info" && missing.is_empty() && status == "open" {
-        if let (Some(plan), Some(reporter)) = (&follow_up.follow_up_reply, reporter) {
-            let plan = plan.for_recipient(&reporter);
-            let note = Some(crate::reply::FOLLOW_UP_NOTE);
-            if queue(tx, original, crate::model::ReplyKind::Ack, &plan, note, now)?.is_ok() {
-                tx.execute("UPDATE reports SET reply = 'ack' WHERE id = ?1", [original])?;
-            }
+    super::add_report_ips(tx, merge.original, &follow_up.ips)?;
+    event(tx, merge.original, now, "follow_up", &merge.event)?;
+    if let Some(plan) = &merge.ack {
+        let note = Some(crate::reply::FOLLOW_UP_NOTE);
+        let kind = crate::model::ReplyKind::Ack;
+        if queue(tx, merge.original, kind, plan, note, now)?.is_ok() {
+            tx.execute(
+                "UPDATE reports SET reply = ?2 WHERE id = ?1",
+                params![merge.original, crate::model::ReplyDecision::Ack.as_str()],
+            )?;
         }
     }
-    Ok(true)
+    Ok(Some(merge))
 }
 
 /// Replies (other than `concluded`) queued since ?2 to one address, to one
@@ -506,9 +453,8 @@ impl Db {
             .optional()?)
     }
 
-    /// Closes a report; queues the "concluded" reply when the report was
-    /// answered before (its reply was `ack` or `needs_info`). A report
-    /// resolved before is left as it is.
+    /// Closes a report as [`crate::reply::resolve::plan`] decides: once,
+    /// with the concluded reply to a reporter we answered before.
     pub fn resolve(
         &mut self,
         report: ReportId,
@@ -516,43 +462,40 @@ impl Db {
         plan: Option<&ReplyPlan>,
         now: &str,
     ) -> Result<Resolution, Error> {
+        use crate::model::{ReplyDecision, ReportStatus};
+        use crate::reply::resolve;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        type Row = (String, Option<String>, String, Option<String>);
-        let found: Option<Row> = tx
+        let current = tx
             .query_row(
                 "SELECT reply, reporter, status, resolved_at FROM reports WHERE id = ?1",
                 [report.0],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| {
+                    Ok(resolve::Current {
+                        reply: ReplyDecision::parse(&r.get::<_, String>(0)?)
+                            .unwrap_or(ReplyDecision::None),
+                        reporter: r.get(1)?,
+                        status: ReportStatus::parse(&r.get::<_, String>(2)?)
+                            .unwrap_or(ReportStatus::Open),
+                        resolved_at: r.get(3)?,
+                    })
+                },
             )
             .optional()?;
-        let Some((reply, reporter, status, resolved_at)) = found else {
-            return Ok(Resolution::NoSuchReport);
+        let concluded = match resolve::plan(current.as_ref(), plan) {
+            resolve::Plan::NoSuchReport => return Ok(Resolution::NoSuchReport),
+            resolve::Plan::AlreadyResolved { at } => return Ok(Resolution::AlreadyResolved { at }),
+            resolve::Plan::Resolve { concluded } => concluded,
         };
-        if status == "resolved" {
-            // The reporter was told once; a second resolve changes nothing.
-            return Ok(Resolution::AlreadyResolved {
-                at: resolved_at.unwrap_or_default(),
-            });
-        }
         tx.execute(
-            "UPDATE reports SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
-            params![report.0, now],
+            "UPDATE reports SET status = ?3, resolved_at = ?2 WHERE id = ?1",
+            params![report.0, now, ReportStatus::Resolved.as_str()],
         )?;
         event(&tx, report.0, now, "resolved", note.unwrap_or(""))?;
-        if let (Some(plan), Some(reporter)) = (plan, reporter) {
-            if reply == "ack" || reply == "needs_info" {
-                let plan = plan.for_recipient(&reporter);
-                let _ = queue(
-                    &tx,
-                    report.0,
-                    crate::model::ReplyKind::Concluded,
-                    &plan,
-                    note,
-                    now,
-                )?;
-            }
+        if let Some(plan) = concluded {
+            let kind = crate::model::ReplyKind::Concluded;
+            let _ = queue(&tx, report.0, kind, &plan, note, now)?;
         }
         tx.commit()?;
         Ok(Resolution::Resolved)

@@ -3,7 +3,7 @@
 use super::{json_list, parse_json_list, Db, Error};
 use crate::evidence::{Kind, Row};
 use crate::model::{
-    AbuseType, NetworkSubtype, RawId, ReplyDecision, Report, ReportDraft, ReportId,
+    AbuseType, NetworkSubtype, RawId, ReplyDecision, ReplyKind, Report, ReportDraft, ReportId,
 };
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
@@ -25,8 +25,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub id: ReportId,
-    /// `ack`, `needs_info`, `suppressed` or `none`.
-    pub reply: String,
+    pub reply: ReplyDecision,
     pub reply_reason: Option<String>,
 }
 
@@ -240,14 +239,7 @@ impl Db {
                         // another, is left as it is: its evidence and
                         // completeness come from more than this message.
                         let before = existing
-                            .query_row([raw_id.0], |r| {
-                                let stored = Stored {
-                                    id: ReportId(r.get(0)?),
-                                    reply: r.get(1)?,
-                                    reply_reason: r.get(2)?,
-                                };
-                                Ok((stored, r.get::<_, bool>(3)?))
-                            })
+                            .query_row([raw_id.0], |r| Ok((read_stored(r)?, r.get::<_, bool>(3)?)))
                             .optional()?;
                         if let Some((stored, true)) = before {
                             mark.execute(params![raw_id.0, "processed", None::<String>])?;
@@ -285,13 +277,7 @@ impl Db {
                                 d.rsit.kind,
                                 d.feed,
                             ],
-                            |r| {
-                                Ok(Stored {
-                                    id: ReportId(r.get(0)?),
-                                    reply: r.get(1)?,
-                                    reply_reason: r.get(2)?,
-                                })
-                            },
+                            read_stored,
                         )?;
                         let id = stored.id.0;
                         clear.execute([id])?;
@@ -336,57 +322,60 @@ impl Db {
                                     d,
                                     processed_at,
                                 )?,
-                                None => false,
+                                None => None,
                             };
-                            if !merged {
-                                super::cases::assign(&tx, id, d, received_at)?;
+                            if merged.is_none() {
+                                if let Some(key) = crate::cases::key(d, received_at) {
+                                    super::cases::assign(&tx, id, &key, received_at)?;
+                                }
                             }
                             super::outbox::event(&tx, id, received_at, "received", "")?;
-                            let class = match d.subtype {
-                                Some(s) => format!("{}/{}", d.abuse_type.as_str(), s.as_str()),
-                                None => d.abuse_type.as_str().to_owned(),
-                            };
-                            super::outbox::event(&tx, id, processed_at, "classified", &class)?;
-                            if merged {
-                                let original = d.follow_up.as_ref().map_or(0, |c| c.id);
-                                stored.reply = "suppressed".to_owned();
-                                stored.reply_reason =
-                                    Some(format!("follow-up merged into report {original}"));
+                            super::outbox::event(
+                                &tx,
+                                id,
+                                processed_at,
+                                "classified",
+                                &d.class_label(),
+                            )?;
+                            let suppressed = if let Some(merge) = &merged {
                                 tx.execute(
-                                    "UPDATE reports SET reply = 'suppressed', reply_reason = ?2,
-                                         follow_up_of = ?3, evidence_rows = 0 WHERE id = ?1",
-                                    params![id, stored.reply_reason, original],
+                                    "UPDATE reports SET follow_up_of = ?2, evidence_rows = 0
+                                     WHERE id = ?1",
+                                    params![id, merge.original],
                                 )?;
-                            } else if let (Some(plan), Some(kind)) = (
-                                &d.reply_plan,
-                                crate::model::ReplyKind::for_decision(d.reply),
-                            ) {
-                                if let Err(reason) =
-                                    super::outbox::queue(&tx, id, kind, plan, None, processed_at)?
-                                {
-                                    tx.execute(
-                                        "UPDATE reports SET reply = 'suppressed', reply_reason = ?2 WHERE id = ?1",
-                                        params![id, reason],
-                                    )?;
-                                    stored.reply = "suppressed".to_owned();
-                                    stored.reply_reason = Some(reason.clone());
+                                Some(merge.follow_up_reason.clone())
+                            } else if let (Some(plan), Some(kind)) =
+                                (&d.reply_plan, ReplyKind::for_decision(d.reply))
+                            {
+                                let queued =
+                                    super::outbox::queue(&tx, id, kind, plan, None, processed_at)?;
+                                if let Err(reason) = &queued {
                                     super::outbox::event(
                                         &tx,
                                         id,
                                         processed_at,
                                         "reply",
-                                        &format!("suppressed: {reason}"),
+                                        &crate::reply::queue::suppressed_event(reason),
                                     )?;
                                 }
+                                queued.err()
                             } else {
-                                let why = d.reply_reason.as_deref().unwrap_or("");
                                 super::outbox::event(
                                     &tx,
                                     id,
                                     processed_at,
                                     "reply",
-                                    &format!("{}: {why}", d.reply.as_str()),
+                                    &d.reply_event(),
                                 )?;
+                                None
+                            };
+                            if let Some(reason) = suppressed {
+                                tx.execute(
+                                    "UPDATE reports SET reply = ?2, reply_reason = ?3 WHERE id = ?1",
+                                    params![id, ReplyDecision::Suppressed.as_str(), reason],
+                                )?;
+                                stored.reply = ReplyDecision::Suppressed;
+                                stored.reply_reason = Some(reason);
                             }
                         }
                         ids.push(Some(stored));
@@ -633,6 +622,15 @@ const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, sub
 /// A row's line: its own, or that of the row it points at (migration 9).
 const EVIDENCE_LINE: &str =
     "COALESCE(e.line, (SELECT l.line FROM evidence l WHERE l.id = e.line_of))";
+
+/// `id, reply, reply_reason` of a report.
+fn read_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        id: ReportId(r.get(0)?),
+        reply: ReplyDecision::parse(&r.get::<_, String>(1)?).unwrap_or(ReplyDecision::None),
+        reply_reason: r.get(2)?,
+    })
+}
 
 fn read_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let kind: String = r.get(0)?;
