@@ -190,6 +190,7 @@ impl Server {
             pipeline,
             templates: templates.clone(),
         };
+        let sender_queue = ctx.queue.clone();
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         // Replies go out only with a relay; without one they wait as `held`.
         let sender_stop = CancellationToken::new();
@@ -199,6 +200,7 @@ impl Server {
             tokio::spawn(crate::reply::sender::run(
                 transport,
                 config.store.path.clone(),
+                sender_queue.clone(),
                 config.reply.clone(),
                 templates,
                 replies_queued,
@@ -279,8 +281,15 @@ impl Server {
             warn!("listener task panicked");
         }
         self.sender_stop.cancel();
-        if let Some(sender) = self.sender {
-            let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
+        if let Some(mut sender) = self.sender {
+            // Its handle to the writer must go before the writer can end.
+            if tokio::time::timeout(Duration::from_secs(10), &mut sender)
+                .await
+                .is_err()
+            {
+                sender.abort();
+                let _ = sender.await;
+            }
         }
         // Every session is gone. The worker finishes its batch (through the
         // writer) and drops the last handle to the queue; then the writer

@@ -1,7 +1,8 @@
 //! The outbox sender: delivers queued replies through the configured relay.
 //!
 //! In: due outbox rows (read with its own connection), the templates. Out:
-//! mail handed to the relay with lettre, and the outcome written back: `sent`;
+//! mail handed to the relay with lettre, and the outcome written back
+//! through the daemon's single writer ([`CommitQueue::outbox`]): `sent`;
 //! a temporary failure (4xx, relay unreachable) retried with capped
 //! exponential backoff until `reply.give_up_after_hours`; a permanent one
 //! (5xx) `failed`. Replies go out with the null envelope sender `<>` (RFC
@@ -13,7 +14,7 @@
 
 use super::{compose, Templates};
 use crate::config::ReplyConfig;
-use crate::store::{Db, Role};
+use crate::store::{CommitQueue, Db, OutboxChange, Role};
 use lettre::address::Envelope;
 use lettre::AsyncTransport;
 use std::path::PathBuf;
@@ -104,9 +105,12 @@ pub fn relay(
 }
 
 /// Sends due replies until `stop`; `wake` rings when something was queued.
+/// Reads on its own connection; writes through `queue`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<T>(
     transport: T,
     db_path: PathBuf,
+    queue: CommitQueue,
     config: ReplyConfig,
     templates: std::sync::Arc<std::sync::RwLock<Templates>>,
     wake: std::sync::Arc<tokio::sync::Notify>,
@@ -117,32 +121,32 @@ pub async fn run<T>(
 {
     let open = {
         let path = db_path.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut db = Db::open(&path, Role::Cli)?;
-            let released = db.release_held(&crate::now_rfc3339())?;
-            Ok::<_, crate::store::Error>((db, released))
-        })
-        .await
+        tokio::task::spawn_blocking(move || Db::open(&path, Role::Cli)).await
     };
     let mut db = match open {
-        Ok(Ok((db, released))) => {
-            if released > 0 {
-                info!(replies = released, "held replies released to the relay");
-            }
-            db
-        }
+        Ok(Ok(db)) => db,
         Ok(Err(error)) => return error!(%error, "reply sender cannot open the database"),
         Err(_) => return error!("reply sender failed to start"),
     };
+    let mut first = true;
     loop {
+        // A reply queued by a command that did not know of the relay
+        // (`reports resolve` without --config) is held: with a relay here,
+        // it is sent.
+        match queue
+            .outbox(OutboxChange::ReleaseHeld, crate::now_rfc3339())
+            .await
+        {
+            Ok(released) if released > 0 && first => {
+                info!(replies = released, "held replies released to the relay");
+            }
+            Ok(_) => {}
+            Err(error) => error!(%error, "releasing held replies failed"),
+        }
+        first = false;
         let now = crate::now_rfc3339();
         let (back, due) = tokio::task::spawn_blocking(move || {
-            // A reply queued by a command that did not know of the relay
-            // (`reports resolve` without --config) is held: with a relay here,
-            // it is sent.
-            let due = db
-                .release_held(&now)
-                .and_then(|_| db.due_replies(&now, BATCH));
+            let due = db.due_replies(&now, BATCH);
             (db, due)
         })
         .await
@@ -157,34 +161,19 @@ pub async fn run<T>(
         for draft in &due {
             let result = match compose(&templates, &config.from, draft) {
                 Err(problem) => Err((problem, true)),
-                Ok(message) => {
-                    let envelope = Envelope::new(
-                        None,
-                        vec![match draft.recipient.parse() {
-                            Ok(a) => a,
-                            Err(e) => {
-                                db = write(
-                                    db,
-                                    draft,
-                                    Err((format!("bad recipient: {e}"), true)),
-                                    &config,
-                                )
-                                .await;
-                                continue;
-                            }
-                        }],
-                    );
-                    match envelope {
+                Ok(message) => match draft.recipient.parse() {
+                    Err(e) => Err((format!("bad recipient: {e}"), true)),
+                    Ok(to) => match Envelope::new(None, vec![to]) {
                         Err(e) => Err((e.to_string(), true)),
                         Ok(envelope) => transport
                             .send_raw(&envelope, &message.formatted())
                             .await
                             .map(|_| ())
                             .map_err(|e| (e.to_string(), e.is_permanent())),
-                    }
-                }
+                    },
+                },
             };
-            db = write(db, draft, result, &config).await;
+            db = record(db, &queue, draft, result, &config).await;
         }
         if due.len() == BATCH {
             continue;
@@ -197,56 +186,178 @@ pub async fn run<T>(
     }
 }
 
-/// Records a send's outcome; logs one line per reply.
-async fn write(
-    mut db: Db,
+/// How long a reply has been tried: when it was queued and how often it
+/// was tried (the store reads it).
+pub struct Progress {
+    pub created_at: String,
+    pub attempts: i64,
+}
+
+/// What a send's result makes of the reply: sent; failed for good (a
+/// permanent refusal, or tried past `reply.give_up_after_hours`); or tried
+/// again after a backoff that doubles per attempt from
+/// `reply.retry_min_seconds`, capped at an hour. Pure.
+pub fn after_send(
+    draft: &super::Draft,
+    result: Result<(), (String, bool)>,
+    progress: &Progress,
+    now: chrono::DateTime<chrono::Utc>,
+    config: &ReplyConfig,
+) -> OutboxChange {
+    let (outbox_id, report_id) = (draft.outbox_id, draft.report_id);
+    let error = match result {
+        Ok(()) => {
+            return OutboxChange::Sent {
+                outbox_id,
+                report_id,
+            }
+        }
+        Err((error, true)) => {
+            return OutboxChange::Failed {
+                outbox_id,
+                report_id,
+                error,
+            }
+        }
+        Err((error, false)) => error,
+    };
+    let give_up = Duration::from_secs(config.give_up_after_hours * 3600);
+    let age = chrono::DateTime::parse_from_rfc3339(&progress.created_at)
+        .map_or(Duration::ZERO, |c| {
+            (now - c.to_utc()).to_std().unwrap_or_default()
+        });
+    if age >= give_up {
+        return OutboxChange::Failed {
+            outbox_id,
+            report_id,
+            error: format!("given up: {error}"),
+        };
+    }
+    let first = Duration::from_secs(config.retry_min_seconds.max(1));
+    let wait = first
+        .saturating_mul(1 << progress.attempts.clamp(0, 16))
+        .min(MAX_BACKOFF);
+    let at = (now + chrono::Duration::from_std(wait).unwrap_or_default())
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    OutboxChange::Retry {
+        outbox_id,
+        error,
+        at,
+    }
+}
+
+/// Records a send's outcome through the writer; logs one line per reply.
+async fn record(
+    db: Db,
+    queue: &CommitQueue,
     draft: &super::Draft,
     result: Result<(), (String, bool)>,
     config: &ReplyConfig,
 ) -> Db {
-    let draft = draft.clone();
-    let give_up = Duration::from_secs(config.give_up_after_hours * 3600);
-    let config_retry_min_seconds = config.retry_min_seconds.max(1);
-    tokio::task::spawn_blocking(move || {
-        let now = crate::now_rfc3339();
-        let (id, report) = (draft.outbox_id, draft.report_id);
-        let written = match result {
-            Ok(()) => {
-                info!(report_id = report, outbox_id = id, kind = %draft.kind, to = %draft.recipient, "reply sent");
-                crate::metrics::get().reply("sent");
-                db.mark_sent(id, report, &now)
-            }
-            Err((error, true)) => {
-                error!(report_id = report, outbox_id = id, to = %draft.recipient, %error, "reply refused for good");
-                crate::metrics::get().reply("failed");
-                db.mark_unsent(id, report, &now, &error, None)
-            }
-            Err((error, false)) => {
-                let (created, attempts) = db.reply_progress(id).ok().flatten().unwrap_or_else(|| (now.clone(), 0));
-                let age = chrono::DateTime::parse_from_rfc3339(&now)
-                    .ok()
-                    .zip(chrono::DateTime::parse_from_rfc3339(&created).ok())
-                    .map_or(Duration::ZERO, |(n, c)| (n - c).to_std().unwrap_or_default());
-                if age >= give_up {
-                    error!(report_id = report, outbox_id = id, %error, "reply given up");
-                    crate::metrics::get().reply("failed");
-                    db.mark_unsent(id, report, &now, &format!("given up: {error}"), None)
-                } else {
-                    let first = Duration::from_secs(config_retry_min_seconds);
-                    let wait = first.saturating_mul(1 << attempts.clamp(0, 16)).min(MAX_BACKOFF);
-                    let retry_at = (chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
-                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                    warn!(report_id = report, outbox_id = id, %error, retry_in_seconds = wait.as_secs(), "reply deferred");
-                    crate::metrics::get().reply("deferred");
-                    db.mark_unsent(id, report, &now, &error, Some(&retry_at))
-                }
-            }
-        };
-        if let Err(error) = written {
-            error!(%error, "recording a reply's outcome failed");
-        }
-        db
+    let id = draft.outbox_id;
+    let (db, progress) = tokio::task::spawn_blocking(move || {
+        let progress = db.reply_progress(id);
+        (db, progress)
     })
     .await
-    .expect("recording a reply does not panic")
+    .expect("reading a reply's progress does not panic");
+    let now = chrono::Utc::now();
+    let progress = match progress {
+        Ok(Some((created_at, attempts))) => Progress {
+            created_at,
+            attempts,
+        },
+        _ => Progress {
+            created_at: now.to_rfc3339(),
+            attempts: 0,
+        },
+    };
+    let change = after_send(draft, result, &progress, now, config);
+    let (report, to) = (draft.report_id, &draft.recipient);
+    let metrics = crate::metrics::get();
+    match &change {
+        OutboxChange::Sent { .. } => {
+            info!(report_id = report, outbox_id = id, kind = %draft.kind, to = %to, "reply sent");
+            metrics.reply("sent");
+        }
+        OutboxChange::Failed { error, .. } => {
+            error!(report_id = report, outbox_id = id, to = %to, %error, "reply failed for good");
+            metrics.reply("failed");
+        }
+        OutboxChange::Retry { error, at, .. } => {
+            warn!(report_id = report, outbox_id = id, %error, retry_at = %at, "reply deferred");
+            metrics.reply("deferred");
+        }
+        OutboxChange::ReleaseHeld => {}
+    }
+    let now = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    if let Err(error) = queue.outbox(change, now).await {
+        error!(%error, "recording a reply's outcome failed");
+    }
+    db
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> super::super::Draft {
+        super::super::Draft {
+            outbox_id: 4,
+            report_id: 2,
+            kind: crate::model::ReplyKind::Ack,
+            recipient: "r@example.net".into(),
+            message_id: "abuse-2.0@abuse.example".into(),
+            note: None,
+            subject: None,
+            in_reply_to: None,
+            abuse_type: "network_activity".into(),
+            subtype: None,
+            missing: vec![],
+            language: crate::reply::Language::En,
+        }
+    }
+
+    #[test]
+    fn temporary_failures_back_off_until_the_reply_is_given_up() {
+        let config = ReplyConfig {
+            retry_min_seconds: 60,
+            give_up_after_hours: 48,
+            ..ReplyConfig::default()
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let progress = |created: &str, attempts| Progress {
+            created_at: created.into(),
+            attempts,
+        };
+        let fresh = progress("2026-12-02T11:00:00Z", 3);
+        let temporary = || Err(("451 try later".to_owned(), false));
+        assert_eq!(
+            after_send(&draft(), temporary(), &fresh, now, &config),
+            OutboxChange::Retry {
+                outbox_id: 4,
+                error: "451 try later".into(),
+                at: "2026-12-02T12:08:00.000000Z".into(), // 60 s doubled 3 times
+            }
+        );
+        let old = progress("2026-11-30T11:00:00Z", 30);
+        assert!(matches!(
+            after_send(&draft(), temporary(), &old, now, &config),
+            OutboxChange::Failed { error, .. } if error.starts_with("given up")
+        ));
+        let refused = Err(("550 no".to_owned(), true));
+        assert!(matches!(
+            after_send(&draft(), refused, &fresh, now, &config),
+            OutboxChange::Failed { .. }
+        ));
+        assert_eq!(
+            after_send(&draft(), Ok(()), &fresh, now, &config),
+            OutboxChange::Sent {
+                outbox_id: 4,
+                report_id: 2
+            }
+        );
+    }
 }

@@ -13,7 +13,7 @@ mod reports;
 mod writer;
 
 pub use cases::Case;
-pub use outbox::{Entry as OutboxEntry, Resolution};
+pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
 pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};
 pub use writer::CommitQueue;

@@ -242,6 +242,27 @@ const ANY_HELD: &str = "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'held'
 const OUTBOX_DEPTH: &str = "SELECT (SELECT count(*) FROM outbox WHERE state = 'held')
      + (SELECT count(*) FROM outbox WHERE state = 'pending')";
 
+/// A change to the outbox the reply sender asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxChange {
+    /// A relay is configured now: held replies become pending, due now.
+    ReleaseHeld,
+    /// The relay took the reply.
+    Sent { outbox_id: i64, report_id: i64 },
+    /// A temporary failure: try again at `at`.
+    Retry {
+        outbox_id: i64,
+        error: String,
+        at: String,
+    },
+    /// Refused for good, or given up.
+    Failed {
+        outbox_id: i64,
+        report_id: i64,
+        error: String,
+    },
+}
+
 /// What `reports resolve` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -348,20 +369,6 @@ impl Db {
         Ok(n)
     }
 
-    /// Held replies become due now (a relay has been configured).
-    pub fn release_held(&mut self, now: &str) -> Result<usize, Error> {
-        // Usually there are none: find that out with a read, so the sender's
-        // rounds take no write lock from the SMTP commits.
-        let any: bool = self.conn.query_row(ANY_HELD, [], |r| r.get(0))?;
-        if !any {
-            return Ok(0);
-        }
-        Ok(self.conn.execute(
-            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'held'",
-            [now],
-        )?)
-    }
-
     /// Replies due at `now`, oldest first, with what their text needs.
     pub fn due_replies(&self, now: &str, limit: usize) -> Result<Vec<Draft>, Error> {
         let mut stmt = self.conn.prepare_cached(
@@ -392,53 +399,68 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The relay took the reply.
-    pub fn mark_sent(&mut self, outbox_id: i64, report_id: i64, now: &str) -> Result<(), Error> {
+    /// Records what became of replies, in one transaction: how the reply
+    /// sender's changes reach the store (through the daemon's single
+    /// writer). The number of rows changed.
+    pub fn apply_outbox(&mut self, change: &OutboxChange, now: &str) -> Result<usize, Error> {
+        if *change == OutboxChange::ReleaseHeld {
+            // Usually there are none: find that out with a read, so the
+            // sender's rounds take no write lock from the SMTP commits.
+            let any: bool = self.conn.query_row(ANY_HELD, [], |r| r.get(0))?;
+            if !any {
+                return Ok(0);
+            }
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-            params![outbox_id, now],
-        )?;
-        event(
-            &tx,
-            report_id,
-            now,
-            "sent",
-            &format!("reply {outbox_id} sent"),
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The send failed: try again at `retry_at`, or give up (`None`).
-    pub fn mark_unsent(
-        &mut self,
-        outbox_id: i64,
-        report_id: i64,
-        now: &str,
-        error: &str,
-        retry_at: Option<&str>,
-    ) -> Result<(), Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        match retry_at {
-            Some(at) => tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+        let changed = match change {
+            OutboxChange::ReleaseHeld => tx.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'held'",
+                [now],
+            )?,
+            OutboxChange::Sent {
+                outbox_id,
+                report_id,
+            } => {
+                event(
+                    &tx,
+                    *report_id,
+                    now,
+                    "sent",
+                    &format!("reply {outbox_id} sent"),
+                )?;
+                tx.execute(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
+                         last_error = NULL WHERE id = ?1",
+                    params![outbox_id, now],
+                )?
+            }
+            OutboxChange::Retry {
+                outbox_id,
+                error,
+                at,
+            } => tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                 WHERE id = ?1",
                 params![outbox_id, error, at],
             )?,
-            None => {
-                event(&tx, report_id, now, "send_failed", &format!("reply {outbox_id}: {error}"))?;
+            OutboxChange::Failed {
+                outbox_id,
+                report_id,
+                error,
+            } => {
+                let detail = format!("reply {outbox_id}: {error}");
+                event(&tx, *report_id, now, "send_failed", &detail)?;
                 tx.execute(
-                    "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2
+                     WHERE id = ?1",
                     params![outbox_id, error],
                 )?
             }
         };
         tx.commit()?;
-        Ok(())
+        Ok(changed)
     }
 
     /// When the reply was queued and how often it was tried (for backoff and giving up).

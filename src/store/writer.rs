@@ -15,7 +15,7 @@
 //! can be derived again from the raw messages, and the next raw commit syncs
 //! them too. One writer means no lock waits between connections.
 
-use super::{Db, Error, Outcome, ReportSink, Stored};
+use super::{Db, Error, OutboxChange, Outcome, ReportSink, Stored};
 use crate::model::{Committed, Incoming};
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
@@ -35,6 +35,14 @@ enum Request {
         processed_at: String,
         done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
     },
+    Outbox(OutboxRequest),
+}
+
+/// A change the reply sender asks for, and where its result goes.
+struct OutboxRequest {
+    change: OutboxChange,
+    now: String,
+    done: oneshot::Sender<Result<usize, Error>>,
 }
 
 /// Handle to the writer thread. Cloning is cheap; the thread ends when every
@@ -83,6 +91,20 @@ impl CommitQueue {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Request::Raw { incoming, done })
+            .await
+            .map_err(|_| Error::Closed)?;
+        wait.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Records a change of the outbox (the reply sender's); returns the
+    /// number of rows changed once it is committed.
+    ///
+    /// # Errors
+    /// The transaction failed or the writer is gone.
+    pub async fn outbox(&self, change: OutboxChange, now: String) -> Result<usize, Error> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Request::Outbox(OutboxRequest { change, now, done }))
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
@@ -136,6 +158,7 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
     let mut raws: Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)> =
         Vec::with_capacity(max_batch);
     let mut reports = VecDeque::new();
+    let mut outbox: Vec<OutboxRequest> = Vec::new();
     let mut open = true;
     // Bytes written since the last checkpoint (an estimate: payloads, not pages).
     let mut written = 0usize;
@@ -153,14 +176,14 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         }
     };
     while open || !reports.is_empty() {
-        let is_idle = raws.is_empty() && reports.is_empty() && rx.is_empty();
+        let is_idle = raws.is_empty() && reports.is_empty() && outbox.is_empty() && rx.is_empty();
         let mut is_quiet = false;
         if is_idle && written > 0 {
             // Nothing to do: wait a little, and checkpoint if nothing comes.
             match clock
                 .block_on(async { tokio::time::timeout(IDLE_CHECKPOINT_AFTER, rx.recv()).await })
             {
-                Ok(Some(request)) => sort(request, &mut raws, &mut reports),
+                Ok(Some(request)) => sort(request, &mut raws, &mut reports, &mut outbox),
                 Ok(None) => open = false,
                 Err(_elapsed) => is_quiet = true,
             }
@@ -178,21 +201,26 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
             continue;
         }
         // Take everything already queued; wait only when there is nothing to do.
-        if raws.is_empty() && reports.is_empty() && open {
+        if raws.is_empty() && reports.is_empty() && outbox.is_empty() && open {
             match clock.block_on(rx.recv()) {
-                Some(request) => sort(request, &mut raws, &mut reports),
+                Some(request) => sort(request, &mut raws, &mut reports, &mut outbox),
                 None => open = false,
             }
         }
         while raws.len() < max_batch {
             match rx.try_recv() {
-                Ok(request) => sort(request, &mut raws, &mut reports),
+                Ok(request) => sort(request, &mut raws, &mut reports, &mut outbox),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     open = false;
                     break;
                 }
             }
+        }
+        // The reply sender's changes are small and rare: made at once.
+        for OutboxRequest { change, now, done } in outbox.drain(..) {
+            written += 512;
+            let _ = done.send(db.apply_outbox(&change, &now));
         }
         if !raws.is_empty() {
             written += raws
@@ -212,7 +240,7 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         {
             // Sessions are committing: they keep the writer until they pause.
             match clock.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-                Ok(Some(request)) => sort(request, &mut raws, &mut reports),
+                Ok(Some(request)) => sort(request, &mut raws, &mut reports, &mut outbox),
                 Ok(None) => open = false,
                 Err(_elapsed) => {}
             }
@@ -296,8 +324,10 @@ fn sort(
     request: Request,
     raws: &mut Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)>,
     reports: &mut VecDeque<ReportBatch>,
+    outbox: &mut Vec<OutboxRequest>,
 ) {
     match request {
+        Request::Outbox(request) => outbox.push(request),
         Request::Raw { incoming, done } => raws.push((incoming, done)),
         Request::Reports {
             outcomes,
