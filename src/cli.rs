@@ -14,7 +14,7 @@ use crate::pipeline::Pipeline;
 use crate::rawmail;
 use crate::safe_text::{clip, visible};
 use crate::server::Server;
-use crate::store::{Db, ListFilter, Resolution, Role, Stats};
+use crate::store::{Db, ListFilter, Location, Mode, Resolution, Role, Stats};
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
@@ -424,7 +424,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             if follow {
                 return follow_reports(&config.store.path, filter.into_filter(), format);
             }
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let reports = db.list_reports(&filter.into_filter())?;
             print_reports(&reports, format)?;
             Ok(ExitCode::SUCCESS)
@@ -432,7 +432,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Reports {
             command: ReportsCommand::Explain { id, format },
         } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let Some(report) = db.report(ReportId(id))? else {
                 bail!("no report {id}")
             };
@@ -470,7 +470,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     force,
                 },
         } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let Some(report) = db.report(ReportId(id))? else {
                 bail!("no report {id}")
             };
@@ -506,7 +506,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     format,
                 },
         } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let replies = db.replies(state, limit)?;
             match format {
                 Format::Json => print_json(&replies)?,
@@ -520,7 +520,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             if ids.is_empty() && !held {
                 bail!("say which replies: their ids, or --held");
             }
-            let mut db = Db::open_existing(&config.store.path)?;
+            let mut db = admin_store(&config)?;
             let n = db.discard_replies(&ids, held)?;
             print_json(&serde_json::json!({ "discarded": n }))?;
             Ok(ExitCode::SUCCESS)
@@ -529,7 +529,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             command: ReportsCommand::Resolve { id, note },
         } => {
             let pipeline = pipeline(&config)?;
-            let mut db = Db::open_existing(&config.store.path)?;
+            let mut db = admin_store(&config)?;
             // The recipient is the report's reporter; the plan only carries the policy.
             let plan = config.reply.enabled.then(|| pipeline.reply_plan(""));
             match db.resolve(
@@ -552,7 +552,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Cases {
             command: CasesCommand::List { limit, format },
         } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let cases = db.cases(limit)?;
             match format {
                 Format::Json => print_json(&cases)?,
@@ -582,7 +582,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Cases {
             command: CasesCommand::Show { id, format },
         } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let Some(case) = db.case(id)? else {
                 bail!("no case {id}")
             };
@@ -607,7 +607,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { format, since } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             export(&db, &config, format, since)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -617,7 +617,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         } => {
             let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(older_than)))
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            let mut db = Db::open_existing(&config.store.path)?;
+            let mut db = admin_store(&config)?;
             let pruned = db.prune(&cutoff, dry_run)?;
             print_json(
                 &serde_json::json!({ "before": cutoff, "dry_run": dry_run, "pruned": pruned }),
@@ -625,13 +625,13 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { file } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             db.backup_to(&file)?;
             print_json(&serde_json::json!({ "backup": file, "reports": db.report_count()? }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { format } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(&config)?;
             let stats = db.stats()?;
             match format {
                 Format::Json => print_json(&stats)?,
@@ -762,7 +762,7 @@ fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
             limit,
             format,
         } => {
-            let db = Db::open_existing(&config.store.path)?;
+            let db = query_store(config)?;
             let list = db.raw_list(status, limit)?;
             match format {
                 Format::Json => print_json(&list)?,
@@ -770,7 +770,7 @@ fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
             }
         }
         RawCommand::Retry { ids: given } => {
-            let mut db = Db::open_existing(&config.store.path)?;
+            let mut db = admin_store(config)?;
             let n = db.set_raw_status(
                 &ids(given),
                 &[RawStatus::Failed, RawStatus::Discarded],
@@ -779,7 +779,7 @@ fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
             print_json(&serde_json::json!({ "retried": n }))?;
         }
         RawCommand::Discard { ids: given } => {
-            let mut db = Db::open_existing(&config.store.path)?;
+            let mut db = admin_store(config)?;
             let n = db.set_raw_status(
                 &ids(given),
                 &[RawStatus::Failed, RawStatus::Received],
@@ -819,9 +819,31 @@ fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     })
 }
 
+/// The store for a query: read-only, never migrated, never write-locked.
+fn query_store(config: &Config) -> Result<Db, crate::store::Error> {
+    crate::store::open(&Location::parse(&config.store.path), Mode::ReadOnly)
+}
+
+/// The store for a command that changes it: it must exist; migrated.
+fn admin_store(config: &Config) -> Result<Db, crate::store::Error> {
+    crate::store::open(
+        &Location::parse(&config.store.path),
+        Mode::ReadWrite {
+            role: Role::Cli,
+            create: false,
+        },
+    )
+}
+
 fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let pipeline = pipeline(config)?;
-    let mut db = Db::open(&config.store.path, Role::Cli)?;
+    let mut db = crate::store::open(
+        &Location::parse(&config.store.path),
+        Mode::ReadWrite {
+            role: Role::Cli,
+            create: true,
+        },
+    )?;
     let mut failed = false;
     let mut worker = Isolated::new();
     for file in files {
@@ -899,7 +921,7 @@ fn follow_reports(path: &Path, mut filter: ListFilter, format: Format) -> anyhow
     let mut db: Option<Db> = None;
     loop {
         if db.is_none() {
-            db = Db::open_existing(path).ok();
+            db = crate::store::open(&Location::parse(path), Mode::ReadOnly).ok();
         }
         let mut batch = Vec::new();
         if let Some(conn) = &db {
@@ -1190,7 +1212,7 @@ fn reprocess(config: &Config, since: Option<String>, all: bool) -> anyhow::Resul
         bail!("say which messages: --all, or --since RFC3339");
     }
     let pipeline = pipeline(config)?;
-    let mut db = Db::open_existing(&config.store.path)?;
+    let mut db = admin_store(config)?;
     let started = std::time::Instant::now();
     let (mut done, mut failed, mut after) = (0u64, 0u64, RawId(0));
     let mut worker = Isolated::new();

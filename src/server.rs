@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::pipeline::{Pipeline, SharedPipeline};
 use crate::reply::Templates;
 use crate::smtp::{self, Context, Settings};
-use crate::store::{self, CommitQueue, Db, Role};
+use crate::store::{self, CommitQueue, Role};
 use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -130,12 +130,10 @@ impl Server {
     pub async fn start(config: Config) -> Result<Server, Error> {
         let config = Arc::new(config);
         raise_open_files(config.smtp.max_connections);
-        let path = config.store.path.clone();
+        let location = store::Location::parse(&config.store.path);
         let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
-            Ok::<_, store::Error>((
-                Db::open(&path, Role::Intake)?,
-                Db::open(&path, Role::Pipeline)?,
-            ))
+            let open = |role| store::open(&location, store::Mode::ReadWrite { role, create: true });
+            Ok::<_, store::Error>((open(Role::Intake)?, open(Role::Pipeline)?))
         })
         .await
         .expect("opening the database does not panic")?;

@@ -171,6 +171,55 @@ fn reading_commands_do_not_create_a_database() {
 }
 
 #[test]
+fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml/network/051-fail2ban-report.eml");
+    assert!(
+        abuse_inbox(&["ingest", "--db", &db, fixture.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // The database as the build before migration 13 left it.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("ALTER TABLE raw_messages DROP COLUMN dsn; PRAGMA user_version = 12;")
+        .unwrap();
+    for query in [
+        &["reports", "list", "--db", &db][..],
+        &["stats", "--db", &db],
+        &["export", "--format", "jsonl", "--db", &db],
+    ] {
+        let out = abuse_inbox(query);
+        assert_eq!(out.status.code(), Some(2), "{query:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("schema version 12"), "{stderr}");
+    }
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&conn), 12, "a query migrated the database");
+    // A writer migrates it; then the queries read it. While another
+    // connection holds the write lock, a query still answers at once.
+    let fixture2 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/eml/network/052-nginx-intrusion-log.eml");
+    let ingest = abuse_inbox(&["ingest", "--db", &db, fixture2.to_str().unwrap()]);
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    assert!(version(&conn) > 12);
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let listed = json(&abuse_inbox(&[
+        "reports", "list", "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    conn.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
 fn a_bad_config_fails_at_start_naming_every_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");

@@ -100,6 +100,14 @@ pub enum Error {
     },
     #[error("the commit queue is closed")]
     Closed,
+    #[error("this build cannot open {what} yet")]
+    Unsupported { what: String },
+    #[error("database {path} has schema version {found}; this build needs {known}: run a command that writes (`abuse-inbox serve`, `ingest` or `reprocess`) once to migrate it")]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("row {id} of {table} is unreadable: {detail}")]
     Corrupt {
         table: &'static str,
@@ -135,6 +143,76 @@ pub enum Role {
     Pipeline,
     /// One-shot commands (`ingest`, `reports`): `synchronous=FULL`.
     Cli,
+}
+
+/// Where a store lives, as `store.path` / `--db` name it: a SQLite file
+/// (`sqlite:PATH` or a plain path), or a PostgreSQL server
+/// (`postgres://…`), which this build cannot open yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    pub fn parse(url: &Path) -> Location {
+        let text = url.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.into_owned())
+        } else if let Some(path) = text.strip_prefix("sqlite:") {
+            Location::Sqlite(PathBuf::from(path.trim_start_matches("//")))
+        } else {
+            Location::Sqlite(url.to_path_buf())
+        }
+    }
+}
+
+/// How a command uses the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Queries (`reports`, `stats`, `cases`, `export`, `/metrics`): the store
+    /// must exist at this build's schema; never migrated, never locked for
+    /// writing.
+    ReadOnly,
+    /// The daemon and the commands that change things: created when
+    /// missing (`Create`) or not (`Existing`), and migrated.
+    ReadWrite { role: Role, create: bool },
+}
+
+/// Opens the store at `location` for `mode`.
+///
+/// # Errors
+/// As [`Db::open`], [`Db::open_existing`] and [`Db::open_read_only`];
+/// [`Error::Unsupported`] for a PostgreSQL URL.
+pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
+    let path = match location {
+        Location::Sqlite(path) => path,
+        Location::Postgres(url) => {
+            return Err(Error::Unsupported {
+                what: format!("{}: PostgreSQL stores", redact_url(url)),
+            })
+        }
+    };
+    match mode {
+        Mode::ReadOnly => Db::open_read_only(path),
+        Mode::ReadWrite { role, create: true } => Db::open(path, role),
+        Mode::ReadWrite {
+            role: _,
+            create: false,
+        } => Db::open_existing(path),
+    }
+}
+
+/// A URL fit for an error message: without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:…{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Creates `path` empty with mode 0600 unless it exists, whatever the umask:
@@ -190,6 +268,49 @@ impl Db {
             source,
         })?;
         Self::setup(conn, path, Role::Cli)
+    }
+
+    /// Opens an existing database for queries only: nothing is created,
+    /// migrated or written, and the write lock is never taken, so a query
+    /// never stalls intake.
+    ///
+    /// # Errors
+    /// [`Error::Missing`] without a file; [`Error::TooOld`] or
+    /// [`Error::TooNew`] when its schema is not this build's.
+    pub fn open_read_only(path: &Path) -> Result<Db, Error> {
+        if !path.exists() {
+            return Err(Error::Missing { path: path.into() });
+        }
+        let open_err = |source| Error::Open {
+            path: path.into(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_handler(Some(on_busy)).map_err(open_err)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(open_err)?;
+        let db = Db { conn };
+        let found = db.schema_version().map_err(|e| match e {
+            Error::Sqlite(source) => open_err(source),
+            other => other,
+        })?;
+        let known = MIGRATIONS.len() as i64;
+        if found < known {
+            return Err(Error::TooOld {
+                path: path.into(),
+                found,
+                known,
+            });
+        }
+        if found > known {
+            return Err(Error::TooNew {
+                path: path.into(),
+                found,
+                known,
+            });
+        }
+        Ok(db)
     }
 
     fn setup(conn: Connection, path: &Path, role: Role) -> Result<Db, Error> {
