@@ -44,13 +44,7 @@ pub struct Global {
     pub db: Option<PathBuf>,
     /// Log format on stderr; overrides `log.format`.
     #[arg(long, global = true, value_enum)]
-    pub log_format: Option<LogFormat>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -394,10 +388,7 @@ pub fn settings(global: &Global) -> Result<Config, config::Error> {
         config.store.path = db.clone();
     }
     if let Some(format) = global.log_format {
-        config.log.format = match format {
-            LogFormat::Text => "text".into(),
-            LogFormat::Json => "json".into(),
-        };
+        config.log.format = format;
     }
     Ok(config)
 }

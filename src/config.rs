@@ -161,7 +161,7 @@ pub struct ReplyConfig {
     pub relay_port: u16,
     /// `none` (plain SMTP, for a relay on this host), `starttls` (required,
     /// port 587 usually) or `tls` (implicit TLS, port 465).
-    pub relay_tls: String,
+    pub relay_tls: RelayTls,
     /// AUTH user name; sent only over TLS.
     pub relay_username: Option<String>,
     /// File holding the AUTH password (kept out of the config file).
@@ -200,7 +200,7 @@ impl Default for ReplyConfig {
             automated_allow: Vec::new(),
             relay_host: None,
             relay_port: 25,
-            relay_tls: "none".to_owned(),
+            relay_tls: RelayTls::None,
             relay_username: None,
             relay_password_file: None,
             relay_ca_file: None,
@@ -289,12 +289,40 @@ impl Default for StoreConfig {
     }
 }
 
+/// How replies reach the relay: in clear, upgraded with STARTTLS, or over
+/// TLS from the first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTls {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+/// The format of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// `[log]`: what goes to stderr.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A `tracing` filter such as `info` or `abuse_inbox=debug`; `RUST_LOG` wins over it.
     pub level: String,
 }
@@ -302,7 +330,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: "text".to_owned(),
+            format: LogFormat::Text,
             level: "info".to_owned(),
         }
     }
@@ -488,17 +516,12 @@ impl Config {
         );
         check(self.reply.relay_port > 0, "reply.relay_port", "must be > 0");
         check(
-            matches!(self.reply.relay_tls.as_str(), "none" | "starttls" | "tls"),
-            "reply.relay_tls",
-            "must be \"none\", \"starttls\" or \"tls\"",
-        );
-        check(
-            self.reply.relay_username.is_none() || self.reply.relay_tls != "none",
+            self.reply.relay_username.is_none() || self.reply.relay_tls != RelayTls::None,
             "reply.relay_username",
             "needs reply.relay_tls = \"starttls\" or \"tls\" (no password in clear)",
         );
         check(
-            self.reply.relay_ca_file.is_none() || self.reply.relay_tls != "none",
+            self.reply.relay_ca_file.is_none() || self.reply.relay_tls != RelayTls::None,
             "reply.relay_ca_file",
             "needs reply.relay_tls = \"starttls\" or \"tls\"",
         );
@@ -511,11 +534,6 @@ impl Config {
             self.reply.give_up_after_hours >= 1,
             "reply.give_up_after_hours",
             "must be >= 1",
-        );
-        check(
-            matches!(self.log.format.as_str(), "text" | "json"),
-            "log.format",
-            "must be \"text\" or \"json\"",
         );
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
@@ -617,12 +635,13 @@ mod tests {
         let mut config = Config::default();
         config.smtp.listen = "nowhere".into();
         config.smtp.max_message_bytes = 0;
-        config.log.format = "xml".into();
         let problems = config.problems();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("smtp.listen:"));
         assert!(problems[1].starts_with("smtp.max_message_bytes:"));
-        assert!(problems[2].starts_with("log.format:"));
+        // A value outside an enumeration is refused when the file is read.
+        let err = toml::from_str::<Config>("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(err.to_string().contains("expected `text` or `json`"), "{err}");
     }
 
     #[test]

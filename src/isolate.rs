@@ -163,7 +163,7 @@ impl Isolated {
         };
         let mut command = Command::new(binary);
         command
-            .args(["--log-format", &config.log.format, CHILD_COMMAND])
+            .args(["--log-format", config.log.format.as_str(), CHILD_COMMAND])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -51,7 +51,7 @@ fn init_logging(log: &LogConfig, is_daemon: bool) {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let json = log.format.as_str() == "json";
+    let json = log.format == abuse_inbox::config::LogFormat::Json;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Reporter text in a field never reaches the terminal raw.
@@ -64,8 +64,8 @@ fn init_logging(log: &LogConfig, is_daemon: bool) {
         .with_ansi(false);
     // Under systemd the journal stamps each line itself.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let result = match (log.format.as_str(), under_journal) {
-        ("json", _) => builder.json().try_init(),
+    let result = match (json, under_journal) {
+        (true, _) => builder.json().try_init(),
         (_, true) => builder.without_time().try_init(),
         _ => builder.try_init(),
     };

@@ -183,7 +183,7 @@ async fn replies_go_to_a_starttls_relay_whose_certificate_a_private_ca_signed() 
         config.reply.from = "abuse@example.com".into();
         config.reply.relay_host = Some("127.0.0.1".into());
         config.reply.relay_port = relay.addr.port();
-        config.reply.relay_tls = "starttls".into();
+        config.reply.relay_tls = abuse_inbox::config::RelayTls::Starttls;
         config.reply.relay_ca_file = ca_file;
         config.reply.retry_min_seconds = 60;
         config

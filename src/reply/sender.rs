@@ -13,7 +13,7 @@
 //! Message-ID. Nothing else is sent twice.
 
 use super::{compose, Templates};
-use crate::config::ReplyConfig;
+use crate::config::{RelayTls, ReplyConfig};
 use crate::store::{CommitQueue, Db, OutboxChange, Role};
 use lettre::address::Envelope;
 use lettre::AsyncTransport;
@@ -59,8 +59,8 @@ pub fn relay(
     let Some(host) = config.relay_host.as_deref() else {
         return Ok(None);
     };
-    let tls = match config.relay_tls.as_str() {
-        "none" => Tls::None,
+    let tls = match config.relay_tls {
+        RelayTls::None => Tls::None,
         mode => {
             let mut params = TlsParameters::builder(host.to_owned());
             if let Some(file) = &config.relay_ca_file {
@@ -74,7 +74,7 @@ pub fn relay(
             let params = params
                 .build()
                 .map_err(|e| format!("reply.relay_tls: {e}"))?;
-            if mode == "tls" {
+            if mode == RelayTls::Tls {
                 Tls::Wrapper(params)
             } else {
                 Tls::Required(params)
