@@ -512,6 +512,8 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 bail!("say which replies: their ids, or --held");
             }
             let mut db = admin_store(&config)?;
+            let ids: Vec<crate::model::OutboxId> =
+                ids.into_iter().map(crate::model::OutboxId).collect();
             let n = db.discard_replies(&ids, held)?;
             print_json(&serde_json::json!({ "discarded": n }))?;
             Ok(ExitCode::SUCCESS)
@@ -574,10 +576,10 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             command: CasesCommand::Show { id, format },
         } => {
             let db = query_store(&config)?;
-            let Some(case) = db.case(id)? else {
+            let Some(case) = db.case(crate::model::CaseId(id))? else {
                 bail!("no case {id}")
             };
-            let reports = db.case_reports(id)?;
+            let reports = db.case_reports(crate::model::CaseId(id))?;
             match format {
                 Format::Json => {
                     print_json(&serde_json::json!({ "case": case, "reports": reports }))?

@@ -641,7 +641,10 @@ mod tests {
         assert!(problems[1].starts_with("smtp.max_message_bytes:"));
         // A value outside an enumeration is refused when the file is read.
         let err = toml::from_str::<Config>("[log]\nformat = \"xml\"\n").unwrap_err();
-        assert!(err.to_string().contains("expected `text` or `json`"), "{err}");
+        assert!(
+            err.to_string().contains("expected `text` or `json`"),
+            "{err}"
+        );
     }
 
     #[test]

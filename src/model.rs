@@ -8,27 +8,39 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 
-/// Row id of a committed raw message; exists only after the store committed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RawId(pub i64);
+/// Row ids: one type per table, so one can never be passed for another.
+/// In JSON and on the command line they are plain numbers.
+macro_rules! row_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
 
-/// Row id of a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ReportId(pub i64);
-
-impl fmt::Display for RawId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
 }
 
-impl fmt::Display for ReportId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+row_id!(
+    /// Row id of a committed raw message; exists only after the store committed it.
+    RawId
+);
+row_id!(
+    /// Row id of a report.
+    ReportId
+);
+row_id!(
+    /// Row id of a case.
+    CaseId
+);
+row_id!(
+    /// Row id of a reply in the outbox.
+    OutboxId
+);
 
 /// Where a raw message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -580,7 +592,7 @@ pub struct Report {
     pub parse_warnings: Vec<String>,
     pub status: ReportStatus,
     /// The case grouping reports about the same source network and type.
-    pub case_id: Option<i64>,
+    pub case_id: Option<CaseId>,
     /// The language the reporter wrote in (`en`, `de`, `es`, `fr`, `pt`).
     pub language: crate::reply::Language,
     /// SPF, DKIM and DMARC of the message; `null` when it was not checked.

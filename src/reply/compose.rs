@@ -122,8 +122,8 @@ impl Templates {
 /// A queued reply with what the text needs of its report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
-    pub outbox_id: i64,
-    pub report_id: i64,
+    pub outbox_id: crate::model::OutboxId,
+    pub report_id: crate::model::ReportId,
     pub kind: crate::model::ReplyKind,
     pub recipient: String,
     /// Ours, without angle brackets.
@@ -220,7 +220,7 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
         .replace("{note}", d.note.as_deref().unwrap_or(""));
     if d.kind == crate::model::ReplyKind::Ack && d.note.as_deref() == Some(FOLLOW_UP_NOTE) {
         // After the greeting: the report is complete thanks to them.
-        let sentence = phrases::follow_up_added(d.language, d.report_id);
+        let sentence = phrases::follow_up_added(d.language, d.report_id.0);
         match text.find("\n\n") {
             Some(at) => text.insert_str(at + 2, &format!("{sentence}\n\n")),
             None => text = format!("{sentence}\n\n{text}"),
@@ -286,8 +286,8 @@ mod tests {
 
     fn draft(kind: &str) -> Draft {
         Draft {
-            outbox_id: 1,
-            report_id: 42,
+            outbox_id: crate::model::OutboxId(1),
+            report_id: crate::model::ReportId(42),
             kind: crate::model::ReplyKind::parse(kind).expect("a reply kind"),
             recipient: "reporter@example.net".into(),
             message_id: "abuse-42.0@abuse-inbox.localhost".into(),
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn every_body_line_fits_and_the_tag_to_keep_is_whole() {
         let mut d = draft("needs_info");
-        d.report_id = 123_456_789;
+        d.report_id = crate::model::ReportId(123_456_789);
         d.message_id = "abuse-123456789.0.3f9a0c1de2b4@abuse-inbox.localhost".into();
         d.subject =
             Some("Wiederholte SSH-Anmeldeversuche von mehreren Adressen aus Ihrem Netz".repeat(2));

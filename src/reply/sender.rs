@@ -277,15 +277,15 @@ async fn record(
     let metrics = crate::metrics::get();
     match &change {
         OutboxChange::Sent { .. } => {
-            info!(report_id = report, outbox_id = id, kind = %draft.kind, to = %to, "reply sent");
+            info!(report_id = report.0, outbox_id = id.0, kind = %draft.kind, to = %to, "reply sent");
             metrics.reply("sent");
         }
         OutboxChange::Failed { error, .. } => {
-            error!(report_id = report, outbox_id = id, to = %to, %error, "reply failed for good");
+            error!(report_id = report.0, outbox_id = id.0, to = %to, %error, "reply failed for good");
             metrics.reply("failed");
         }
         OutboxChange::Retry { error, at, .. } => {
-            warn!(report_id = report, outbox_id = id, %error, retry_at = %at, "reply deferred");
+            warn!(report_id = report.0, outbox_id = id.0, %error, retry_at = %at, "reply deferred");
             metrics.reply("deferred");
         }
         OutboxChange::ReleaseHeld => {}
@@ -303,8 +303,8 @@ mod tests {
 
     fn draft() -> super::super::Draft {
         super::super::Draft {
-            outbox_id: 4,
-            report_id: 2,
+            outbox_id: crate::model::OutboxId(4),
+            report_id: crate::model::ReportId(2),
             kind: crate::model::ReplyKind::Ack,
             recipient: "r@example.net".into(),
             message_id: "abuse-2.0@abuse.example".into(),
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(
             after_send(&draft(), temporary(), &fresh, now, &config),
             OutboxChange::Retry {
-                outbox_id: 4,
+                outbox_id: crate::model::OutboxId(4),
                 error: "451 try later".into(),
                 at: "2026-12-02T12:08:00.000000Z".into(), // 60 s doubled 3 times
             }
@@ -355,8 +355,8 @@ mod tests {
         assert_eq!(
             after_send(&draft(), Ok(()), &fresh, now, &config),
             OutboxChange::Sent {
-                outbox_id: 4,
-                report_id: 2
+                outbox_id: crate::model::OutboxId(4),
+                report_id: crate::model::ReportId(2),
             }
         );
     }

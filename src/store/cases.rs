@@ -9,7 +9,7 @@ use serde::Serialize;
 /// A case as `cases list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Case {
-    pub id: i64,
+    pub id: crate::model::CaseId,
     pub abuse_type: String,
     pub network: String,
     pub reports: i64,
@@ -66,7 +66,7 @@ impl Db {
     }
 
     /// One case.
-    pub fn case(&self, id: i64) -> Result<Option<Case>, Error> {
+    pub fn case(&self, id: crate::model::CaseId) -> Result<Option<Case>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, abuse_type, network, reports, first_at, last_at FROM cases WHERE id = ?1",
         )?;
@@ -74,7 +74,10 @@ impl Db {
     }
 
     /// The reports of a case, oldest first.
-    pub fn case_reports(&self, id: i64) -> Result<Vec<crate::model::Report>, Error> {
+    pub fn case_reports(
+        &self,
+        id: crate::model::CaseId,
+    ) -> Result<Vec<crate::model::Report>, Error> {
         let ids: Vec<i64> = {
             let mut stmt = self
                 .conn

@@ -430,6 +430,27 @@ impl Db {
     }
 }
 
+/// Row ids go into and come out of SQLite as their integers.
+macro_rules! sql_row_id {
+    ($($name:ident),*) => {$(
+        impl rusqlite::types::ToSql for crate::model::$name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.0.into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for crate::model::$name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                i64::column_result(value).map(crate::model::$name)
+            }
+        }
+    )*};
+}
+
+sql_row_id!(RawId, ReportId, CaseId, OutboxId);
+
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
 pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;

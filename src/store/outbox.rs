@@ -6,7 +6,7 @@
 //! key of a send.
 
 use super::{Db, Error};
-use crate::model::{ReplyPlan, ReportId};
+use crate::model::{OutboxId, ReplyPlan, ReportId};
 use crate::reply::Draft;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -14,8 +14,8 @@ use serde::Serialize;
 /// One outbox row, as `replies list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
-    pub id: i64,
-    pub report_id: i64,
+    pub id: OutboxId,
+    pub report_id: ReportId,
     pub kind: crate::model::ReplyKind,
     pub recipient: String,
     pub message_id: String,
@@ -248,17 +248,20 @@ pub enum OutboxChange {
     /// A relay is configured now: held replies become pending, due now.
     ReleaseHeld,
     /// The relay took the reply.
-    Sent { outbox_id: i64, report_id: i64 },
+    Sent {
+        outbox_id: OutboxId,
+        report_id: ReportId,
+    },
     /// A temporary failure: try again at `at`.
     Retry {
-        outbox_id: i64,
+        outbox_id: OutboxId,
         error: String,
         at: String,
     },
     /// Refused for good, or given up.
     Failed {
-        outbox_id: i64,
-        report_id: i64,
+        outbox_id: OutboxId,
+        report_id: ReportId,
         error: String,
     },
 }
@@ -348,7 +351,7 @@ impl Db {
     }
 
     /// Drops unsent replies: the given ids, or every held one.
-    pub fn discard_replies(&mut self, ids: &[i64], all_held: bool) -> Result<usize, Error> {
+    pub fn discard_replies(&mut self, ids: &[OutboxId], all_held: bool) -> Result<usize, Error> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -425,7 +428,7 @@ impl Db {
             } => {
                 event(
                     &tx,
-                    *report_id,
+                    report_id.0,
                     now,
                     "sent",
                     &format!("reply {outbox_id} sent"),
@@ -451,7 +454,7 @@ impl Db {
                 error,
             } => {
                 let detail = format!("reply {outbox_id}: {error}");
-                event(&tx, *report_id, now, "send_failed", &detail)?;
+                event(&tx, report_id.0, now, "send_failed", &detail)?;
                 tx.execute(
                     "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2
                      WHERE id = ?1",
@@ -464,7 +467,7 @@ impl Db {
     }
 
     /// When the reply was queued and how often it was tried (for backoff and giving up).
-    pub fn reply_progress(&self, outbox_id: i64) -> Result<Option<(String, i64)>, Error> {
+    pub fn reply_progress(&self, outbox_id: OutboxId) -> Result<Option<(String, i64)>, Error> {
         Ok(self
             .conn
             .query_row(

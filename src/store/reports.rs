@@ -675,7 +675,7 @@ fn read_report(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Report, Error
     ];
     let reply_reason: Option<String> = row.get(16)?;
     let status_text: String = row.get(17)?;
-    let case_id: Option<i64> = row.get(18)?;
+    let case_id: Option<crate::model::CaseId> = row.get(18)?;
     let language: String = row.get(19)?;
     let auth: Option<String> = row.get(20)?;
     let rsit: (Option<String>, Option<String>) = (row.get(21)?, row.get(22)?);
