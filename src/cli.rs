@@ -1059,7 +1059,7 @@ fn export(
                     r.ips.join(" "),
                     r.urls.join(" "),
                     r.evidence_rows.to_string(),
-                    r.missing.join(" "),
+                    crate::model::Missing::join(&r.missing, " "),
                 ];
                 w.write_record(
                     cells
@@ -1375,7 +1375,7 @@ fn print_report_table(
         ("ips", list(&r.ips)),
         ("urls", list(&r.urls)),
         ("evidence_rows", r.evidence_rows.to_string()),
-        ("missing", list(&r.missing)),
+        ("missing", crate::model::Missing::join(&r.missing, ", ")),
         ("reply", r.reply.as_str().to_owned()),
         ("auth", auth),
         ("status", r.status.as_str().to_owned()),

@@ -432,7 +432,7 @@ pub struct ReportDraft {
     pub ips: Vec<String>,
     pub urls: Vec<String>,
     pub evidence_rows: u64,
-    pub missing: Vec<String>,
+    pub missing: Vec<Missing>,
     pub reply: ReplyDecision,
     /// Why the reply was suppressed (or is off).
     pub reply_reason: Option<String>,
@@ -464,7 +464,7 @@ pub struct ReportDraft {
     pub feed: Option<String>,
     /// What would still be missing for each abuse type with this message's
     /// evidence alone: merged with the original report's own list.
-    pub missing_by_type: Vec<(AbuseType, Vec<String>)>,
+    pub missing_by_type: Vec<(AbuseType, Vec<Missing>)>,
     /// The language the reporter wrote in; replies use it.
     pub language: crate::reply::Language,
 }
@@ -540,6 +540,52 @@ pub fn network_len(key: &[u8; 16]) -> usize {
     }
 }
 
+/// Evidence a report still lacks for its type (the JSON's `missing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// Web content: where it is.
+    Url,
+    /// A video: where in it.
+    Timestamp,
+    /// Email abuse: the offending message with all its headers.
+    FullHeaders,
+    /// Network activity: dated log lines naming the offender.
+    NetworkLogs,
+    /// Copyright: the elements of a notice (work, location, contact,
+    /// statements, signature).
+    CopyrightNotice,
+    /// Which of the four kinds of abuse it is.
+    AbuseType,
+}
+
+impl Missing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missing::Url => "url",
+            Missing::Timestamp => "timestamp",
+            Missing::FullHeaders => "full_headers",
+            Missing::NetworkLogs => "network_logs",
+            Missing::CopyrightNotice => "copyright_notice",
+            Missing::AbuseType => "abuse_type",
+        }
+    }
+}
+
+impl Missing {
+    /// The names, joined by `sep`.
+    pub fn join(missing: &[Missing], sep: &str) -> String {
+        let names: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
+        names.join(sep)
+    }
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the store needs to queue a decided reply in the report's transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyPlan {
@@ -584,7 +630,7 @@ pub struct Report {
     pub ips: Vec<String>,
     pub urls: Vec<String>,
     pub evidence_rows: u64,
-    pub missing: Vec<String>,
+    pub missing: Vec<Missing>,
     pub reply: ReplyDecision,
     pub reply_reason: Option<String>,
     pub formats: Vec<String>,

@@ -349,7 +349,7 @@ impl Summary {
             ips: d.ips.len(),
             urls: d.urls.len(),
             rows: d.evidence_rows,
-            missing: d.missing.join(","),
+            missing: crate::model::Missing::join(&d.missing, ","),
             warning_detectors: d
                 .parse_warnings
                 .iter()

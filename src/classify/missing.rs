@@ -10,7 +10,7 @@
 //! - `unknown`: `abuse_type`.
 
 use crate::evidence::{Evidence, Kind};
-use crate::model::AbuseType;
+use crate::model::{AbuseType, Missing};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -79,27 +79,27 @@ fn has_dated_field(text: &str) -> bool {
 }
 
 /// What a report of `abuse_type` with evidence `ev` still lacks.
-pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
+pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<Missing> {
     let text = &ev.facts.text;
     let mut out = Vec::new();
     match abuse_type {
         AbuseType::WebContent => {
             if ev.urls().is_empty() {
-                out.push("url");
+                out.push(Missing::Url);
             }
             if VIDEO.is_match(text) && !VIDEO_TIME.is_match(text) {
-                out.push("timestamp");
+                out.push(Missing::Timestamp);
             }
         }
         AbuseType::EmailAbuse => {
             let is_feedback = ev.facts.arf_feedback_type.is_some() && ev.facts.has_full_headers;
             if !(ev.facts.has_full_headers && (ev.facts.has_carried_body || is_feedback)) {
-                out.push("full_headers");
+                out.push(Missing::FullHeaders);
             }
         }
         AbuseType::NetworkActivity => {
             if !has_network_logs(ev) {
-                out.push("network_logs");
+                out.push(Missing::NetworkLogs);
             }
         }
         AbuseType::Copyright => {
@@ -121,10 +121,10 @@ pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<String> {
                 && ACCURACY.is_match(text)
                 && (SIGNATURE.is_match(text) || CLOSING.is_match(text));
             if !complete {
-                out.push("copyright_notice");
+                out.push(Missing::CopyrightNotice);
             }
         }
-        AbuseType::Unknown => out.push("abuse_type"),
+        AbuseType::Unknown => out.push(Missing::AbuseType),
     }
-    out.into_iter().map(str::to_owned).collect()
+    out
 }

@@ -18,7 +18,7 @@ pub use feeds::{Feed, Feeds};
 pub use rules::Rules;
 
 use crate::evidence::{Evidence, Kind};
-use crate::model::{AbuseType, NetworkSubtype};
+use crate::model::{AbuseType, Missing, NetworkSubtype};
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -77,7 +77,7 @@ pub struct Classification {
     pub subtype: Option<NetworkSubtype>,
     /// Every reason, strongest first.
     pub reasons: Vec<Reason>,
-    pub missing: Vec<String>,
+    pub missing: Vec<Missing>,
 }
 
 /// Classifies a report.
@@ -183,9 +183,9 @@ pub fn reclassify_merged(
 pub fn merged_missing(
     original_type: AbuseType,
     new_type: AbuseType,
-    original_missing: &[String],
-    follow_up_missing_by_type: &[(AbuseType, Vec<String>)],
-) -> Vec<String> {
+    original_missing: &[Missing],
+    follow_up_missing_by_type: &[(AbuseType, Vec<Missing>)],
+) -> Vec<Missing> {
     let theirs = follow_up_missing_by_type
         .iter()
         .find(|(t, _)| *t == new_type)
@@ -464,7 +464,7 @@ pub fn explain(
     abuse_type: AbuseType,
     subtype: Option<NetworkSubtype>,
     reasons: &[String],
-    missing: &[String],
+    missing: &[Missing],
 ) -> String {
     let kind = match subtype {
         Some(s) => format!("{} ({})", abuse_type.as_str(), s.as_str()),
@@ -487,7 +487,10 @@ pub fn explain(
     if missing.is_empty() {
         text.push_str(" The evidence this type needs is complete.");
     } else {
-        text.push_str(&format!(" Still missing: {}.", missing.join(", ")));
+        text.push_str(&format!(
+            " Still missing: {}.",
+            Missing::join(missing, ", ")
+        ));
     }
     text
 }

@@ -134,7 +134,7 @@ pub struct Draft {
     pub in_reply_to: Option<String>,
     pub abuse_type: String,
     pub subtype: Option<String>,
-    pub missing: Vec<String>,
+    pub missing: Vec<crate::model::Missing>,
     /// The reporter's language: the reply is written in it.
     pub language: Language,
 }
@@ -204,7 +204,7 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
     let missing: Vec<&str> = d
         .missing
         .iter()
-        .map(|m| phrases::instruction(d.language, m))
+        .map(|m| phrases::instruction(d.language, *m))
         .collect();
     let label = phrases::label(d.language, &d.abuse_type, d.subtype.as_deref());
     let mut text = templates
@@ -296,7 +296,7 @@ mod tests {
             in_reply_to: Some("orig@example.net".into()),
             abuse_type: "network_activity".into(),
             subtype: Some("brute_force".into()),
-            missing: vec!["network_logs".into()],
+            missing: vec![crate::model::Missing::NetworkLogs],
             language: Language::En,
         }
     }
@@ -332,7 +332,10 @@ mod tests {
         d.message_id = "abuse-123456789.0.3f9a0c1de2b4@abuse-inbox.localhost".into();
         d.subject =
             Some("Wiederholte SSH-Anmeldeversuche von mehreren Adressen aus Ihrem Netz".repeat(2));
-        d.missing = vec!["network_logs".into(), "spam_headers".into()];
+        d.missing = vec![
+            crate::model::Missing::NetworkLogs,
+            crate::model::Missing::FullHeaders,
+        ];
         for language in [
             Language::En,
             Language::De,

@@ -10,7 +10,8 @@
 
 use super::limits;
 use crate::model::{
-    AbuseType, NetworkSubtype, ReplyDecision, ReplyPlan, ReportDraft, ReportStatus, RsitPair,
+    AbuseType, Missing, NetworkSubtype, ReplyDecision, ReplyPlan, ReportDraft, ReportStatus,
+    RsitPair,
 };
 
 /// The original report, as stored.
@@ -57,7 +58,7 @@ pub struct OriginalReport {
     pub id: i64,
     pub abuse_type: AbuseType,
     pub subtype: Option<NetworkSubtype>,
-    pub missing: Vec<String>,
+    pub missing: Vec<Missing>,
     pub reply: ReplyDecision,
     pub status: ReportStatus,
     pub ips: Vec<String>,
@@ -84,7 +85,7 @@ pub struct Merge {
     pub subtype: Option<NetworkSubtype>,
     pub rsit: RsitPair,
     pub reasons: Vec<String>,
-    pub missing: Vec<String>,
+    pub missing: Vec<Missing>,
     /// Both reports' addresses and URLs, sorted, once each.
     pub ips: Vec<String>,
     pub urls: Vec<String>,
@@ -147,7 +148,7 @@ pub fn plan_merge(
     let still = if missing.is_empty() {
         "nothing".to_owned()
     } else {
-        missing.join(", ")
+        Missing::join(&missing, ", ")
     };
     let completes = original.reply == ReplyDecision::NeedsInfo
         && missing.is_empty()
@@ -212,7 +213,7 @@ mod tests {
             id: 3,
             abuse_type: AbuseType::NetworkActivity,
             subtype: Some(NetworkSubtype::BruteForce),
-            missing: vec!["network_logs".into()],
+            missing: vec![Missing::NetworkLogs],
             reply: ReplyDecision::NeedsInfo,
             status: ReportStatus::Open,
             ips: vec!["192.0.2.9".into()],
@@ -266,7 +267,7 @@ mod tests {
         assert_eq!(plan_merge(None, 8, &follow_up(), true), None);
         // Still missing something: merged, but no ack.
         let mut lacking = follow_up();
-        lacking.missing_by_type = vec![(AbuseType::NetworkActivity, vec!["network_logs".into()])];
+        lacking.missing_by_type = vec![(AbuseType::NetworkActivity, vec![Missing::NetworkLogs])];
         let Some(MergePlan::Merge(merge)) = plan_merge(Some(&original()), 8, &lacking, true) else {
             panic!()
         };

@@ -35,7 +35,7 @@ pub struct Facts<'a> {
     pub headers: &'a Headers,
     pub reporter: Option<&'a str>,
     pub formats: &'a BTreeSet<Format>,
-    pub missing: &'a [String],
+    pub missing: &'a [crate::model::Missing],
     /// The sender checks; `None` when they were not made.
     pub auth: Option<&'a crate::auth::AuthResults>,
     /// The known feed that sent it, if any.

@@ -106,9 +106,9 @@ pub fn follow_up_added(language: Language, report_id: i64) -> String {
 }
 
 /// How to send one missing piece of evidence (DESIGN.md), as a list item.
-pub fn instruction(language: Language, missing: &str) -> &'static str {
+pub fn instruction(language: Language, missing: crate::model::Missing) -> &'static str {
     use Language::*;
-    match (missing, language) {
+    match (missing.as_str(), language) {
         ("url", En) => "- the address (URL) of the content, for example https://www.example.com/page",
         ("url", De) => "- die Adresse (URL) des Inhalts, zum Beispiel https://www.example.com/seite",
         ("url", Es) => "- la dirección (URL) del contenido, por ejemplo https://www.example.com/pagina",

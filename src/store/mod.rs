@@ -506,15 +506,19 @@ fn backfill_report_ips(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-fn json_list(values: &[String]) -> String {
-    serde_json::to_string(values).expect("a list of strings always serialises")
+fn json_list<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).expect("a list of model values always serialises")
 }
 
 fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("a model value always serialises")
 }
 
-fn parse_json_list(table: &'static str, id: i64, text: &str) -> Result<Vec<String>, Error> {
+fn parse_json_list<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    id: i64,
+    text: &str,
+) -> Result<Vec<T>, Error> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt {
         table,
         id,

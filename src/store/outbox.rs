@@ -144,12 +144,12 @@ fn original_report(
     else {
         return Ok(None);
     };
-    let list = |text: &str| super::parse_json_list("reports", id, text);
+    let list = |text: &str| super::parse_json_list::<String>("reports", id, text);
     Ok(Some(crate::reply::follow_up::OriginalReport {
         id,
         abuse_type: AbuseType::parse(&abuse_type).unwrap_or(AbuseType::Unknown),
         subtype: subtype.as_deref().and_then(NetworkSubtype::parse),
-        missing: list(&missing)?,
+        missing: super::parse_json_list("reports", id, &missing)?,
         reply: ReplyDecision::parse(&reply).unwrap_or(ReplyDecision::None),
         status: ReportStatus::parse(&status).unwrap_or(ReportStatus::Open),
         ips: list(&ips)?,
