@@ -100,7 +100,7 @@ fn stages(quick: bool, pipeline: &Pipeline) {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/load-6k.eml"))
             .unwrap();
     let rounds = if quick { 200 } else { 5_000 };
-    let rules = Config::default().rules().unwrap();
+    let rules = abuse_inbox::classify::Rules::builtin();
     let (mut parse, mut extract, mut classify) = (0.0, 0.0, 0.0);
     for _ in 0..rounds {
         let t = Instant::now();

@@ -555,43 +555,7 @@ impl Config {
             "tls.require_tls",
             "needs tls.cert_file and tls.key_file",
         );
-        if let Err(problem) = crate::smtp::tls::acceptor(&self.tls) {
-            problems.push(problem);
-        }
-        if let Err(problem) = crate::reply::Templates::load(self.reply.templates_dir.as_deref()) {
-            problems.push(format!("reply.templates_dir: {problem}"));
-        }
         problems
-    }
-
-    /// The compiled classification rules: the file's, or the built-in ones.
-    ///
-    /// # Errors
-    /// The file cannot be read or a rule does not compile (each problem named).
-    pub fn rules(&self) -> Result<crate::classify::Rules, Vec<String>> {
-        match &self.classify.rules_file {
-            None => Ok(crate::classify::Rules::builtin()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-                crate::classify::Rules::parse(&text)
-            }
-        }
-    }
-
-    /// The known feeds: the file's, or the built-in ones.
-    ///
-    /// # Errors
-    /// The file cannot be read or a feed is invalid (each problem named).
-    pub fn feeds(&self) -> Result<crate::classify::Feeds, Vec<String>> {
-        match &self.classify.feeds_file {
-            None => Ok(crate::classify::Feeds::builtin()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-                crate::classify::Feeds::parse(&text)
-            }
-        }
     }
 
     /// Whether `rcpt` (an address from `RCPT TO`) is one we accept.

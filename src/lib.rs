@@ -28,6 +28,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod rawmail;
 pub mod reply;
+pub mod runtime;
 pub mod safe_text;
 pub mod server;
 pub mod smtp;

@@ -33,9 +33,6 @@ fn evidence_rows(outcome: &Outcome) -> usize {
     outcome.result.as_ref().map_or(0, |d| d.evidence.len() + 1)
 }
 
-/// The pipeline the worker uses, replaced whole on reload.
-pub type SharedPipeline = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Pipeline>>>;
-
 /// The compiled configuration the stages need.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -46,17 +43,41 @@ pub struct Pipeline {
     config: Config,
 }
 
+/// The compiled classification rules: the file's, or the built-in ones.
+fn load_rules(config: &Config) -> Result<Rules, Vec<String>> {
+    match &config.classify.rules_file {
+        None => Ok(Rules::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+            Rules::parse(&text)
+        }
+    }
+}
+
+/// The known feeds: the file's, or the built-in ones.
+fn load_feeds(config: &Config) -> Result<classify::Feeds, Vec<String>> {
+    match &config.classify.feeds_file {
+        None => Ok(classify::Feeds::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+            classify::Feeds::parse(&text)
+        }
+    }
+}
+
 impl Pipeline {
     /// # Errors
     /// The configured rules file cannot be read or compiled.
     pub fn new(config: &Config) -> Result<Pipeline, Vec<String>> {
-        let rules = config.rules().map_err(|problems| {
+        let rules = load_rules(config).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|p| format!("classify.rules_file: {p}"))
                 .collect::<Vec<_>>()
         })?;
-        let feeds = config.feeds().map_err(|problems| {
+        let feeds = load_feeds(config).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|p| format!("classify.feeds_file: {p}"))

@@ -5,13 +5,12 @@
 //! so the tests run exactly what production runs.
 
 use crate::config::Config;
-use crate::pipeline::{Pipeline, SharedPipeline};
-use crate::reply::Templates;
-use crate::smtp::{self, Context, Settings};
+use crate::runtime::{Runtime, SharedRuntime};
+use crate::smtp::{self, Context};
 use crate::store::{self, CommitQueue, Role};
 use crate::worker::Worker;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,29 +36,22 @@ pub enum Error {
 
 /// Applies a new configuration without dropping a connection: new sessions
 /// get the new recipients, limits and certificate; the worker the new rules
-/// and reply policy; the sender the new templates. What cannot change while
-/// running (listen address, database, connection cap, relay) is refused.
+/// and reply policy; the sender the new templates, all at once (one
+/// [`Runtime`] swapped). What cannot change while running (listen address,
+/// database, connection cap, relay) is refused.
 #[derive(Clone)]
 pub struct Reloader {
-    /// Weak: the reloader must not keep the sessions' context (and with it
-    /// the commit queue) alive past shutdown.
-    ctx: std::sync::Weak<Context>,
-    pipeline: SharedPipeline,
-    templates: Arc<RwLock<Templates>>,
+    runtime: SharedRuntime,
 }
 
 impl Reloader {
-    /// Checks `config` completely, then swaps it in; on any problem nothing
-    /// changes.
+    /// Checks and compiles `config` completely, then swaps it in; on any
+    /// problem nothing changes.
     ///
     /// # Errors
     /// Every problem, by key.
     pub fn reload(&self, config: Config) -> Result<(), Vec<String>> {
-        let Some(ctx) = self.ctx.upgrade() else {
-            return Err(vec!["the daemon is shutting down".to_owned()]);
-        };
-        let mut problems = config.problems();
-        let running = &ctx.config;
+        let running = self.runtime.current().config.clone();
         let fixed = [
             ("smtp.listen", config.smtp.listen != running.smtp.listen),
             ("store.path", config.store.path != running.store.path),
@@ -84,27 +76,22 @@ impl Reloader {
                 config.reply.relay_ca_file != running.reply.relay_ca_file,
             ),
         ];
-        for (key, changed) in fixed {
-            if changed {
-                problems.push(format!(
-                    "{key}: cannot change while running; restart to apply it"
-                ));
+        let mut problems: Vec<String> = fixed
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(key, _)| format!("{key}: cannot change while running; restart to apply it"))
+            .collect();
+        match Runtime::compile(config) {
+            Ok(runtime) if problems.is_empty() => {
+                self.runtime.swap(runtime);
+                Ok(())
+            }
+            Ok(_) => Err(problems),
+            Err(more) => {
+                problems.extend(more);
+                Err(problems)
             }
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        let tls = crate::smtp::tls::acceptor(&config.tls).map_err(|p| vec![p])?;
-        let pipeline = Pipeline::new(&config)?;
-        let templates =
-            Templates::load(config.reply.templates_dir.as_deref()).map_err(|p| vec![p])?;
-        ctx.replace_settings(Settings {
-            config: Arc::new(config),
-            tls,
-        });
-        *self.pipeline.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pipeline);
-        *self.templates.write().unwrap_or_else(|p| p.into_inner()) = templates;
-        Ok(())
     }
 }
 
@@ -128,7 +115,8 @@ impl Server {
     /// # Errors
     /// The database cannot be opened or migrated, or the address cannot be bound.
     pub async fn start(config: Config) -> Result<Server, Error> {
-        let config = Arc::new(config);
+        let runtime = SharedRuntime::new(Runtime::compile(config).map_err(Error::Invalid)?);
+        let config = runtime.current().config.clone();
         raise_open_files(config.smtp.max_connections);
         let location = store::Location::parse(&config.store.path);
         let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
@@ -159,34 +147,17 @@ impl Server {
             on_failure,
         )
         .map_err(Error::Thread)?;
-        let pipeline: SharedPipeline = Arc::new(RwLock::new(Arc::new(
-            Pipeline::new(&config).map_err(Error::Invalid)?,
-        )));
-        let templates = Arc::new(RwLock::new(
-            Templates::load(config.reply.templates_dir.as_deref())
-                .map_err(|p| Error::Invalid(vec![p]))?,
-        ));
         let replies_queued = Arc::new(tokio::sync::Notify::new());
         let worker = Worker::start(
             worker_db,
             queue.clone(),
-            pipeline.clone(),
+            runtime.clone(),
             replies_queued.clone(),
         )
         .map_err(Error::Thread)?;
-        let tls = crate::smtp::tls::acceptor(&config.tls).map_err(|p| Error::Invalid(vec![p]))?;
-        let ctx = Arc::new(Context::new(
-            Settings {
-                config: config.clone(),
-                tls,
-            },
-            queue,
-            worker.signal(),
-        ));
+        let ctx = Arc::new(Context::new(runtime.clone(), queue, worker.signal()));
         let reloader = Reloader {
-            ctx: Arc::downgrade(&ctx),
-            pipeline,
-            templates: templates.clone(),
+            runtime: runtime.clone(),
         };
         let sender_queue = ctx.queue.clone();
         let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
@@ -200,7 +171,7 @@ impl Server {
                 config.store.path.clone(),
                 sender_queue.clone(),
                 config.reply.clone(),
-                templates,
+                runtime,
                 replies_queued,
                 sender_stop.clone(),
             ))

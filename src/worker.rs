@@ -9,7 +9,7 @@
 //! A batch is bounded by `worker.max_batch_bytes` of raw messages.
 
 use crate::isolate::Isolated;
-use crate::pipeline::SharedPipeline;
+use crate::runtime::SharedRuntime;
 use crate::store::{CommitQueue, Db};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -57,7 +57,7 @@ impl Worker {
     pub fn start(
         db: Db,
         sink: CommitQueue,
-        pipeline: SharedPipeline,
+        runtime: SharedRuntime,
         replies_queued: Arc<tokio::sync::Notify>,
     ) -> std::io::Result<Worker> {
         let (tx, rx) = sync_channel(1);
@@ -66,7 +66,7 @@ impl Worker {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || run(db, sink, &pipeline, &replies_queued, rx, &stop))?
+                .spawn(move || run(db, sink, &runtime, &replies_queued, rx, &stop))?
         };
         Ok(Worker {
             signal: WorkSignal { tx },
@@ -105,7 +105,7 @@ fn lower_priority() {
 fn run(
     mut db: Db,
     mut sink: CommitQueue,
-    pipeline: &SharedPipeline,
+    runtime: &SharedRuntime,
     replies_queued: &tokio::sync::Notify,
     rx: Receiver<()>,
     stop: &AtomicBool,
@@ -114,12 +114,9 @@ fn run(
     let mut checkpointed = Instant::now();
     let mut worker = Isolated::new();
     while !stop.load(Ordering::SeqCst) {
-        let max_batch_bytes = pipeline
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .config()
-            .worker
-            .max_batch_bytes;
+        // The runtime of this batch: a reload (SIGHUP) applies from the next one.
+        let pipeline = runtime.current().pipeline.clone();
+        let max_batch_bytes = pipeline.config().worker.max_batch_bytes;
         let batch = match db.unprocessed(BATCH, max_batch_bytes) {
             Ok(batch) => batch,
             Err(error) => {
@@ -143,8 +140,6 @@ fn run(
             }
         }
         debug!(batch = batch.len(), "processing");
-        // The pipeline of this batch: a reload (SIGHUP) applies from the next one.
-        let pipeline = pipeline.read().unwrap_or_else(|p| p.into_inner()).clone();
         match pipeline.process_and_store(&mut sink, &mut worker, &batch) {
             Ok(ids) if ids.len() < batch.len() => {
                 replies_queued.notify_one();

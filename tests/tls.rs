@@ -119,7 +119,9 @@ fn a_bad_certificate_file_fails_at_start_naming_the_key() {
     let mut config = Config::default();
     config.tls.cert_file = Some(cert.clone());
     config.tls.key_file = Some(cert);
-    let problems = config.problems();
+    let Err(problems) = abuse_inbox::runtime::Runtime::compile(config) else {
+        panic!("a bad certificate compiled");
+    };
     assert!(
         problems.iter().any(|p| p.starts_with("tls.cert_file:")),
         "{problems:?}"

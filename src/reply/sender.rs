@@ -12,7 +12,7 @@
 //! `sent` was written, is sent again after the restart, with the same
 //! Message-ID. Nothing else is sent twice.
 
-use super::{compose, Templates};
+use super::compose;
 use crate::config::{RelayTls, ReplyConfig};
 use crate::store::{CommitQueue, Db, OutboxChange, Role};
 use lettre::address::Envelope;
@@ -112,7 +112,7 @@ pub async fn run<T>(
     db_path: PathBuf,
     queue: CommitQueue,
     config: ReplyConfig,
-    templates: std::sync::Arc<std::sync::RwLock<Templates>>,
+    runtime: crate::runtime::SharedRuntime,
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) where
@@ -157,7 +157,7 @@ pub async fn run<T>(
             Vec::new()
         });
         // The templates of this round: a reload (SIGHUP) applies from the next one.
-        let templates = templates.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let templates = runtime.current().templates.clone();
         for draft in &due {
             let result = match compose(&templates, &config.from, draft) {
                 Err(problem) => Err((problem, true)),

@@ -9,7 +9,7 @@
 use super::budget::Reservation;
 use super::handler::{Handler, PathDsn, Slot, Transaction, NULL_SENDER, QUOTED_PATH};
 use super::io::{Data, Io, ReadError};
-use super::{reply, Context, Settings, Stops};
+use super::{reply, Context, Stops};
 use crate::model::{Envelope, Incoming, Origin, Sender};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// can swap it for its TLS wrapper in the middle of the session.
 pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, stops: Stops) {
     let started = Instant::now();
-    let Settings { config, tls } = ctx.settings();
+    let runtime = ctx.runtime.current();
+    let (config, tls) = (runtime.config.clone(), runtime.tls.clone());
     let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
     let idle = std::time::Duration::from_secs(config.smtp.idle_timeout_seconds);
     let slot = Arc::new(Mutex::new(Slot::default()));

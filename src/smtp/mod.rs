@@ -32,20 +32,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// After the grace period, how long sessions get to notice the hard stop.
 const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// What a session runs with; replaced whole on reload (SIGHUP), so a session
-/// keeps the settings it started with.
-#[derive(Clone)]
-pub struct Settings {
-    pub config: Arc<Config>,
-    /// STARTTLS, when a certificate is configured.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-}
-
 /// What every session shares.
 pub struct Context {
     /// Fixed at start: the listener, `max_connections` and the grace period.
     pub config: Arc<Config>,
-    settings: std::sync::RwLock<Settings>,
+    /// What new sessions start with; a session keeps the runtime it
+    /// started with.
+    pub runtime: crate::runtime::SharedRuntime,
     pub queue: CommitQueue,
     pub work: WorkSignal,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -56,30 +49,22 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(settings: Settings, queue: CommitQueue, work: WorkSignal) -> Self {
-        let budget_bytes = settings.config.smtp.max_data_bytes_in_flight;
+    pub fn new(
+        runtime: crate::runtime::SharedRuntime,
+        queue: CommitQueue,
+        work: WorkSignal,
+    ) -> Self {
+        let config = runtime.current().config.clone();
+        let budget_bytes = config.smtp.max_data_bytes_in_flight;
         Context {
-            config: settings.config.clone(),
-            settings: std::sync::RwLock::new(settings),
+            config,
+            runtime,
             queue,
             work,
             per_ip: Mutex::new(HashMap::new()),
             per_network: Mutex::new(HashMap::new()),
             data_budget: budget::DataBudget::new(budget_bytes),
         }
-    }
-
-    /// The settings new sessions start with.
-    pub fn settings(&self) -> Settings {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// New sessions use `settings` from now on.
-    pub fn replace_settings(&self, settings: Settings) {
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
     fn counts(&self, scope: Scope) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
@@ -146,7 +131,7 @@ struct IpSlot {
 impl IpSlot {
     fn acquire(ctx: &Arc<Context>, scope: Scope, ip: IpAddr) -> Option<IpSlot> {
         let key = scope.key(ip);
-        let limit = scope.limit(&ctx.settings().config);
+        let limit = scope.limit(&ctx.runtime.current().config);
         let mut map = ctx.counts(scope);
         let count = map.entry(key).or_insert(0);
         if *count >= limit {

@@ -1,0 +1,67 @@
+//! What the daemon runs with: compiled once from a [`Config`] (the TLS
+//! acceptor, the pipeline with its rules and feeds, the reply templates)
+//! and swapped whole on SIGHUP, so every part of a reload applies at once
+//! or not at all. A session, a worker batch and a sender round each take
+//! the runtime current when they start and keep it to their end.
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::reply::Templates;
+use std::sync::{Arc, RwLock};
+
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// STARTTLS, when a certificate is configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub pipeline: Arc<Pipeline>,
+    pub templates: Arc<Templates>,
+}
+
+impl Runtime {
+    /// Checks `config` and compiles what it names.
+    ///
+    /// # Errors
+    /// Every problem, by key: the configuration's own, a certificate or
+    /// key that does not load, rules, feeds or templates that do not
+    /// compile.
+    pub fn compile(config: Config) -> Result<Runtime, Vec<String>> {
+        let mut problems = config.problems();
+        let tls = crate::smtp::tls::acceptor(&config.tls)
+            .map_err(|p| problems.push(p))
+            .ok()
+            .flatten();
+        let pipeline = Pipeline::new(&config).map_err(|p| problems.extend(p)).ok();
+        let templates = Templates::load(config.reply.templates_dir.as_deref())
+            .map_err(|p| problems.push(format!("reply.templates_dir: {p}")))
+            .ok();
+        match (pipeline, templates) {
+            (Some(pipeline), Some(templates)) if problems.is_empty() => Ok(Runtime {
+                config: Arc::new(config),
+                tls,
+                pipeline: Arc::new(pipeline),
+                templates: Arc::new(templates),
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// The runtime in use, swapped whole on reload.
+#[derive(Clone)]
+pub struct SharedRuntime(Arc<RwLock<Arc<Runtime>>>);
+
+impl SharedRuntime {
+    pub fn new(runtime: Runtime) -> SharedRuntime {
+        SharedRuntime(Arc::new(RwLock::new(Arc::new(runtime))))
+    }
+
+    /// The runtime now; a reload does not change what it returned.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// From now on, `runtime`.
+    pub fn swap(&self, runtime: Runtime) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(runtime);
+    }
+}
