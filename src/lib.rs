@@ -14,6 +14,7 @@
 //! `server` and `cli` do I/O; the stages inside `pipeline` are pure.
 
 pub mod auth;
+pub mod base64;
 pub mod cases;
 pub mod classify;
 pub mod cli;

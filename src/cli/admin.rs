@@ -1,0 +1,100 @@
+//! Keeping the desk: the raw messages (`raw list`, `retry`, `discard`),
+//! `prune`, `backup` and `stats`.
+
+use super::args::{Format, RawCommand};
+use super::render::{print_json, print_stats_table};
+use super::{admin_store, query_store};
+use crate::config::Config;
+use crate::model::{RawId, RawStatus};
+use crate::safe_text::clip;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `prune`: forgets people and addresses of old reports, keeps the counts.
+pub(super) fn prune(config: &Config, older_than: u32, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(older_than)))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut db = admin_store(config)?;
+    let pruned = db.prune(&cutoff, dry_run)?;
+    print_json(&serde_json::json!({ "before": cutoff, "dry_run": dry_run, "pruned": pruned }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `backup`: a consistent copy while the daemon runs.
+pub(super) fn backup(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
+    let db = query_store(config)?;
+    db.backup_to(file)?;
+    print_json(&serde_json::json!({ "backup": file, "reports": db.report_count()? }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stats`.
+pub(super) fn stats(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
+    let db = query_store(config)?;
+    let stats = db.stats()?;
+    match format {
+        Format::Json => print_json(&stats)?,
+        Format::Table => print_stats_table(&stats)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCode> {
+    let ids = |ids: Vec<i64>| ids.into_iter().map(RawId).collect::<Vec<_>>();
+    match command {
+        RawCommand::List {
+            status,
+            limit,
+            format,
+        } => {
+            let db = query_store(config)?;
+            let list = db.raw_list(status, limit)?;
+            match format {
+                Format::Json => print_json(&list)?,
+                Format::Table => print_raw_table(&list)?,
+            }
+        }
+        RawCommand::Retry { ids: given } => {
+            let mut db = admin_store(config)?;
+            let n = db.set_raw_status(
+                &ids(given),
+                &[RawStatus::Failed, RawStatus::Discarded],
+                RawStatus::Received,
+            )?;
+            print_json(&serde_json::json!({ "retried": n }))?;
+        }
+        RawCommand::Discard { ids: given } => {
+            let mut db = admin_store(config)?;
+            let n = db.set_raw_status(
+                &ids(given),
+                &[RawStatus::Failed, RawStatus::Received],
+                RawStatus::Discarded,
+            )?;
+            print_json(&serde_json::json!({ "discarded": n }))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<9}  {:>9}  {:<30}  ERROR",
+        "RAW", "RECEIVED", "STATUS", "BYTES", "MAIL FROM"
+    )?;
+    for r in list {
+        writeln!(
+            out,
+            "{:>7}  {:<20}  {:<9}  {:>9}  {:<30}  {}",
+            r.id.0,
+            clip(&r.received_at, 19),
+            r.status,
+            r.size_bytes,
+            clip(r.mail_from.as_deref().unwrap_or("-"), 30),
+            clip(r.error.as_deref().unwrap_or(""), 120)
+        )?;
+    }
+    Ok(())
+}

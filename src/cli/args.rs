@@ -1,0 +1,367 @@
+//! The command line's grammar: every command, option and value parser
+//! (clap). The names are a contract (DESIGN.md).
+
+use crate::model::*;
+use crate::store::ListFilter;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "abuse-inbox",
+    version,
+    about = "SMTP intake for an abuse desk: every message becomes a classified report"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (TOML); without it the embedded default is used.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database path; overrides `store.path` of the configuration.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Log format on stderr; overrides `log.format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<crate::config::LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+    /// XARF v4 JSON documents, one per line (reports of unknown type are skipped).
+    Xarf,
+    /// IntelMQ events, one per line: one per offending address and per URL.
+    Intelmq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the SMTP listener and the processing worker.
+    Serve {
+        /// Listen address; overrides `smtp.listen`.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// Store and process messages from files, or `-` for standard input; prints one JSON report per message.
+    Ingest {
+        #[arg(required = true, value_name = "FILE.eml|-")]
+        files: Vec<PathBuf>,
+    },
+    /// Re-run parse and classification over stored messages, in place (after
+    /// a rules change). Sends no replies.
+    Reprocess {
+        /// Only messages received at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since, conflicts_with = "all")]
+        since: Option<String>,
+        /// Every stored message.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cases: reports of one type about the same source network.
+    Cases {
+        #[command(subcommand)]
+        command: CasesCommand,
+    },
+    /// The outbox of replies to reporters.
+    Replies {
+        #[command(subcommand)]
+        command: RepliesCommand,
+    },
+    /// List and inspect reports.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
+    /// Reports as CSV (spreadsheet-safe) or JSON lines, oldest first.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Only reports received at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+        since: Option<String>,
+    },
+    /// Retention: delete what reports older than DAYS say about people and
+    /// addresses, keeping the counts (the GDPR deletion path).
+    Prune {
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy the database to FILE, consistently, while the daemon runs.
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Stored raw messages: the quarantine of those that failed processing.
+    Raw {
+        #[command(subcommand)]
+        command: RawCommand,
+    },
+    /// The worker child the daemon starts to parse messages (internal).
+    #[command(name = "worker-child", hide = true)]
+    WorkerChild,
+    /// Counts by type, reply decision and processing state.
+    Stats {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportsCommand {
+    /// Reports, newest first.
+    List {
+        #[command(flatten)]
+        filter: ListArgs,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Keep printing new reports as they are stored (JSON: one per line);
+        /// waits through daemon restarts. Stop with Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Close a report; the reporter is told the investigation is concluded
+    /// (when their report was answered before).
+    Resolve {
+        id: i64,
+        /// Kept in the report's history and added to the reply.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Every address and URL of a report: its role and what decided it.
+    Explain {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One report.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Print the original message exactly as it arrived, nothing else.
+        #[arg(long, conflicts_with = "format")]
+        raw: bool,
+        /// With --raw: print to a terminal even when the message holds
+        /// control characters (they could drive the terminal).
+        #[arg(long, requires = "raw")]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RawCommand {
+    /// Raw messages, newest first, with their processing state and error.
+    List {
+        /// Only this state: received, processed, failed, discarded.
+        #[arg(long, value_enum)]
+        status: Option<RawStatus>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Process failed (or discarded) messages again: the running daemon
+    /// picks them up within seconds.
+    Retry {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Never process these messages (failed or still waiting); their bytes stay stored.
+    Discard {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Cases, most recently active first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One case with its reports.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepliesCommand {
+    /// Queued and sent replies, newest first.
+    List {
+        /// Only this state.
+        #[arg(long, value_enum)]
+        state: Option<crate::model::OutboxState>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Drop replies that were not sent: by id, or every held one.
+    Discard {
+        ids: Vec<i64>,
+        /// Every reply held for want of a relay.
+        #[arg(long)]
+        held: bool,
+    },
+}
+
+/// Which reports: every filter of `reports list` (they combine with AND).
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this abuse_type.
+    #[arg(long = "type", value_name = "T", value_parser = parse_abuse_type)]
+    abuse_type: Option<AbuseType>,
+    /// Only this network subtype (intrusion, dos, port_scan, brute_force, other).
+    #[arg(long, value_parser = parse_subtype)]
+    subtype: Option<NetworkSubtype>,
+    /// Only this reply decision (ack, needs_info, suppressed, none).
+    #[arg(long, value_parser = parse_reply)]
+    reply: Option<ReplyDecision>,
+    /// Only this RSIT classification type (brute-force, phishing, spam, …).
+    #[arg(long, value_parser = parse_rsit)]
+    rsit: Option<String>,
+    /// open or resolved.
+    #[arg(long, value_enum)]
+    status: Option<crate::model::ReportStatus>,
+    /// Reports naming this address, or an address in this network (CIDR).
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = parse_ip_range)]
+    ip: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    /// Reporter address containing this text.
+    #[arg(long)]
+    reporter: Option<String>,
+    /// Reports whose subject or text contain all these words (full-text).
+    #[arg(long, value_name = "WORDS")]
+    search: Option<String>,
+    /// Received at or after this RFC 3339 time.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+    since: Option<String>,
+    /// Received before this RFC 3339 time.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Skip this many (paging: --offset 50 for the second page of 50).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+}
+
+impl ListArgs {
+    pub(super) fn into_filter(self) -> ListFilter {
+        ListFilter {
+            abuse_type: self.abuse_type,
+            subtype: self.subtype,
+            reply: self.reply,
+            status: self.status,
+            reporter: self.reporter,
+            since: self.since,
+            until: self.until,
+            ip_range: self.ip,
+            search: self.search,
+            after: None,
+            rsit_type: self.rsit,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+fn parse_rsit(s: &str) -> Result<String, String> {
+    if crate::classify::rsit::is_type(s) {
+        Ok(s.to_owned())
+    } else {
+        let known: Vec<&str> = crate::classify::rsit::ALL.iter().map(|r| r.kind).collect();
+        Err(format!(
+            "unknown RSIT type {s:?}; one of {}",
+            known.join(", ")
+        ))
+    }
+}
+
+fn parse_subtype(s: &str) -> Result<NetworkSubtype, String> {
+    NetworkSubtype::parse(s).ok_or_else(|| format!("unknown subtype {s:?}"))
+}
+
+fn parse_reply(s: &str) -> Result<ReplyDecision, String> {
+    ReplyDecision::parse(s).ok_or_else(|| format!("unknown reply decision {s:?}"))
+}
+
+/// `192.0.2.7` → that address; `192.0.2.0/24`, `2001:db8::/32` → the first and
+/// last address of the network.
+fn parse_ip_range(s: &str) -> Result<(std::net::IpAddr, std::net::IpAddr), String> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let bad = || format!("{s:?} is not an address or a network like 192.0.2.0/24");
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (
+            a.parse::<IpAddr>().map_err(|_| bad())?,
+            Some(b.parse::<u32>().map_err(|_| bad())?),
+        ),
+        None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
+    };
+    match (addr, bits) {
+        (ip, None) => Ok((ip, ip)),
+        (IpAddr::V4(v4), Some(bits)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            let first = u32::from(v4) & mask;
+            Ok((
+                IpAddr::V4(Ipv4Addr::from(first)),
+                IpAddr::V4(Ipv4Addr::from(first | !mask)),
+            ))
+        }
+        (IpAddr::V6(v6), Some(bits)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            let first = u128::from(v6) & mask;
+            Ok((
+                IpAddr::V6(Ipv6Addr::from(first)),
+                IpAddr::V6(Ipv6Addr::from(first | !mask)),
+            ))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_abuse_type(s: &str) -> Result<AbuseType, String> {
+    AbuseType::parse(s).ok_or_else(|| {
+        let names: Vec<_> = AbuseType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("unknown abuse type {s:?}; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_since(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        })
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-11-26T00:00:00Z"))
+}

@@ -1,0 +1,131 @@
+//! `ingest` and `reprocess`: messages into the pipeline from files, standard
+//! input or the stored raw messages, run to the end.
+
+use super::render::print_json;
+use super::{admin_store, pipeline};
+use crate::config::Config;
+use crate::isolate::Isolated;
+use crate::model::{Envelope, Incoming, Origin, RawId, RawMessage, Report};
+use crate::pipeline::Pipeline;
+use crate::rawmail;
+use crate::store::{Db, Location, Mode, Role};
+use anyhow::{bail, Context as _};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let pipeline = pipeline(config)?;
+    let mut db = crate::store::open(
+        &Location::parse(&config.store.path),
+        Mode::ReadWrite {
+            role: Role::Cli,
+            create: true,
+        },
+    )?;
+    let mut failed = false;
+    let mut worker = Isolated::new();
+    for file in files {
+        match ingest_one(&mut db, &pipeline, &mut worker, file) {
+            Ok(report) => print_json(&report)?,
+            Err(error) => {
+                failed = true;
+                eprintln!("abuse-inbox: {}: {error:#}", file.display());
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(super) fn ingest_one(
+    db: &mut Db,
+    pipeline: &Pipeline,
+    worker: &mut Isolated,
+    file: &Path,
+) -> anyhow::Result<Report> {
+    let bytes = if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        bytes
+    } else {
+        std::fs::read(file).context("reading the file")?
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!("empty message");
+    }
+    let incoming = Incoming {
+        envelope: Envelope {
+            origin: Origin::Ingest,
+            peer_ip: None,
+            helo: None,
+            mail_from: rawmail::return_path(&bytes),
+            rcpt_to: Vec::new(),
+            dsn: None,
+        },
+        received_at: crate::now_rfc3339(),
+        bytes,
+    };
+    let committed = db.commit_raws(&[&incoming])?[0];
+    if let Some(report) = db.report_for_raw(committed.raw_id)? {
+        return Ok(report); // delivered before: one report (DESIGN rule 5)
+    }
+    let raw: RawMessage = db
+        .raw(committed.raw_id)?
+        .context("the stored message vanished")?;
+    let ids = pipeline.process_and_store(db, worker, std::slice::from_ref(&raw))?;
+    let Some(id) = ids.first().copied().flatten() else {
+        bail!(
+            "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
+            raw.id.0
+        )
+    };
+    db.report(id)?.context("the stored report vanished")
+}
+
+/// Messages re-processed per transaction.
+pub(super) const REPROCESS_BATCH: usize = 256;
+
+pub(super) fn reprocess(
+    config: &Config,
+    since: Option<String>,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
+    if since.is_none() && !all {
+        bail!("say which messages: --all, or --since RFC3339");
+    }
+    let pipeline = pipeline(config)?;
+    let mut db = admin_store(config)?;
+    let started = std::time::Instant::now();
+    let (mut done, mut failed, mut after) = (0u64, 0u64, RawId(0));
+    let mut worker = Isolated::new();
+    loop {
+        let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        let ids = pipeline.process_and_store(&mut db, &mut worker, &batch)?;
+        if ids.len() < batch.len() {
+            bail!("no worker process could be started; {done} messages were reprocessed");
+        }
+        done += ids.len() as u64;
+        failed += ids.iter().filter(|id| id.is_none()).count() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    print_json(&serde_json::json!({
+        "reprocessed": done,
+        "failed": failed,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "messages_per_second": if seconds > 0.0 { (done as f64 / seconds).round() } else { 0.0 },
+    }))?;
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

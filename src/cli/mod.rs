@@ -1,0 +1,106 @@
+//! The command line: argument parsing and the commands behind it.
+//!
+//! In: `std::env::args`. Out: data on stdout (JSON or a table), diagnostics on
+//! stderr, an exit code (0 ok, 1 some input failed, 2 fatal). The names here
+//! are a contract (DESIGN.md): tests and users rely on them.
+
+mod admin;
+mod args;
+mod cases;
+mod export;
+mod ingest;
+mod render;
+mod replies;
+mod reports;
+mod serve;
+
+pub use args::{Cli, Command, ExportFormat, Format, Global};
+
+use crate::config::{self, Config};
+use crate::pipeline::Pipeline;
+use crate::store::{Db, Location, Mode, Role};
+use args::{CasesCommand, RepliesCommand, ReportsCommand};
+use std::process::ExitCode;
+
+/// The configuration with the command line's overrides applied.
+pub fn settings(global: &Global) -> Result<Config, config::Error> {
+    let mut config = config::load(global.config.as_deref())?;
+    if let Some(db) = &global.db {
+        config.store.path = db.clone();
+    }
+    if let Some(format) = global.log_format {
+        config.log.format = format;
+    }
+    Ok(config)
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Fatal problems (configuration, database); the caller exits with 2.
+pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    let config = &config;
+    match cli.command {
+        Command::Serve { listen } => serve::serve(config.clone(), listen, &cli.global),
+        Command::Ingest { files } => ingest::ingest(config, &files),
+        Command::Reprocess { since, all } => ingest::reprocess(config, since, all),
+        Command::WorkerChild => Ok(ExitCode::from(crate::isolate::child_main())),
+        Command::Raw { command } => admin::raw(config, command),
+        Command::Reports { command } => match command {
+            ReportsCommand::List {
+                filter,
+                format,
+                follow,
+            } => reports::list(config, filter, format, follow),
+            ReportsCommand::Explain { id, format } => reports::explain(config, id, format),
+            ReportsCommand::Show {
+                id,
+                format,
+                raw,
+                force,
+            } => reports::show(config, id, format, raw, force),
+            ReportsCommand::Resolve { id, note } => reports::resolve(config, id, note),
+        },
+        Command::Replies { command } => match command {
+            RepliesCommand::List {
+                state,
+                limit,
+                format,
+            } => replies::list(config, state, limit, format),
+            RepliesCommand::Discard { ids, held } => replies::discard(config, ids, held),
+        },
+        Command::Cases { command } => match command {
+            CasesCommand::List { limit, format } => cases::list(config, limit, format),
+            CasesCommand::Show { id, format } => cases::show(config, id, format),
+        },
+        Command::Export { format, since } => export::run(config, format, since),
+        Command::Prune {
+            older_than,
+            dry_run,
+        } => admin::prune(config, older_than, dry_run),
+        Command::Backup { file } => admin::backup(config, &file),
+        Command::Stats { format } => admin::stats(config, format),
+    }
+}
+
+pub(super) fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+    Pipeline::new(config).map_err(|problems| {
+        anyhow::anyhow!("invalid classification rules: {}", problems.join("; "))
+    })
+}
+
+/// The store for a query: read-only, never migrated, never write-locked.
+pub(super) fn query_store(config: &Config) -> Result<Db, crate::store::Error> {
+    crate::store::open(&Location::parse(&config.store.path), Mode::ReadOnly)
+}
+
+/// The store for a command that changes it: it must exist; migrated.
+pub(super) fn admin_store(config: &Config) -> Result<Db, crate::store::Error> {
+    crate::store::open(
+        &Location::parse(&config.store.path),
+        Mode::ReadWrite {
+            role: Role::Cli,
+            create: false,
+        },
+    )
+}

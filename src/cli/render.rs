@@ -1,0 +1,295 @@
+//! Output: JSON on stdout, and the tables people read, with reporters'
+//! text made safe for a terminal.
+
+use super::args::Format;
+use crate::model::{RawMessage, Report};
+use crate::rawmail;
+use crate::safe_text::{clip, visible};
+use crate::store::Stats;
+use std::io::Write;
+
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    out.write_all(b"\n")
+}
+
+pub(super) fn print_reports(reports: &[Report], format: Format) -> std::io::Result<()> {
+    if format == Format::Json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, reports)?;
+        return out.write_all(b"\n");
+    }
+    let mut out = std::io::stdout().lock();
+    print_reports_header(&mut out)?;
+    for r in reports {
+        print_report_row(&mut out, r)?;
+    }
+    Ok(())
+}
+
+pub(super) fn print_reports_header(out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  SUBJECT",
+        "ID", "RECEIVED", "TYPE", "SUBTYPE", "REPLY", "REPORTER"
+    )
+}
+
+pub(super) fn print_report_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  {}",
+        r.id.0,
+        r.received_at.get(..19).unwrap_or(&r.received_at),
+        r.abuse_type.as_str(),
+        r.subtype.map_or("-", |s| s.as_str()),
+        r.reply.as_str(),
+        clip(r.reporter.as_deref().unwrap_or("-"), 28),
+        clip(r.subject.as_deref().unwrap_or(""), 60),
+    )
+}
+
+/// A transaction's DSN parameters as the client wrote them, decoded.
+pub(super) fn dsn_line(dsn: &crate::model::Dsn) -> String {
+    let mut parts = Vec::new();
+    if let Some(ret) = dsn.ret {
+        parts.push(format!("RET={ret:?}").to_uppercase());
+    }
+    if let Some(envid) = &dsn.envid {
+        parts.push(format!("ENVID={envid}"));
+    }
+    for (i, r) in dsn.recipients.iter().enumerate() {
+        if let Some(notify) = &r.notify {
+            parts.push(format!("rcpt {}: NOTIFY={notify}", i + 1));
+        }
+        if let Some(orcpt) = &r.orcpt {
+            parts.push(format!("rcpt {}: ORCPT={orcpt}", i + 1));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Evidence rows of each kind `reports show` prints.
+pub(super) const SHOWN_EVIDENCE_PER_KIND: usize = 3;
+
+pub(super) fn print_report_table(
+    r: &Report,
+    raw: Option<&RawMessage>,
+    evidence: &[crate::evidence::Row],
+    replies: &[crate::store::OutboxEntry],
+    events: &[(String, String, String)],
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Some(raw) = raw {
+        let e = &raw.envelope;
+        let from = match &e.mail_from {
+            crate::model::Sender::Null => "<>".to_owned(),
+            crate::model::Sender::Address(a) => visible(a).into_owned(),
+            crate::model::Sender::Unknown => "-".to_owned(),
+        };
+        writeln!(
+            out,
+            "envelope: {} from {} (HELO {}), MAIL FROM {from}, RCPT TO {}, {} bytes",
+            e.origin.as_str(),
+            e.peer_ip.map_or("-".to_owned(), |ip| ip.to_string()),
+            visible(e.helo.as_deref().unwrap_or("-")),
+            visible(&e.rcpt_to.join(", ")),
+            raw.bytes.len()
+        )?;
+        if let Some(dsn) = &e.dsn {
+            writeln!(
+                out,
+                "  dsn (not offered, kept): {}",
+                visible(&dsn_line(dsn))
+            )?;
+        }
+        for name in ["from", "to", "date", "subject", "auto-submitted"] {
+            if let Some(value) = rawmail::header(&raw.bytes, name) {
+                writeln!(out, "  {name}: {}", clip(&value, 100))?;
+            }
+        }
+        writeln!(out)?;
+    }
+    let none = "-".to_owned();
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            none.clone()
+        } else {
+            v.join(", ")
+        }
+    };
+    let auth = r.auth.as_ref().map_or("not checked".to_owned(), |a| {
+        let verdict = if a.authenticated {
+            "authenticated"
+        } else {
+            "not authenticated"
+        };
+        format!("{verdict}: {}", a.summary)
+    });
+    let rows: [(&str, String); 16] = [
+        ("id", r.id.0.to_string()),
+        ("raw_id", r.raw_id.0.to_string()),
+        (
+            "message_id",
+            r.message_id.clone().unwrap_or_else(|| none.clone()),
+        ),
+        ("received_at", r.received_at.clone()),
+        (
+            "reporter",
+            r.reporter.clone().unwrap_or_else(|| none.clone()),
+        ),
+        ("subject", r.subject.clone().unwrap_or_else(|| none.clone())),
+        ("language", r.language.as_str().to_owned()),
+        ("abuse_type", r.abuse_type.as_str().to_owned()),
+        (
+            "subtype",
+            r.subtype.map_or(none.clone(), |s| s.as_str().to_owned()),
+        ),
+        ("ips", list(&r.ips)),
+        ("urls", list(&r.urls)),
+        ("evidence_rows", r.evidence_rows.to_string()),
+        ("missing", crate::model::Missing::join(&r.missing, ", ")),
+        ("reply", r.reply.as_str().to_owned()),
+        ("auth", auth),
+        ("status", r.status.as_str().to_owned()),
+    ];
+    for (key, value) in rows {
+        writeln!(out, "{key:>14}: {}", visible(&value))?;
+    }
+    if let Some(reason) = &r.reply_reason {
+        writeln!(out, "{:>14}: {}", "reply_reason", visible(reason))?;
+    }
+    writeln!(out, "{:>14}: {}", "formats", visible(&list(&r.formats)))?;
+    for w in &r.parse_warnings {
+        writeln!(out, "{:>14}: {}", "warning", visible(w))?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        visible(&crate::classify::explain(
+            r.abuse_type,
+            r.subtype,
+            &r.reasons,
+            &r.missing
+        ))
+    )?;
+    if !r.reasons.is_empty() {
+        writeln!(out, "\nreasons:")?;
+        for reason in &r.reasons {
+            writeln!(out, "  {}", visible(reason))?;
+        }
+    }
+    if !evidence.is_empty() {
+        writeln!(
+            out,
+            "\nevidence (the first of each kind, {} of {}):",
+            evidence.len(),
+            r.evidence_rows
+        )?;
+        for e in evidence {
+            let ip = |ip: Option<std::net::IpAddr>, port: Option<u16>| match (ip, port) {
+                (Some(ip), Some(p)) => format!("{ip}:{p}"),
+                (Some(ip), None) => ip.to_string(),
+                (None, Some(p)) => format!("port {p}"),
+                (None, None) => "-".into(),
+            };
+            writeln!(
+                out,
+                "  {:<8} {:<8} {:<20} {} -> {}  {}  {}",
+                e.kind.as_str(),
+                e.role.as_str(),
+                e.occurred_at.as_deref().unwrap_or("-"),
+                ip(e.source_ip, e.source_port),
+                ip(e.target_ip, e.target_port),
+                visible(e.url.as_deref().unwrap_or("")),
+                clip(e.line.as_deref().unwrap_or(""), 100)
+            )?;
+        }
+    }
+    if !replies.is_empty() {
+        writeln!(out, "\nreplies:")?;
+        for e in replies {
+            writeln!(
+                out,
+                "  {} {:<10} to {:<28} {:<9} tries {}{}",
+                e.created_at.get(..19).unwrap_or(&e.created_at),
+                e.kind,
+                visible(&e.recipient),
+                e.state,
+                e.attempts,
+                e.last_error
+                    .as_deref()
+                    .map(|err| format!(" ({})", visible(err)))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    if !events.is_empty() {
+        writeln!(out, "\nhistory:")?;
+        for (at, kind, detail) in events {
+            writeln!(
+                out,
+                "  {}  {kind:<12} {}",
+                at.get(..19).unwrap_or(at),
+                visible(detail)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn print_replies_table(replies: &[crate::store::OutboxEntry]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<20}  LAST ERROR",
+        "ID", "REPORT", "KIND", "STATE", "TRY", "TO", "CREATED"
+    )?;
+    for r in replies {
+        writeln!(
+            out,
+            "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<20}  {}",
+            r.id,
+            r.report_id,
+            r.kind,
+            r.state,
+            r.attempts,
+            clip(&r.recipient, 28),
+            r.created_at.get(..19).unwrap_or(&r.created_at),
+            clip(r.last_error.as_deref().unwrap_or(""), 60)
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn print_stats_table(s: &Stats) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "reports: {}", s.reports)?;
+    writeln!(out, "backlog: {}", s.backlog)?;
+    for (title, map) in [
+        ("by abuse_type", &s.by_abuse_type),
+        ("by subtype", &s.by_subtype),
+        ("by reply", &s.by_reply),
+        ("by status", &s.by_status),
+        ("by day (last 30)", &s.by_day),
+        ("raw messages", &s.raw_messages),
+    ] {
+        writeln!(out, "{title}:")?;
+        for (key, count) in map {
+            writeln!(out, "  {:<30} {count:>9}", visible(key))?;
+        }
+    }
+    for (title, list) in [
+        ("top addresses", &s.top_ips),
+        ("top networks", &s.top_networks),
+        ("top reporters", &s.top_reporters),
+    ] {
+        writeln!(out, "{title}:")?;
+        for (key, count) in list {
+            writeln!(out, "  {:<30} {count:>9}", clip(key, 30))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! `replies`: the outbox, and dropping what should not go.
+
+use super::args::Format;
+use super::render::{print_json, print_replies_table};
+use super::{admin_store, query_store};
+use crate::config::Config;
+use crate::model::{OutboxId, OutboxState};
+use anyhow::bail;
+use std::process::ExitCode;
+
+/// `replies list`.
+pub(super) fn list(
+    config: &Config,
+    state: Option<OutboxState>,
+    limit: usize,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let db = query_store(config)?;
+    let replies = db.replies(state, limit)?;
+    match format {
+        Format::Json => print_json(&replies)?,
+        Format::Table => print_replies_table(&replies)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `replies discard`: drops replies not sent yet.
+pub(super) fn discard(config: &Config, ids: Vec<i64>, held: bool) -> anyhow::Result<ExitCode> {
+    if ids.is_empty() && !held {
+        bail!("say which replies: their ids, or --held");
+    }
+    let mut db = admin_store(config)?;
+    let ids: Vec<OutboxId> = ids.into_iter().map(OutboxId).collect();
+    let n = db.discard_replies(&ids, held)?;
+    print_json(&serde_json::json!({ "discarded": n }))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,124 @@
+//! `serve`: the daemon in the foreground, with its signals (SIGTERM and
+//! SIGINT stop it, SIGHUP reloads the configuration).
+
+use super::Global;
+use crate::config::Config;
+use crate::server::Server;
+use anyhow::{bail, Context as _};
+use std::process::ExitCode;
+
+pub(super) fn serve(
+    mut config: Config,
+    listen: Option<String>,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = &listen {
+        config.smtp.listen = listen.clone();
+    }
+    // SIGHUP re-reads the same file with the same command-line overrides.
+    let reread = {
+        let (path, db, log_format) = (global.config.clone(), global.db.clone(), global.log_format);
+        move || -> Result<Config, Vec<String>> {
+            let global = Global {
+                config: path.clone(),
+                db: db.clone(),
+                log_format,
+            };
+            let mut config = super::settings(&global).map_err(|e| vec![e.to_string()])?;
+            if let Some(listen) = &listen {
+                config.smtp.listen = listen.clone();
+            }
+            Ok(config)
+        }
+    };
+    if let [problem, ..] = config.problems().as_slice() {
+        bail!("invalid setting: {problem}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    runtime.block_on(async move {
+        // Signal handlers go in before the listener opens, so a SIGTERM that
+        // arrives right after start-up is a clean shutdown, not a kill.
+        let signals = Signals::install()?;
+        let server = Server::start(config).await?;
+        // systemd (Type=notify): the listener is bound and the database open.
+        crate::notify::notify(&format!(
+            "READY=1\nSTATUS=accepting mail on {}",
+            server.local_addr()
+        ));
+        let shutdown = server.shutdown_token();
+        let reloader = server.reloader();
+        tokio::spawn(async move {
+            let mut signals = signals;
+            while let Signal::Reload = signals.next().await {
+                crate::notify::notify("RELOADING=1");
+                match reread().and_then(|config| reloader.reload(config)) {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(problems) => {
+                        tracing::error!(problems = %problems.join("; "), "reload refused; the running configuration stays")
+                    }
+                }
+                crate::notify::notify("READY=1");
+            }
+            tracing::info!("shutdown requested");
+            crate::notify::notify("STOPPING=1");
+            shutdown.cancel();
+        });
+        server.wait().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// What a signal asks for.
+pub(super) enum Signal {
+    /// SIGTERM (systemd) or SIGINT (Ctrl-C).
+    Stop,
+    /// SIGHUP (`systemctl reload`).
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP, registered up front.
+pub(super) struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("watching SIGINT")?,
+                hup: signal(SignalKind::hangup()).context("watching SIGHUP")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal that matters. A SIGHUP that is already pending when a
+    /// SIGTERM arrives is served first: signals are handled in the order the
+    /// operator most likely sent them, and a reload is quick.
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        tokio::select! {
+            biased;
+            _ = self.hup.recv() => Signal::Reload,
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
+}
