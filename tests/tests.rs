@@ -5,6 +5,7 @@ mod cli;
 mod golden;
 mod hostile;
 mod intelmq;
+mod pg;
 mod postfix;
 mod replies;
 mod safety;

@@ -8,6 +8,7 @@
 
 mod cases;
 mod outbox;
+pub mod pg;
 mod raw;
 mod reports;
 mod writer;
@@ -93,6 +94,8 @@ pub enum Error {
     },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("group commit failed: {detail}")]
     Commit {
         detail: String,

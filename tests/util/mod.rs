@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod pg;
 
 use abuse_inbox::config::Config;
 use abuse_inbox::server::Server;

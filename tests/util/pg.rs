@@ -1,0 +1,169 @@
+//! A throwaway PostgreSQL cluster on a loopback port: `initdb` in a
+//! temporary directory, `postgres` started as an unprivileged user (the
+//! `postgres` account Debian's package makes, when the tests run as root),
+//! stopped and removed when the guard drops. `.ci/run` installs PostgreSQL
+//! from Debian; without it the tests that need it say SKIPPED.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    child: Child,
+    pub port: u16,
+    next_db: std::sync::atomic::AtomicU32,
+}
+
+/// The newest PostgreSQL server installed (`/usr/lib/postgresql/N/bin`).
+fn bin_dir() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// The account the server runs as: ourselves, or `postgres` when we are
+/// root (the server refuses to run as root).
+fn run_as() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = std::ffi::CString::new("postgres").ok()?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; we
+    // copy the two ids out at once, on this thread.
+    unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        (!pw.is_null()).then(|| ((*pw).pw_uid, (*pw).pw_gid))
+    }
+}
+
+fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
+    let mut cmd = Command::new(bin);
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+    // SAFETY: prctl only sets this process's parent-death signal: the
+    // server goes when the test that started it goes, even on a panic.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// A running cluster, or `None` (with the reason on stderr) when
+    /// PostgreSQL is not installed here.
+    pub fn start() -> Option<Cluster> {
+        let Some(bin) = bin_dir() else {
+            eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+            return None;
+        };
+        let user = run_as();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let init = command(&bin.join("initdb"), user)
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "abuse", "-E", "UTF8", "--locale=C"])
+            .args(["--no-sync", "--no-instructions"])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path().join("server.log"), Some(uid), Some(gid)).unwrap();
+        }
+        let child = command(&bin.join("postgres"), user)
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(dir.path())
+            .args(["-p", &port.to_string()])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=60",
+            ])
+            .args(["-c", "shared_buffers=16MB"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let cluster = Cluster {
+            dir,
+            child,
+            port,
+            next_db: std::sync::atomic::AtomicU32::new(0),
+        };
+        let started = Instant::now();
+        while postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "PostgreSQL did not start: {}",
+                std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(cluster)
+    }
+
+    /// The URL of database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://abuse@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A new, empty database; its URL.
+    pub fn create_db(&self) -> String {
+        let n = self
+            .next_db
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("desk{n}");
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        self.url(&name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGINT: the server's fast shutdown.
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let _ = self.child.wait();
+    }
+}
