@@ -4,9 +4,19 @@
 
 use crate::util::pg::Cluster;
 use abuse_inbox::model::{Envelope, Incoming, Origin, Sender};
-use abuse_inbox::store::pg::Pg;
+use abuse_inbox::store::{self, Db, Location, Mode, Role};
 use std::collections::HashSet;
 use std::time::Duration;
+
+fn connect(url: &str) -> Result<Db, store::Error> {
+    store::open(
+        &Location::Postgres(url.to_owned()),
+        Mode::ReadWrite {
+            role: Role::Intake,
+            create: true,
+        },
+    )
+}
 
 fn incoming(n: usize) -> Incoming {
     Incoming {
@@ -29,7 +39,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
         return;
     };
     let url = cluster.create_db();
-    let mut pg = Pg::connect(&url).unwrap();
+    let mut pg = connect(&url).unwrap();
     assert_eq!(pg.schema_version().unwrap(), 1);
     let (a, b) = (incoming(1), incoming(2));
     let first = pg.commit_raws(&[&a, &b]).unwrap();
@@ -46,7 +56,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
         .get(0);
     assert_eq!(stored, 2);
     // A reconnect does not migrate again.
-    assert_eq!(Pg::connect(&url).unwrap().schema_version().unwrap(), 1);
+    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 1);
 }
 
 #[test]
@@ -55,7 +65,7 @@ fn two_nodes_claim_every_message_exactly_once_and_take_over_a_dead_nodes_lease()
         return;
     };
     let url = cluster.create_db();
-    let mut pg = Pg::connect(&url).unwrap();
+    let mut pg = connect(&url).unwrap();
     let messages: Vec<Incoming> = (0..200).map(incoming).collect();
     let refs: Vec<&Incoming> = messages.iter().collect();
     pg.commit_raws(&refs).unwrap();
@@ -64,7 +74,7 @@ fn two_nodes_claim_every_message_exactly_once_and_take_over_a_dead_nodes_lease()
         .map(|node| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let mut pg = Pg::connect(&url).unwrap();
+                let pg = connect(&url).unwrap();
                 let mut mine = Vec::new();
                 loop {
                     let batch = pg
@@ -95,7 +105,7 @@ fn two_nodes_claim_every_message_exactly_once_and_take_over_a_dead_nodes_lease()
         .claim_unprocessed("dead", 10, u64::MAX, Duration::from_millis(300))
         .unwrap();
     assert_eq!(dead.len(), 1);
-    let mut other = Pg::connect(&url).unwrap();
+    let other = connect(&url).unwrap();
     assert!(other
         .claim_unprocessed("c", 10, u64::MAX, Duration::from_secs(60))
         .unwrap()
@@ -117,7 +127,7 @@ fn a_claim_stays_within_the_byte_budget_but_always_takes_one() {
         return;
     };
     let url = cluster.create_db();
-    let mut pg = Pg::connect(&url).unwrap();
+    let mut pg = connect(&url).unwrap();
     let messages: Vec<Incoming> = (0..5).map(incoming).collect();
     let refs: Vec<&Incoming> = messages.iter().collect();
     pg.commit_raws(&refs).unwrap();
@@ -141,7 +151,7 @@ fn nodes_starting_together_migrate_a_new_database_once() {
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || Pg::connect(&url).map(|mut pg| pg.schema_version().unwrap()))
+            std::thread::spawn(move || connect(&url).map(|pg| pg.schema_version().unwrap()))
         })
         .collect();
     for start in starts {

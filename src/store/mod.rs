@@ -11,6 +11,7 @@ mod outbox;
 pub mod pg;
 mod raw;
 mod reports;
+pub mod sql;
 mod writer;
 
 pub use cases::Case;
@@ -111,6 +112,8 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    #[error("column {index}: {detail}")]
+    Column { index: usize, detail: String },
     #[error("row {id} of {table} is unreadable: {detail}")]
     Corrupt {
         table: &'static str,
@@ -191,9 +194,13 @@ pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
     let path = match location {
         Location::Sqlite(path) => path,
         Location::Postgres(url) => {
-            return Err(Error::Unsupported {
-                what: format!("{}: PostgreSQL stores", redact_url(url)),
-            })
+            let conn = match mode {
+                Mode::ReadOnly => pg::connect_read_only(url)?,
+                Mode::ReadWrite { .. } => pg::connect(url)?,
+            };
+            return Ok(Db {
+                backend: Backend::Postgres(Box::new(std::cell::RefCell::new(conn))),
+            });
         }
     };
     match mode {
@@ -237,8 +244,21 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 /// One synchronous connection to the database.
 pub struct Db {
-    conn: Connection,
+    backend: Backend,
 }
+
+enum Backend {
+    Sqlite(Connection),
+    /// A cell: queries take `&self`, and the client needs `&mut` for each.
+    Postgres(Box<std::cell::RefCell<sql::PgConn>>),
+}
+
+/// The advisory lock PostgreSQL write transactions take: reports, replies
+/// and cases change one transaction at a time across all nodes, as they
+/// do under SQLite's single writer, so the rules that read before they
+/// write (rate limits, cases, follow-ups) see every earlier decision.
+/// Intake does not take it.
+const PG_WRITE_LOCK: i64 = 0x6162_7573_6577_7269; // "abusewri"
 
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -273,6 +293,70 @@ impl Db {
         Self::setup(conn, path, Role::Cli)
     }
 
+    /// The SQLite connection, for what only SQLite has.
+    fn lite(&self) -> Result<&Connection, Error> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(conn),
+            Backend::Postgres(_) => Err(Error::Unsupported {
+                what: "this operation on a PostgreSQL store".into(),
+            }),
+        }
+    }
+
+    fn lite_mut(&mut self) -> Result<&mut Connection, Error> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => Ok(conn),
+            Backend::Postgres(_) => Err(Error::Unsupported {
+                what: "this operation on a PostgreSQL store".into(),
+            }),
+        }
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> sql::Dialect {
+        match &self.backend {
+            Backend::Sqlite(_) => sql::Dialect::Sqlite,
+            Backend::Postgres(_) => sql::Dialect::Postgres,
+        }
+    }
+
+    /// Runs `f` outside a transaction (each statement on its own): reads.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn sql::Sql) -> Result<T, Error>) -> Result<T, Error> {
+        match &self.backend {
+            Backend::Sqlite(conn) => f(&mut sql::Lite(conn)),
+            Backend::Postgres(pg) => f(&mut *pg.borrow_mut()),
+        }
+    }
+
+    /// Runs `f` in one write transaction, committed when it returns `Ok`
+    /// (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: under [`PG_WRITE_LOCK`]).
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn sql::Sql) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&mut sql::Lite(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            }
+            Backend::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let mut tx = pg.transaction()?;
+                sql::Sql::exec(
+                    &mut tx,
+                    "SELECT pg_advisory_xact_lock(?1)",
+                    crate::sql_params![PG_WRITE_LOCK],
+                )?;
+                let out = f(&mut tx)?;
+                tx.commit()?;
+                Ok(out)
+            }
+        }
+    }
+
     /// Opens an existing database for queries only: nothing is created,
     /// migrated or written, and the write lock is never taken, so a query
     /// never stalls intake.
@@ -293,7 +377,9 @@ impl Db {
         conn.busy_handler(Some(on_busy)).map_err(open_err)?;
         conn.pragma_update(None, "query_only", true)
             .map_err(open_err)?;
-        let db = Db { conn };
+        let db = Db {
+            backend: Backend::Sqlite(conn),
+        };
         let found = db.schema_version().map_err(|e| match e {
             Error::Sqlite(source) => open_err(source),
             other => other,
@@ -346,7 +432,9 @@ impl Db {
         // After a burst the WAL file is cut back to this size once it restarts.
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
             .map_err(open_err)?;
-        let mut db = Db { conn };
+        let mut db = Db {
+            backend: Backend::Sqlite(conn),
+        };
         db.migrate(path)?;
         Ok(db)
     }
@@ -355,9 +443,11 @@ impl Db {
     /// writer (`PRAGMA wal_checkpoint(PASSIVE)`); SQLite starts the WAL over
     /// once everything in it has been copied. The single writer never
     /// checkpoints (it would sit on the path to a 250): the worker does.
+    /// PostgreSQL checkpoints itself: nothing to do.
     pub fn checkpoint(&mut self) -> Result<(), Error> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        if let Backend::Sqlite(conn) = &self.backend {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -365,14 +455,16 @@ impl Db {
     /// (`PRAGMA wal_checkpoint(TRUNCATE)`): how space is reclaimed when the
     /// disk runs low. Waits for readers; fails harmlessly if it cannot.
     pub fn checkpoint_truncate(&mut self) -> Result<(), Error> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if let Backend::Sqlite(conn) = &self.backend {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
     /// The database file, when it is one (not in memory).
     pub fn file_path(&self) -> Option<PathBuf> {
-        self.conn
+        self.lite()
+            .ok()?
             .path()
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
@@ -393,7 +485,7 @@ impl Db {
             path: target.into(),
             source,
         })?;
-        self.conn
+        self.lite()?
             .backup(rusqlite::DatabaseName::Main, target, None)
             .map_err(|source| Error::Open {
                 path: target.into(),
@@ -403,15 +495,16 @@ impl Db {
 
     /// The schema version this database is at.
     pub fn schema_version(&self) -> Result<i64, Error> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?),
+            Backend::Postgres(pg) => pg::schema_version(&mut pg.borrow_mut()),
+        }
     }
 
     fn migrate(&mut self, path: &Path) -> Result<(), Error> {
         let known = MIGRATIONS.len() as i64;
         let tx = self
-            .conn
+            .lite_mut()?
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if found > known {
@@ -454,6 +547,16 @@ macro_rules! sql_row_id {
 
 sql_row_id!(RawId, ReportId, CaseId, OutboxId);
 
+/// This node's name in claims (PostgreSQL): host name and process id.
+pub(crate) fn node_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}:{}", host.trim(), std::process::id())
+    })
+    .clone()
+}
+
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
 pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -471,27 +574,44 @@ pub(crate) use crate::model::{ip_key, network_len as net_len};
 
 /// Records the addresses a report names (after deleting what it named before).
 pub(crate) fn index_report_ips(
-    tx: &rusqlite::Transaction<'_>,
-    report: i64,
+    q: &mut dyn sql::Sql,
+    report: crate::model::ReportId,
     ips: &[String],
 ) -> Result<(), Error> {
-    tx.prepare_cached("DELETE FROM report_ips WHERE report_id = ?1")?
-        .execute([report])?;
-    add_report_ips(tx, report, ips)
+    q.exec(
+        "DELETE FROM report_ips WHERE report_id = ?1",
+        crate::sql_params![report],
+    )?;
+    add_report_ips(q, report, ips)
 }
 
-/// Adds addresses to a report's index (a merged follow-up's).
+/// Adds addresses to a report's index (a merged follow-up's): SQLite keys
+/// them as 16 bytes with their network's prefix, PostgreSQL as `inet`.
 pub(crate) fn add_report_ips(
-    tx: &rusqlite::Transaction<'_>,
-    report: i64,
+    q: &mut dyn sql::Sql,
+    report: crate::model::ReportId,
     ips: &[String],
 ) -> Result<(), Error> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO report_ips (ip_key, report_id, net_key) VALUES (?1, ?2, ?3)",
-    )?;
-    for ip in ips.iter().filter_map(|ip| ip.parse().ok()) {
-        let key = ip_key(ip);
-        insert.execute(rusqlite::params![&key[..], report, &key[..net_len(&key)]])?;
+    for ip in ips
+        .iter()
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+    {
+        match q.dialect() {
+            sql::Dialect::Sqlite => {
+                let key = ip_key(ip);
+                q.exec(
+                    "INSERT INTO report_ips (ip_key, report_id, net_key) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    crate::sql_params![&key[..], report, &key[..net_len(&key)]],
+                )?;
+            }
+            sql::Dialect::Postgres => {
+                q.exec(
+                    "INSERT INTO report_ips (ip, report_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    crate::sql_params![ip.to_string(), report],
+                )?;
+            }
+        }
     }
     Ok(())
 }
@@ -504,7 +624,8 @@ fn backfill_report_ips(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
         rows.collect::<Result<_, _>>()?
     };
     for (id, ips) in rows {
-        add_report_ips(tx, id, &parse_json_list("reports", id, &ips)?)?;
+        let ips: Vec<String> = parse_json_list("reports", id, &ips)?;
+        add_report_ips(&mut sql::Lite(tx), crate::model::ReportId(id), &ips)?;
     }
     Ok(())
 }

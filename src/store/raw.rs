@@ -3,7 +3,8 @@
 use super::{parse_json_list, Db, Error};
 use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, RawStatus, Sender};
 use crate::rawmail;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use crate::sql_params;
+use rusqlite::{params, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 /// What makes two deliveries "the same message" (DESIGN rule 5): the
@@ -27,6 +28,12 @@ pub fn dedup_key(raw: &[u8]) -> [u8; 32] {
     hash.finalize().into()
 }
 
+/// How long a node holds the messages it processes (PostgreSQL): longer
+/// than a batch can take (the worker child's time limit per message times a
+/// batch is far less), short enough that a dead node's work is taken over
+/// soon.
+pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Db {
     /// Commits `messages` in one transaction (`BEGIN IMMEDIATE` … `COMMIT`); a
     /// message already stored is reported as a duplicate and not written again.
@@ -34,8 +41,11 @@ impl Db {
     /// # Errors
     /// Any SQLite failure; then nothing of the batch was committed.
     pub fn commit_raws(&mut self, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
+        if let super::Backend::Postgres(pg) = &self.backend {
+            return super::pg::commit_raws(&mut pg.borrow_mut(), messages);
+        }
         let tx = self
-            .conn
+            .lite_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(messages.len());
         {
@@ -83,8 +93,15 @@ impl Db {
 
     /// Raw messages not yet turned into reports, oldest first: at most
     /// `limit` of them and, past the first, at most `max_bytes` together.
+    ///
+    /// On PostgreSQL they are claimed for this node for [`CLAIM_LEASE`]:
+    /// other nodes leave them alone until the lease runs out (this node
+    /// died), and the report's commit ends the claim.
     pub fn unprocessed(&self, limit: usize, max_bytes: u64) -> Result<Vec<RawMessage>, Error> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        if self.dialect() == super::sql::Dialect::Postgres {
+            return self.claim_unprocessed(&super::node_name(), limit, max_bytes, CLAIM_LEASE);
+        }
+        let mut stmt = self.lite()?.prepare_cached(&format!(
             "SELECT {RAW_COLUMNS} FROM raw_messages
              WHERE id IN (
                  SELECT id FROM (
@@ -94,9 +111,32 @@ impl Db {
                  WHERE before = 0 OR before + 0 < ?2)
              ORDER BY id"
         ))?;
-        let rows = stmt.query_map(params![limit as i64, max_bytes as i64], read_raw)?;
+        let rows = stmt.query_map(params![limit as i64, max_bytes as i64], |r| {
+            Ok(read_raw_lite(r))
+        })?;
         rows.map(|r| r.map_err(Error::from).and_then(|r| r))
             .collect()
+    }
+
+    /// [`Db::unprocessed`] on PostgreSQL, claimed for `node` for `lease`.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on SQLite, where one daemon owns the store.
+    pub fn claim_unprocessed(
+        &self,
+        node: &str,
+        limit: usize,
+        max_bytes: u64,
+        lease: std::time::Duration,
+    ) -> Result<Vec<RawMessage>, Error> {
+        match &self.backend {
+            super::Backend::Postgres(pg) => {
+                super::pg::claim_unprocessed(&mut pg.borrow_mut(), node, limit, max_bytes, lease)
+            }
+            super::Backend::Sqlite(_) => Err(Error::Unsupported {
+                what: "claims on a SQLite store".into(),
+            }),
+        }
     }
 
     /// Up to `limit` raw messages with an id above `after` (and received at or
@@ -107,40 +147,54 @@ impl Db {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RawMessage>, Error> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RAW_COLUMNS} FROM raw_messages
-             WHERE id > ?1 AND (?2 IS NULL OR received_at >= ?2) ORDER BY id LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![after.0, since, limit as i64], read_raw)?;
-        rows.map(|r| r.map_err(Error::from).and_then(|r| r))
+        self.read(|q| {
+            q.rows(
+                &format!(
+                    "SELECT {RAW_COLUMNS} FROM raw_messages
+                     WHERE id > ?1 AND (?2 IS NULL OR received_at >= ?2) ORDER BY id LIMIT ?3"
+                ),
+                sql_params![after, since, limit],
+            )?
+            .iter()
+            .map(read_raw)
             .collect()
+        })
     }
 
     /// One raw message by id.
     pub fn raw(&self, id: RawId) -> Result<Option<RawMessage>, Error> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RAW_COLUMNS} FROM raw_messages WHERE id = ?1"
-        ))?;
-        stmt.query_row([id.0], read_raw).optional()?.transpose()
+        self.read(|q| {
+            q.row(
+                &format!("SELECT {RAW_COLUMNS} FROM raw_messages WHERE id = ?1"),
+                sql_params![id],
+            )?
+            .as_ref()
+            .map(read_raw)
+            .transpose()
+        })
+    }
+
+    /// Messages stored and not yet reports (the partial index answers it).
+    pub fn backlog(&self) -> Result<u64, Error> {
+        self.read(|q| {
+            q.count(
+                "SELECT count(*) FROM raw_messages WHERE status = 'received'",
+                &[],
+            )
+        })
     }
 
     /// Number of raw messages in each processing status.
-    /// Messages stored and not yet reports (the partial index answers it).
-    pub fn backlog(&self) -> Result<u64, Error> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM raw_messages WHERE status = 'received'",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
-    }
-
     pub fn raw_status_counts(&self) -> Result<Vec<(String, u64)>, Error> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT status, count(*) FROM raw_messages GROUP BY status ORDER BY status",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|q| {
+            q.rows(
+                "SELECT status, count(*) FROM raw_messages GROUP BY status ORDER BY status",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.int(1)?.max(0) as u64)))
+            .collect()
+        })
     }
 }
 
@@ -167,24 +221,28 @@ impl Db {
         status: Option<RawStatus>,
         limit: usize,
     ) -> Result<Vec<RawSummary>, Error> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error
-             FROM raw_messages WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![status.map(RawStatus::as_str), limit as i64], |r| {
-            Ok(RawSummary {
-                id: RawId(r.get(0)?),
-                received_at: r.get(1)?,
-                origin: r.get(2)?,
-                peer_ip: r.get(3)?,
-                mail_from: r.get(4)?,
-                message_id: r.get(5)?,
-                size_bytes: r.get::<_, i64>(6)? as u64,
-                status: r.get(7)?,
-                error: r.get(8)?,
+        self.read(|q| {
+            q.rows(
+                "SELECT id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error
+                 FROM raw_messages WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+                sql_params![status.map(RawStatus::as_str), limit],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(RawSummary {
+                    id: RawId(r.int(0)?),
+                    received_at: r.text(1)?,
+                    origin: r.text(2)?,
+                    peer_ip: r.opt_text(3)?,
+                    mail_from: r.opt_text(4)?,
+                    message_id: r.opt_text(5)?,
+                    size_bytes: r.int(6)?.max(0) as u64,
+                    status: r.text(7)?,
+                    error: r.opt_text(8)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
+        })
     }
 
     /// Moves the raw messages `ids` that are in one of `from` to `to` (and
@@ -195,39 +253,67 @@ impl Db {
         from: &[RawStatus],
         to: RawStatus,
     ) -> Result<u64, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut moved = 0;
-        {
-            let mut update = tx.prepare_cached(
-                "UPDATE raw_messages
-                 SET status = ?2, error = CASE WHEN ?2 = 'received' THEN NULL ELSE error END
-                 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?3))",
-            )?;
-            let from = serde_json::to_string(from).expect("statuses serialize");
+        self.write(|q| {
+            let mut moved = 0;
             for id in ids {
-                moved += update.execute(params![id.0, to.as_str(), from])? as u64;
+                let Some(row) = q.row(
+                    "SELECT status FROM raw_messages WHERE id = ?1",
+                    sql_params![*id],
+                )?
+                else {
+                    continue;
+                };
+                let status = row.text(0)?;
+                if !from.iter().any(|f| f.as_str() == status) {
+                    continue;
+                }
+                // On PostgreSQL a retried message is free for any node at once.
+                let release = match q.dialect() {
+                    super::sql::Dialect::Sqlite => "",
+                    super::sql::Dialect::Postgres => ", claimed_by = NULL, claimed_until = NULL",
+                };
+                moved += q.exec(
+                    &format!(
+                        "UPDATE raw_messages
+                         SET status = ?2, error = CASE WHEN ?2 = 'received' THEN NULL ELSE error END
+                             {release}
+                         WHERE id = ?1"
+                    ),
+                    sql_params![*id, to.as_str()],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(moved)
+            Ok(moved)
+        })
     }
 }
 
-const RAW_COLUMNS: &str =
+/// [`read_raw`] of a SQLite row (the worker's query, which keeps its own
+/// statement).
+fn read_raw_lite(row: &rusqlite::Row<'_>) -> Result<RawMessage, Error> {
+    let values = (0..10)
+        .map(|i| {
+            Ok(match row.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => super::sql::Value::Null,
+                rusqlite::types::ValueRef::Integer(v) => super::sql::Value::Int(v),
+                rusqlite::types::ValueRef::Real(v) => super::sql::Value::Int(v as i64),
+                rusqlite::types::ValueRef::Text(t) => {
+                    super::sql::Value::Text(String::from_utf8_lossy(t).into_owned())
+                }
+                rusqlite::types::ValueRef::Blob(b) => super::sql::Value::Blob(b.to_vec()),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    read_raw(&super::sql::Row(values))
+}
+
+pub(super) const RAW_COLUMNS: &str =
     "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes, auth, dsn";
 
-fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Error>> {
-    let id: i64 = row.get(0)?;
-    let origin: String = row.get(2)?;
-    let peer_ip: Option<String> = row.get(3)?;
-    let rcpt_to: String = row.get(6)?;
-    let rcpt_to = match parse_json_list("raw_messages", id, &rcpt_to) {
-        Ok(list) => list,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(RawMessage {
+/// A raw message from the columns of [`RAW_COLUMNS`].
+pub(super) fn read_raw(row: &super::sql::Row) -> Result<RawMessage, Error> {
+    let id = row.int(0)?;
+    let origin = row.text(2)?;
+    Ok(RawMessage {
         id: RawId(id),
         envelope: Envelope {
             origin: if origin == "smtp" {
@@ -235,22 +321,22 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawMessage, Erro
             } else {
                 Origin::Ingest
             },
-            peer_ip: peer_ip.and_then(|ip| ip.parse().ok()),
-            helo: row.get(4)?,
-            mail_from: Sender::from_column(row.get(5)?),
-            rcpt_to,
+            peer_ip: row.opt_text(3)?.and_then(|ip| ip.parse().ok()),
+            helo: row.opt_text(4)?,
+            mail_from: Sender::from_column(row.opt_text(5)?),
+            rcpt_to: parse_json_list("raw_messages", id, &row.text(6)?)?,
             // Kept for the record; a value this build cannot read is left out.
             dsn: row
-                .get::<_, Option<String>>(9)?
+                .opt_text(9)?
                 .and_then(|text| serde_json::from_str(&text).ok()),
         },
-        received_at: row.get(1)?,
-        bytes: row.get(7)?,
+        received_at: row.text(1)?,
+        bytes: row.blob(7)?,
         // A result this build cannot read is checked again.
         auth: row
-            .get::<_, Option<String>>(8)?
+            .opt_text(8)?
             .and_then(|text| serde_json::from_str(&text).ok()),
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@
 //! and the commands do not open it yet (`store::open` refuses
 //! `postgres://`); report storage, the outbox and the queries come next.
 
+use super::sql::PgConn;
 use super::Error;
-use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, Sender};
+use crate::model::{Committed, Incoming, RawId, RawMessage};
 use crate::rawmail;
 use postgres::{Client, NoTls};
 use std::time::Duration;
@@ -24,211 +25,179 @@ const MIGRATIONS: &[&str] = &[include_str!("0001_init.sql")];
 /// The advisory lock a migration holds: one node migrates, the others wait.
 const MIGRATION_LOCK: i64 = 0x6162_7573_6569_6e62; // "abuseinb"
 
-/// One connection to the PostgreSQL store.
-pub struct Pg {
-    client: Client,
+/// Connects to `url` (`postgres://user@host:port/db`) and migrates.
+///
+/// # Errors
+/// The server cannot be reached, refuses us, or has a newer schema.
+pub fn connect(url: &str) -> Result<PgConn, Error> {
+    let mut client = Client::connect(url, NoTls)?;
+    // A 250 waits for the commit to be on disk (and on a synchronous
+    // standby, when the server has one), whatever the server's default.
+    client.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC'")?;
+    migrate(&mut client, url)?;
+    Ok(PgConn::new(client))
 }
 
-impl Pg {
-    /// Connects to `url` (`postgres://user@host:port/db`) and migrates.
-    ///
-    /// # Errors
-    /// The server cannot be reached, refuses us, or has a newer schema.
-    pub fn connect(url: &str) -> Result<Pg, Error> {
-        let mut client = Client::connect(url, NoTls)?;
-        // A 250 waits for the commit to be on disk (and on a synchronous
-        // standby, when the server has one), whatever the server's default.
-        client.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC'")?;
-        let mut pg = Pg { client };
-        pg.migrate(url)?;
-        Ok(pg)
+/// Connects to `url` for queries: nothing is migrated, and every
+/// transaction of the session is read-only.
+///
+/// # Errors
+/// As [`connect`], and [`Error::TooOld`] when the schema is not migrated.
+pub fn connect_read_only(url: &str) -> Result<PgConn, Error> {
+    let mut client = Client::connect(url, NoTls)?;
+    client.batch_execute("SET default_transaction_read_only = on; SET TIME ZONE 'UTC'")?;
+    let mut pg = PgConn::new(client);
+    let found = schema_version(&mut pg).unwrap_or(0);
+    let known = MIGRATIONS.len() as i64;
+    let path = super::redact_url(url).into();
+    if found < known {
+        return Err(Error::TooOld { path, found, known });
     }
-
-    /// The schema version of the database.
-    pub fn schema_version(&mut self) -> Result<i64, Error> {
-        Ok(self
-            .client
-            .query_one("SELECT max(version) FROM abuse_inbox_schema", &[])?
-            .get::<_, Option<i64>>(0)
-            .unwrap_or(0))
+    if found > known {
+        return Err(Error::TooNew { path, found, known });
     }
+    Ok(pg)
+}
 
-    fn migrate(&mut self, url: &str) -> Result<(), Error> {
-        let known = MIGRATIONS.len() as i64;
-        let mut tx = self.client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS abuse_inbox_schema (
+/// The schema version of the database.
+pub fn schema_version(pg: &mut PgConn) -> Result<i64, Error> {
+    Ok(pg
+        .client
+        .query_one("SELECT max(version) FROM abuse_inbox_schema", &[])?
+        .get::<_, Option<i64>>(0)
+        .unwrap_or(0))
+}
+
+fn migrate(client: &mut Client, url: &str) -> Result<(), Error> {
+    let known = MIGRATIONS.len() as i64;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS abuse_inbox_schema (
                  version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )?;
-        let found: i64 = tx
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM abuse_inbox_schema",
-                &[],
-            )?
-            .get(0);
-        if found > known {
-            return Err(Error::TooNew {
-                path: super::redact_url(url).into(),
-                found,
-                known,
-            });
-        }
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            tx.batch_execute(sql)?;
-            if version == 0 {
-                // The installation's secret: follow-up tokens, export ids.
-                let secret = random_secret()?;
-                tx.execute(
-                    "INSERT INTO installation (id, secret) VALUES (1, $1) ON CONFLICT DO NOTHING",
-                    &[&secret.as_slice()],
-                )?;
-            }
+    )?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM abuse_inbox_schema",
+            &[],
+        )?
+        .get(0);
+    if found > known {
+        return Err(Error::TooNew {
+            path: super::redact_url(url).into(),
+            found,
+            known,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql)?;
+        if version == 0 {
+            // The installation's secret: follow-up tokens, export ids.
+            let secret = random_secret()?;
             tx.execute(
-                "INSERT INTO abuse_inbox_schema (version) VALUES ($1)",
-                &[&(version as i64 + 1)],
+                "INSERT INTO installation (id, secret) VALUES (1, $1) ON CONFLICT DO NOTHING",
+                &[&secret.as_slice()],
             )?;
         }
-        tx.commit()?;
-        Ok(())
+        tx.execute(
+            "INSERT INTO abuse_inbox_schema (version) VALUES ($1)",
+            &[&(version as i64 + 1)],
+        )?;
     }
+    tx.commit()?;
+    Ok(())
+}
 
-    /// Commits `messages` in one transaction; a message already stored is
-    /// reported as a duplicate and not written again. Returns after COMMIT.
-    ///
-    /// # Errors
-    /// Any failure; then nothing of the batch was committed.
-    pub fn commit_raws(&mut self, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
-        let mut tx = self.client.transaction()?;
-        let insert = tx.prepare(
-            "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
+/// Commits `messages` in one transaction; a message already stored is
+/// reported as a duplicate and not written again. Returns after COMMIT.
+///
+/// # Errors
+/// Any failure; then nothing of the batch was committed.
+pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
+    let mut tx = pg.client.transaction()?;
+    let insert = tx.prepare(
+        "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
                  message_id, dedup_key, size_bytes, bytes, dsn)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (dedup_key) DO NOTHING
              RETURNING id",
-        )?;
-        let existing = tx.prepare("SELECT id FROM raw_messages WHERE dedup_key = $1")?;
-        let mut out = Vec::with_capacity(messages.len());
-        for msg in messages {
-            let key = super::raw::dedup_key(&msg.bytes);
-            let env = &msg.envelope;
-            let inserted = tx.query_opt(
-                &insert,
-                &[
-                    &msg.received_at,
-                    &env.origin.as_str(),
-                    &env.peer_ip.map(|ip| ip.to_string()),
-                    &env.helo,
-                    &env.mail_from.as_column(),
-                    &super::json_list(&env.rcpt_to),
-                    &rawmail::message_id(&msg.bytes),
-                    &&key[..],
-                    &(msg.bytes.len() as i64),
-                    &msg.bytes,
-                    &env.dsn.as_ref().map(super::json_text),
-                ],
-            )?;
-            out.push(match inserted {
-                Some(row) => Committed {
-                    raw_id: RawId(row.get(0)),
-                    is_duplicate: false,
-                },
-                None => Committed {
-                    raw_id: RawId(tx.query_one(&existing, &[&&key[..]])?.get(0)),
-                    is_duplicate: true,
-                },
-            });
-        }
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Claims up to `limit` unprocessed messages (at most `max_bytes` of
-    /// them, but at least one) for `node` until `lease` from now, oldest
-    /// first. A message claimed by another node whose lease has not run out
-    /// is skipped, and so is one another node is claiming right now: each
-    /// message is worked on by one node at a time.
-    ///
-    /// # Errors
-    /// Any failure; then nothing was claimed.
-    pub fn claim_unprocessed(
-        &mut self,
-        node: &str,
-        limit: usize,
-        max_bytes: u64,
-        lease: Duration,
-    ) -> Result<Vec<RawMessage>, Error> {
-        let rows = self.client.query(
-            "WITH candidates AS (
-                 SELECT id, size_bytes FROM raw_messages
-                 WHERE status = 'received' AND (claimed_until IS NULL OR claimed_until < now())
-                 ORDER BY id LIMIT $2
-                 FOR UPDATE SKIP LOCKED
-             ), budgeted AS (
-                 SELECT id, (sum(size_bytes) OVER (ORDER BY id))::bigint - size_bytes AS before
-                 FROM candidates
-             )
-             UPDATE raw_messages r
-             SET claimed_by = $1, claimed_until = now() + make_interval(secs => $4)
-             FROM budgeted b
-             WHERE r.id = b.id AND (b.before = 0 OR b.before < $3::bigint)
-             RETURNING r.id, r.received_at, r.origin, r.peer_ip, r.helo, r.mail_from,
-                       r.rcpt_to, r.bytes, r.auth, r.dsn",
+    )?;
+    let existing = tx.prepare("SELECT id FROM raw_messages WHERE dedup_key = $1")?;
+    let mut out = Vec::with_capacity(messages.len());
+    for msg in messages {
+        let key = super::raw::dedup_key(&msg.bytes);
+        let env = &msg.envelope;
+        let inserted = tx.query_opt(
+            &insert,
             &[
-                &node,
-                &(limit as i64),
-                &(max_bytes.min(i64::MAX as u64) as i64),
-                &lease.as_secs_f64(),
+                &msg.received_at,
+                &env.origin.as_str(),
+                &env.peer_ip.map(|ip| ip.to_string()),
+                &env.helo,
+                &env.mail_from.as_column(),
+                &super::json_list(&env.rcpt_to),
+                &rawmail::message_id(&msg.bytes),
+                &&key[..],
+                &(msg.bytes.len() as i64),
+                &msg.bytes,
+                &env.dsn.as_ref().map(super::json_text),
             ],
         )?;
-        let mut claimed = rows
-            .iter()
-            .map(read_raw)
-            .collect::<Result<Vec<_>, Error>>()?;
-        claimed.sort_by_key(|r| r.id);
-        Ok(claimed)
+        out.push(match inserted {
+            Some(row) => Committed {
+                raw_id: RawId(row.get(0)),
+                is_duplicate: false,
+            },
+            None => Committed {
+                raw_id: RawId(tx.query_one(&existing, &[&&key[..]])?.get(0)),
+                is_duplicate: true,
+            },
+        });
     }
-
-    /// How many messages wait to be processed (claimed or not).
-    pub fn backlog(&mut self) -> Result<u64, Error> {
-        let n: i64 = self
-            .client
-            .query_one(
-                "SELECT count(*) FROM raw_messages WHERE status = 'received'",
-                &[],
-            )?
-            .get(0);
-        Ok(n.max(0) as u64)
-    }
+    tx.commit()?;
+    Ok(out)
 }
 
-fn read_raw(row: &postgres::Row) -> Result<RawMessage, Error> {
-    let id: i64 = row.get(0);
-    let origin: String = row.get(2);
-    let peer_ip: Option<String> = row.get(3);
-    let rcpt_to: String = row.get(6);
-    Ok(RawMessage {
-        id: RawId(id),
-        envelope: Envelope {
-            origin: if origin == "smtp" {
-                Origin::Smtp
-            } else {
-                Origin::Ingest
-            },
-            peer_ip: peer_ip.and_then(|ip| ip.parse().ok()),
-            helo: row.get(4),
-            mail_from: Sender::from_column(row.get(5)),
-            rcpt_to: super::parse_json_list("raw_messages", id, &rcpt_to)?,
-            dsn: row
-                .get::<_, Option<String>>(9)
-                .and_then(|text| serde_json::from_str(&text).ok()),
-        },
-        received_at: row.get(1),
-        bytes: row.get(7),
-        auth: row
-            .get::<_, Option<String>>(8)
-            .and_then(|text| serde_json::from_str(&text).ok()),
-    })
+/// Claims up to `limit` unprocessed messages (at most `max_bytes` of
+/// them, but at least one) for `node` until `lease` from now, oldest
+/// first. A message claimed by another node whose lease has not run out
+/// is skipped, and so is one another node is claiming right now: each
+/// message is worked on by one node at a time.
+///
+/// # Errors
+/// Any failure; then nothing was claimed.
+pub fn claim_unprocessed(
+    pg: &mut PgConn,
+    node: &str,
+    limit: usize,
+    max_bytes: u64,
+    lease: Duration,
+) -> Result<Vec<RawMessage>, Error> {
+    let rows = super::sql::Sql::rows(
+        pg,
+        "WITH candidates AS (
+             SELECT id, size_bytes FROM raw_messages
+             WHERE status = 'received' AND (claimed_until IS NULL OR claimed_until < now())
+             ORDER BY id LIMIT ?2
+             FOR UPDATE SKIP LOCKED
+         ), budgeted AS (
+             SELECT id, (sum(size_bytes) OVER (ORDER BY id))::bigint - size_bytes AS before
+             FROM candidates
+         )
+         UPDATE raw_messages r
+         SET claimed_by = ?1, claimed_until = now() + make_interval(secs => (?4::bigint / 1000.0)::float8)
+         FROM budgeted b
+         WHERE r.id = b.id AND (b.before = 0 OR b.before < ?3::bigint)
+         RETURNING r.id, r.received_at, r.origin, r.peer_ip, r.helo, r.mail_from,
+                   r.rcpt_to, r.bytes, r.auth, r.dsn",
+        crate::sql_params![node, limit, max_bytes, lease.as_millis() as u64],
+    )?;
+    let mut claimed = rows
+        .iter()
+        .map(super::raw::read_raw)
+        .collect::<Result<Vec<_>, Error>>()?;
+    claimed.sort_by_key(|r| r.id);
+    Ok(claimed)
 }
 
 /// 32 bytes from the kernel's random source.
