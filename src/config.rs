@@ -270,7 +270,14 @@ impl Default for SmtpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// A SQLite file (`sqlite:PATH` or a path), or `postgres://…`.
     pub path: PathBuf,
+    /// The same, by its other name: a `postgres://` URL reads better as
+    /// `url`. When set, it wins over `path`.
+    pub url: Option<String>,
+    /// PostgreSQL: how long a node holds the messages it processes and the
+    /// replies it sends; past it (the node died) another node takes them.
+    pub claim_lease_seconds: u64,
     /// Most messages one group commit may carry.
     pub max_commit_batch: usize,
     /// Free space the database's file system keeps: below it intake answers
@@ -283,6 +290,8 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("./abuse-inbox.db"),
+            url: None,
+            claim_lease_seconds: 600,
             max_commit_batch: 256,
             min_free_bytes: 64 * 1024 * 1024,
         }
@@ -383,10 +392,13 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
         path: path.into(),
         source,
     })?;
-    let config: Config = toml::from_str(&text).map_err(|source| Error::Parse {
+    let mut config: Config = toml::from_str(&text).map_err(|source| Error::Parse {
         path: path.into(),
         source,
     })?;
+    if let Some(url) = &config.store.url {
+        config.store.path = PathBuf::from(url);
+    }
     match config.problems() {
         problems if problems.is_empty() => Ok(config),
         problems => Err(Error::Invalid {
@@ -529,6 +541,11 @@ impl Config {
             self.reply.relay_username.is_some() == self.reply.relay_password_file.is_some(),
             "reply.relay_password_file",
             "goes together with reply.relay_username",
+        );
+        check(
+            self.store.claim_lease_seconds >= 1,
+            "store.claim_lease_seconds",
+            "must be >= 1",
         );
         check(
             self.reply.give_up_after_hours >= 1,

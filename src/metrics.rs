@@ -161,7 +161,8 @@ impl Metrics {
 
     /// The text exposition, with the database gauges read now.
     fn render(&self, db_path: &std::path::Path) -> String {
-        if let Ok(db) = crate::store::Db::open_read_only(db_path) {
+        let location = crate::store::Location::parse(db_path);
+        if let Ok(db) = crate::store::open(&location, crate::store::Mode::ReadOnly) {
             // Cheap counts only: a scrape must not cost a `stats` run.
             if let Ok(backlog) = db.backlog() {
                 self.backlog.set(backlog as i64);

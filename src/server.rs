@@ -119,9 +119,13 @@ impl Server {
         let config = runtime.current().config.clone();
         raise_open_files(config.smtp.max_connections);
         let location = store::Location::parse(&config.store.path);
+        let lease = Duration::from_secs(config.store.claim_lease_seconds);
         let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
             let open = |role| store::open(&location, store::Mode::ReadWrite { role, create: true });
-            Ok::<_, store::Error>((open(Role::Intake)?, open(Role::Pipeline)?))
+            let intake = open(Role::Intake)?;
+            let mut worker = open(Role::Pipeline)?;
+            worker.set_claim_lease(lease);
+            Ok::<_, store::Error>((intake, worker))
         })
         .await
         .expect("opening the database does not panic")?;

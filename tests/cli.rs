@@ -1,10 +1,10 @@
 //! The command line, run as the built binary: ingest, reports, stats, serve.
 
-use crate::util::{abuse_inbox, abuse_inbox_stdin, json, message, Smtp};
+use crate::util::{abuse_inbox, abuse_inbox_stdin, json, message, Daemon, Smtp};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -242,61 +242,6 @@ fn a_bad_config_fails_at_start_naming_every_key() {
 }
 
 /// `abuse-inbox serve` as a child process; the bound address is read from its log.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Daemon {
-    fn start(db: &str) -> Daemon {
-        Self::start_with_env(db, &[])
-    }
-
-    fn start_with_env(db: &str, env: &[(&str, &str)]) -> Daemon {
-        Self::start_with(db, &[], env)
-    }
-
-    fn start_with(db: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-            .args(args);
-        if !args.contains(&"--config") {
-            command.args(["--config", crate::util::default_test_config()]);
-        }
-        let mut child = command
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Read the log on a thread (and keep draining it, so the daemon never
-        // blocks on a full pipe); the bound address comes from the start-up line.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Some(rest) = line.split("listen=").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("daemon logs its address within 30 s")
-            .parse()
-            .unwrap();
-        Daemon { child, addr }
-    }
-}
-
 #[test]
 fn kill_9_while_clients_send_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -158,3 +158,237 @@ fn nodes_starting_together_migrate_a_new_database_once() {
         assert_eq!(start.join().unwrap().unwrap(), 1);
     }
 }
+
+/// Rows of a query on the store, for assertions.
+fn count(url: &str, sql: &str) -> i64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client.query_one(sql, &[]).unwrap().get(0)
+}
+
+fn cli_json(args: &[&str]) -> serde_json::Value {
+    crate::util::json(&crate::util::abuse_inbox(args))
+}
+
+#[test]
+fn serve_on_postgres_takes_mail_and_every_command_reads_the_reports() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create_db();
+    // The daemon's async tasks run on this runtime; the test itself blocks.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime.block_on(crate::replies::relay_sink(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+    ));
+    let mut config = abuse_inbox::config::Config::default();
+    config.store.path = url.clone().into();
+    config.reply.from = "abuse@example.com".into();
+    config.reply.relay_host = Some("127.0.0.1".into());
+    config.reply.relay_port = sink.addr.port();
+    config.reply.retry_min_seconds = 1;
+    let server = runtime.block_on(crate::util::TestServer::start(config));
+    let addr = server.addr;
+    {
+        let (mut c, _) = crate::util::Smtp::connect(addr);
+        c.expect("EHLO reporter.example", "250");
+        for (id, subject) in [
+            ("pg-e2e-1", "SSH brute force"),
+            ("pg-e2e-2", "more brute force"),
+        ] {
+            let reply = c.send_message(
+                "reporter@example.net",
+                "abuse@example.com",
+                &crate::util::message(id, subject),
+            );
+            assert!(reply.starts_with("250"), "{reply}");
+        }
+        let phishing = b"From: someone@example.org\r\nTo: abuse@example.com\r\nSubject: Phishing page\r\nMessage-ID: <pg-e2e-3@example.org>\r\n\r\nA phishing page imitating our bank is hosted at http://login-bank.example.com/verify on your network.\r\n";
+        assert!(c
+            .send_message("someone@example.org", "abuse@example.com", phishing)
+            .starts_with("250"));
+        c.expect("QUIT", "221");
+    }
+    let list = crate::util::wait_for(30, "three reports on PostgreSQL", || {
+        let list = cli_json(&["reports", "list", "--db", &url, "--format", "json"]);
+        (list.as_array().unwrap().len() == 3).then_some(list)
+    });
+    let reports = list.as_array().unwrap();
+    assert!(
+        reports.iter().any(|r| r["abuse_type"] == "web_content"),
+        "{list}"
+    );
+    // The operator's queries, PostgreSQL's indexes behind them.
+    let by_net = cli_json(&[
+        "reports",
+        "list",
+        "--db",
+        &url,
+        "--ip",
+        "192.0.2.0/24",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(by_net.as_array().unwrap().len(), 2, "{by_net}");
+    let by_word = cli_json(&[
+        "reports", "list", "--db", &url, "--search", "bank", "--format", "json",
+    ]);
+    assert_eq!(by_word.as_array().unwrap().len(), 1, "{by_word}");
+    let stats = cli_json(&["stats", "--db", &url, "--format", "json"]);
+    assert_eq!(stats["reports"], 3, "{stats}");
+    assert_eq!(stats["top_networks"][0][0], "192.0.2.0/24", "{stats}");
+    let cases = cli_json(&["cases", "list", "--db", &url, "--format", "json"]);
+    assert_eq!(cases[0]["reports"], 2, "{cases}");
+    let id = reports
+        .iter()
+        .find(|r| r["abuse_type"] == "network_activity")
+        .unwrap()["id"]
+        .to_string();
+    let shown = cli_json(&["reports", "show", &id, "--db", &url, "--format", "json"]);
+    assert_eq!(shown["id"].to_string(), id);
+    let export = crate::util::abuse_inbox(&["export", "--format", "intelmq", "--db", &url]);
+    assert!(export.status.success());
+    assert!(String::from_utf8_lossy(&export.stdout).contains("192.0.2.10"));
+    // Replies went out through the relay, each recorded as sent.
+    crate::util::wait_for(30, "the replies sent", || {
+        let pending = count(&url, "SELECT count(*) FROM outbox WHERE state <> 'sent'");
+        let sent = count(&url, "SELECT count(*) FROM outbox WHERE state = 'sent'");
+        (pending == 0 && sent >= 2).then_some(())
+    });
+    let resolved = cli_json(&["reports", "resolve", &id, "--db", &url]);
+    assert_eq!(resolved["status"], "resolved");
+    // A query never migrates: an empty database is refused, untouched.
+    let empty = cluster.create_db();
+    let out = crate::util::abuse_inbox(&["stats", "--db", &empty]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema version 0"));
+    runtime.block_on(server.stop());
+    runtime.block_on(sink.stop());
+}
+
+#[test]
+fn two_nodes_on_one_postgres_lose_nothing_when_one_is_killed() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create_db();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime.block_on(crate::replies::relay_sink(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::util::test_config(
+        dir.path(),
+        &format!(
+            "from = \"abuse@example.com\"\nrelay_host = \"127.0.0.1\"\nrelay_port = {}\n\
+             retry_min_seconds = 1\nrate_limit_per_hour = 10000\n\
+             rate_limit_per_domain_per_hour = 10000\nrate_limit_global_per_hour = 10000\n",
+            sink.addr.port()
+        ),
+        "[store]\nclaim_lease_seconds = 3\n",
+    );
+    let config = config.to_str().unwrap();
+    let start = || crate::util::Daemon::start_with(&url, &["--config", config], &[]);
+    let mut nodes = [start(), start()];
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (acked, stop, addr) = (acked.clone(), stop.clone(), nodes[c % 2].addr);
+            std::thread::spawn(move || {
+                let (mut smtp, _) = crate::util::Smtp::connect(addr);
+                smtp.cmd("EHLO load.example");
+                for n in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    let id = format!("node-{c}-{n}");
+                    let body = crate::util::message(&id, "two nodes");
+                    if !smtp
+                        .cmd("MAIL FROM:<reporter@example.net>")
+                        .starts_with("250")
+                        || !smtp.cmd("RCPT TO:<abuse@example.com>").starts_with("250")
+                        || !smtp.cmd("DATA").starts_with("354")
+                    {
+                        return;
+                    }
+                    smtp.send(&body);
+                    smtp.send(b".\r\n");
+                    if !smtp.reply().starts_with("250") {
+                        return;
+                    }
+                    acked.lock().unwrap().push(format!("{id}@example.net"));
+                }
+            })
+        })
+        .collect();
+    let wait_acked = |n: usize| {
+        let started = std::time::Instant::now();
+        while acked.lock().unwrap().len() < n && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_acked(60);
+    nodes[0].child.kill().unwrap(); // SIGKILL, mid-stream
+    nodes[0].child.wait().unwrap();
+    wait_acked(120);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in clients {
+        let _ = c.join();
+    }
+    nodes[0] = start();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 100, "only {} acknowledged", acked.len());
+    // Every acknowledged message is stored once and becomes one report;
+    // the dead node's claims run out and the others take its work.
+    crate::util::wait_for(60, "every message processed", || {
+        let waiting = count(
+            &url,
+            "SELECT count(*) FROM raw_messages WHERE status <> 'processed'",
+        );
+        let unsent = count(&url, "SELECT count(*) FROM outbox WHERE state <> 'sent'");
+        (waiting == 0 && unsent == 0).then_some(())
+    });
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let stored: HashSet<String> = client
+        .query("SELECT message_id FROM raw_messages", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let raws = count(&url, "SELECT count(*) FROM raw_messages");
+    assert_eq!(raws as usize, stored.len(), "a message stored twice");
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM reports"),
+        raws,
+        "one report each"
+    );
+    // One reply per report, each sent once: the relay holds each reply's
+    // Message-ID once, as many as the outbox says were sent.
+    let sent = count(&url, "SELECT count(*) FROM outbox WHERE state = 'sent'");
+    assert_eq!(sent, raws);
+    let sink_ids = crate::util::wait_for(30, "the relay has every reply", || {
+        let conn = rusqlite::Connection::open(sink.db_path()).unwrap();
+        let ids: Vec<String> = conn
+            .prepare("SELECT message_id FROM raw_messages")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (ids.len() as i64 == sent).then_some(ids)
+    });
+    let unique: HashSet<_> = sink_ids.iter().collect();
+    assert_eq!(unique.len(), sink_ids.len());
+    // Both nodes did work.
+    let workers = count(&url, "SELECT count(DISTINCT claimed_by) FROM raw_messages");
+    assert!(workers >= 2, "{workers} node(s) processed messages");
+    for mut node in nodes {
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+    }
+    runtime.block_on(sink.stop());
+}

@@ -8,7 +8,7 @@ use abuse_inbox::config::Config;
 use std::path::{Path, PathBuf};
 
 /// A relay that accepts mail for `reporter@…` and `soc@…` (the fixtures' reporters).
-async fn relay_sink(dir: tempfile::TempDir, listen: &str) -> TestServer {
+pub(crate) async fn relay_sink(dir: tempfile::TempDir, listen: &str) -> TestServer {
     let mut config = Config::default();
     config.smtp.recipients = vec!["reporter".into(), "soc".into(), "someone".into()];
     TestServer::start_with(config, dir, listen).await

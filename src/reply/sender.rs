@@ -121,10 +121,23 @@ pub async fn run<T>(
 {
     let open = {
         let path = db_path.clone();
-        tokio::task::spawn_blocking(move || Db::open(&path, Role::Cli)).await
+        tokio::task::spawn_blocking(move || {
+            crate::store::open(
+                &crate::store::Location::parse(&path),
+                crate::store::Mode::ReadWrite {
+                    role: Role::Cli,
+                    create: false,
+                },
+            )
+        })
+        .await
     };
     let mut db = match open {
-        Ok(Ok(db)) => db,
+        Ok(Ok(mut db)) => {
+            let lease = runtime.current().config.store.claim_lease_seconds;
+            db.set_claim_lease(Duration::from_secs(lease));
+            db
+        }
         Ok(Err(error)) => return error!(%error, "reply sender cannot open the database"),
         Err(_) => return error!("reply sender failed to start"),
     };

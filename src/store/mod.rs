@@ -200,6 +200,7 @@ pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
             };
             return Ok(Db {
                 backend: Backend::Postgres(Box::new(std::cell::RefCell::new(conn))),
+                claim_lease: raw::CLAIM_LEASE,
             });
         }
     };
@@ -245,6 +246,8 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 /// One synchronous connection to the database.
 pub struct Db {
     backend: Backend,
+    /// PostgreSQL: how long claims on messages and replies last.
+    claim_lease: Duration,
 }
 
 enum Backend {
@@ -310,6 +313,12 @@ impl Db {
                 what: "this operation on a PostgreSQL store".into(),
             }),
         }
+    }
+
+    /// How long this connection's claims last (PostgreSQL;
+    /// `store.claim_lease_seconds`).
+    pub fn set_claim_lease(&mut self, lease: Duration) {
+        self.claim_lease = lease;
     }
 
     /// Which database this is.
@@ -379,6 +388,7 @@ impl Db {
             .map_err(open_err)?;
         let db = Db {
             backend: Backend::Sqlite(conn),
+            claim_lease: raw::CLAIM_LEASE,
         };
         let found = db.schema_version().map_err(|e| match e {
             Error::Sqlite(source) => open_err(source),
@@ -434,6 +444,7 @@ impl Db {
             .map_err(open_err)?;
         let mut db = Db {
             backend: Backend::Sqlite(conn),
+            claim_lease: raw::CLAIM_LEASE,
         };
         db.migrate(path)?;
         Ok(db)

@@ -339,10 +339,11 @@ impl Db {
     }
 
     /// Replies due at `now`, oldest first, with what their text needs. On
-    /// PostgreSQL they are claimed for `node` for `lease` (so of several
+    /// PostgreSQL they are claimed for this node for its claim lease (so of several
     /// daemons one sends each reply); a claim that runs out (its node died
     /// mid-send) makes the reply due again.
     pub fn due_replies(&self, now: &str, limit: usize) -> Result<Vec<Draft>, Error> {
+        let lease = self.claim_lease.as_secs().max(1);
         const COLUMNS: &str = "o.id, o.report_id, o.kind, o.recipient, o.message_id, o.note,
             r.subject, r.message_id, r.abuse_type, r.subtype, r.missing, r.language";
         self.read(|q| {
@@ -372,7 +373,7 @@ impl Db {
                          SELECT {COLUMNS} FROM claimed o JOIN reports r ON r.id = o.report_id
                          ORDER BY o.next_attempt_at, o.id"
                     ),
-                    sql_params![now, limit, super::node_name(), SEND_LEASE_SECONDS],
+                    sql_params![now, limit, super::node_name(), lease],
                 )?,
             };
             rows.iter().map(read_draft).collect()
@@ -505,10 +506,6 @@ impl Db {
         })
     }
 }
-
-/// How long a node holds the replies it is sending (PostgreSQL): past it,
-/// another node may send them.
-const SEND_LEASE_SECONDS: u64 = 300;
 
 fn read_entry(r: &Row) -> Result<Entry, Error> {
     Ok(Entry {

@@ -28,10 +28,10 @@ pub fn dedup_key(raw: &[u8]) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// How long a node holds the messages it processes (PostgreSQL): longer
-/// than a batch can take (the worker child's time limit per message times a
-/// batch is far less), short enough that a dead node's work is taken over
-/// soon.
+/// How long a node holds the messages it processes and the replies it
+/// sends (PostgreSQL), unless `store.claim_lease_seconds` says otherwise:
+/// longer than a batch can take, short enough that a dead node's work is
+/// taken over soon.
 pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Db {
@@ -99,7 +99,7 @@ impl Db {
     /// died), and the report's commit ends the claim.
     pub fn unprocessed(&self, limit: usize, max_bytes: u64) -> Result<Vec<RawMessage>, Error> {
         if self.dialect() == super::sql::Dialect::Postgres {
-            return self.claim_unprocessed(&super::node_name(), limit, max_bytes, CLAIM_LEASE);
+            return self.claim_unprocessed(&super::node_name(), limit, max_bytes, self.claim_lease);
         }
         let mut stmt = self.lite()?.prepare_cached(&format!(
             "SELECT {RAW_COLUMNS} FROM raw_messages
@@ -151,7 +151,7 @@ impl Db {
             q.rows(
                 &format!(
                     "SELECT {RAW_COLUMNS} FROM raw_messages
-                     WHERE id > ?1 AND (?2 IS NULL OR received_at >= ?2) ORDER BY id LIMIT ?3"
+                     WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR received_at >= ?2) ORDER BY id LIMIT ?3"
                 ),
                 sql_params![after, since, limit],
             )?
@@ -224,7 +224,7 @@ impl Db {
         self.read(|q| {
             q.rows(
                 "SELECT id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error
-                 FROM raw_messages WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+                 FROM raw_messages WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
                 sql_params![status.map(RawStatus::as_str), limit],
             )?
             .iter()

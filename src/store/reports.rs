@@ -520,7 +520,7 @@ impl Db {
         // The two databases index addresses and words their own way.
         let (ip_filter, search_filter, range, search) = match dialect {
             Dialect::Sqlite => (
-                "id IN (SELECT report_id FROM report_ips WHERE ip_key BETWEEN ?9 AND ?10)",
+                "(?9 IS NULL OR id IN (SELECT report_id FROM report_ips WHERE ip_key BETWEEN ?9 AND ?10))",
                 "id IN (SELECT rowid FROM report_text WHERE report_text MATCH ?12)",
                 filter.ip_range.map(|(first, last)| {
                     (
@@ -531,7 +531,7 @@ impl Db {
                 filter.search.as_deref().and_then(fts_query),
             ),
             Dialect::Postgres => (
-                "id IN (SELECT report_id FROM report_ips WHERE ip BETWEEN ?9::inet AND ?10::inet)",
+                "(?9::inet IS NULL OR id IN (SELECT report_id FROM report_ips WHERE ip BETWEEN ?9::inet AND ?10::inet))",
                 "search @@ plainto_tsquery('simple', ?12)",
                 filter.ip_range.map(|(first, last)| {
                     (
@@ -545,14 +545,17 @@ impl Db {
         let (first, last) = range.unwrap_or((Value::Null, Value::Null));
         let sql = format!(
             "SELECT {REPORT_COLUMNS} FROM reports
-             WHERE (?1 IS NULL OR abuse_type = ?1) AND (?2 IS NULL OR received_at >= ?2)
-               AND (?4 IS NULL OR subtype = ?4) AND (?5 IS NULL OR reply = ?5)
-               AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR reporter LIKE '%' || ?7 || '%')
-               AND (?8 IS NULL OR received_at < ?8)
-               AND (?9 IS NULL OR {ip_filter})
-               AND (?12 IS NULL OR {search_filter})
-               AND (?13 IS NULL OR id > ?13)
-               AND (?14 IS NULL OR rsit_type = ?14)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR abuse_type = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR received_at >= ?2)
+               AND (CAST(?4 AS TEXT) IS NULL OR subtype = ?4)
+               AND (CAST(?5 AS TEXT) IS NULL OR reply = ?5)
+               AND (CAST(?6 AS TEXT) IS NULL OR status = ?6)
+               AND (CAST(?7 AS TEXT) IS NULL OR reporter LIKE '%' || ?7 || '%')
+               AND (CAST(?8 AS TEXT) IS NULL OR received_at < ?8)
+               AND {ip_filter}
+               AND (CAST(?12 AS TEXT) IS NULL OR {search_filter})
+               AND (CAST(?13 AS BIGINT) IS NULL OR id > ?13)
+               AND (CAST(?14 AS TEXT) IS NULL OR rsit_type = ?14)
              ORDER BY id {order} LIMIT ?3 OFFSET ?11"
         );
         let params = [

@@ -350,30 +350,58 @@ fn pg_params(params: &[Value]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
 
 /// A PostgreSQL connection with its prepared statements.
 pub struct PgConn {
-    pub client: postgres::Client,
+    /// Always `Some` but while being dropped.
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+impl Drop for PgConn {
+    /// The blocking client closes its connection by running its own
+    /// runtime, which it cannot do on a thread of ours that runs one (the
+    /// reply sender's task, when the daemon stops): there it is closed on
+    /// a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("pg-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
+    }
 }
 
 impl PgConn {
     pub fn new(client: postgres::Client) -> PgConn {
         PgConn {
-            client,
+            client: Some(client),
             statements: HashMap::new(),
         }
+    }
+
+    /// The client.
+    pub fn client(&mut self) -> &mut postgres::Client {
+        self.client
+            .as_mut()
+            .expect("the client is there until drop")
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, Error> {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt.clone());
         }
-        let stmt = self.client.prepare(&dollar_placeholders(sql))?;
+        let stmt = self.client().prepare(&dollar_placeholders(sql))?;
         self.statements.insert(sql.to_owned(), stmt.clone());
         Ok(stmt)
     }
 
     /// A transaction; its statements are prepared on this connection.
     pub fn transaction(&mut self) -> Result<PgTx<'_>, Error> {
-        let tx = self.client.transaction()?;
+        let tx = self
+            .client
+            .as_mut()
+            .expect("the client is there until drop")
+            .transaction()?;
         Ok(PgTx {
             tx,
             statements: &mut self.statements,
@@ -388,12 +416,12 @@ impl Sql for PgConn {
 
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, Error> {
         let stmt = self.statement(sql)?;
-        Ok(self.client.execute(&stmt, &pg_params(params))?)
+        Ok(self.client().execute(&stmt, &pg_params(params))?)
     }
 
     fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, Error> {
         let stmt = self.statement(sql)?;
-        pg_rows(self.client.query(&stmt, &pg_params(params))?)
+        pg_rows(self.client().query(&stmt, &pg_params(params))?)
     }
 }
 

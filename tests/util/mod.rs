@@ -35,7 +35,11 @@ impl TestServer {
         listen: &str,
     ) -> TestServer {
         config.smtp.listen = listen.into();
-        config.store.path = dir.path().join("test.db");
+        // A test of the PostgreSQL store names its database; the others
+        // get a fresh SQLite file.
+        if !config.store.path.to_string_lossy().starts_with("postgres") {
+            config.store.path = dir.path().join("test.db");
+        }
         // Without a DNS server of the test's own, no sender checks and
         // replies as if the sender were authenticated (see NO_AUTH).
         if config.auth.nameservers.is_empty() {
@@ -311,4 +315,61 @@ pub fn json(output: &Output) -> serde_json::Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// The real binary running `serve` on a port of its own, as a process a
+/// test can kill -9.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Daemon {
+    pub fn start(db: &str) -> Daemon {
+        Self::start_with_env(db, &[])
+    }
+
+    pub fn start_with_env(db: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(db, &[], env)
+    }
+
+    pub fn start_with(db: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
+            .args(args);
+        if !args.contains(&"--config") {
+            command.args(["--config", crate::util::default_test_config()]);
+        }
+        let mut child = command
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Read the log on a thread (and keep draining it, so the daemon never
+        // blocks on a full pipe); the bound address comes from the start-up line.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Some(rest) = line.split("listen=").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("daemon logs its address within 30 s")
+            .parse()
+            .unwrap();
+        Daemon { child, addr }
+    }
 }

@@ -62,7 +62,7 @@ pub fn connect_read_only(url: &str) -> Result<PgConn, Error> {
 /// The schema version of the database.
 pub fn schema_version(pg: &mut PgConn) -> Result<i64, Error> {
     Ok(pg
-        .client
+        .client()
         .query_one("SELECT max(version) FROM abuse_inbox_schema", &[])?
         .get::<_, Option<i64>>(0)
         .unwrap_or(0))
@@ -114,7 +114,7 @@ fn migrate(client: &mut Client, url: &str) -> Result<(), Error> {
 /// # Errors
 /// Any failure; then nothing of the batch was committed.
 pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
-    let mut tx = pg.client.transaction()?;
+    let mut tx = pg.client().transaction()?;
     let insert = tx.prepare(
         "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
                  message_id, dedup_key, size_bytes, bytes, dsn)
