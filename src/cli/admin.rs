@@ -7,6 +7,7 @@ use super::{admin_store, query_store};
 use crate::config::Config;
 use crate::model::{RawId, RawStatus};
 use crate::safe_text::clip;
+use crate::store::{Location, Mode, Role};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,6 +27,22 @@ pub(super) fn backup(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
     db.backup_to(file)?;
     print_json(&serde_json::json!({ "backup": file, "reports": db.report_count()? }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `migrate-store`: everything of `from` that `to` does not have yet.
+pub(super) fn migrate_store(from: &Path, to: &Path) -> anyhow::Result<ExitCode> {
+    let writer = |create| Mode::ReadWrite {
+        role: Role::Cli,
+        create,
+    };
+    // An older source is migrated first: the copy reads this build's schema.
+    let source = crate::store::open(&Location::parse(from), writer(false))?;
+    let mut target = crate::store::open(&Location::parse(to), writer(true))?;
+    let copied = source.copy_into(&mut target, |table, rows| {
+        eprintln!("abuse-inbox: {table}: {rows} rows copied");
+    })?;
+    print_json(&serde_json::json!({ "copied": copied }))?;
     Ok(ExitCode::SUCCESS)
 }
 

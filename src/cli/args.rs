@@ -103,6 +103,16 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move a desk to another store (SQLite to PostgreSQL), raw messages
+    /// included; run it again to continue or to catch up.
+    MigrateStore {
+        /// The store now: a SQLite file.
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+        /// The new store: `postgres://user@host/db` (or a SQLite file).
+        #[arg(long, value_name = "URL")]
+        to: PathBuf,
+    },
     /// Copy the database to FILE, consistently, while the daemon runs.
     Backup {
         #[arg(value_name = "FILE")]

@@ -79,6 +79,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             dry_run,
         } => admin::prune(config, older_than, dry_run),
         Command::Backup { file } => admin::backup(config, &file),
+        Command::MigrateStore { from, to } => admin::migrate_store(&from, &to),
         Command::Stats { format } => admin::stats(config, format),
     }
 }

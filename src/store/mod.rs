@@ -7,6 +7,7 @@
 //! Migrations are forward-only, numbered, and counted by `PRAGMA user_version`.
 
 mod cases;
+mod copy;
 mod outbox;
 pub mod pg;
 mod raw;
@@ -15,6 +16,7 @@ pub mod sql;
 mod writer;
 
 pub use cases::Case;
+pub use copy::Copied;
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
 pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};

@@ -255,7 +255,12 @@ fn mark_raw(
 
 /// A report's words for the search: SQLite's FTS5 table, PostgreSQL's
 /// `tsvector` column.
-fn index_text(q: &mut dyn Sql, id: ReportId, subject: &str, body: &str) -> Result<(), Error> {
+pub(super) fn index_text(
+    q: &mut dyn Sql,
+    id: ReportId,
+    subject: &str,
+    body: &str,
+) -> Result<(), Error> {
     match q.dialect() {
         Dialect::Sqlite => {
             q.exec("DELETE FROM report_text WHERE rowid = ?1", sql_params![id])?;
@@ -626,9 +631,11 @@ impl Db {
                 ),
                 Dialect::Postgres => (
                     "SELECT host(ip), count(*) AS n FROM report_ips GROUP BY ip ORDER BY n DESC, ip LIMIT ?1",
-                    "SELECT text(network(set_masklen(ip, CASE WHEN family(ip) = 4 THEN 24 ELSE 64 END))) AS net,
-                         count(DISTINCT report_id) AS n FROM report_ips
-                     GROUP BY net ORDER BY n DESC, net LIMIT ?1",
+                    "SELECT text(net), n FROM (
+                         SELECT network(set_masklen(ip, CASE WHEN family(ip) = 4 THEN 24 ELSE 64 END)) AS net,
+                             count(DISTINCT report_id) AS n
+                         FROM report_ips GROUP BY net) t
+                     ORDER BY n DESC, net LIMIT ?1",
                 ),
             };
             let top = |q: &mut dyn Sql, sql: &str| -> Result<Vec<(String, u64)>, Error> {

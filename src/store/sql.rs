@@ -288,7 +288,7 @@ impl postgres::types::ToSql for Value {
             },
             Value::Text(s) => match *ty {
                 Type::INET => s.parse::<std::net::IpAddr>()?.to_sql(ty, out),
-                _ => s.as_str().to_sql(ty, out),
+                _ => pg_text(s).as_ref().to_sql(ty, out),
             },
             Value::Blob(b) => b.as_slice().to_sql(ty, out),
             Value::Bool(b) => b.to_sql(ty, out),
@@ -300,6 +300,16 @@ impl postgres::types::ToSql for Value {
     }
 
     postgres::types::to_sql_checked!();
+}
+
+/// PostgreSQL text cannot hold NUL, which a hostile message can put in a
+/// subject or a log line: it is stored as U+2400 (the symbol for it).
+pub fn pg_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{2400}"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, Error> {

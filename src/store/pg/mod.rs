@@ -136,7 +136,7 @@ pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Commit
                 &env.helo,
                 &env.mail_from.as_column(),
                 &super::json_list(&env.rcpt_to),
-                &rawmail::message_id(&msg.bytes),
+                &rawmail::message_id(&msg.bytes).map(|id| super::sql::pg_text(&id).into_owned()),
                 &&key[..],
                 &(msg.bytes.len() as i64),
                 &msg.bytes,
