@@ -120,12 +120,18 @@ impl Server {
         raise_open_files(config.smtp.max_connections);
         let location = store::Location::parse(&config.store.path);
         let lease = Duration::from_secs(config.store.claim_lease_seconds);
-        let (intake_db, worker_db) = tokio::task::spawn_blocking(move || {
+        let (intake_db, worker_db, reports_db) = tokio::task::spawn_blocking(move || {
             let open = |role| store::open(&location, store::Mode::ReadWrite { role, create: true });
             let intake = open(Role::Intake)?;
             let mut worker = open(Role::Pipeline)?;
             worker.set_claim_lease(lease);
-            Ok::<_, store::Error>((intake, worker))
+            // On PostgreSQL the worker stores its reports on a connection
+            // of its own: intake never waits behind them.
+            let reports = match intake.dialect() {
+                store::sql::Dialect::Sqlite => None,
+                store::sql::Dialect::Postgres => Some(open(Role::Pipeline)?),
+            };
+            Ok::<_, store::Error>((intake, worker, reports))
         })
         .await
         .expect("opening the database does not panic")?;
@@ -152,13 +158,12 @@ impl Server {
         )
         .map_err(Error::Thread)?;
         let replies_queued = Arc::new(tokio::sync::Notify::new());
-        let worker = Worker::start(
-            worker_db,
-            queue.clone(),
-            runtime.clone(),
-            replies_queued.clone(),
-        )
-        .map_err(Error::Thread)?;
+        let sink = match reports_db {
+            Some(db) => store::WorkerSink::Direct(Box::new(db)),
+            None => store::WorkerSink::Queue(queue.clone()),
+        };
+        let worker = Worker::start(worker_db, sink, runtime.clone(), replies_queued.clone())
+            .map_err(Error::Thread)?;
         let ctx = Arc::new(Context::new(runtime.clone(), queue, worker.signal()));
         let reloader = Reloader {
             runtime: runtime.clone(),

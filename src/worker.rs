@@ -10,7 +10,7 @@
 
 use crate::isolate::Isolated;
 use crate::runtime::SharedRuntime;
-use crate::store::{CommitQueue, Db};
+use crate::store::{Db, WorkerSink};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ impl Worker {
     /// `replies_queued` after each batch so the reply sender looks at once.
     pub fn start(
         db: Db,
-        sink: CommitQueue,
+        sink: WorkerSink,
         runtime: SharedRuntime,
         replies_queued: Arc<tokio::sync::Notify>,
     ) -> std::io::Result<Worker> {
@@ -104,7 +104,7 @@ fn lower_priority() {
 
 fn run(
     mut db: Db,
-    mut sink: CommitQueue,
+    mut sink: WorkerSink,
     runtime: &SharedRuntime,
     replies_queued: &tokio::sync::Notify,
     rx: Receiver<()>,

@@ -387,7 +387,9 @@ fn two_nodes_on_one_postgres_lose_nothing_when_one_is_killed() {
     // the second). Which node processed what depends on who claimed first.
     for client in 0..2 {
         assert!(
-            acked.iter().any(|id| id.starts_with(&format!("node-{client}-"))),
+            acked
+                .iter()
+                .any(|id| id.starts_with(&format!("node-{client}-"))),
             "node {client} took no mail"
         );
     }

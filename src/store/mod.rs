@@ -20,7 +20,7 @@ pub use copy::Copied;
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
 pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};
-pub use writer::CommitQueue;
+pub use writer::{CommitQueue, WorkerSink};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};

@@ -111,6 +111,47 @@ impl CommitQueue {
     }
 }
 
+/// Where the daemon's worker stores reports: through the single writer
+/// (SQLite, one writer per file), or on a connection of its own
+/// (PostgreSQL, where intake must not wait behind report storage).
+pub enum WorkerSink {
+    Queue(CommitQueue),
+    Direct(Box<Db>),
+}
+
+/// A batch handed to a [`WorkerSink`].
+pub enum WorkerPending {
+    Queue(oneshot::Receiver<Result<Vec<Option<Stored>>, Error>>),
+    Direct(Vec<Option<Stored>>),
+}
+
+impl ReportSink for WorkerSink {
+    type Pending = WorkerPending;
+
+    fn submit(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        processed_at: &str,
+    ) -> Result<Self::Pending, Error> {
+        Ok(match self {
+            WorkerSink::Queue(queue) => WorkerPending::Queue(queue.submit(outcomes, processed_at)?),
+            WorkerSink::Direct(db) => {
+                WorkerPending::Direct(db.save_outcomes(&outcomes, processed_at)?)
+            }
+        })
+    }
+
+    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Option<Stored>>, Error> {
+        match (self, pending) {
+            (WorkerSink::Queue(queue), WorkerPending::Queue(wait)) => queue.finish(wait),
+            (_, WorkerPending::Direct(stored)) => Ok(stored),
+            (WorkerSink::Direct(_), WorkerPending::Queue(wait)) => {
+                wait.blocking_recv().map_err(|_| Error::Closed)?
+            }
+        }
+    }
+}
+
 /// The pipeline worker (a plain thread) stores its reports through the writer.
 impl ReportSink for CommitQueue {
     type Pending = oneshot::Receiver<Result<Vec<Option<Stored>>, Error>>;
