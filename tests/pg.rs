@@ -492,3 +492,31 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
     let report = cli_json(&["ingest", "--db", &url, more.to_str().unwrap()]);
     assert_eq!(report["id"], fixtures.len() as u64 + 1, "{report}");
 }
+
+#[test]
+fn the_connection_uses_tls_when_asked_and_refuses_a_certificate_it_cannot_trust() {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let Some(cluster) = Cluster::start_with_tls(&key.cert.pem(), &key.signing_key.serialize_pem())
+    else {
+        return;
+    };
+    let url = cluster.create_db();
+    // A certificate no trusted CA signed: refused, not used unverified.
+    let out = crate::util::abuse_inbox(&["stats", "--db", &format!("{url}?sslmode=require")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    // Without TLS (the server allows it here) the same database works.
+    let plain = format!("{url}?sslmode=disable");
+    let message = crate::util::message("tls-1", "over a plain connection");
+    let out = crate::util::abuse_inbox_stdin(&["ingest", "--db", &plain, "-"], Some(&message));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        cli_json(&["stats", "--db", &plain, "--format", "json"])["reports"],
+        1
+    );
+}

@@ -75,6 +75,15 @@ impl Cluster {
     /// A running cluster, or `None` (with the reason on stderr) when
     /// PostgreSQL is not installed here.
     pub fn start() -> Option<Cluster> {
+        Self::start_with(None)
+    }
+
+    /// A running cluster that also speaks TLS with `cert` and `key` (PEM).
+    pub fn start_with_tls(cert: &str, key: &str) -> Option<Cluster> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
             eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
             return None;
@@ -98,6 +107,22 @@ impl Cluster {
             "initdb: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        let mut settings: Vec<String> = Vec::new();
+        if let Some((cert, key)) = tls {
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).unwrap();
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                if let Some((uid, gid)) = user {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+                }
+            }
+            settings.extend(["-c".into(), "ssl=on".into()]);
+        }
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         if let Some((uid, gid)) = user {
@@ -116,6 +141,7 @@ impl Cluster {
                 "max_connections=60",
             ])
             .args(["-c", "shared_buffers=16MB"])
+            .args(&settings)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -16,7 +16,7 @@ use super::sql::PgConn;
 use super::Error;
 use crate::model::{Committed, Incoming, RawId, RawMessage};
 use crate::rawmail;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::time::Duration;
 
 /// Migrations in order; entry `i` brings the schema to version `i + 1`.
@@ -30,7 +30,7 @@ const MIGRATION_LOCK: i64 = 0x6162_7573_6569_6e62; // "abuseinb"
 /// # Errors
 /// The server cannot be reached, refuses us, or has a newer schema.
 pub fn connect(url: &str) -> Result<PgConn, Error> {
-    let mut client = Client::connect(url, NoTls)?;
+    let mut client = Client::connect(url, tls())?;
     // A 250 waits for the commit to be on disk (and on a synchronous
     // standby, when the server has one), whatever the server's default.
     client.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC'")?;
@@ -44,7 +44,7 @@ pub fn connect(url: &str) -> Result<PgConn, Error> {
 /// # Errors
 /// As [`connect`], and [`Error::TooOld`] when the schema is not migrated.
 pub fn connect_read_only(url: &str) -> Result<PgConn, Error> {
-    let mut client = Client::connect(url, NoTls)?;
+    let mut client = Client::connect(url, tls())?;
     client.batch_execute("SET default_transaction_read_only = on; SET TIME ZONE 'UTC'")?;
     let mut pg = PgConn::new(client);
     let found = schema_version(&mut pg).unwrap_or(0);
@@ -57,6 +57,24 @@ pub fn connect_read_only(url: &str) -> Result<PgConn, Error> {
         return Err(Error::TooNew { path, found, known });
     }
     Ok(pg)
+}
+
+/// TLS for the connection, as the URL's `sslmode` asks (`prefer` by
+/// default: TLS when the server offers it; `require` insists): rustls with
+/// ring, trusting the system's certificate store (where a private CA goes)
+/// and Mozilla's roots.
+fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
 /// The schema version of the database.
