@@ -52,6 +52,14 @@ pub fn may_merge(original: &Original<'_>, claimant: &Claimant<'_>) -> Result<(),
     }
 }
 
+/// Whether reprocessing a message may rewrite its report. Not when the
+/// report took in follow-ups or was merged into another
+/// (`joined_by_follow_up`): its evidence and completeness come from more
+/// than this one message.
+pub fn reprocess_rewrites(joined_by_follow_up: bool) -> bool {
+    !joined_by_follow_up
+}
+
 /// What the store read of the report a follow-up claims to follow up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalReport {

@@ -17,6 +17,10 @@ pub fn window_start(now: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The replies the rate limits count: what we start. The concluded reply
+/// answers someone we already answered, and never counts.
+pub const COUNTED: [ReplyKind; 2] = [ReplyKind::Ack, ReplyKind::NeedsInfo];
+
 /// An outbox row to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {

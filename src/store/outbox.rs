@@ -73,16 +73,17 @@ pub(super) fn queue(
     now: &str,
 ) -> Result<Result<OutboxId, String>, Error> {
     let since = crate::reply::queue::window_start(now);
+    let counted = crate::reply::queue::COUNTED.map(crate::model::ReplyKind::as_str);
     let recent = crate::reply::limits::Recent {
         recipient: q.count(
             RECENT_TO_RECIPIENT,
-            sql_params![&plan.recipient_key, &since],
+            sql_params![&plan.recipient_key, &since, counted[0], counted[1]],
         )?,
         domain: q.count(
             RECENT_TO_DOMAIN,
-            sql_params![&plan.recipient_domain, &since],
+            sql_params![&plan.recipient_domain, &since, counted[0], counted[1]],
         )?,
-        global: q.count(RECENT_IN_ALL, sql_params![&since])?,
+        global: q.count(RECENT_IN_ALL, sql_params![&since, counted[0], counted[1]])?,
     };
     let replies_of_report = q.count(REPLIES_OF_REPORT, sql_params![report])? as i64;
     let secret = secret(q)?;
@@ -215,14 +216,15 @@ pub(super) fn merge_follow_up(
     Ok(Some(merge))
 }
 
-/// Replies (other than `concluded`) queued since ?2 to one address, to one
-/// domain, and in all; each an index range scan.
+/// Replies of the kinds that count ([`crate::reply::queue::COUNTED`])
+/// queued since the window's start to one address, to one domain, and in
+/// all; each an index range scan.
 const RECENT_TO_RECIPIENT: &str = "SELECT count(*) FROM outbox
-     WHERE recipient_key = ?1 AND created_at >= ?2 AND kind != 'concluded'";
+     WHERE recipient_key = ?1 AND created_at >= ?2 AND kind IN (?3, ?4)";
 const RECENT_TO_DOMAIN: &str = "SELECT count(*) FROM outbox
-     WHERE recipient_domain = ?1 AND created_at >= ?2 AND kind != 'concluded'";
+     WHERE recipient_domain = ?1 AND created_at >= ?2 AND kind IN (?3, ?4)";
 const RECENT_IN_ALL: &str = "SELECT count(*) FROM outbox
-     WHERE created_at >= ?1 AND kind != 'concluded'";
+     WHERE created_at >= ?1 AND kind IN (?2, ?3)";
 
 /// How many replies a report has had (numbers the next one's Message-ID);
 /// run for every reply queued.

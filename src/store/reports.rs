@@ -94,9 +94,7 @@ fn save_outcome(
         }
     };
     // Processed before (reprocess): the report is updated in place and
-    // keeps its reply decision; nothing is queued. A report that took in
-    // follow-ups, or was merged into another, is left as it is: its
-    // evidence and completeness come from more than this message.
+    // keeps its reply decision; nothing is queued.
     let before = q.row(
         "SELECT r.id, r.reply, r.reply_reason, (r.follow_up_of IS NOT NULL OR EXISTS (
              SELECT 1 FROM report_events e WHERE e.report_id = r.id AND e.kind = 'follow_up'))
@@ -104,7 +102,7 @@ fn save_outcome(
         sql_params![*raw_id],
     )?;
     if let Some(row) = &before {
-        if row.bool(3)? {
+        if !crate::reply::follow_up::reprocess_rewrites(row.bool(3)?) {
             mark_raw(q, *raw_id, "processed", None)?;
             return read_stored(row).map(Some);
         }
