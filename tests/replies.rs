@@ -3,7 +3,22 @@
 //! mail for the reporters, so every reply arrives over real SMTP and is
 //! inspected in the relay's own database.
 
-use crate::util::{abuse_inbox, free_port, json, outbox, wait_for, Smtp, TestServer};
+use crate::util::{abuse_inbox, free_port, json, outbox, wait_for, Smtp, Store, TestServer};
+
+/// A scenario as two tests: the daemon on SQLite, and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($name:ident, $on_postgres:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            $scenario(Store::Sqlite).await
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $on_postgres() {
+            $scenario(Store::Postgres).await
+        }
+    };
+}
 use abuse_inbox::config::Config;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +29,11 @@ pub(crate) async fn relay_sink(dir: tempfile::TempDir, listen: &str) -> TestServ
     TestServer::start_with(config, dir, listen).await
 }
 
-fn daemon_config(relay_port: u16) -> Config {
+fn daemon_config(relay_port: u16, store: &Option<String>) -> Config {
     let mut config = Config::default();
+    if let Some(url) = store {
+        config.store.path = url.into();
+    }
     config.reply.from = "abuse@example.com".into();
     config.reply.relay_host = Some("127.0.0.1".into());
     config.reply.relay_port = relay_port;
@@ -93,10 +111,14 @@ fn db_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
+on_both_stores!(ack_needs_info_and_concluded_arrive_with_the_right_headers, ack_needs_info_and_concluded_arrive_with_the_right_headers_on_postgres, ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario);
+async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(store: Store) {
+    let Ok(location) = store.location() else {
+        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
     let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
-    let daemon = TestServer::start(daemon_config(sink.addr.port())).await;
+    let daemon = TestServer::start(daemon_config(sink.addr.port(), &location)).await;
     let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());
     let d = daemon.addr;
     let daemon_ref = &daemon;
@@ -217,9 +239,16 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers() {
     sink.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
+on_both_stores!(feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds, feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_on_postgres, feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario);
+async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario(store: Store) {
+    let Ok(location) = store.location() else {
+        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
     let mut config = Config::default();
+    if let Some(url) = &location {
+        config.store.path = url.into();
+    }
     config.reply.rate_limit_per_hour = 2;
     let daemon = TestServer::start(config).await;
     let db = daemon.db_path();
@@ -305,11 +334,15 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds() {
     assert_eq!(after, decisions);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once() {
+on_both_stores!(relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once, relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_on_postgres, relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario);
+async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario(store: Store) {
+    let Ok(location) = store.location() else {
+        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
     let port = free_port();
     let relay_addr = format!("127.0.0.1:{port}");
-    let daemon = TestServer::start(daemon_config(port)).await;
+    let daemon = TestServer::start(daemon_config(port, &location)).await;
     let db = daemon.db_path();
     let failed_attempt = |db: &Path, n: usize| {
         wait_for(20, "a failed attempt", || {
@@ -348,7 +381,7 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
     });
     let dir = daemon.stop().await;
     let sink = relay_sink(sink_dir, &relay_addr).await;
-    let daemon = TestServer::start_with(daemon_config(port), dir, "127.0.0.1:0").await;
+    let daemon = TestServer::start_with(daemon_config(port, &location), dir, "127.0.0.1:0").await;
     tokio::task::block_in_place(|| {
         wait_for(30, "the delivery after the restart", || {
             Some(received(&sink_db)).filter(|m| m.len() == 2)
@@ -372,10 +405,14 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
     sink.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_follow_up_completes_the_report_and_an_ack_follows() {
+on_both_stores!(a_follow_up_completes_the_report_and_an_ack_follows, a_follow_up_completes_the_report_and_an_ack_follows_on_postgres, a_follow_up_completes_the_report_and_an_ack_follows_scenario);
+async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Store) {
+    let Ok(location) = store.location() else {
+        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
     let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
-    let daemon = TestServer::start(daemon_config(sink.addr.port())).await;
+    let daemon = TestServer::start(daemon_config(sink.addr.port(), &location)).await;
     let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());
     let daemon_ref = &daemon;
     tokio::task::block_in_place(|| {
@@ -484,10 +521,14 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows() {
     }
 }
 
-/// The corpus through `serve` with a relay: exactly the replies the golden
-/// files promise arrive, one per report, to the right people.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fixture_corpus_produces_exactly_the_expected_replies() {
+// The corpus through `serve` with a relay: exactly the replies the golden
+// files promise arrive, one per report, to the right people.
+on_both_stores!(the_fixture_corpus_produces_exactly_the_expected_replies, the_fixture_corpus_produces_exactly_the_expected_replies_on_postgres, the_fixture_corpus_produces_exactly_the_expected_replies_scenario);
+async fn the_fixture_corpus_produces_exactly_the_expected_replies_scenario(store: Store) {
+    let Ok(location) = store.location() else {
+        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
     let mut cases = Vec::new();
     for kind in std::fs::read_dir(&root).unwrap() {
@@ -525,7 +566,7 @@ async fn the_fixture_corpus_produces_exactly_the_expected_replies() {
     let mut sink_config = Config::default();
     sink_config.smtp.recipients = expected.iter().map(|(to, _, _)| to.clone()).collect();
     let sink = TestServer::start(sink_config).await;
-    let mut config = daemon_config(sink.addr.port());
+    let mut config = daemon_config(sink.addr.port(), &location);
     config.reply.rate_limit_per_hour = 1000;
     let daemon = TestServer::start(config).await;
     let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());

@@ -414,11 +414,22 @@ impl Db {
                     outbox_id,
                     error,
                     at,
-                } => q.exec(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
-                     WHERE id = ?1",
-                    sql_params![*outbox_id, error, at],
-                )?,
+                } => {
+                    // PostgreSQL: the claim ends with the attempt, so the
+                    // retry is due for any node at `at`.
+                    let release = match q.dialect() {
+                        super::sql::Dialect::Sqlite => "",
+                        super::sql::Dialect::Postgres => ", claimed_by = NULL, claimed_until = NULL",
+                    };
+                    q.exec(
+                        &format!(
+                            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                                 next_attempt_at = ?3 {release}
+                             WHERE id = ?1"
+                        ),
+                        sql_params![*outbox_id, error, at],
+                    )?
+                }
                 OutboxChange::Failed {
                     outbox_id,
                     report_id,

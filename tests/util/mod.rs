@@ -19,6 +19,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     server: Server,
+    /// The SQLite file in `dir`, or the PostgreSQL URL the test gave.
+    store: PathBuf,
 }
 
 impl TestServer {
@@ -54,11 +56,13 @@ impl TestServer {
         if config.smtp.idle_timeout_seconds == Config::default().smtp.idle_timeout_seconds {
             config.smtp.idle_timeout_seconds = 10; // a wedged session fails fast
         }
+        let store = config.store.path.clone();
         let server = Server::start(config).await.expect("server starts");
         TestServer {
             addr: server.local_addr(),
             dir,
             server,
+            store,
         }
     }
 
@@ -70,8 +74,9 @@ impl TestServer {
         self.server.metrics_addr()
     }
 
+    /// The store: a SQLite file, or a `postgres://` URL.
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("test.db")
+        self.store.clone()
     }
 
     pub async fn stop(self) -> tempfile::TempDir {
@@ -113,8 +118,53 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
+/// Which store a test's daemon runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    /// Where a new daemon of this kind keeps its data: `None` for SQLite
+    /// (the test server's own file), a fresh database of the shared test
+    /// cluster for PostgreSQL; `Err` when PostgreSQL is not installed
+    /// (the test says SKIPPED and returns).
+    pub fn location(self) -> Result<Option<String>, ()> {
+        match self {
+            Store::Sqlite => Ok(None),
+            Store::Postgres => pg::shared_db().map(Some).ok_or(()),
+        }
+    }
+}
+
+/// The rows of `sql` on a PostgreSQL store (blocking; inside a test's
+/// runtime, on a thread allowed to block).
+fn pg_rows(url: &str, sql: &str) -> Vec<postgres::Row> {
+    let run = || {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client.query(sql, &[]).unwrap()
+    };
+    pg::off_runtime(run)
+}
+
+fn is_pg(db: &Path) -> Option<&str> {
+    db.to_str().filter(|s| s.starts_with("postgres"))
+}
+
 /// The outbox of `db`, oldest first, read over an independent connection.
 pub fn outbox(db: &Path) -> Vec<OutboxRow> {
+    if let Some(url) = is_pg(db) {
+        return pg_rows(url, "SELECT kind, state, attempts, last_error FROM outbox ORDER BY id")
+            .iter()
+            .map(|r| OutboxRow {
+                kind: r.get(0),
+                state: r.get(1),
+                attempts: r.get(2),
+                last_error: r.get(3),
+            })
+            .collect();
+    }
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
         .prepare("SELECT kind, state, attempts, last_error FROM outbox ORDER BY id")
@@ -134,6 +184,9 @@ pub fn outbox(db: &Path) -> Vec<OutboxRow> {
 
 /// Rows in `table`, read over an independent connection.
 pub fn count_rows(db: &Path, table: &str) -> i64 {
+    if let Some(url) = is_pg(db) {
+        return pg_rows(url, &format!("SELECT count(*) FROM {table}"))[0].get(0);
+    }
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
@@ -142,6 +195,13 @@ pub fn count_rows(db: &Path, table: &str) -> i64 {
 /// Waits (bounded) until the worker has turned every raw message into a report
 /// or a failure; returns the number of reports.
 pub fn wait_processed(db: &Path) -> i64 {
+    if let Some(url) = is_pg(db) {
+        return wait_for(10, "every message processed", || {
+            let pending: i64 =
+                pg_rows(url, "SELECT count(*) FROM raw_messages WHERE status = 'received'")[0].get(0);
+            (pending == 0).then(|| pg_rows(url, "SELECT count(*) FROM reports")[0].get(0))
+        });
+    }
     let conn = rusqlite::Connection::open(db).unwrap();
     for _ in 0..500 {
         let pending: i64 = conn

@@ -63,6 +63,16 @@ fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
     cmd
 }
 
+/// Runs `f` where a blocking PostgreSQL client may run: not on a thread
+/// that drives a test's async runtime (the client runs its own).
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(f).join().unwrap())
+    } else {
+        f()
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -84,12 +94,23 @@ impl Cluster {
     }
 
     fn start_with(tls: Option<(&str, &str)>) -> Option<Cluster> {
+        Self::start_at(tls, None)
+    }
+
+    fn start_in(root: Option<PathBuf>) -> Option<Cluster> {
+        Self::start_at(None, root)
+    }
+
+    fn start_at(tls: Option<(&str, &str)>, root: Option<PathBuf>) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
             eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
             return None;
         };
         let user = run_as();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = match root {
+            Some(root) => tempfile::tempdir_in(root).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
@@ -175,10 +196,13 @@ impl Cluster {
             .next_db
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("desk{n}");
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        let admin = self.url("postgres");
+        off_runtime(|| {
+            postgres::Client::connect(&admin, postgres::NoTls)
+                .unwrap()
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap()
+        });
         self.url(&name)
     }
 }
@@ -192,4 +216,38 @@ impl Drop for Cluster {
         }
         let _ = self.child.wait();
     }
+}
+
+/// A fresh database on the cluster all tests of this run share (started
+/// on first use); `None` when PostgreSQL is not installed. The cluster
+/// lives in `target/test-pg/` and goes with the test process; a run
+/// removes what earlier runs left there.
+pub fn shared_db() -> Option<String> {
+    static CLUSTER: std::sync::OnceLock<Option<Cluster>> = std::sync::OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            // Started from a thread that never ends: the server's
+            // parent-death signal comes only when the test process goes.
+            std::thread::spawn(move || {
+                let _ = tx.send(Cluster::start_in(Some(shared_root())));
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv().unwrap()
+        })
+        .as_ref()
+        .map(Cluster::create_db)
+}
+
+fn shared_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-pg");
+    if let Ok(old) = std::fs::read_dir(&root) {
+        for entry in old.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    root
 }
