@@ -5,20 +5,6 @@
 
 use crate::util::{abuse_inbox, free_port, json, outbox, wait_for, Smtp, Store, TestServer};
 
-/// A scenario as two tests: the daemon on SQLite, and on PostgreSQL.
-macro_rules! on_both_stores {
-    ($name:ident, $on_postgres:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $name() {
-            $scenario(Store::Sqlite).await
-        }
-
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $on_postgres() {
-            $scenario(Store::Postgres).await
-        }
-    };
-}
 use abuse_inbox::config::Config;
 use std::path::{Path, PathBuf};
 
@@ -111,7 +97,11 @@ fn db_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-on_both_stores!(ack_needs_info_and_concluded_arrive_with_the_right_headers, ack_needs_info_and_concluded_arrive_with_the_right_headers_on_postgres, ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario);
+on_both_stores!(
+    ack_needs_info_and_concluded_arrive_with_the_right_headers,
+    ack_needs_info_and_concluded_arrive_with_the_right_headers_on_postgres,
+    ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario
+);
 async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(store: Store) {
     let Ok(location) = store.location() else {
         eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
@@ -239,7 +229,11 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(sto
     sink.stop().await;
 }
 
-on_both_stores!(feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds, feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_on_postgres, feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario);
+on_both_stores!(
+    feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds,
+    feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_on_postgres,
+    feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario
+);
 async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario(store: Store) {
     let Ok(location) = store.location() else {
         eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
@@ -334,8 +328,14 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario(
     assert_eq!(after, decisions);
 }
 
-on_both_stores!(relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once, relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_on_postgres, relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario);
-async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario(store: Store) {
+on_both_stores!(
+    relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once,
+    relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_on_postgres,
+    relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario
+);
+async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario(
+    store: Store,
+) {
     let Ok(location) = store.location() else {
         eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
         return;
@@ -405,7 +405,11 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
     sink.stop().await;
 }
 
-on_both_stores!(a_follow_up_completes_the_report_and_an_ack_follows, a_follow_up_completes_the_report_and_an_ack_follows_on_postgres, a_follow_up_completes_the_report_and_an_ack_follows_scenario);
+on_both_stores!(
+    a_follow_up_completes_the_report_and_an_ack_follows,
+    a_follow_up_completes_the_report_and_an_ack_follows_on_postgres,
+    a_follow_up_completes_the_report_and_an_ack_follows_scenario
+);
 async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Store) {
     let Ok(location) = store.location() else {
         eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
@@ -523,7 +527,11 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Sto
 
 // The corpus through `serve` with a relay: exactly the replies the golden
 // files promise arrive, one per report, to the right people.
-on_both_stores!(the_fixture_corpus_produces_exactly_the_expected_replies, the_fixture_corpus_produces_exactly_the_expected_replies_on_postgres, the_fixture_corpus_produces_exactly_the_expected_replies_scenario);
+on_both_stores!(
+    the_fixture_corpus_produces_exactly_the_expected_replies,
+    the_fixture_corpus_produces_exactly_the_expected_replies_on_postgres,
+    the_fixture_corpus_produces_exactly_the_expected_replies_scenario
+);
 async fn the_fixture_corpus_produces_exactly_the_expected_replies_scenario(store: Store) {
     let Ok(location) = store.location() else {
         eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");

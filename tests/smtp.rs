@@ -1,6 +1,6 @@
 //! SMTP intake against a real server on port 0.
 
-use crate::util::{count_rows, message, wait_processed, Smtp, TestServer};
+use crate::util::{count_rows, message, wait_processed, Smtp, Store, TestServer};
 use abuse_inbox::config::Config;
 use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -157,9 +157,15 @@ async fn commands_out_of_order_are_503() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn duplicate_delivery_is_250_and_stored_once() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    duplicate_delivery_is_250_and_stored_once,
+    duplicate_delivery_is_250_and_stored_once_on_postgres,
+    duplicate_delivery
+);
+async fn duplicate_delivery(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -178,9 +184,15 @@ async fn duplicate_delivery_is_250_and_stored_once() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn null_sender_is_accepted_and_recorded_as_null() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    null_sender_is_accepted_and_recorded_as_null,
+    null_sender_is_accepted_and_recorded_as_null_on_postgres,
+    null_sender
+);
+async fn null_sender(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     mailer(&server)
         .send_raw(
             &envelope(None, "abuse@example.com"),
@@ -188,11 +200,8 @@ async fn null_sender_is_accepted_and_recorded_as_null() {
         )
         .await
         .expect("a bounce is accepted");
-    let conn = rusqlite::Connection::open(server.db_path()).unwrap();
-    let from: Option<String> = conn
-        .query_row("SELECT mail_from FROM raw_messages", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(from.as_deref(), Some(""));
+    let from = crate::util::raw_texts(&server.db_path(), "mail_from");
+    assert_eq!(from, [Some(String::new())]);
     server.stop().await;
 }
 
@@ -514,9 +523,15 @@ async fn metrics_and_healthz_are_served_when_configured() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes,
+    quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes_on_postgres,
+    quoted_local_parts
+);
+async fn quoted_local_parts(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     let db = server.db_path();
     tokio::task::spawn_blocking(move || {
@@ -542,20 +557,22 @@ async fn quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes
     })
     .await
     .unwrap();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let (from, rcpt): (String, String) = conn
-        .query_row("SELECT mail_from, rcpt_to FROM raw_messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(from, "\"john doe\"@example.net");
+    let from = crate::util::raw_texts(&db, "mail_from");
+    let rcpt = crate::util::raw_texts(&db, "rcpt_to")[0].clone().unwrap();
+    assert_eq!(from, [Some("\"john doe\"@example.net".to_owned())]);
     assert!(rcpt.contains("abuse+phishing@example.com"), "{rcpt}");
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dsn_parameters_are_checked_and_stored_decoded_per_recipient() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    dsn_parameters_are_checked_and_stored_decoded_per_recipient,
+    dsn_parameters_are_checked_and_stored_decoded_per_recipient_on_postgres,
+    dsn_parameters
+);
+async fn dsn_parameters(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     let db = server.db_path();
     tokio::task::spawn_blocking(move || {
@@ -590,14 +607,7 @@ async fn dsn_parameters_are_checked_and_stored_decoded_per_recipient() {
     })
     .await
     .unwrap();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let rows: Vec<Option<String>> = conn
-        .prepare("SELECT dsn FROM raw_messages ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows = crate::util::raw_texts(&db, "dsn");
     let dsn: serde_json::Value = serde_json::from_str(rows[0].as_deref().unwrap()).unwrap();
     assert_eq!(
         dsn,
@@ -696,9 +706,15 @@ async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn smtputf8_addresses_are_offered_accepted_and_stored_exactly() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    smtputf8_addresses_are_offered_accepted_and_stored_exactly,
+    smtputf8_addresses_are_offered_accepted_and_stored_exactly_on_postgres,
+    smtputf8_addresses
+);
+async fn smtputf8_addresses(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     let db = server.db_path();
     tokio::task::spawn_blocking(move || {
@@ -718,13 +734,9 @@ async fn smtputf8_addresses_are_offered_accepted_and_stored_exactly() {
     })
     .await
     .unwrap();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let (from, rcpt): (String, String) = conn
-        .query_row("SELECT mail_from, rcpt_to FROM raw_messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(from, "jörg@münchen.example");
-    assert_eq!(rcpt, "[\"abuse@例え.jp\"]");
+    let from = crate::util::raw_texts(&db, "mail_from");
+    let rcpt = crate::util::raw_texts(&db, "rcpt_to");
+    assert_eq!(from, [Some("jörg@münchen.example".to_owned())]);
+    assert_eq!(rcpt, [Some("[\"abuse@例え.jp\"]".to_owned())]);
     server.stop().await;
 }

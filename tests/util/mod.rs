@@ -70,6 +70,20 @@ impl TestServer {
         Self::start(Config::default()).await
     }
 
+    /// The default server on `store`; `None` (the test says SKIPPED) when
+    /// PostgreSQL is not installed.
+    pub async fn on(store: Store, mut config: Config) -> Option<TestServer> {
+        match store.location() {
+            Ok(Some(url)) => config.store.path = url.into(),
+            Ok(None) => {}
+            Err(()) => {
+                eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+                return None;
+            }
+        }
+        Some(Self::start(config).await)
+    }
+
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.server.metrics_addr()
     }
@@ -152,18 +166,35 @@ fn is_pg(db: &Path) -> Option<&str> {
     db.to_str().filter(|s| s.starts_with("postgres"))
 }
 
+/// One column of every raw message, as text, oldest first, from either store.
+pub fn raw_texts(db: &Path, column: &str) -> Vec<Option<String>> {
+    let sql = format!("SELECT {column} FROM raw_messages ORDER BY id");
+    if let Some(url) = is_pg(db) {
+        return pg_rows(url, &sql).iter().map(|r| r.get(0)).collect();
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(&sql).unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// The outbox of `db`, oldest first, read over an independent connection.
 pub fn outbox(db: &Path) -> Vec<OutboxRow> {
     if let Some(url) = is_pg(db) {
-        return pg_rows(url, "SELECT kind, state, attempts, last_error FROM outbox ORDER BY id")
-            .iter()
-            .map(|r| OutboxRow {
-                kind: r.get(0),
-                state: r.get(1),
-                attempts: r.get(2),
-                last_error: r.get(3),
-            })
-            .collect();
+        return pg_rows(
+            url,
+            "SELECT kind, state, attempts, last_error FROM outbox ORDER BY id",
+        )
+        .iter()
+        .map(|r| OutboxRow {
+            kind: r.get(0),
+            state: r.get(1),
+            attempts: r.get(2),
+            last_error: r.get(3),
+        })
+        .collect();
     }
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
@@ -197,8 +228,11 @@ pub fn count_rows(db: &Path, table: &str) -> i64 {
 pub fn wait_processed(db: &Path) -> i64 {
     if let Some(url) = is_pg(db) {
         return wait_for(10, "every message processed", || {
-            let pending: i64 =
-                pg_rows(url, "SELECT count(*) FROM raw_messages WHERE status = 'received'")[0].get(0);
+            let pending: i64 = pg_rows(
+                url,
+                "SELECT count(*) FROM raw_messages WHERE status = 'received'",
+            )[0]
+            .get(0);
             (pending == 0).then(|| pg_rows(url, "SELECT count(*) FROM reports")[0].get(0))
         });
     }
