@@ -5,7 +5,7 @@
 //! (table, log, CSV) and files that a stranger's bytes cannot abuse.
 
 use crate::util::dns::{a, txt, DnsServer, Zone};
-use crate::util::{abuse_inbox, json, wait_processed, Smtp, TestServer};
+use crate::util::{abuse_inbox, json, wait_processed, Smtp, Store, TestServer};
 use abuse_inbox::config::Config;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
@@ -105,11 +105,11 @@ fn accepted(server: &TestServer, mail_from: &str, message: &str) {
 
 /// A key, a DNS server with the test zone, and a server checking senders
 /// against it.
-async fn checked_server() -> (TestKey, DnsServer, TestServer) {
+async fn checked_server(store: Store) -> Option<(TestKey, DnsServer, TestServer)> {
     let key = TestKey::new();
     let dns = DnsServer::start(zone(&key)).await;
-    let server = TestServer::start(checked_config(&dns, 10)).await;
-    (key, dns, server)
+    let server = TestServer::on(store, checked_config(&dns, 10)).await?;
+    Some((key, dns, server))
 }
 
 fn show(db: &Path, id: i64) -> serde_json::Value {
@@ -124,9 +124,15 @@ fn show(db: &Path, id: i64) -> serde_json::Value {
     ]))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn only_authenticated_reporters_are_answered() {
-    let (key, _dns, server) = checked_server().await;
+on_both_stores!(
+    only_authenticated_reporters_are_answered,
+    only_authenticated_reporters_are_answered_on_postgres,
+    only_authenticated
+);
+async fn only_authenticated(store: Store) {
+    let Some((key, _dns, server)) = checked_server(store).await else {
+        return;
+    };
     let db = server.db_path();
     let server_ref = &server;
     tokio::task::block_in_place(|| {
@@ -198,14 +204,11 @@ async fn only_authenticated_reporters_are_answered() {
     let queued = crate::util::outbox(&db);
     assert_eq!(queued.len(), 2, "{queued:?}");
     // The results are kept with the raw message too (reprocess reuses them).
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let kept: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM raw_messages WHERE json_extract(auth, '$.dkim') = 'pass'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let kept = crate::util::raw_texts(&db, "auth")
+        .iter()
+        .flatten()
+        .filter(|auth| serde_json::from_str::<serde_json::Value>(auth).unwrap()["dkim"] == "pass")
+        .count();
     assert_eq!(kept, 2);
     server.stop().await;
 }
@@ -246,9 +249,15 @@ async fn a_dns_server_that_never_answers_delays_no_250_and_authenticates_no_one(
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter() {
-    let (key, _dns, server) = checked_server().await;
+on_both_stores!(
+    follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter,
+    follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter_on_postgres,
+    follow_ups_join
+);
+async fn follow_ups_join(store: Store) {
+    let Some((key, _dns, server)) = checked_server(store).await else {
+        return;
+    };
     let db = server.db_path();
     let server_ref = &server;
     tokio::task::block_in_place(|| {
@@ -260,13 +269,8 @@ async fn follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter(
         );
         accepted(server_ref, "soc@signed.example", &first);
         wait_processed(&db);
-        let ours: String = rusqlite::Connection::open(&db)
-            .unwrap()
-            .query_row(
-                "SELECT message_id FROM outbox WHERE report_id = 1",
-                [],
-                |r| r.get(0),
-            )
+        let ours = crate::util::texts(&db, "SELECT message_id FROM outbox WHERE report_id = 1")
+            .remove(0)
             .unwrap();
         let logs = "2026-12-01T05:58:01Z sshd[1]: Failed password for root from 192.0.2.10 port 1 ssh2 on 203.0.113.50 port 22\r\n";
         // 2. A stranger quotes the guessable id (no token), with a forged From
@@ -322,12 +326,18 @@ async fn follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter(
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds() {
+on_both_stores!(
+    rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds,
+    rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds_on_postgres,
+    rate_limits
+);
+async fn rate_limits(store: Store) {
     let mut config = Config::default();
     config.reply.rate_limit_per_hour = 2;
     config.reply.rate_limit_global_per_hour = 5;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let db = server.db_path();
     let server_ref = &server;
     tokio::task::block_in_place(|| {
@@ -354,32 +364,34 @@ async fn rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds()
         }
         wait_processed(&db);
     });
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let to_victim: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM outbox WHERE lower(recipient) LIKE 'victim%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(to_victim, 2);
+    let to_victim = crate::util::texts(
+        &db,
+        "SELECT recipient FROM outbox WHERE lower(recipient) LIKE 'victim%'",
+    );
+    assert_eq!(to_victim.len(), 2);
     assert_eq!(crate::util::count_rows(&db, "outbox"), 5);
-    let reasons: Vec<String> = conn
-        .prepare("SELECT reply_reason FROM reports WHERE reply = 'suppressed' ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let reasons: Vec<String> = crate::util::texts(
+        &db,
+        "SELECT reply_reason FROM reports WHERE reply = 'suppressed' ORDER BY id",
+    )
+    .into_iter()
+    .flatten()
+    .collect();
     assert_eq!(reasons.len(), 7, "{reasons:?}");
     assert!(reasons[0].contains("to this address"), "{reasons:?}");
     assert!(reasons[6].contains("in all"), "{reasons:?}");
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn replies_never_go_to_local_names_or_ip_literals() {
-    let server = TestServer::start(Config::default()).await;
+on_both_stores!(
+    replies_never_go_to_local_names_or_ip_literals,
+    replies_never_go_to_local_names_or_ip_literals_on_postgres,
+    no_local_names
+);
+async fn no_local_names(store: Store) {
+    let Some(server) = TestServer::on(store, Config::default()).await else {
+        return;
+    };
     let db = server.db_path();
     let server_ref = &server;
     tokio::task::block_in_place(|| {

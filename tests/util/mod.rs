@@ -166,6 +166,33 @@ fn is_pg(db: &Path) -> Option<&str> {
     db.to_str().filter(|s| s.starts_with("postgres"))
 }
 
+/// The first column of every row of `sql` (portable SQL), as text, from
+/// either store.
+pub fn texts(db: &Path, sql: &str) -> Vec<Option<String>> {
+    if let Some(url) = is_pg(db) {
+        return pg_rows(url, sql)
+            .iter()
+            .map(|r| {
+                r.try_get::<_, Option<String>>(0)
+                    .unwrap_or_else(|_| r.get::<_, Option<i64>>(0).map(|n| n.to_string()))
+            })
+            .collect();
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| {
+        Ok(match r.get_ref(0)? {
+            rusqlite::types::ValueRef::Null => None,
+            rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+            rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            other => Some(format!("{other:?}")),
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 /// One column of every raw message, as text, oldest first, from either store.
 pub fn raw_texts(db: &Path, column: &str) -> Vec<Option<String>> {
     let sql = format!("SELECT {column} FROM raw_messages ORDER BY id");
