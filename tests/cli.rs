@@ -1,6 +1,6 @@
 //! The command line, run as the built binary: ingest, reports, stats, serve.
 
-use crate::util::{abuse_inbox, abuse_inbox_stdin, json, message, Daemon, Smtp};
+use crate::util::{abuse_inbox, abuse_inbox_stdin, json, message, Daemon, Smtp, Store};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,10 +13,29 @@ fn db_arg(dir: &tempfile::TempDir) -> String {
     dir.path().join("cli.db").to_str().unwrap().to_owned()
 }
 
-#[test]
-fn ingest_prints_one_complete_report_per_file_and_dedupes() {
+/// The store a scenario runs on: a file in `dir`, or a fresh PostgreSQL
+/// database; `None` (SKIPPED) when PostgreSQL is not installed.
+fn db_for(store: Store, dir: &tempfile::TempDir) -> Option<String> {
+    match store.location() {
+        Ok(None) => Some(db_arg(dir)),
+        Ok(Some(url)) => Some(url),
+        Err(()) => {
+            eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+            None
+        }
+    }
+}
+
+on_both_stores_sync!(
+    ingest_prints_one_complete_report_per_file_and_dedupes,
+    ingest_prints_one_complete_report_per_file_and_dedupes_on_postgres,
+    ingest_prints_one_complete_report_per_file_and_dedupes_on
+);
+fn ingest_prints_one_complete_report_per_file_and_dedupes_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let a = dir.path().join("a.eml");
     let b = dir.path().join("b.eml");
     std::fs::write(&a, message("ingest-a", "first")).unwrap();
@@ -70,10 +89,16 @@ fn ingest_from_stdin_takes_the_sender_from_return_path() {
     assert_eq!((from.as_deref(), origin.as_str()), (Some(""), "ingest"));
 }
 
-#[test]
-fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1() {
+on_both_stores_sync!(
+    a_bad_file_is_reported_and_the_rest_still_run_with_exit_1,
+    a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on_postgres,
+    a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on
+);
+fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let good = dir.path().join("good.eml");
     std::fs::write(&good, message("good", "fine")).unwrap();
     let out = abuse_inbox(&[
@@ -89,10 +114,16 @@ fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1() {
     assert_eq!(report["subject"], "fine");
 }
 
-#[test]
-fn reports_show_list_filters_and_table_output() {
+on_both_stores_sync!(
+    reports_show_list_filters_and_table_output,
+    reports_show_list_filters_and_table_output_on_postgres,
+    reports_show_list_filters_and_table_output_on
+);
+fn reports_show_list_filters_and_table_output_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let f = dir.path().join("m.eml");
     std::fs::write(&f, message("show-1", "shown")).unwrap();
     let ingested = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
@@ -600,10 +631,16 @@ fn a_closed_stderr_does_not_cost_a_session() {
     child.wait().unwrap();
 }
 
-#[test]
-fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
+on_both_stores_sync!(
+    reports_list_filters_by_network_subtype_reply_reporter_and_pages,
+    reports_list_filters_by_network_subtype_reply_reporter_and_pages_on_postgres,
+    reports_list_filters_by_network_subtype_reply_reporter_and_pages_on
+);
+fn reports_list_filters_by_network_subtype_reply_reporter_and_pages_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
     let files: Vec<String> = [
         "csv/020-csv-basic-sshd.eml",
@@ -703,10 +740,16 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("192.0.2.0/24"));
 }
 
-#[test]
-fn show_raw_prints_the_original_and_export_is_spreadsheet_safe() {
+on_both_stores_sync!(
+    show_raw_prints_the_original_and_export_is_spreadsheet_safe,
+    show_raw_prints_the_original_and_export_is_spreadsheet_safe_on_postgres,
+    show_raw_prints_the_original_and_export_is_spreadsheet_safe_on
+);
+fn show_raw_prints_the_original_and_export_is_spreadsheet_safe_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let f = dir.path().join("m.eml");
     let original = b"From: =cmd|' /C calc'!A0 <x@example.net>\r\nSubject: =HYPERLINK(\"http://evil.example\",\"click\")\r\nMessage-ID: <csvinj@example.net>\r\n\r\n192.0.2.5 attacked 198.51.100.1 port 22 at 2026-11-26T10:00:00Z\r\n";
     std::fs::write(&f, original).unwrap();
@@ -895,10 +938,16 @@ fn follow_prints_new_reports_as_they_come_even_before_the_database_exists() {
     follower.wait().unwrap();
 }
 
-#[test]
-fn reports_about_one_network_and_type_become_one_case() {
+on_both_stores_sync!(
+    reports_about_one_network_and_type_become_one_case,
+    reports_about_one_network_and_type_become_one_case_on_postgres,
+    reports_about_one_network_and_type_become_one_case_on
+);
+fn reports_about_one_network_and_type_become_one_case_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let write = |name: &str, text: String| {
         let f = dir.path().join(name);
         std::fs::write(&f, text).unwrap();
@@ -977,10 +1026,16 @@ fn the_report_log_line_carries_the_reply_decision_as_stored() {
     );
 }
 
-#[test]
-fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused() {
+on_both_stores_sync!(
+    an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused,
+    an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on_postgres,
+    an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on
+);
+fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let feeds = dir.path().join("feeds.toml");
     std::fs::write(
         &feeds,
@@ -1036,10 +1091,16 @@ fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused() {
     );
 }
 
-#[test]
-fn reports_explain_names_each_addresss_role_and_what_decided_it() {
+on_both_stores_sync!(
+    reports_explain_names_each_addresss_role_and_what_decided_it,
+    reports_explain_names_each_addresss_role_and_what_decided_it_on_postgres,
+    reports_explain_names_each_addresss_role_and_what_decided_it_on
+);
+fn reports_explain_names_each_addresss_role_and_what_decided_it_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
     for fixture in [
         "network/105-traceroute-included.eml",

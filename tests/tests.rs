@@ -16,6 +16,21 @@ macro_rules! on_both_stores {
     };
 }
 
+/// The same for a test without a runtime.
+macro_rules! on_both_stores_sync {
+    ($name:ident, $on_postgres:ident, $scenario:ident) => {
+        #[test]
+        fn $name() {
+            $scenario(crate::util::Store::Sqlite)
+        }
+
+        #[test]
+        fn $on_postgres() {
+            $scenario(crate::util::Store::Postgres)
+        }
+    };
+}
+
 mod cli;
 mod golden;
 mod hostile;

@@ -553,7 +553,7 @@ impl Db {
                AND (CAST(?4 AS TEXT) IS NULL OR subtype = ?4)
                AND (CAST(?5 AS TEXT) IS NULL OR reply = ?5)
                AND (CAST(?6 AS TEXT) IS NULL OR status = ?6)
-               AND (CAST(?7 AS TEXT) IS NULL OR reporter LIKE '%' || ?7 || '%')
+               AND (CAST(?7 AS TEXT) IS NULL OR lower(reporter) LIKE '%' || lower(?7) || '%')
                AND (CAST(?8 AS TEXT) IS NULL OR received_at < ?8)
                AND {ip_filter}
                AND (CAST(?12 AS TEXT) IS NULL OR {search_filter})
