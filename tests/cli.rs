@@ -69,10 +69,16 @@ fn ingest_prints_one_complete_report_per_file_and_dedupes_on(store: Store) {
     assert_eq!(stats["reports"], 2);
 }
 
-#[test]
-fn ingest_from_stdin_takes_the_sender_from_return_path() {
+on_both_stores_sync!(
+    ingest_from_stdin_takes_the_sender_from_return_path,
+    ingest_from_stdin_takes_the_sender_from_return_path_on_postgres,
+    ingest_from_stdin_takes_the_sender_from_return_path_on
+);
+fn ingest_from_stdin_takes_the_sender_from_return_path_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let mut raw = b"Return-Path: <>\r\n".to_vec();
     raw.extend_from_slice(&message("stdin-1", "bounce"));
     let report = json(&abuse_inbox_stdin(
@@ -80,13 +86,13 @@ fn ingest_from_stdin_takes_the_sender_from_return_path() {
         Some(&raw),
     ));
     assert_eq!(report["subject"], "bounce");
-    let conn = rusqlite::Connection::open(dir.path().join("cli.db")).unwrap();
-    let (from, origin): (Option<String>, String) = conn
-        .query_row("SELECT mail_from, origin FROM raw_messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((from.as_deref(), origin.as_str()), (Some(""), "ingest"));
+    let db = Path::new(&db);
+    let from = crate::util::raw_texts(db, "mail_from");
+    let origin = crate::util::raw_texts(db, "origin");
+    assert_eq!(
+        (from, origin),
+        (vec![Some(String::new())], vec![Some("ingest".to_owned())])
+    );
 }
 
 on_both_stores_sync!(
@@ -359,10 +365,16 @@ fn sigterm_stops_the_daemon_with_exit_0() {
     assert_eq!(status.code(), Some(0));
 }
 
-#[test]
-fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
+on_both_stores_sync!(
+    reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply,
+    reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on_postgres,
+    reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on
+);
+fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let f = dir.path().join("m.eml");
     std::fs::write(
         &f,
@@ -371,12 +383,7 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply() {
     .unwrap();
     let before = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
     assert_eq!(before["abuse_type"], "unknown");
-    let outbox = |db: &str| -> i64 {
-        rusqlite::Connection::open(db)
-            .unwrap()
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
-            .unwrap()
-    };
+    let outbox = |db: &str| -> i64 { crate::util::count_rows(Path::new(db), "outbox") };
     let queued = outbox(&db);
     // An operator adds a rule, in a rules file of their own.
     let mut rules =
@@ -825,10 +832,16 @@ fn show_raw_prints_the_original_and_export_is_spreadsheet_safe_on(store: Store) 
     assert_eq!(line["message_id"], "csvinj@example.net");
 }
 
-#[test]
-fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts() {
+on_both_stores_sync!(
+    prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts,
+    prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on_postgres,
+    prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on
+);
+fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
     for f in [
         "csv/020-csv-basic-sshd.eml",
@@ -841,13 +854,12 @@ fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts() {
         );
     }
     // Report 1 arrived a year ago.
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch(
+    crate::util::execute(
+        Path::new(&db),
         "UPDATE reports SET received_at = '2025-11-01T00:00:00.000000Z' WHERE id = 1;
          UPDATE raw_messages SET received_at = '2025-11-01T00:00:00.000000Z' WHERE id = 1;",
-    )
-    .unwrap();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    );
+    let count = |sql: &str| -> i64 { crate::util::int(Path::new(&db), sql) };
     let evidence_before = count("SELECT count(*) FROM evidence");
     let dry = json(&abuse_inbox(&[
         "prune",

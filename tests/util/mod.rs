@@ -174,7 +174,11 @@ pub fn texts(db: &Path, sql: &str) -> Vec<Option<String>> {
             .iter()
             .map(|r| {
                 r.try_get::<_, Option<String>>(0)
-                    .unwrap_or_else(|_| r.get::<_, Option<i64>>(0).map(|n| n.to_string()))
+                    .or_else(|_| {
+                        r.try_get::<_, Option<i64>>(0)
+                            .map(|n| n.map(|n| n.to_string()))
+                    })
+                    .unwrap_or_else(|_| r.get::<_, Option<i32>>(0).map(|n| n.to_string()))
             })
             .collect();
     }
@@ -191,6 +195,30 @@ pub fn texts(db: &Path, sql: &str) -> Vec<Option<String>> {
     .unwrap()
     .map(Result::unwrap)
     .collect()
+}
+
+/// The integer `sql` (portable) gives, from either store.
+pub fn int(db: &Path, sql: &str) -> i64 {
+    texts(db, sql)[0].as_deref().unwrap_or("0").parse().unwrap()
+}
+
+/// Runs statements (portable SQL, `;`-separated) on either store.
+pub fn execute(db: &Path, sql: &str) {
+    if let Some(url) = is_pg(db) {
+        let url = url.to_owned();
+        let sql = sql.to_owned();
+        pg::off_runtime(move || {
+            postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(&sql)
+                .unwrap()
+        });
+        return;
+    }
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
 }
 
 /// One column of every raw message, as text, oldest first, from either store.
