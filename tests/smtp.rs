@@ -79,9 +79,15 @@ async fn accepted_message_is_on_disk_before_250_and_becomes_a_report() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn relay_attempt_is_550_and_nothing_is_stored() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    relay_attempt_is_550_and_nothing_is_stored,
+    relay_attempt_is_550_and_nothing_is_stored_on_postgres,
+    relay_attempt_is_550_and_nothing_is_stored_on
+);
+async fn relay_attempt_is_550_and_nothing_is_stored_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, greeting) = Smtp::connect(addr);
@@ -99,11 +105,17 @@ async fn relay_attempt_is_550_and_nothing_is_stored() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn oversized_message_gets_one_552_and_is_not_stored() {
+on_both_stores!(
+    oversized_message_gets_one_552_and_is_not_stored,
+    oversized_message_gets_one_552_and_is_not_stored_on_postgres,
+    oversized_message_gets_one_552_and_is_not_stored_on
+);
+async fn oversized_message_gets_one_552_and_is_not_stored_on(store: Store) {
     let mut config = Config::default();
     config.smtp.max_message_bytes = 10_000;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -131,9 +143,15 @@ async fn oversized_message_gets_one_552_and_is_not_stored() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn commands_out_of_order_are_503() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    commands_out_of_order_are_503,
+    commands_out_of_order_are_503_on_postgres,
+    commands_out_of_order_are_503_on
+);
+async fn commands_out_of_order_are_503_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -205,11 +223,17 @@ async fn null_sender(store: Store) {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn recipients_past_the_limit_get_452() {
+on_both_stores!(
+    recipients_past_the_limit_get_452,
+    recipients_past_the_limit_get_452_on_postgres,
+    recipients_past_the_limit_get_452_on
+);
+async fn recipients_past_the_limit_get_452_on(store: Store) {
     let mut config = Config::default();
     config.smtp.max_recipients = 2;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -225,17 +249,25 @@ async fn recipients_past_the_limit_get_452() {
     })
     .await
     .unwrap();
-    let conn = rusqlite::Connection::open(server.db_path()).unwrap();
-    let rcpt: String = conn
-        .query_row("SELECT rcpt_to FROM raw_messages", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(rcpt, r#"["abuse@example.com","abuse@example.org"]"#);
+    let rcpt = crate::util::raw_texts(&server.db_path(), "rcpt_to");
+    assert_eq!(
+        rcpt,
+        [Some(
+            r#"["abuse@example.com","abuse@example.org"]"#.to_owned()
+        )]
+    );
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn overlong_line_is_500_and_closes_without_buffering_it() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    overlong_line_is_500_and_closes_without_buffering_it,
+    overlong_line_is_500_and_closes_without_buffering_it_on_postgres,
+    overlong_line_is_500_and_closes_without_buffering_it_on
+);
+async fn overlong_line_is_500_and_closes_without_buffering_it_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -252,9 +284,15 @@ async fn overlong_line_is_500_and_closes_without_buffering_it() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bare_lf_dot_never_splits_a_message() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    bare_lf_dot_never_splits_a_message,
+    bare_lf_dot_never_splits_a_message_on_postgres,
+    bare_lf_dot_never_splits_a_message_on
+);
+async fn bare_lf_dot_never_splits_a_message_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -271,17 +309,20 @@ async fn bare_lf_dot_never_splits_a_message() {
     .await
     .unwrap();
     assert_eq!(count_rows(&server.db_path(), "raw_messages"), 1);
-    let conn = rusqlite::Connection::open(server.db_path()).unwrap();
-    let bytes: Vec<u8> = conn
-        .query_row("SELECT bytes FROM raw_messages", [], |r| r.get(0))
-        .unwrap();
+    let bytes = crate::util::raw_bytes(&server.db_path()).remove(0);
     assert!(String::from_utf8_lossy(&bytes).contains("Subject: smuggled"));
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pipelined_burst_gets_replies_in_order() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    pipelined_burst_gets_replies_in_order,
+    pipelined_burst_gets_replies_in_order_on_postgres,
+    pipelined_burst_gets_replies_in_order_on
+);
+async fn pipelined_burst_gets_replies_in_order_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -301,9 +342,15 @@ async fn pipelined_burst_gets_replies_in_order() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving,
+    garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on_postgres,
+    garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on
+);
+async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -328,11 +375,17 @@ async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving() 
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn fifty_idle_connections_do_not_delay_a_new_client() {
+on_both_stores!(
+    fifty_idle_connections_do_not_delay_a_new_client,
+    fifty_idle_connections_do_not_delay_a_new_client_on_postgres,
+    fifty_idle_connections_do_not_delay_a_new_client_on
+);
+async fn fifty_idle_connections_do_not_delay_a_new_client_on(store: Store) {
     let mut config = Config::default();
     config.smtp.max_connections_per_ip = 100;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let idle: Vec<_> = (0..50)
@@ -361,11 +414,17 @@ async fn fifty_idle_connections_do_not_delay_a_new_client() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn connections_past_the_per_ip_limit_get_421() {
+on_both_stores!(
+    connections_past_the_per_ip_limit_get_421,
+    connections_past_the_per_ip_limit_get_421_on_postgres,
+    connections_past_the_per_ip_limit_get_421_on
+);
+async fn connections_past_the_per_ip_limit_get_421_on(store: Store) {
     let mut config = Config::default();
     config.smtp.max_connections_per_ip = 2;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (_a, g1) = Smtp::connect(addr);
@@ -379,11 +438,17 @@ async fn connections_past_the_per_ip_limit_get_421() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn silent_client_gets_421_after_the_idle_timeout() {
+on_both_stores!(
+    silent_client_gets_421_after_the_idle_timeout,
+    silent_client_gets_421_after_the_idle_timeout_on_postgres,
+    silent_client_gets_421_after_the_idle_timeout_on
+);
+async fn silent_client_gets_421_after_the_idle_timeout_on(store: Store) {
     let mut config = Config::default();
     config.smtp.idle_timeout_seconds = 1;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let (mut c, _) = Smtp::connect(addr);
@@ -396,9 +461,15 @@ async fn silent_client_gets_421_after_the_idle_timeout() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn shutdown_answers_idle_sessions_421_and_stops() {
-    let server = TestServer::default().await;
+on_both_stores!(
+    shutdown_answers_idle_sessions_421_and_stops,
+    shutdown_answers_idle_sessions_421_and_stops_on_postgres,
+    shutdown_answers_idle_sessions_421_and_stops_on
+);
+async fn shutdown_answers_idle_sessions_421_and_stops_on(store: Store) {
+    let Some(server) = TestServer::on(store, Default::default()).await else {
+        return;
+    };
     let addr = server.addr;
     let (mut c, _) = tokio::task::spawn_blocking(move || Smtp::connect(addr))
         .await
@@ -624,11 +695,17 @@ async fn dsn_parameters(store: Store) {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data() {
+on_both_stores!(
+    bdat_chunks_make_one_exact_message_with_the_same_rules_as_data,
+    bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on_postgres,
+    bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on
+);
+async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on(store: Store) {
     let mut config = abuse_inbox::config::Config::default();
     config.smtp.max_message_bytes = 4096;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let addr = server.addr;
     let db = server.db_path();
     tokio::task::spawn_blocking(move || {
@@ -687,14 +764,7 @@ async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data() {
     })
     .await
     .unwrap();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let stored: Vec<Vec<u8>> = conn
-        .prepare("SELECT bytes FROM raw_messages")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let stored = crate::util::raw_bytes(&db);
     assert_eq!(stored.len(), 1, "only the complete message is stored");
     let expected = [
         &b"Subject: chunked\r\nMessage-ID: <bdat-1@example.net>\r\n\r\n"[..],

@@ -221,6 +221,20 @@ pub fn execute(db: &Path, sql: &str) {
         .unwrap();
 }
 
+/// Every raw message's bytes, oldest first, from either store.
+pub fn raw_bytes(db: &Path) -> Vec<Vec<u8>> {
+    let sql = "SELECT bytes FROM raw_messages ORDER BY id";
+    if let Some(url) = is_pg(db) {
+        return pg_rows(url, sql).iter().map(|r| r.get(0)).collect();
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// One column of every raw message, as text, oldest first, from either store.
 pub fn raw_texts(db: &Path, column: &str) -> Vec<Option<String>> {
     let sql = format!("SELECT {column} FROM raw_messages ORDER BY id");
