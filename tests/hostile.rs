@@ -203,24 +203,21 @@ fn db_bytes(db: &Path) -> u64 {
 }
 
 fn raw_status(db: &Path) -> Vec<(String, Option<String>)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT status, error FROM raw_messages ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    let status = crate::util::raw_texts(db, "status");
+    let error = crate::util::raw_texts(db, "error");
+    status.into_iter().map(Option::unwrap).zip(error).collect()
 }
 
 fn warnings_of(db: &Path, subject: &str) -> String {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(
-        "SELECT parse_warnings FROM reports WHERE subject = ?1",
-        [subject],
-        |r| r.get(0),
-    )
-    .unwrap_or_else(|e| panic!("no report for {subject:?}: {e}"))
+    let sql = format!(
+        "SELECT parse_warnings FROM reports WHERE subject = '{}'",
+        subject.replace('\'', "''")
+    );
+    crate::util::texts(db, &sql)
+        .into_iter()
+        .next()
+        .flatten()
+        .unwrap_or_else(|| panic!("no report for {subject:?}"))
 }
 
 fn wait_drained(db: &Path, seconds: u64) {
@@ -344,15 +341,21 @@ fn kill(pid: u32) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on() {
+on_both_stores!(
+    a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on,
+    a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on_on_postgres,
+    killed_twice
+);
+async fn killed_twice(store: crate::util::Store) {
     let links = tempfile::tempdir().unwrap();
     let binary = links.path().join("killed-twice-worker");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_abuse-inbox"), &binary).unwrap();
     let mut config = Config::default();
     config.reply.enabled = false;
     config.worker.binary = Some(binary.clone());
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let db = server.db_path();
     let addr = server.addr;
     // Warm the worker up, so its pid is known.
@@ -401,8 +404,7 @@ async fn a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on() {
         4,
         "the warm-up and the three after it, once each"
     );
-    let dir = server.stop().await;
-    let db = dir.path().join("test.db");
+    let _dir = server.stop().await; // a SQLite store lives in it
     let db_arg = db.to_str().unwrap();
 
     // The operator's view and actions.

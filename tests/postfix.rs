@@ -202,8 +202,12 @@ fn csv_report(bytes: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces() {
+on_both_stores!(
+    reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces,
+    reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces_on_postgres,
+    relayed_by_postfix
+);
+async fn relayed_by_postfix(store: crate::util::Store) {
     if !available() {
         eprintln!(
             "SKIPPED: Postfix is not installed here (or not running as root); .ci/run installs it"
@@ -218,7 +222,9 @@ async fn reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces() {
     config.reply.relay_host = Some("127.0.0.1".into());
     config.reply.relay_port = mx_port;
     config.reply.retry_min_seconds = 1;
-    let server = TestServer::start(config).await;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
     let db = server.db_path();
     let relay_port = server.addr.port();
     let dir = tempfile::tempdir().unwrap();
@@ -284,19 +290,13 @@ async fn reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces() {
             .find(|r| r.contains("In-Reply-To: <pf-ascii@reporter.example>"))
             .expect("the ASCII report's ack, threaded");
         assert!(ascii.contains("Report received"), "{ascii}");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let stored: i64 = conn
-            .query_row("SELECT count(*) FROM raw_messages", [], |r| r.get(0))
-            .unwrap();
+        let stored = crate::util::count_rows(&db, "raw_messages");
         assert_eq!(stored as usize, expected);
-        let utf8: String = conn
-            .query_row(
-                "SELECT mail_from FROM raw_messages WHERE CAST(bytes AS TEXT) LIKE '%pf-utf8@%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(utf8, "jörg@münchen.example");
+        let utf8 = crate::util::texts(
+            &db,
+            "SELECT mail_from FROM raw_messages WHERE message_id LIKE '%pf-utf8@%'",
+        );
+        assert_eq!(utf8, [Some("jörg@münchen.example".to_owned())]);
         drop(postfix);
     })
     .await
