@@ -111,6 +111,14 @@ fn run(
     stop: &AtomicBool,
 ) {
     lower_priority();
+    match db.release_dead_claims() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            claims = n,
+            "took back the work of a daemon of this host that died"
+        ),
+        Err(error) => error!(%error, "releasing the claims of dead daemons failed"),
+    }
     let mut checkpointed = Instant::now();
     let mut worker = Isolated::new();
     while !stop.load(Ordering::SeqCst) {

@@ -278,11 +278,16 @@ fn a_bad_config_fails_at_start_naming_every_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_mesage_bytes"));
 }
 
-/// `abuse-inbox serve` as a child process; the bound address is read from its log.
-#[test]
-fn kill_9_while_clients_send_loses_no_acknowledged_message() {
+on_both_stores_sync!(
+    kill_9_while_clients_send_loses_no_acknowledged_message,
+    kill_9_while_clients_send_loses_no_acknowledged_message_on_postgres,
+    kill_9_while_clients_send_loses_no_acknowledged_message_on
+);
+fn kill_9_while_clients_send_loses_no_acknowledged_message_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let mut daemon = Daemon::start(&db);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -333,15 +338,11 @@ fn kill_9_while_clients_send_loses_no_acknowledged_message() {
 
     // Restart: everything acknowledged is there and gets processed.
     let mut daemon = Daemon::start(&db);
-    let path = dir.path().join("cli.db");
+    let path = std::path::PathBuf::from(&db);
     let reports = crate::util::wait_processed(&path);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let stored: std::collections::HashSet<String> = conn
-        .prepare("SELECT message_id FROM raw_messages")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let stored: std::collections::HashSet<String> = crate::util::raw_texts(&path, "message_id")
+        .into_iter()
+        .flatten()
         .collect();
     let lost: Vec<_> = acked.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
@@ -350,10 +351,16 @@ fn kill_9_while_clients_send_loses_no_acknowledged_message() {
     daemon.child.wait().unwrap();
 }
 
-#[test]
-fn sigterm_stops_the_daemon_with_exit_0() {
+on_both_stores_sync!(
+    sigterm_stops_the_daemon_with_exit_0,
+    sigterm_stops_the_daemon_with_exit_0_on_postgres,
+    sigterm_stops_the_daemon_with_exit_0_on
+);
+fn sigterm_stops_the_daemon_with_exit_0_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let mut daemon = Daemon::start(&db);
     let (mut smtp, _) = Smtp::connect(daemon.addr);
     smtp.expect("EHLO term.example", "250");
@@ -562,10 +569,18 @@ fn backup_copies_a_consistent_database_and_never_overwrites() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
 }
 
-#[test]
-fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad() {
+on_both_stores_sync!(
+    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad,
+    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad_on_postgres,
+    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad_on
+);
+fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad_on(
+    store: Store,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let config = dir.path().join("abuse-inbox.toml");
     let write_config =
         |text: &str| std::fs::write(&config, format!("{}{text}", crate::util::NO_AUTH)).unwrap();
@@ -599,13 +614,19 @@ fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_i
     assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
 }
 
-/// Regression: with stderr closed (journald restarted, `serve 2>&1 | head`),
-/// logging a session's first line panicked inside tracing and dropped the
-/// connection before its 250.
-#[test]
-fn a_closed_stderr_does_not_cost_a_session() {
+// Regression: with stderr closed (journald restarted, `serve 2>&1 | head`),
+// logging a session's first line panicked inside tracing and dropped the
+// connection before its 250.
+on_both_stores_sync!(
+    a_closed_stderr_does_not_cost_a_session,
+    a_closed_stderr_does_not_cost_a_session_on_postgres,
+    a_closed_stderr_does_not_cost_a_session_on
+);
+fn a_closed_stderr_does_not_cost_a_session_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let port = crate::util::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
         .args([
@@ -1005,8 +1026,12 @@ fn reports_about_one_network_and_type_become_one_case_on(store: Store) {
     assert_eq!(shown["reports"].as_array().unwrap().len(), 2);
 }
 
-#[test]
-fn the_report_log_line_carries_the_reply_decision_as_stored() {
+on_both_stores_sync!(
+    the_report_log_line_carries_the_reply_decision_as_stored,
+    the_report_log_line_carries_the_reply_decision_as_stored_on_postgres,
+    the_report_log_line_on
+);
+fn the_report_log_line_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let config = crate::util::test_config(dir.path(), "rate_limit_per_hour = 2\n", "");
     let mut files = Vec::new();
@@ -1015,7 +1040,9 @@ fn the_report_log_line_carries_the_reply_decision_as_stored() {
         std::fs::write(&path, format!("From: tom@example.net\r\nSubject: ssh {n}\r\nMessage-ID: <log-{n}@example.net>\r\n\r\n192.0.2.31 brute forcing ssh at 2026-11-26 09:58:12 UTC on 203.0.113.4 port 22, attempt {n}\r\n")).unwrap();
         files.push(path.to_str().unwrap().to_owned());
     }
-    let db = db_arg(&dir);
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
         .args(["ingest", "--config", config.to_str().unwrap(), "--db", &db])
         .args(&files)
