@@ -77,9 +77,21 @@ fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
 impl DnsServer {
     /// Serves `zone` on 127.0.0.1, UDP and TCP on one port.
     pub async fn start(zone: Zone) -> DnsServer {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // The UDP port the system picks may be taken for TCP (by another
+        // test): pick again until both are ours.
+        let mut tries = 0;
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, addr, tcp),
+                Err(error) if tries < 100 => {
+                    tries += 1;
+                    let _ = error;
+                }
+                Err(error) => panic!("no port free for UDP and TCP: {error}"),
+            }
+        };
         let zone = Arc::new(zone);
         let udp_zone = zone.clone();
         let udp_task = tokio::spawn(async move {
@@ -129,9 +141,21 @@ impl DnsServer {
 
     /// A server that reads every query and never answers.
     pub async fn silent() -> DnsServer {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // The UDP port the system picks may be taken for TCP (by another
+        // test): pick again until both are ours.
+        let mut tries = 0;
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, addr, tcp),
+                Err(error) if tries < 100 => {
+                    tries += 1;
+                    let _ = error;
+                }
+                Err(error) => panic!("no port free for UDP and TCP: {error}"),
+            }
+        };
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut held = Vec::new();
