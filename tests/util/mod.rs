@@ -481,10 +481,18 @@ pub fn json(output: &Output) -> serde_json::Value {
 }
 
 /// The real binary running `serve` on a port of its own, as a process a
-/// test can kill -9.
+/// test can kill -9. A test that fails does not leave it running.
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Already gone (the test killed or stopped it): both just fail.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Daemon {
