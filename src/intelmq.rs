@@ -86,17 +86,7 @@ pub fn events(report: &Report, rows: &[Row]) -> Vec<Value> {
         }
         let mut event = common(report);
         event.insert("source.url".into(), json!(url));
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', '?', '#']).next())
-            .map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h))
-            .map(|h| match h.rsplit_once(':') {
-                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-                _ => h,
-            })
-            .unwrap_or("")
-            .trim_matches(['[', ']']);
+        let host = crate::evidence::text::url_host(url).unwrap_or("");
         match host.parse::<IpAddr>() {
             Ok(ip) => {
                 event.insert("source.ip".into(), json!(ip.to_string()));

@@ -102,6 +102,44 @@ fn lower_priority() {
     }
 }
 
+/// Of `claimers` (node names, `host:pid`), those that were this host's
+/// and whose process is gone: a daemon restarted after a crash takes its
+/// own earlier work back at once instead of waiting for the lease. Other
+/// hosts' claims wait for their leases.
+fn dead_local_claimers(claimers: &[String], me: &str) -> Vec<String> {
+    let host = me.rsplit_once(':').map_or(me, |(h, _)| h);
+    claimers
+        .iter()
+        .filter(|c| c.as_str() != me)
+        .filter(|c| {
+            c.rsplit_once(':').is_some_and(|(h, pid)| {
+                h == host
+                    && pid.parse::<u32>().is_ok()
+                    && !std::path::Path::new("/proc").join(pid).exists()
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// PostgreSQL: ends the claims that daemons of this host held when they died.
+fn take_back_dead_claims(db: &Db) {
+    let claimers = match db.claimers() {
+        Ok(claimers) => claimers,
+        Err(error) => return error!(%error, "reading the claims of other daemons failed"),
+    };
+    for dead in dead_local_claimers(&claimers, &crate::store::node_name()) {
+        match db.release_claims_of(&dead) {
+            Ok(n) => tracing::info!(
+                node = %dead,
+                claims = n,
+                "took back the work of a daemon of this host that died"
+            ),
+            Err(error) => error!(%error, "releasing the claims of a dead daemon failed"),
+        }
+    }
+}
+
 fn run(
     mut db: Db,
     mut sink: WorkerSink,
@@ -111,14 +149,7 @@ fn run(
     stop: &AtomicBool,
 ) {
     lower_priority();
-    match db.release_dead_claims() {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            claims = n,
-            "took back the work of a daemon of this host that died"
-        ),
-        Err(error) => error!(%error, "releasing the claims of dead daemons failed"),
-    }
+    take_back_dead_claims(&db);
     let mut checkpointed = Instant::now();
     let mut worker = Isolated::new();
     while !stop.load(Ordering::SeqCst) {
@@ -159,5 +190,23 @@ fn run(
                 std::thread::sleep(ERROR_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_hosts_dead_daemons_lose_their_claims() {
+        let me = format!("mx1:{}", std::process::id());
+        let claimers = vec![
+            me.clone(),
+            "mx1:4000000000".to_owned(), // no such process
+            "mx2:4000000000".to_owned(), // another host: its lease decides
+            "mx1:notapid".to_owned(),
+            "mx1:1".to_owned(), // init: alive
+        ];
+        assert_eq!(dead_local_claimers(&claimers, &me), ["mx1:4000000000"]);
     }
 }

@@ -296,13 +296,7 @@ fn info_hash(rows: &[Row]) -> Option<String> {
 
 /// The host name of a URL when it is an ASCII name (not an address).
 fn hostname(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let host = rest.split(['/', '?', '#']).next()?;
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
+    let host = crate::evidence::text::url_host(url)?;
     let valid = host.contains('.')
         && host.parse::<std::net::IpAddr>().is_err()
         && host

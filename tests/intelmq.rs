@@ -17,6 +17,24 @@ fn intelmq_python() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// Runs the Python checker `script` (under tests/) with `args`; its stdout.
+/// Fails, saying `what` and what the checker printed, when it rejects.
+fn check_with(python: &Path, script: &str, args: &[&Path], what: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checked = std::process::Command::new(python)
+        .arg(root.join("tests").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(
+        checked.status.success(),
+        "{what}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    stdout
+}
+
 /// The whole fixture corpus ingested into a fresh database and exported in
 /// `format`: the directory (kept while in use), the export, the number of
 /// messages.
@@ -81,17 +99,11 @@ fn every_exported_event_of_the_corpus_is_valid_intelmq() {
     }
     let file = dir.path().join("events.jsonl");
     std::fs::write(&file, &events).unwrap();
-    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/intelmq_check.py");
-    let checked = std::process::Command::new(python)
-        .arg(checker)
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&checked.stdout);
-    assert!(
-        checked.status.success(),
-        "IntelMQ rejected fields:\n{stdout}\n{}",
-        String::from_utf8_lossy(&checked.stderr)
+    let stdout = check_with(
+        &python,
+        "intelmq_check.py",
+        &[&file],
+        "IntelMQ rejected fields",
     );
     assert_eq!(
         stdout.trim(),
@@ -157,18 +169,12 @@ fn every_xarf_document_of_the_corpus_meets_its_type_schema_but_for_what_the_repo
     let file = dir.path().join("xarf.jsonl");
     let lines: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let checked = std::process::Command::new(python)
-        .arg(root.join("tests/xarf_check.py"))
-        .arg(root.join("tests/xarf"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&checked.stdout);
-    assert!(
-        checked.status.success(),
-        "the XARF schemas rejected documents:\n{stdout}\n{}",
-        String::from_utf8_lossy(&checked.stderr)
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xarf");
+    let stdout = check_with(
+        &python,
+        "xarf_check.py",
+        &[&schemas, &file],
+        "the XARF schemas rejected documents",
     );
     let missing: Vec<Vec<String>> = stdout
         .lines()

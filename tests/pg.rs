@@ -165,22 +165,33 @@ fn count(url: &str, sql: &str) -> i64 {
     client.query_one(sql, &[]).unwrap().get(0)
 }
 
+/// A cluster with a fresh database, a runtime for the test's servers (the
+/// test itself blocks), and a relay sink running on it.
+fn cluster_with_relay() -> Option<(
+    Cluster,
+    String,
+    tokio::runtime::Runtime,
+    crate::util::TestServer,
+)> {
+    let cluster = Cluster::start()?;
+    let url = cluster.create_db();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime.block_on(crate::replies::relay_sink(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+    ));
+    Some((cluster, url, runtime, sink))
+}
+
 fn cli_json(args: &[&str]) -> serde_json::Value {
     crate::util::json(&crate::util::abuse_inbox(args))
 }
 
 #[test]
 fn serve_on_postgres_takes_mail_and_every_command_reads_the_reports() {
-    let Some(cluster) = Cluster::start() else {
+    let Some((cluster, url, runtime, sink)) = cluster_with_relay() else {
         return;
     };
-    let url = cluster.create_db();
-    // The daemon's async tasks run on this runtime; the test itself blocks.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sink = runtime.block_on(crate::replies::relay_sink(
-        tempfile::tempdir().unwrap(),
-        "127.0.0.1:0",
-    ));
     let mut config = abuse_inbox::config::Config::default();
     config.store.path = url.clone().into();
     config.reply.from = "abuse@example.com".into();
@@ -268,15 +279,9 @@ fn serve_on_postgres_takes_mail_and_every_command_reads_the_reports() {
 
 #[test]
 fn two_nodes_on_one_postgres_lose_nothing_when_one_is_killed() {
-    let Some(cluster) = Cluster::start() else {
+    let Some((_cluster, url, runtime, sink)) = cluster_with_relay() else {
         return;
     };
-    let url = cluster.create_db();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sink = runtime.block_on(crate::replies::relay_sink(
-        tempfile::tempdir().unwrap(),
-        "127.0.0.1:0",
-    ));
     let dir = tempfile::tempdir().unwrap();
     let config = crate::util::test_config(
         dir.path(),

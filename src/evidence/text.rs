@@ -511,6 +511,20 @@ pub fn urls(text: &str) -> Vec<String> {
     out
 }
 
+/// The host of a URL's authority, without user info, port or the brackets
+/// of an IPv6 address: `login-bank.example` of
+/// `https://user@login-bank.example:8443/a`; `None` without `://`.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    Some(host.trim_matches(['[', ']']))
+}
+
 /// The first timestamp in `line` as RFC 3339 UTC (seconds). A syslog stamp has
 /// no year: the one that puts it at or before `reference` (the time the
 /// report arrived) is taken.

@@ -561,31 +561,13 @@ macro_rules! sql_row_id {
 sql_row_id!(RawId, ReportId, CaseId, OutboxId);
 
 /// This node's name in claims (PostgreSQL): host name and process id.
-pub(crate) fn node_name() -> String {
+pub fn node_name() -> String {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}:{}", host.trim(), std::process::id())
     })
     .clone()
-}
-
-/// Of `claimers` (node names, `host:pid`), those that were this host's
-/// and whose process is gone: a daemon restarted after a crash takes its
-/// own earlier work back at once instead of waiting for the lease. Other
-/// hosts' claims wait for their leases.
-pub(crate) fn dead_local_claimers(claimers: &[String], me: &str) -> Vec<String> {
-    let host = me.rsplit_once(':').map_or(me, |(h, _)| h);
-    claimers
-        .iter()
-        .filter(|c| c.as_str() != me)
-        .filter(|c| {
-            c.rsplit_once(':').is_some_and(|(h, pid)| {
-                h == host && pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists()
-            })
-        })
-        .cloned()
-        .collect()
 }
 
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
@@ -684,19 +666,6 @@ fn parse_json_list<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_this_hosts_dead_daemons_lose_their_claims() {
-        let me = format!("mx1:{}", std::process::id());
-        let claimers = vec![
-            me.clone(),
-            "mx1:4000000000".to_owned(), // no such process
-            "mx2:4000000000".to_owned(), // another host: its lease decides
-            "mx1:notapid".to_owned(),
-            "mx1:1".to_owned(), // init: alive
-        ];
-        assert_eq!(dead_local_claimers(&claimers, &me), ["mx1:4000000000"]);
-    }
 
     #[test]
     fn migrations_set_user_version_and_reopen_is_a_no_op() {

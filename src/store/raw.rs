@@ -118,36 +118,38 @@ impl Db {
             .collect()
     }
 
-    /// PostgreSQL: ends the claims on messages and replies that daemons of
-    /// this host held when they died (see [`super::dead_local_claimers`]);
-    /// how many. Nothing on SQLite, where there are no claims.
-    pub fn release_dead_claims(&self) -> Result<u64, Error> {
+    /// PostgreSQL: the nodes holding live claims on messages or replies
+    /// (none on SQLite, where there are no claims).
+    pub fn claimers(&self) -> Result<Vec<String>, Error> {
         if self.dialect() != super::sql::Dialect::Postgres {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         self.read(|q| {
-            let claimers: Vec<String> = q
-                .rows(
-                    "SELECT DISTINCT claimed_by FROM raw_messages
-                     WHERE status = 'received' AND claimed_until > now()
-                     UNION SELECT DISTINCT claimed_by FROM outbox
-                     WHERE state = 'pending' AND claimed_until > now()",
-                    &[],
-                )?
-                .iter()
-                .filter_map(|r| r.opt_text(0).transpose())
-                .collect::<Result<_, _>>()?;
+            q.rows(
+                "SELECT DISTINCT claimed_by FROM raw_messages
+                 WHERE status = 'received' AND claimed_until > now()
+                 UNION SELECT DISTINCT claimed_by FROM outbox
+                 WHERE state = 'pending' AND claimed_until > now()",
+                &[],
+            )?
+            .iter()
+            .filter_map(|r| r.opt_text(0).transpose())
+            .collect()
+        })
+    }
+
+    /// Ends every claim `node` holds on messages and replies; how many.
+    pub fn release_claims_of(&self, node: &str) -> Result<u64, Error> {
+        self.read(|q| {
             let mut released = 0;
-            for dead in super::dead_local_claimers(&claimers, &super::node_name()) {
-                for table in ["raw_messages", "outbox"] {
-                    released += q.exec(
-                        &format!(
-                            "UPDATE {table} SET claimed_by = NULL, claimed_until = NULL
-                             WHERE claimed_by = ?1"
-                        ),
-                        sql_params![&dead],
-                    )?;
-                }
+            for table in ["raw_messages", "outbox"] {
+                released += q.exec(
+                    &format!(
+                        "UPDATE {table} SET claimed_by = NULL, claimed_until = NULL
+                         WHERE claimed_by = ?1"
+                    ),
+                    sql_params![node],
+                )?;
             }
             Ok(released)
         })

@@ -4,7 +4,8 @@ use super::sql::{Dialect, Sql, Value};
 use super::{json_list, parse_json_list, Db, Error};
 use crate::evidence::{Kind, Row};
 use crate::model::{
-    AbuseType, NetworkSubtype, RawId, ReplyDecision, ReplyKind, Report, ReportDraft, ReportId,
+    AbuseType, NetworkSubtype, RawId, RawStatus, ReplyDecision, ReplyKind, Report, ReportDraft,
+    ReportId,
 };
 use crate::sql_params;
 use serde::Serialize;
@@ -89,7 +90,7 @@ fn save_outcome(
     let d = match result {
         Ok(d) => d,
         Err(error) => {
-            mark_raw(q, *raw_id, "failed", Some(error))?;
+            mark_raw(q, *raw_id, RawStatus::Failed, Some(error))?;
             return Ok(None);
         }
     };
@@ -103,7 +104,7 @@ fn save_outcome(
     )?;
     if let Some(row) = &before {
         if !crate::reply::follow_up::reprocess_rewrites(row.bool(3)?) {
-            mark_raw(q, *raw_id, "processed", None)?;
+            mark_raw(q, *raw_id, RawStatus::Processed, None)?;
             return read_stored(row).map(Some);
         }
     }
@@ -195,7 +196,7 @@ fn save_outcome(
             lines.insert(line, inserted.int(0)?);
         }
     }
-    mark_raw(q, *raw_id, "processed", None)?;
+    mark_raw(q, *raw_id, RawStatus::Processed, None)?;
     if !is_new {
         return Ok(Some(stored));
     }
@@ -241,12 +242,12 @@ fn save_outcome(
 fn mark_raw(
     q: &mut dyn Sql,
     raw: RawId,
-    status: &str,
+    status: RawStatus,
     error: Option<&String>,
 ) -> Result<(), Error> {
     q.exec(
         "UPDATE raw_messages SET status = ?2, error = ?3 WHERE id = ?1",
-        sql_params![raw, status, error],
+        sql_params![raw, status.as_str(), error],
     )?;
     Ok(())
 }

@@ -396,7 +396,8 @@ impl PgConn {
             .expect("the client is there until drop")
     }
 
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, Error> {
+    /// `sql` prepared on this connection, once (`?N` placeholders).
+    pub fn statement(&mut self, sql: &str) -> Result<postgres::Statement, Error> {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt.clone());
         }

@@ -74,24 +74,24 @@ fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
     response.to_vec().ok()
 }
 
+/// A UDP socket and a TCP listener on one loopback port. The UDP port the
+/// system picks may be taken for TCP (by another test): pick again until
+/// both are ours.
+async fn bind() -> (UdpSocket, std::net::SocketAddr, TcpListener) {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, addr, tcp);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP");
+}
+
 impl DnsServer {
     /// Serves `zone` on 127.0.0.1, UDP and TCP on one port.
     pub async fn start(zone: Zone) -> DnsServer {
-        // The UDP port the system picks may be taken for TCP (by another
-        // test): pick again until both are ours.
-        let mut tries = 0;
-        let (udp, addr, tcp) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => break (udp, addr, tcp),
-                Err(error) if tries < 100 => {
-                    tries += 1;
-                    let _ = error;
-                }
-                Err(error) => panic!("no port free for UDP and TCP: {error}"),
-            }
-        };
+        let (udp, addr, tcp) = bind().await;
         let zone = Arc::new(zone);
         let udp_zone = zone.clone();
         let udp_task = tokio::spawn(async move {
@@ -141,21 +141,7 @@ impl DnsServer {
 
     /// A server that reads every query and never answers.
     pub async fn silent() -> DnsServer {
-        // The UDP port the system picks may be taken for TCP (by another
-        // test): pick again until both are ours.
-        let mut tries = 0;
-        let (udp, addr, tcp) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => break (udp, addr, tcp),
-                Err(error) if tries < 100 => {
-                    tries += 1;
-                    let _ = error;
-                }
-                Err(error) => panic!("no port free for UDP and TCP: {error}"),
-            }
-        };
+        let (udp, addr, tcp) = bind().await;
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut held = Vec::new();

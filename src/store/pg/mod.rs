@@ -132,15 +132,16 @@ fn migrate(client: &mut Client, url: &str) -> Result<(), Error> {
 /// # Errors
 /// Any failure; then nothing of the batch was committed.
 pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
-    let mut tx = pg.client().transaction()?;
-    let insert = tx.prepare(
+    // Prepared once per connection, not per group commit.
+    let insert = pg.statement(
         "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
                  message_id, dedup_key, size_bytes, bytes, dsn)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (dedup_key) DO NOTHING
              RETURNING id",
     )?;
-    let existing = tx.prepare("SELECT id FROM raw_messages WHERE dedup_key = $1")?;
+    let existing = pg.statement("SELECT id FROM raw_messages WHERE dedup_key = ?1")?;
+    let mut tx = pg.client().transaction()?;
     let mut out = Vec::with_capacity(messages.len());
     for msg in messages {
         let key = super::raw::dedup_key(&msg.bytes);
