@@ -69,12 +69,16 @@ fn two_nodes_claim_every_message_exactly_once_and_take_over_a_dead_nodes_lease()
     let messages: Vec<Incoming> = (0..200).map(incoming).collect();
     let refs: Vec<&Incoming> = messages.iter().collect();
     pg.commit_raws(&refs).unwrap();
+    // Both nodes are connected before either claims: connecting is slower
+    // than claiming, and a late node would find the work gone.
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(2));
     let nodes: Vec<_> = ["a", "b"]
         .into_iter()
         .map(|node| {
-            let url = url.clone();
+            let (url, ready) = (url.clone(), ready.clone());
             std::thread::spawn(move || {
                 let pg = connect(&url).unwrap();
+                ready.wait();
                 let mut mine = Vec::new();
                 loop {
                     let batch = pg
