@@ -72,6 +72,13 @@ pub struct AuthResults {
 }
 
 impl AuthResults {
+    /// Whether the checks failed for now rather than for good: not
+    /// authenticated, and a lookup failed (timed out, no nameserver
+    /// answered). Checking again later may authenticate the sender.
+    pub fn is_temporary(&self) -> bool {
+        !self.authenticated && [self.spf, self.dkim, self.dmarc].contains(&Verdict::TempError)
+    }
+
     /// The result for a message that could not be checked at all.
     pub fn unchecked(why: Verdict, domain: Option<String>) -> AuthResults {
         let summary = format!(
@@ -95,20 +102,38 @@ impl AuthResults {
     }
 }
 
-/// The verifier: a DNS resolver with its cache, built once per worker.
+/// The verifier: a DNS resolver, the record caches and the memory of
+/// failing senders; one per daemon, shared by every check in flight.
 pub struct Verifier {
     authenticator: MessageAuthenticator,
+    caches: Caches,
     timeout: Duration,
+    /// How long a sender whose checks ran out of time stays `temperror`.
+    failing_pause: Duration,
     /// Our name in SPF checks (the host the message was received at).
     host: String,
-    /// After a check ran out of time, DNS counts as down until then: the
-    /// messages in between are `temperror` at once instead of each waiting
-    /// out the timeout (a DNS outage must not stall processing).
-    dns_down_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Senders (From, MAIL FROM and DKIM domains together) whose checks
+    /// ran out of time lately, and until when that is remembered: their
+    /// next messages are `temperror` at once. Only that sender: nothing one
+    /// sender's nameservers do reaches another sender's checks.
+    failing: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
-/// How long DNS counts as down after a check ran out of time.
-const DNS_DOWN_PAUSE: Duration = Duration::from_secs(30);
+/// Senders remembered as failing, at most (past it, the oldest are dropped).
+const FAILING_SENDERS: usize = 10_000;
+/// Entries per record cache (TXT, MX, A, AAAA, PTR).
+const CACHE_ENTRIES: usize = 20_000;
+
+/// Limits on what DKIM verification looks at, checked before any work:
+/// past one of them the message's signatures are not verified (`neutral`),
+/// so a crafted header block costs a scan, never a quadratic search.
+pub const MAX_DKIM_SIGNATURES: usize = 5;
+/// Header names one signature's `h=` may list.
+pub const MAX_SIGNED_HEADERS: usize = 64;
+/// Header fields of a message whose signatures are verified.
+pub const MAX_HEADER_FIELDS: usize = 1_000;
+/// Bytes of header block whose signatures are verified.
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
 
 impl Verifier {
     /// # Errors
@@ -128,10 +153,7 @@ impl Verifier {
         } else {
             let mut resolver = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
             for server in &config.nameservers {
-                let addr = server
-                    .parse::<SocketAddr>()
-                    .or_else(|_| server.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                    .map_err(|_| format!("auth.nameservers: {server:?} is not an IP or IP:PORT"))?;
+                let addr = parse_nameserver(server)?;
                 resolver.add_name_server(NameServerConfig::new(addr, ProtocolConfig::Udp));
                 resolver.add_name_server(NameServerConfig::new(addr, ProtocolConfig::Tcp));
             }
@@ -141,9 +163,11 @@ impl Verifier {
             .map_err(|e| format!("auth: resolver: {e}"))?;
         Ok(Verifier {
             authenticator,
+            caches: Caches::default(),
             timeout,
+            failing_pause: Duration::from_secs(config.retry_seconds.max(1)),
             host: host.to_owned(),
-            dns_down_until: std::sync::Mutex::new(None),
+            failing: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -154,28 +178,43 @@ impl Verifier {
             return AuthResults::unchecked(Verdict::PermError, None);
         };
         let domain = single_from_domain(message.froms());
+        let sender = sender_key(domain.as_deref(), envelope, &message);
         let now = std::time::Instant::now();
-        let down = || {
-            self.dns_down_until
+        let failing = || {
+            self.failing
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        if down().is_some_and(|until| now < until) {
+        if failing().get(&sender).is_some_and(|until| now < *until) {
+            crate::metrics::get()
+                .checks
+                .get_or_create(&vec![("outcome", "sender_failing".to_owned())])
+                .inc();
             return AuthResults::unchecked(Verdict::TempError, domain);
         }
-        match tokio::time::timeout(self.timeout, self.check(envelope, &message, domain.clone()))
-            .await
-        {
-            Ok(results) => {
-                *down() = None;
-                results
-            }
+        let dkim_limit = dkim_over_budget(raw);
+        let checked = tokio::time::timeout(
+            self.timeout,
+            self.check(envelope, &message, domain.clone(), dkim_limit),
+        )
+        .await;
+        match checked {
+            Ok(results) => results,
             Err(_) => {
                 tracing::warn!(
                     timeout_seconds = self.timeout.as_secs(),
-                    "sender checks ran out of time; DNS counts as down for 30 s"
+                    sender = %crate::safe_text::visible(&sender),
+                    failing_seconds = self.failing_pause.as_secs(),
+                    "sender checks ran out of time; this sender counts as failing for a while"
                 );
-                *down() = Some(now + self.timeout + DNS_DOWN_PAUSE);
+                let mut failing = failing();
+                if failing.len() >= FAILING_SENDERS {
+                    failing.retain(|_, until| *until > now);
+                    if failing.len() >= FAILING_SENDERS {
+                        failing.clear();
+                    }
+                }
+                failing.insert(sender, now + self.timeout + self.failing_pause);
                 AuthResults::unchecked(Verdict::TempError, domain)
             }
         }
@@ -186,8 +225,16 @@ impl Verifier {
         envelope: &Envelope,
         message: &AuthenticatedMessage<'_>,
         domain: Option<String>,
+        dkim_limit: Option<&'static str>,
     ) -> AuthResults {
-        let dkim = self.authenticator.verify_dkim(message).await;
+        let dkim = match dkim_limit {
+            None => {
+                self.authenticator
+                    .verify_dkim(self.caches.with(message))
+                    .await
+            }
+            Some(_) => Vec::new(),
+        };
         let mail_from = match &envelope.mail_from {
             Sender::Address(a) => a.to_ascii_lowercase(),
             Sender::Null | Sender::Unknown => String::new(),
@@ -205,32 +252,41 @@ impl Verifier {
         let spf = match envelope.peer_ip {
             Some(ip) => {
                 self.authenticator
-                    .verify_spf(mail_auth::spf::verify::SpfParameters::verify_mail_from(
-                        ip,
-                        helo,
-                        &self.host,
-                        &spf_identity,
+                    .verify_spf(self.caches.with(
+                        mail_auth::spf::verify::SpfParameters::verify_mail_from(
+                            ip,
+                            helo,
+                            &self.host,
+                            &spf_identity,
+                        ),
                     ))
                     .await
             }
             // `ingest`: no connection to check.
             None => mail_auth::SpfOutput::default(),
         };
+        let dkim_verdict = match dkim_limit {
+            Some(_) => Verdict::Neutral,
+            None => dkim_verdict(dkim.iter().map(|o| o.result())),
+        };
         let Some(from_domain) = domain.clone() else {
             let mut r = AuthResults::unchecked(Verdict::None, None);
             r.spf = spf_verdict(spf.result());
-            r.dkim = dkim_verdict(dkim.iter().map(|o| o.result()));
-            r.summary = summary(&r, &spf_domain, &[]);
+            r.dkim = dkim_verdict;
+            r.summary = summary(&r, &spf_domain, &[], dkim_limit);
             return r;
         };
         let dmarc = self
             .authenticator
-            .verify_dmarc(mail_auth::dmarc::verify::DmarcParameters::new(
-                message,
-                &dkim,
-                &spf_domain,
-                &spf,
-            ))
+            .verify_dmarc(
+                self.caches
+                    .with(mail_auth::dmarc::verify::DmarcParameters::new(
+                        message,
+                        &dkim,
+                        &spf_domain,
+                        &spf,
+                    )),
+            )
             .await;
         let dmarc_verdict = if dmarc.dmarc_record().is_none() {
             match (dmarc.dkim_result(), dmarc.spf_result()) {
@@ -257,7 +313,7 @@ impl Verifier {
         let accepts_mail = self.accepts_mail(&from_domain).await;
         let mut r = AuthResults {
             spf: spf_verdict(spf.result()),
-            dkim: dkim_verdict(dkim.iter().map(|o| o.result())),
+            dkim: dkim_verdict,
             dmarc: dmarc_verdict,
             aligned,
             authenticated: dmarc_verdict == Verdict::Pass
@@ -266,7 +322,7 @@ impl Verifier {
             accepts_mail,
             summary: String::new(),
         };
-        r.summary = summary(&r, &spf_domain, &signers);
+        r.summary = summary(&r, &spf_domain, &signers, dkim_limit);
         r
     }
 }
@@ -275,10 +331,12 @@ impl Verifier {
     /// Whether `domain` takes mail: its MX, else its A/AAAA (RFC 5321
     /// §5.1). `None` when DNS did not say.
     async fn accepts_mail(&self, domain: &str) -> Option<bool> {
-        use mail_auth::common::cache::NoCache;
         use mail_auth::Error;
-        let no_cache = None::<&NoCache<Box<str>, std::sync::Arc<[mail_auth::MX]>>>;
-        match self.authenticator.mx_lookup(domain, no_cache).await {
+        match self
+            .authenticator
+            .mx_lookup(domain, Some(&self.caches.mx))
+            .await
+        {
             Ok(mx) if !mx.is_empty() => {
                 let null_mx = mx.iter().all(|m| {
                     m.exchanges
@@ -290,9 +348,202 @@ impl Verifier {
             Ok(_) | Err(Error::DnsRecordNotFound(_)) => {}
             Err(_) => return None,
         }
-        let no_v4 = None::<&NoCache<Box<str>, std::sync::Arc<[std::net::Ipv4Addr]>>>;
-        let no_v6 = None::<&NoCache<Box<str>, std::sync::Arc<[std::net::Ipv6Addr]>>>;
-        self.authenticator.exists(domain, no_v4, no_v6).await.ok()
+        self.authenticator
+            .exists(domain, Some(&self.caches.ipv4), Some(&self.caches.ipv6))
+            .await
+            .ok()
+    }
+}
+
+/// `IP` or `IP:PORT` (port 53 when none).
+///
+/// # Errors
+/// Anything else, naming the key and the value.
+pub fn parse_nameserver(server: &str) -> Result<SocketAddr, String> {
+    server
+        .parse::<SocketAddr>()
+        .or_else(|_| server.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| {
+            format!("auth.nameservers: {server:?} is not an IP or IP:PORT (e.g. \"127.0.0.53\" or \"[::1]:53\")")
+        })
+}
+
+/// Who a message says sent it, for the memory of failing senders: the From
+/// domain, the MAIL FROM domain and the DKIM signers' domains.
+fn sender_key(
+    from: Option<&str>,
+    envelope: &Envelope,
+    message: &AuthenticatedMessage<'_>,
+) -> String {
+    let mail_from = match &envelope.mail_from {
+        Sender::Address(a) => a
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase(),
+        Sender::Null | Sender::Unknown => String::new(),
+    };
+    let mut signers: Vec<String> = message
+        .dkim_headers
+        .iter()
+        .filter_map(|h| h.header.as_ref().ok().map(|s| s.d.to_ascii_lowercase()))
+        .take(MAX_DKIM_SIGNATURES)
+        .collect();
+    signers.sort();
+    signers.dedup();
+    format!("{}|{mail_from}|{}", from.unwrap_or(""), signers.join(","))
+}
+
+/// Why a message's DKIM signatures are not verified, if they are not: the
+/// header block, its fields, its signatures or a signature's `h=` list is
+/// past its limit. One linear scan of the header block.
+pub fn dkim_over_budget(raw: &[u8]) -> Option<&'static str> {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+        .unwrap_or(raw.len());
+    if end > MAX_HEADER_BYTES {
+        return Some("header block too large");
+    }
+    let header = &raw[..end];
+    let mut fields = 0;
+    let mut signatures = 0;
+    let mut signature: Option<Vec<u8>> = None;
+    let mut over = None;
+    let mut finish = |sig: Option<Vec<u8>>| {
+        if let Some(sig) = sig {
+            if signed_header_count(&sig) > MAX_SIGNED_HEADERS {
+                over = Some("a signature lists too many headers");
+            }
+        }
+    };
+    for line in header.split(|&b| b == b'\n') {
+        let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if folded {
+            if let Some(sig) = signature.as_mut() {
+                sig.extend_from_slice(line);
+            }
+            continue;
+        }
+        finish(signature.take());
+        fields += 1;
+        if line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"dkim-signature:") {
+            signatures += 1;
+            signature = Some(line[15..].to_vec());
+        }
+    }
+    finish(signature.take());
+    if fields > MAX_HEADER_FIELDS {
+        return Some("too many header fields");
+    }
+    if signatures > MAX_DKIM_SIGNATURES {
+        return Some("too many signatures");
+    }
+    over
+}
+
+/// Names in the `h=` tag of a DKIM-Signature value.
+fn signed_header_count(value: &[u8]) -> usize {
+    value
+        .split(|&b| b == b';')
+        .find_map(|tag| {
+            let tag = tag.trim_ascii_start();
+            let rest = tag
+                .strip_prefix(b"h")?
+                .trim_ascii_start()
+                .strip_prefix(b"=")?;
+            Some(rest.split(|&b| b == b':').count())
+        })
+        .unwrap_or(0)
+}
+
+/// The record caches the checks share: what DNS answered, until its TTL.
+#[derive(Default)]
+struct Caches {
+    txt: Cache<Box<str>, mail_auth::Txt>,
+    mx: Cache<Box<str>, std::sync::Arc<[mail_auth::MX]>>,
+    ipv4: Cache<Box<str>, std::sync::Arc<[std::net::Ipv4Addr]>>,
+    ipv6: Cache<Box<str>, std::sync::Arc<[std::net::Ipv6Addr]>>,
+    ptr: Cache<IpAddr, std::sync::Arc<[Box<str>]>>,
+}
+
+type Cached<'x, P> = mail_auth::Parameters<
+    'x,
+    P,
+    Cache<Box<str>, mail_auth::Txt>,
+    Cache<Box<str>, std::sync::Arc<[mail_auth::MX]>>,
+    Cache<Box<str>, std::sync::Arc<[std::net::Ipv4Addr]>>,
+    Cache<Box<str>, std::sync::Arc<[std::net::Ipv6Addr]>>,
+    Cache<IpAddr, std::sync::Arc<[Box<str>]>>,
+>;
+
+impl Caches {
+    /// `params` with every cache attached.
+    fn with<P>(&self, params: P) -> Cached<'_, P> {
+        mail_auth::Parameters::new(params)
+            .with_txt_cache(&self.txt)
+            .with_mx_cache(&self.mx)
+            .with_ipv4_cache(&self.ipv4)
+            .with_ipv6_cache(&self.ipv6)
+            .with_ptr_cache(&self.ptr)
+    }
+}
+
+/// A bounded map of DNS answers that expire with their TTL.
+struct Cache<K, V> {
+    entries: std::sync::Mutex<std::collections::HashMap<K, (V, std::time::Instant)>>,
+}
+
+impl<K, V> Default for Cache<K, V> {
+    fn default() -> Self {
+        Cache {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> mail_auth::ResolverCache<K, V> for Cache<K, V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let metrics = crate::metrics::get();
+        match entries.get(name) {
+            Some((value, until)) if *until > std::time::Instant::now() => {
+                metrics.dns_cache_hits.inc();
+                Some(value.clone())
+            }
+            Some(_) => {
+                entries.remove(name);
+                metrics.dns_cache_misses.inc();
+                None
+            }
+            None => {
+                metrics.dns_cache_misses.inc();
+                None
+            }
+        }
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(name).map(|(value, _)| value)
+    }
+
+    fn insert(&self, key: K, value: V, valid_until: std::time::Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            let now = std::time::Instant::now();
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (value, valid_until));
     }
 }
 
@@ -354,12 +605,20 @@ fn dkim_verdict<'a>(results: impl Iterator<Item = &'a DkimResult>) -> Verdict {
         .unwrap_or(Verdict::None)
 }
 
-fn summary(r: &AuthResults, spf_domain: &str, signers: &[String]) -> String {
+fn summary(
+    r: &AuthResults,
+    spf_domain: &str,
+    signers: &[String],
+    dkim_limit: Option<&str>,
+) -> String {
     let mut s = format!("spf={}", r.spf.as_str());
     if !spf_domain.is_empty() {
         s.push_str(&format!(" smtp.mailfrom={spf_domain}"));
     }
     s.push_str(&format!(" dkim={}", r.dkim.as_str()));
+    if let Some(limit) = dkim_limit {
+        s.push_str(&format!(" (not verified: {limit})"));
+    }
     if let Some(d) = signers.first() {
         s.push_str(&format!(" header.d={d}"));
     }

@@ -58,6 +58,15 @@ pub struct AuthConfig {
     /// Time one message's checks may take, all lookups included; what has
     /// not answered by then counts as a temporary error.
     pub timeout_seconds: u64,
+    /// Messages whose checks run at once (each waits on its own lookups).
+    pub max_in_flight: usize,
+    /// After checks failed for now (a timeout, DNS down): how long that
+    /// sender counts as failing, and when its messages are checked again.
+    pub retry_seconds: u64,
+    /// How long a reply waits for checks that keep failing for now (DNS
+    /// down); then they count as unauthenticated and it is suppressed, with
+    /// the reason said.
+    pub give_up_after_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -66,6 +75,9 @@ impl Default for AuthConfig {
             enabled: true,
             nameservers: Vec::new(),
             timeout_seconds: 10,
+            max_in_flight: 256,
+            retry_seconds: 60,
+            give_up_after_seconds: 24 * 60 * 60,
         }
     }
 }
@@ -84,6 +96,18 @@ pub struct WorkerConfig {
     /// The `abuse-inbox` binary run as the worker; unset: the daemon's own
     /// (programs that embed the daemon, such as the test suite, name it).
     pub binary: Option<PathBuf>,
+    /// Worker processes that parse and classify at once; 0: one per CPU.
+    pub processes: usize,
+}
+
+impl WorkerConfig {
+    /// The number of worker processes to run: `processes`, or one per CPU.
+    pub fn process_count(&self) -> usize {
+        match self.processes {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -93,6 +117,7 @@ impl Default for WorkerConfig {
             max_seconds_per_message: 60,
             max_batch_bytes: 64 * 1024 * 1024,
             binary: None,
+            processes: 0,
         }
     }
 }
@@ -291,7 +316,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./abuse-inbox.db"),
             url: None,
-            claim_lease_seconds: 600,
+            claim_lease_seconds: 30,
             max_commit_batch: 256,
             min_free_bytes: 64 * 1024 * 1024,
         }
@@ -510,6 +535,36 @@ impl Config {
             self.worker.max_batch_bytes >= 1,
             "worker.max_batch_bytes",
             "must be >= 1",
+        );
+        check(
+            self.auth.timeout_seconds >= 1,
+            "auth.timeout_seconds",
+            "must be >= 1",
+        );
+        check(
+            self.auth.max_in_flight >= 1,
+            "auth.max_in_flight",
+            "must be >= 1",
+        );
+        check(
+            self.auth.retry_seconds >= 1,
+            "auth.retry_seconds",
+            "must be >= 1",
+        );
+        check(
+            self.auth.give_up_after_seconds >= 60,
+            "auth.give_up_after_seconds",
+            "must be >= 60",
+        );
+        for (i, server) in self.auth.nameservers.iter().enumerate() {
+            let parsed = crate::auth::parse_nameserver(server);
+            let what = parsed.as_ref().err().map_or("", String::as_str);
+            check(parsed.is_ok(), &format!("auth.nameservers[{i}]"), what);
+        }
+        check(
+            self.worker.processes <= 256,
+            "worker.processes",
+            "must be <= 256 (0: one per CPU)",
         );
         check(
             self.metrics.max_connections >= 1,

@@ -47,7 +47,8 @@ struct Job {
     id: RawId,
     received_at: String,
     envelope: Envelope,
-    /// The stored sender checks; `None`: the child makes them.
+    /// The stored sender checks; `None`: they are still to be made (by
+    /// the daemon, after the report is stored).
     auth: Option<crate::auth::AuthResults>,
 }
 
@@ -377,59 +378,17 @@ pub fn child_main() -> u8 {
     set_limits(&config);
     // The work runs on a thread with a large stack: deep structures that
     // the budgets miss are dropped recursively by mail-parser.
-    let checks = Checks::new(&config);
     let worker = std::thread::Builder::new()
         .name("worker".into())
         .stack_size(CHILD_STACK_BYTES)
-        .spawn(move || serve_jobs(&mut stdin, &pipeline, &checks));
+        .spawn(move || serve_jobs(&mut stdin, &pipeline));
     match worker.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,
         _ => 3,
     }
 }
 
-/// The sender checks of the child: a verifier and the runtime its DNS
-/// lookups run on.
-struct Checks {
-    verifier: Option<(crate::auth::Verifier, tokio::runtime::Runtime)>,
-}
-
-impl Checks {
-    fn new(config: &Config) -> Checks {
-        if !config.auth.enabled {
-            return Checks { verifier: None };
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        let verifier = crate::auth::Verifier::new(&config.auth, &config.smtp.hostname);
-        match (verifier, runtime) {
-            (Ok(verifier), Ok(runtime)) => Checks {
-                verifier: Some((verifier, runtime)),
-            },
-            (Err(error), _) => {
-                error!(%error, "worker: sender checks are off");
-                Checks { verifier: None }
-            }
-            (_, Err(error)) => {
-                error!(%error, "worker: sender checks are off");
-                Checks { verifier: None }
-            }
-        }
-    }
-
-    /// Checks `raw` unless it was checked before (its result is stored).
-    fn run(&self, raw: &mut RawMessage) {
-        if raw.auth.is_some() {
-            return;
-        }
-        if let Some((verifier, runtime)) = &self.verifier {
-            raw.auth = Some(runtime.block_on(verifier.verify(&raw.envelope, &raw.bytes)));
-        }
-    }
-}
-
-fn serve_jobs(stdin: &mut impl Read, pipeline: &Pipeline, checks: &Checks) -> u8 {
+fn serve_jobs(stdin: &mut impl Read, pipeline: &Pipeline) -> u8 {
     let mut stdout = BufWriter::new(io::stdout().lock());
     loop {
         let job: Job = match read_frame(stdin) {
@@ -443,18 +402,16 @@ fn serve_jobs(stdin: &mut impl Read, pipeline: &Pipeline, checks: &Checks) -> u8
         let Ok(Some(bytes)) = read_frame(stdin) else {
             return 2;
         };
-        let mut raw = RawMessage {
+        let raw = RawMessage {
+            claim: None,
             id: job.id,
             envelope: job.envelope,
             received_at: job.received_at,
             bytes,
             auth: job.auth,
         };
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            checks.run(&mut raw);
-            pipeline.process(&raw)
-        }))
-        .map_err(|panic| panic_text(&*panic));
+        let result = catch_unwind(AssertUnwindSafe(|| pipeline.process(&raw)))
+            .map_err(|panic| panic_text(&*panic));
         drop(raw);
         let answer = serde_json::to_vec(&result).expect("a draft always serializes");
         if write_frame(&mut stdout, &answer)

@@ -19,6 +19,7 @@ pub mod cases;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod evidence;
 pub mod intelmq;
 pub mod isolate;

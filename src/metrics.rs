@@ -38,6 +38,13 @@ pub struct Metrics {
     pub quarantined: Counter,
     /// DATA bytes held by sessions now.
     pub data_bytes_in_flight: Gauge,
+    /// Sender checks running now.
+    pub checks_in_flight: Gauge,
+    /// Sender checks ended, by outcome (`final`, `temporary`, `domain_failing`).
+    pub checks: Family<Labels, Counter>,
+    /// DNS answers taken from the sender checks' caches, and lookups made.
+    pub dns_cache_hits: Counter,
+    pub dns_cache_misses: Counter,
     outbox_depth: Gauge,
     backlog: Gauge,
 }
@@ -66,6 +73,10 @@ impl Metrics {
             worker_restarts: Counter::default(),
             quarantined: Counter::default(),
             data_bytes_in_flight: Gauge::default(),
+            checks_in_flight: Gauge::default(),
+            checks: Family::default(),
+            dns_cache_hits: Counter::default(),
+            dns_cache_misses: Counter::default(),
             outbox_depth: Gauge::default(),
             backlog: Gauge::default(),
         };
@@ -130,6 +141,26 @@ impl Metrics {
                 "smtp_data_bytes_in_flight",
                 "DATA bytes held by SMTP sessions now",
                 m.data_bytes_in_flight.clone(),
+            );
+            r.register(
+                "sender_checks_in_flight",
+                "Sender checks (SPF, DKIM, DMARC) running now",
+                m.checks_in_flight.clone(),
+            );
+            r.register(
+                "sender_checks",
+                "Sender checks ended, by outcome",
+                m.checks.clone(),
+            );
+            r.register(
+                "dns_cache_hits",
+                "DNS records the sender checks found in their caches",
+                m.dns_cache_hits.clone(),
+            );
+            r.register(
+                "dns_cache_misses",
+                "DNS records the sender checks had to look up",
+                m.dns_cache_misses.clone(),
             );
             r.register(
                 "outbox_depth",

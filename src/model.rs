@@ -162,6 +162,10 @@ pub struct RawMessage {
     pub bytes: Vec<u8>,
     /// The sender checks, once made (stored with the message, reused).
     pub auth: Option<crate::auth::AuthResults>,
+    /// PostgreSQL: the node that claimed it for processing (this one). Its
+    /// report is written only while the claim is still this node's: a node
+    /// that paused past its lease finds the message taken and writes nothing.
+    pub claim: Option<String>,
 }
 
 /// Where a report stands with the desk (`reports.status`).
@@ -388,14 +392,18 @@ pub enum ReplyDecision {
     Suppressed,
     /// Replies are switched off in the configuration.
     None,
+    /// Waiting for the sender checks (SPF, DKIM, DMARC): the reply is held
+    /// until they end, then decided ([`crate::reply::settle`]).
+    Pending,
 }
 
 impl ReplyDecision {
-    pub const ALL: [ReplyDecision; 4] = [
+    pub const ALL: [ReplyDecision; 5] = [
         ReplyDecision::Ack,
         ReplyDecision::NeedsInfo,
         ReplyDecision::Suppressed,
         ReplyDecision::None,
+        ReplyDecision::Pending,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -404,6 +412,7 @@ impl ReplyDecision {
             ReplyDecision::NeedsInfo => "needs_info",
             ReplyDecision::Suppressed => "suppressed",
             ReplyDecision::None => "none",
+            ReplyDecision::Pending => "pending",
         }
     }
 
@@ -458,6 +467,14 @@ pub struct ReportDraft {
     pub follow_up_reply: Option<ReplyPlan>,
     /// The sender checks the reply decision used.
     pub auth: Option<crate::auth::AuthResults>,
+    /// The reply that waits for the sender checks (`reply` is `pending`):
+    /// [`crate::reply::settle`] decides it when they end.
+    #[serde(default)]
+    pub pending_reply: Option<PendingReply>,
+    /// The sender checks are still to be made (they run after the report is
+    /// stored, and decide `pending_reply` and a follow-up that needs them).
+    #[serde(default)]
+    pub checks_pending: bool,
     /// The RSIT pair of the classification.
     pub rsit: RsitPair,
     /// The known feed that sent it (`config/feeds.toml` id).
@@ -470,6 +487,17 @@ pub struct ReportDraft {
 }
 
 impl ReportDraft {
+    /// The draft as a follow-up keeps it while its merge waits for the
+    /// sender checks: everything but what is stored apart (evidence rows,
+    /// search text).
+    pub fn for_later(&self) -> ReportDraft {
+        ReportDraft {
+            evidence: Vec::new(),
+            search_text: String::new(),
+            ..self.clone()
+        }
+    }
+
     /// `abuse_type/subtype`, or the type alone: the history's `classified`.
     pub fn class_label(&self) -> String {
         match self.subtype {
@@ -511,6 +539,8 @@ impl ReportDraft {
             follow_up: None,
             follow_up_reply: None,
             auth: None,
+            pending_reply: None,
+            checks_pending: false,
             rsit: RsitPair {
                 taxonomy: "other".into(),
                 kind: "undetermined".into(),
@@ -614,6 +644,40 @@ impl ReplyPlan {
     }
 }
 
+/// A reply decided but for the sender checks: what it would be, and where
+/// it would go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReply {
+    pub kind: ReplyKind,
+    pub plan: ReplyPlan,
+}
+
+/// The sender checks as a report shows them (`auth` in its JSON): the
+/// results, or `"pending"` while they run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AuthState {
+    Pending(ChecksPending),
+    Checked(crate::auth::AuthResults),
+}
+
+/// `"pending"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksPending {
+    Pending,
+}
+
+impl AuthState {
+    /// The results, once the checks are made.
+    pub fn checked(&self) -> Option<&crate::auth::AuthResults> {
+        match self {
+            AuthState::Checked(results) => Some(results),
+            AuthState::Pending(_) => None,
+        }
+    }
+}
+
 /// The report object. Its `Serialize` impl *is* the JSON printed by `ingest`,
 /// `reports list` and `reports show`: change it only together with README.md.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -641,8 +705,9 @@ pub struct Report {
     pub case_id: Option<CaseId>,
     /// The language the reporter wrote in (`en`, `de`, `es`, `fr`, `pt`).
     pub language: crate::reply::Language,
-    /// SPF, DKIM and DMARC of the message; `null` when it was not checked.
-    pub auth: Option<crate::auth::AuthResults>,
+    /// SPF, DKIM and DMARC of the message; `"pending"` while they run,
+    /// `null` when it is not checked.
+    pub auth: Option<AuthState>,
     /// ENISA's Reference Security Incident Taxonomy pair.
     pub rsit: RsitPair,
     /// The known feed that sent it, if any (`config/feeds.toml` id).

@@ -11,7 +11,7 @@ use crate::config::{Config, ReplyConfig};
 use crate::evidence;
 use crate::isolate::{Failure, Processor};
 use crate::model::{
-    AbuseType, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender,
+    AbuseType, PendingReply, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender,
 };
 use crate::parse;
 use crate::reply;
@@ -142,18 +142,24 @@ impl Pipeline {
             .from
             .clone()
             .or_else(|| envelope_sender.map(str::to_owned));
-        let (reply, reply_reason) = reply::decide(
-            &reply::Facts {
-                sender: &raw.envelope.mail_from,
-                headers: &parsed.headers,
-                reporter: reporter.as_deref(),
-                formats: &ev.formats,
-                missing: &class.missing,
-                auth: raw.auth.as_ref(),
-                feed,
-            },
-            &self.reply,
-        );
+        // The sender checks run after the report is stored (they wait for
+        // DNS; the report does not): until then its reply waits.
+        let checks_pending = self.config.auth.enabled && raw.auth.is_none();
+        let facts = reply::Facts {
+            sender: &raw.envelope.mail_from,
+            headers: &parsed.headers,
+            reporter: reporter.as_deref(),
+            formats: &ev.formats,
+            missing: &class.missing,
+            auth: raw.auth.as_ref(),
+            feed,
+        };
+        let (reply, reply_reason, pending_kind) = if checks_pending {
+            reply::decide_before_checks(&facts, &self.reply)
+        } else {
+            let (reply, reason) = reply::decide(&facts, &self.reply);
+            (reply, reason, None)
+        };
         let reply_to = reply::reply_address(reporter.as_deref(), parsed.headers.get("reply-to"));
         let mut seen = std::collections::HashSet::new();
         let sources: Vec<_> = ev
@@ -203,6 +209,14 @@ impl Pipeline {
                 .as_ref()
                 .filter(|_| self.reply.enabled)
                 .map(|_| self.reply_plan("")),
+            pending_reply: match (pending_kind, &reply_to) {
+                (Some(kind), Some(to)) => Some(PendingReply {
+                    kind,
+                    plan: self.reply_plan(to),
+                }),
+                _ => None,
+            },
+            checks_pending,
             follow_up,
             auth: raw.auth.clone(),
             rsit,
@@ -242,10 +256,10 @@ impl Pipeline {
     /// report id of each (`None` where processing failed and the raw row was
     /// marked `failed`).
     ///
-    /// The batch is cut into transactions at a number of evidence rows (a
-    /// report is never split): the single writer serves SMTP intake too, so
-    /// each transaction stays short. While one transaction is being written,
-    /// the messages of the next are processed.
+    /// The messages are shared among `processors` (one worker process each),
+    /// which run at once. The outcomes are cut into transactions at a number
+    /// of evidence rows (a report is never split): the single writer serves
+    /// SMTP intake too, so each transaction stays short.
     ///
     /// When no worker can be run, the messages from there on stay pending
     /// and the list is shorter than `raws`.
@@ -253,45 +267,81 @@ impl Pipeline {
     /// # Errors
     /// Only storage errors; then the raw messages of the failed transaction
     /// stay pending (earlier transactions of the batch are kept).
-    pub fn process_and_store<S: ReportSink>(
+    pub fn process_and_store<S: ReportSink, P: Processor + Send>(
         &self,
         sink: &mut S,
-        processor: &mut impl Processor,
+        processors: &mut [P],
         raws: &[RawMessage],
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
         let processed_at = crate::now_rfc3339();
-        let mut ids = Vec::with_capacity(raws.len());
-        let mut in_flight: Option<(S::Pending, Vec<Option<Summary>>)> = None;
-        let mut raws = raws.iter().peekable();
-        let mut unavailable = false;
-        while raws.peek().is_some() {
+        let outcomes = self.outcomes(processors, raws);
+        let mut submitted = Vec::new();
+        let mut outcomes = outcomes.into_iter().peekable();
+        while outcomes.peek().is_some() {
             let mut chunk = Vec::new();
             let mut rows = 0;
-            while let Some(raw) = raws.next_if(|_| chunk.is_empty() || rows < ROWS_PER_TRANSACTION)
+            while let Some(outcome) =
+                outcomes.next_if(|_| chunk.is_empty() || rows < ROWS_PER_TRANSACTION)
             {
-                let Some(outcome) = self.outcome(processor, raw) else {
-                    unavailable = true;
-                    break;
-                };
                 rows += evidence_rows(&outcome);
                 chunk.push(outcome);
             }
-            if unavailable {
-                raws = [].iter().peekable();
-            }
-            if chunk.is_empty() {
-                break;
-            }
-            let summaries = chunk.iter().map(Summary::of).collect();
-            if let Some((pending, summaries)) = in_flight.take() {
-                ids.extend(stored(sink, pending, &summaries)?);
-            }
-            in_flight = Some((sink.submit(chunk, &processed_at)?, summaries));
+            let summaries: Vec<_> = chunk.iter().map(Summary::of).collect();
+            submitted.push((sink.submit(chunk, &processed_at)?, summaries));
         }
-        if let Some((pending, summaries)) = in_flight {
+        let mut ids = Vec::with_capacity(raws.len());
+        for (pending, summaries) in submitted {
             ids.extend(stored(sink, pending, &summaries)?);
         }
         Ok(ids)
+    }
+
+    /// The outcome of each of `raws`, in order, shared among `processors`;
+    /// cut short at the first message no worker could be run for.
+    fn outcomes<P: Processor + Send>(
+        &self,
+        processors: &mut [P],
+        raws: &[RawMessage],
+    ) -> Vec<Outcome> {
+        let mut results: Vec<Option<Outcome>> = Vec::with_capacity(raws.len());
+        match processors {
+            [] => {}
+            [processor] => {
+                for raw in raws {
+                    let outcome = self.outcome(processor, raw);
+                    let unavailable = outcome.is_none();
+                    results.push(outcome);
+                    if unavailable {
+                        break;
+                    }
+                }
+            }
+            many => {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
+                    raws.iter().map(|_| std::sync::Mutex::new(None)).collect();
+                std::thread::scope(|scope| {
+                    for processor in many.iter_mut() {
+                        let (next, slots) = (&next, &slots);
+                        scope.spawn(move || loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(raw) = raws.get(i) else { break };
+                            let outcome = self.outcome(processor, raw);
+                            let unavailable = outcome.is_none();
+                            *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = outcome;
+                            if unavailable {
+                                break;
+                            }
+                        });
+                    }
+                });
+                results = slots
+                    .into_iter()
+                    .map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()))
+                    .collect();
+            }
+        }
+        results.into_iter().map_while(|o| o).collect()
     }
 
     /// Processes one message. A crash of the worker is tried once more in a
@@ -324,6 +374,7 @@ impl Pipeline {
             raw_id: raw.id,
             received_at: raw.received_at.clone(),
             result,
+            fence: raw.claim.clone(),
         })
     }
 }

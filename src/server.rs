@@ -5,6 +5,8 @@
 //! so the tests run exactly what production runs.
 
 use crate::config::Config;
+use crate::daemon::checks::Checks;
+use crate::daemon::lease::Heartbeat;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::smtp::{self, Context};
 use crate::store::{self, CommitQueue, Role};
@@ -107,6 +109,10 @@ pub struct Server {
     reloader: Reloader,
     metrics_addr: Option<SocketAddr>,
     worker: Worker,
+    /// The sender checks, unless `auth.enabled` is off.
+    checks: Option<Checks>,
+    /// PostgreSQL: renews this node's claims.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Server {
@@ -120,21 +126,44 @@ impl Server {
         raise_open_files(config.smtp.max_connections);
         let location = store::Location::parse(&config.store.path);
         let lease = Duration::from_secs(config.store.claim_lease_seconds);
-        let (intake_db, worker_db, reports_db) = tokio::task::spawn_blocking(move || {
-            let open = |role| store::open(&location, store::Mode::ReadWrite { role, create: true });
-            let intake = open(Role::Intake)?;
-            let mut worker = open(Role::Pipeline)?;
-            worker.set_claim_lease(lease);
-            // On PostgreSQL the worker stores its reports on a connection
-            // of its own: intake never waits behind them.
-            let reports = match intake.dialect() {
-                store::sql::Dialect::Sqlite => None,
-                store::sql::Dialect::Postgres => Some(open(Role::Pipeline)?),
-            };
-            Ok::<_, store::Error>((intake, worker, reports))
-        })
-        .await
-        .expect("opening the database does not panic")?;
+        let checks_on = config.auth.enabled;
+        let (intake_db, worker_db, reports_db, checks_dbs, heartbeat_db) =
+            tokio::task::spawn_blocking(move || {
+                let open =
+                    |role| store::open(&location, store::Mode::ReadWrite { role, create: true });
+                let intake = open(Role::Intake)?;
+                let mut worker = open(Role::Pipeline)?;
+                worker.set_claim_lease(lease);
+                // On PostgreSQL the worker stores its reports on a connection
+                // of its own: intake never waits behind them.
+                let pg = intake.dialect() == store::sql::Dialect::Postgres;
+                let reports = if pg {
+                    Some(open(Role::Pipeline)?)
+                } else {
+                    None
+                };
+                // ...and renews its claims on another (the heartbeat).
+                let heartbeat = if pg {
+                    Some(open(Role::Pipeline)?)
+                } else {
+                    None
+                };
+                // The sender checks read due reports on a connection of their
+                // own, and on PostgreSQL record results on another.
+                let checks = if checks_on {
+                    let writes = if pg {
+                        Some(open(Role::Pipeline)?)
+                    } else {
+                        None
+                    };
+                    Some((open(Role::Pipeline)?, writes))
+                } else {
+                    None
+                };
+                Ok::<_, store::Error>((intake, worker, reports, checks, heartbeat))
+            })
+            .await
+            .expect("opening the database does not panic")?;
         let listener = TcpListener::bind(&config.smtp.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -162,8 +191,31 @@ impl Server {
             Some(db) => store::WorkerSink::Direct(Box::new(db)),
             None => store::WorkerSink::Queue(queue.clone()),
         };
-        let worker = Worker::start(worker_db, sink, runtime.clone(), replies_queued.clone())
-            .map_err(Error::Thread)?;
+        let heartbeat = match heartbeat_db {
+            Some(db) => Some(Heartbeat::start(db, lease).map_err(Error::Thread)?),
+            None => None,
+        };
+        let checks = match checks_dbs {
+            Some((reads, writes)) => {
+                let sink = match writes {
+                    Some(db) => store::WorkerSink::Direct(Box::new(db)),
+                    None => store::WorkerSink::Queue(queue.clone()),
+                };
+                Some(
+                    Checks::start(runtime.clone(), reads, sink, replies_queued.clone())
+                        .map_err(Error::Thread)?,
+                )
+            }
+            None => None,
+        };
+        let worker = Worker::start(
+            worker_db,
+            sink,
+            runtime.clone(),
+            replies_queued.clone(),
+            checks.as_ref().map(Checks::queue),
+        )
+        .map_err(Error::Thread)?;
         let ctx = Arc::new(Context::new(runtime.clone(), queue, worker.signal()));
         let reloader = Reloader {
             runtime: runtime.clone(),
@@ -212,6 +264,8 @@ impl Server {
             listener,
             writer,
             worker,
+            checks,
+            heartbeat,
             sender,
             sender_stop,
             reloader,
@@ -274,8 +328,18 @@ impl Server {
         // drains what is left and ends.
         let writer = self.writer;
         let worker = self.worker;
+        let checks = self.checks;
+        let heartbeat = self.heartbeat;
         let joined = tokio::task::spawn_blocking(move || {
+            // Lookups in flight are dropped (their reports are checked at the
+            // next start): DNS never holds up a shutdown.
+            if let Some(checks) = checks {
+                checks.stop();
+            }
             worker.stop();
+            if let Some(heartbeat) = heartbeat {
+                heartbeat.stop();
+            }
             writer.join().unwrap_or(false)
         });
         let writer_ok = match tokio::time::timeout(Duration::from_secs(30), joined).await {

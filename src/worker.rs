@@ -8,6 +8,7 @@
 //! ([`crate::isolate`]), so no message can take this thread or intake down.
 //! A batch is bounded by `worker.max_batch_bytes` of raw messages.
 
+use crate::daemon::checks::CheckQueue;
 use crate::isolate::Isolated;
 use crate::runtime::SharedRuntime;
 use crate::store::{Db, WorkerSink};
@@ -22,6 +23,9 @@ use tracing::{debug, error};
 const BATCH: usize = 64;
 /// How often the worker looks for work nobody rang for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often an idle worker looks for dead daemons of this host whose
+/// claims it can take back at once (PostgreSQL).
+const TAKE_BACK_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the worker checkpoints while there is work.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 /// Pause after a storage error before trying again.
@@ -54,11 +58,13 @@ impl Worker {
     /// The OS refuses to start a thread.
     /// Reads with `db`, stores through `sink` (the single writer), and rings
     /// `replies_queued` after each batch so the reply sender looks at once.
+    /// Stored reports whose sender checks are still to be made go to `checks`.
     pub fn start(
         db: Db,
         sink: WorkerSink,
         runtime: SharedRuntime,
         replies_queued: Arc<tokio::sync::Notify>,
+        checks: Option<CheckQueue>,
     ) -> std::io::Result<Worker> {
         let (tx, rx) = sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -66,7 +72,17 @@ impl Worker {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || run(db, sink, &runtime, &replies_queued, rx, &stop))?
+                .spawn(move || {
+                    run(
+                        db,
+                        sink,
+                        &runtime,
+                        &replies_queued,
+                        checks.as_ref(),
+                        rx,
+                        &stop,
+                    );
+                })?
         };
         Ok(Worker {
             signal: WorkSignal { tx },
@@ -112,14 +128,24 @@ fn dead_local_claimers(claimers: &[String], me: &str) -> Vec<String> {
         .iter()
         .filter(|c| c.as_str() != me)
         .filter(|c| {
-            c.rsplit_once(':').is_some_and(|(h, pid)| {
-                h == host
-                    && pid.parse::<u32>().is_ok()
-                    && !std::path::Path::new("/proc").join(pid).exists()
-            })
+            c.rsplit_once(':')
+                .is_some_and(|(h, pid)| h == host && pid.parse::<u32>().is_ok() && !is_alive(pid))
         })
         .cloned()
         .collect()
+}
+
+/// Whether process `pid` of this host runs: it exists and is not a zombie
+/// (a killed daemon stays one until its parent reaps it).
+fn is_alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state …`: the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
 }
 
 /// PostgreSQL: ends the claims that daemons of this host held when they died.
@@ -145,17 +171,21 @@ fn run(
     mut sink: WorkerSink,
     runtime: &SharedRuntime,
     replies_queued: &tokio::sync::Notify,
+    checks: Option<&CheckQueue>,
     rx: Receiver<()>,
     stop: &AtomicBool,
 ) {
     lower_priority();
     take_back_dead_claims(&db);
+    let mut took_back = Instant::now();
     let mut checkpointed = Instant::now();
-    let mut worker = Isolated::new();
+    let mut workers: Vec<Isolated> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         // The runtime of this batch: a reload (SIGHUP) applies from the next one.
         let pipeline = runtime.current().pipeline.clone();
         let max_batch_bytes = pipeline.config().worker.max_batch_bytes;
+        // One worker process each (started at its first message).
+        workers.resize_with(pipeline.config().worker.process_count(), Isolated::new);
         let batch = match db.unprocessed(BATCH, max_batch_bytes) {
             Ok(batch) => batch,
             Err(error) => {
@@ -173,18 +203,34 @@ fn run(
             checkpointed = Instant::now();
         }
         if batch.is_empty() {
+            if took_back.elapsed() >= TAKE_BACK_INTERVAL {
+                take_back_dead_claims(&db);
+                took_back = Instant::now();
+            }
             match rx.recv_timeout(SWEEP_INTERVAL) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         debug!(batch = batch.len(), "processing");
-        match pipeline.process_and_store(&mut sink, &mut worker, &batch) {
-            Ok(ids) if ids.len() < batch.len() => {
+        let checks_enabled = pipeline.config().auth.enabled;
+        match pipeline.process_and_store(&mut sink, &mut workers, &batch) {
+            Ok(ids) => {
+                let short = ids.len() < batch.len();
+                // The stored reports' sender checks start now, beside the
+                // pipeline: the next batch does not wait for their DNS.
+                if let (Some(checks), true) = (checks, checks_enabled) {
+                    for (raw, id) in batch.into_iter().zip(ids) {
+                        if let (Some(id), None) = (id, &raw.auth) {
+                            checks.submit(id, raw);
+                        }
+                    }
+                }
                 replies_queued.notify_one();
-                std::thread::sleep(ERROR_BACKOFF); // no worker could be started
+                if short {
+                    std::thread::sleep(ERROR_BACKOFF); // no worker could be started
+                }
             }
-            Ok(_) => replies_queued.notify_one(),
             Err(error) => {
                 error!(%error, "storing reports failed");
                 std::thread::sleep(ERROR_BACKOFF);

@@ -218,10 +218,16 @@ fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
             .status
             .success()
     );
-    // The database as the build before migration 13 left it.
+    // The database as the build before migrations 13 and 14 left it.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("ALTER TABLE raw_messages DROP COLUMN dsn; PRAGMA user_version = 12;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP INDEX reports_checks_due;
+         ALTER TABLE reports DROP COLUMN pending_reply;
+         ALTER TABLE reports DROP COLUMN pending_follow_up;
+         ALTER TABLE reports DROP COLUMN checks_due_at;
+         ALTER TABLE raw_messages DROP COLUMN dsn; PRAGMA user_version = 12;",
+    )
+    .unwrap();
     for query in [
         &["reports", "list", "--db", &db][..],
         &["stats", "--db", &db],

@@ -230,22 +230,196 @@ async fn a_dns_server_that_never_answers_delays_no_250_and_authenticates_no_one(
             // The checks run after the commit: the 250 never waits for DNS.
             assert!(took < Duration::from_secs(2), "250 after {took:?}");
         }
-        crate::util::wait_for(30, "the reports", || {
+        // ...and the reports do not wait for it either.
+        crate::util::wait_for(5, "the reports", || {
             (crate::util::count_rows(&db, "reports") == 3).then_some(())
+        });
+        // The checks time out: the replies wait, never sent unchecked.
+        crate::util::wait_for(30, "the checks to time out", || {
+            (1..=3)
+                .all(|id| {
+                    show(&db, id)["reply_reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("dns unavailable")
+                })
+                .then_some(())
         });
     });
     for id in 1..=3 {
         let r = show(&db, id);
-        assert_eq!(r["reply"], "suppressed", "{r}");
-        assert_eq!(r["auth"]["spf"], "temperror", "{r}");
-        assert!(
-            r["reply_reason"]
-                .as_str()
-                .unwrap()
-                .contains("unauthenticated sender (spf=temperror"),
-            "{r}"
-        );
+        assert_eq!(r["reply"], "pending", "{r}");
+        assert_eq!(r["auth"], "pending", "{r}");
     }
+    assert_eq!(crate::util::count_rows(&db, "outbox"), 0);
+    server.stop().await;
+}
+
+/// DNS down: reports flow, replies wait; DNS back: they are decided, each
+/// as its sender's checks say (none sent unauthenticated). A follow-up with
+/// the report's token needs no DNS and merges while it is down.
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_wait_while_dns_is_down_and_are_decided_when_it_is_back() {
+    let key = TestKey::new();
+    let dns = DnsServer::start(zone(&key)).await;
+    let mut config = checked_config(&dns, 1);
+    config.auth.retry_seconds = 2;
+    let server = TestServer::start(config).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    let dns_ref = &dns;
+    tokio::task::block_in_place(|| {
+        // Report 1 while DNS works: authenticated, asked for the logs.
+        let first = key.sign(
+            "signed.example",
+            "From: soc@signed.example\r\nTo: abuse@example.com\r\nSubject: hacker\r\n\
+             Message-ID: <f1@signed.example>\r\n\r\nSomeone at 192.0.2.10 is hacking us.\r\n",
+        );
+        accepted(server_ref, "soc@signed.example", &first);
+        wait_processed(&db);
+        assert_eq!(show(&db, 1)["reply"], "needs_info");
+        let ours = crate::util::texts(&db, "SELECT message_id FROM outbox WHERE report_id = 1")
+            .remove(0)
+            .unwrap();
+        dns_ref.set_down(true);
+        // Reports 2 (authenticated once DNS answers) and 3 (a forger of
+        // victim.example) while DNS is down.
+        accepted(
+            server_ref,
+            "noc@spfonly.example",
+            &report("noc@spfonly.example", "d2@spfonly.example", "scan"),
+        );
+        accepted(
+            server_ref,
+            "x@evil.example",
+            &report("ceo@victim.example", "d3@evil.example", "scan"),
+        );
+        // 4: the reporter's colleague answers our reply, token included.
+        let logs = "2026-12-01T05:58:01Z sshd[1]: Failed password for root from 192.0.2.10 port 1 ssh2 on 203.0.113.50 port 22\r\n";
+        let answer = format!(
+            "From: colleague@elsewhere.example\r\nSubject: Re: logs\r\n\
+             Message-ID: <c4@elsewhere.example>\r\nIn-Reply-To: <{ours}>\r\n\r\n{logs}"
+        );
+        accepted(server_ref, "colleague@elsewhere.example", &answer);
+        crate::util::wait_for(5, "the reports", || {
+            (crate::util::count_rows(&db, "reports") == 4).then_some(())
+        });
+        crate::util::wait_for(20, "the checks to fail for now", || {
+            [2, 3]
+                .iter()
+                .all(|id| {
+                    show(&db, *id)["reply_reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("dns unavailable")
+                })
+                .then_some(())
+        });
+        for id in [2, 3] {
+            let r = show(&db, id);
+            assert_eq!(r["reply"], "pending", "{r}");
+        }
+        // The token needed no DNS: the follow-up joined report 1, which is
+        // complete now and acknowledged.
+        let answer = show(&db, 4);
+        assert_eq!(
+            answer["reply_reason"], "follow-up merged into report 1",
+            "{answer}"
+        );
+        assert_eq!(show(&db, 1)["reply"], "ack");
+        let queued = |id: i64| {
+            crate::util::texts(
+                &db,
+                &format!("SELECT kind FROM outbox WHERE report_id = {id}"),
+            )
+        };
+        assert!(queued(2).is_empty() && queued(3).is_empty());
+        dns_ref.set_down(false);
+        crate::util::wait_for(30, "the replies decided", || {
+            (show(&db, 2)["reply"] != "pending" && show(&db, 3)["reply"] != "pending").then_some(())
+        });
+    });
+    let good = show(&db, 2);
+    assert_eq!(good["reply"], "ack", "{good}");
+    assert_eq!(good["auth"]["authenticated"], true, "{good}");
+    let forged = show(&db, 3);
+    assert_eq!(forged["reply"], "suppressed", "{forged}");
+    assert!(
+        forged["reply_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unauthenticated sender"),
+        "{forged}"
+    );
+    let kinds = |id: i64| {
+        crate::util::texts(
+            &db,
+            &format!("SELECT kind FROM outbox WHERE report_id = {id}"),
+        )
+    };
+    assert_eq!(kinds(2), vec![Some("ack".to_owned())]);
+    assert!(kinds(3).is_empty(), "a forger got a reply");
+    server.stop().await;
+}
+
+/// A sender whose nameservers never answer costs its own messages the
+/// timeout, and nobody else anything: the others are authenticated and
+/// answered at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blackholed_sender_delays_no_other_sender() {
+    let key = TestKey::new();
+    let mut zone = zone(&key);
+    txt(&mut zone, "blackhole.example", "v=spf1 ip4:127.0.0.1 -all");
+    let dns = DnsServer::start(zone).await;
+    dns.blackhole("blackhole.example");
+    let server = TestServer::start(checked_config(&dns, 10)).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    let started = Instant::now();
+    tokio::task::block_in_place(|| {
+        for n in 0..10 {
+            accepted(
+                server_ref,
+                "noc@blackhole.example",
+                &report(
+                    "noc@blackhole.example",
+                    &format!("b{n}@blackhole.example"),
+                    "x",
+                ),
+            );
+            // Ten reporters (one address would meet its rate limit).
+            let good = format!("noc{n}@spfonly.example");
+            accepted(
+                server_ref,
+                &good,
+                &report(&good, &format!("g{n}@spfonly.example"), "x"),
+            );
+        }
+        // Every good sender's reply is decided well inside one timeout.
+        crate::util::wait_for(8, "the good senders' replies", || {
+            let decided = crate::util::texts(
+                &db,
+                "SELECT reply FROM reports WHERE reporter LIKE '%@spfonly.example'",
+            );
+            (decided.len() == 10 && decided.iter().all(|r| r.as_deref() == Some("ack")))
+                .then_some(())
+        });
+    });
+    assert!(started.elapsed() < Duration::from_secs(9));
+    let blackholed = crate::util::texts(
+        &db,
+        "SELECT reply FROM reports WHERE reporter = 'noc@blackhole.example'",
+    );
+    assert_eq!(blackholed.len(), 10);
+    assert!(
+        blackholed.iter().all(|r| r.as_deref() == Some("pending")),
+        "{blackholed:?}"
+    );
+    let acks = crate::util::count_rows(&db, "outbox");
+    assert_eq!(
+        acks, 10,
+        "one ack per good report, none for the blackholed sender"
+    );
     server.stop().await;
 }
 

@@ -25,8 +25,13 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
     )?;
     let mut failed = false;
     let mut worker = Isolated::new();
+    let checks = if config.auth.enabled {
+        Some(InlineChecks::new(config)?)
+    } else {
+        None
+    };
     for file in files {
-        match ingest_one(&mut db, &pipeline, &mut worker, file) {
+        match ingest_one(&mut db, &pipeline, &mut worker, checks.as_ref(), file) {
             Ok(report) => print_json(&report)?,
             Err(error) => {
                 failed = true;
@@ -41,10 +46,39 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
     })
 }
 
+/// `ingest` makes the sender checks itself, before processing, so the report
+/// it prints is decided (the daemon makes them after storing the report).
+pub(super) struct InlineChecks {
+    verifier: crate::auth::Verifier,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl InlineChecks {
+    pub(super) fn new(config: &Config) -> anyhow::Result<InlineChecks> {
+        let verifier = crate::auth::Verifier::new(&config.auth, &config.smtp.hostname)
+            .map_err(anyhow::Error::msg)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the sender checks' runtime")?;
+        Ok(InlineChecks { verifier, runtime })
+    }
+
+    fn run(&self, raw: &mut RawMessage) {
+        if raw.auth.is_none() {
+            raw.auth = Some(
+                self.runtime
+                    .block_on(self.verifier.verify(&raw.envelope, &raw.bytes)),
+            );
+        }
+    }
+}
+
 pub(super) fn ingest_one(
     db: &mut Db,
     pipeline: &Pipeline,
     worker: &mut Isolated,
+    checks: Option<&InlineChecks>,
     file: &Path,
 ) -> anyhow::Result<Report> {
     let bytes = if file.as_os_str() == "-" {
@@ -76,10 +110,14 @@ pub(super) fn ingest_one(
     if let Some(report) = db.report_for_raw(committed.raw_id)? {
         return Ok(report); // delivered before: one report (DESIGN rule 5)
     }
-    let raw: RawMessage = db
+    let mut raw: RawMessage = db
         .raw(committed.raw_id)?
         .context("the stored message vanished")?;
-    let ids = pipeline.process_and_store(db, worker, std::slice::from_ref(&raw))?;
+    if let Some(checks) = checks {
+        checks.run(&mut raw);
+    }
+    let ids =
+        pipeline.process_and_store(db, std::slice::from_mut(worker), std::slice::from_ref(&raw))?;
     let Some(id) = ids.first().copied().flatten() else {
         bail!(
             "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
@@ -109,7 +147,7 @@ pub(super) fn reprocess(
         let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        let ids = pipeline.process_and_store(&mut db, &mut worker, &batch)?;
+        let ids = pipeline.process_and_store(&mut db, std::slice::from_mut(&mut worker), &batch)?;
         if ids.len() < batch.len() {
             bail!("no worker process could be started; {done} messages were reprocessed");
         }

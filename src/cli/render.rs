@@ -2,6 +2,7 @@
 //! text made safe for a terminal.
 
 use super::args::Format;
+use crate::model::AuthState;
 use crate::model::{RawMessage, Report};
 use crate::rawmail;
 use crate::safe_text::{clip, visible};
@@ -119,14 +120,18 @@ pub(super) fn print_report_table(
             v.join(", ")
         }
     };
-    let auth = r.auth.as_ref().map_or("not checked".to_owned(), |a| {
-        let verdict = if a.authenticated {
-            "authenticated"
-        } else {
-            "not authenticated"
-        };
-        format!("{verdict}: {}", a.summary)
-    });
+    let auth = match &r.auth {
+        None => "not checked".to_owned(),
+        Some(AuthState::Pending(_)) => "pending (the sender checks are running)".to_owned(),
+        Some(AuthState::Checked(a)) => {
+            let verdict = if a.authenticated {
+                "authenticated"
+            } else {
+                "not authenticated"
+            };
+            format!("{verdict}: {}", a.summary)
+        }
+    };
     let rows: [(&str, String); 16] = [
         ("id", r.id.0.to_string()),
         ("raw_id", r.raw_id.0.to_string()),

@@ -14,11 +14,13 @@ mod phrases;
 pub mod queue;
 pub mod resolve;
 pub mod sender;
+pub mod settle;
 pub mod token;
 mod wrap;
 
 pub use compose::{body, compose, Draft, Templates, FOLLOW_UP_NOTE};
 pub use language::Language;
+pub use settle::{settle, Settled};
 
 use crate::config::ReplyConfig;
 use crate::evidence::Format;
@@ -50,7 +52,12 @@ pub fn decide(facts: &Facts<'_>, config: &ReplyConfig) -> (ReplyDecision, Option
             Some("replies are switched off (reply.enabled)".into()),
         );
     }
-    if let Some(reason) = suppression(facts, config) {
+    let reason = suppression_before_checks(facts, config).or_else(|| {
+        facts
+            .reporter
+            .and_then(|r| checks_suppression(r, facts.auth, config))
+    });
+    if let Some(reason) = reason {
         return (ReplyDecision::Suppressed, Some(reason));
     }
     if facts.missing.is_empty() {
@@ -60,7 +67,38 @@ pub fn decide(facts: &Facts<'_>, config: &ReplyConfig) -> (ReplyDecision, Option
     }
 }
 
-fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
+/// Decides the reply while the sender checks are still running: every rule
+/// that does not need them applies now; a reply they would let through is
+/// `Pending` (its kind in the second value), for [`settle`] to decide.
+pub fn decide_before_checks(
+    facts: &Facts<'_>,
+    config: &ReplyConfig,
+) -> (
+    ReplyDecision,
+    Option<String>,
+    Option<crate::model::ReplyKind>,
+) {
+    if !config.enabled {
+        let (decision, reason) = decide(facts, config);
+        return (decision, reason, None);
+    }
+    if let Some(reason) = suppression_before_checks(facts, config) {
+        return (ReplyDecision::Suppressed, Some(reason), None);
+    }
+    let kind = if facts.missing.is_empty() {
+        crate::model::ReplyKind::Ack
+    } else {
+        crate::model::ReplyKind::NeedsInfo
+    };
+    (
+        ReplyDecision::Pending,
+        Some(settle::WAITING.to_owned()),
+        Some(kind),
+    )
+}
+
+/// Every rule but those that need the sender checks.
+fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
     if *facts.sender == Sender::Null {
         return Some("null envelope sender".into());
     }
@@ -125,7 +163,19 @@ fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
     if let Some(why) = not_public(&domain) {
         return Some(format!("the reporter's domain {domain:?} {why}"));
     }
-    if let Some(auth) = facts.auth {
+    None
+}
+
+/// The rules that need the sender checks: the reporter's domain takes mail,
+/// and the reporter is authenticated (or exempt). `auth` is `None` when the
+/// checks were not made.
+pub fn checks_suppression(
+    reporter: &str,
+    auth: Option<&crate::auth::AuthResults>,
+    config: &ReplyConfig,
+) -> Option<String> {
+    let domain = limits::domain(&reporter.to_ascii_lowercase());
+    if let Some(auth) = auth {
         if auth.accepts_mail == Some(false) && auth.domain.as_deref() == Some(domain.as_str()) {
             return Some(format!(
                 "the reporter's domain {domain:?} has no MX or address record"
@@ -133,13 +183,10 @@ fn suppression(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
         }
     }
     if config.require_auth && !in_domains(&config.unauthenticated_allow, &domain) {
-        let authenticated = facts
-            .auth
-            .is_some_and(|a| a.authenticated && a.domain.as_deref() == Some(domain.as_str()));
+        let authenticated =
+            auth.is_some_and(|a| a.authenticated && a.domain.as_deref() == Some(domain.as_str()));
         if !authenticated {
-            let detail = facts
-                .auth
-                .map_or("not checked".to_owned(), |a| a.summary.clone());
+            let detail = auth.map_or("not checked".to_owned(), |a| a.summary.clone());
             return Some(format!("unauthenticated sender ({detail})"));
         }
     }

@@ -32,7 +32,7 @@ const TABLES: &[(&str, &str)] = &[
         "id, raw_id, message_id, received_at, reporter, subject, abuse_type, subtype, ips, urls, \
          evidence_rows, missing, reply, parse_warnings, processed_at, formats, reasons, \
          reply_reason, status, resolved_at, follow_up_of, case_id, language, auth, \
-         rsit_taxonomy, rsit_type, feed",
+         rsit_taxonomy, rsit_type, feed, pending_reply, pending_follow_up, checks_due_at",
     ),
     (
         "evidence",

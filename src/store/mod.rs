@@ -7,6 +7,7 @@
 //! Migrations are forward-only, numbered, and counted by `PRAGMA user_version`.
 
 mod cases;
+mod checks;
 mod copy;
 mod outbox;
 pub mod pg;
@@ -16,6 +17,7 @@ pub mod sql;
 mod writer;
 
 pub use cases::Case;
+pub use checks::{CheckDone, CheckJob, Settlement};
 pub use copy::Copied;
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
@@ -47,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_evidence_roles.sql"),
     include_str!("migrations/0012_rsit_and_feed.sql"),
     include_str!("migrations/0013_dsn.sql"),
+    include_str!("migrations/0014_pending_checks.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

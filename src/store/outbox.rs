@@ -150,6 +150,18 @@ fn original_report(
     }))
 }
 
+/// Whether a follow-up's claim carries the valid token of the report it names.
+pub(super) fn claim_has_token(
+    q: &mut dyn Sql,
+    claim: &crate::reply::token::Claim,
+) -> Result<bool, Error> {
+    let Some(token) = claim.token.as_deref() else {
+        return Ok(false);
+    };
+    let secret = secret(q)?;
+    Ok(crate::reply::token::is_valid(&secret, claim.id, token))
+}
+
 /// Carries out what [`crate::reply::follow_up::plan_merge`] decides for
 /// new report `id`, a follow-up of another: the original takes its
 /// evidence, addresses and URLs, its new type and what is still missing,
@@ -164,12 +176,10 @@ pub(super) fn merge_follow_up(
 ) -> Result<Option<crate::reply::follow_up::Merge>, Error> {
     use crate::reply::follow_up::{plan_merge, MergePlan};
     let found = original_report(q, original)?;
-    let secret = secret(q)?;
-    let has_token = follow_up
-        .follow_up
-        .as_ref()
-        .and_then(|c| c.token.as_deref())
-        .is_some_and(|t| crate::reply::token::is_valid(&secret, original.0, t));
+    let has_token = match &follow_up.follow_up {
+        Some(claim) => claim_has_token(q, claim)?,
+        None => false,
+    };
     let merge = match plan_merge(found.as_ref(), id.0, follow_up, has_token) {
         None => return Ok(None),
         Some(MergePlan::Refused { event: why }) => {

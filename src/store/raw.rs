@@ -32,7 +32,7 @@ pub fn dedup_key(raw: &[u8]) -> [u8; 32] {
 /// sends (PostgreSQL), unless `store.claim_lease_seconds` says otherwise:
 /// longer than a batch can take, short enough that a dead node's work is
 /// taken over soon.
-pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Db {
     /// Commits `messages` in one transaction (`BEGIN IMMEDIATE` … `COMMIT`); a
@@ -152,6 +152,31 @@ impl Db {
                 )?;
             }
             Ok(released)
+        })
+    }
+
+    /// PostgreSQL: extends every live claim `node` holds on messages and
+    /// replies to `lease` from now (the heartbeat of a working node); how many.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn renew_claims(&self, node: &str, lease: std::time::Duration) -> Result<u64, Error> {
+        if self.dialect() != super::sql::Dialect::Postgres {
+            return Ok(0);
+        }
+        self.read(|q| {
+            let mut renewed = 0;
+            for (table, open) in [("raw_messages", "status = 'received'"), ("outbox", "state = 'pending'")] {
+                renewed += q.exec(
+                    &format!(
+                        "UPDATE {table}
+                         SET claimed_until = now() + make_interval(secs => (?2::bigint / 1000.0)::float8)
+                         WHERE claimed_by = ?1 AND {open} AND claimed_until > now()"
+                    ),
+                    sql_params![node, lease.as_millis() as u64],
+                )?;
+            }
+            Ok(renewed)
         })
     }
 
@@ -351,6 +376,7 @@ pub(super) fn read_raw(row: &super::sql::Row) -> Result<RawMessage, Error> {
     let id = row.int(0)?;
     let origin = row.text(2)?;
     Ok(RawMessage {
+        claim: None,
         id: RawId(id),
         envelope: Envelope {
             origin: if origin == "smtp" {

@@ -19,6 +19,10 @@ pub struct Outcome {
     pub received_at: String,
     /// The report, or why processing failed.
     pub result: Result<ReportDraft, String>,
+    /// PostgreSQL: the claim the write is fenced by ([`RawMessage::claim`]).
+    ///
+    /// [`RawMessage::claim`]: crate::model::RawMessage::claim
+    pub fence: Option<String>,
 }
 
 /// A stored report and the reply decision it holds: the one processing made,
@@ -86,7 +90,24 @@ fn save_outcome(
         raw_id,
         received_at,
         result,
+        fence,
     } = outcome;
+    if let Some(node) = fence {
+        // The claim may have run out while this node was paused, and
+        // another node taken the message: then that node writes it.
+        let still_ours = q.row(
+            "SELECT 1 FROM raw_messages WHERE id = ?1 AND status = 'received' AND claimed_by = ?2
+             FOR UPDATE",
+            sql_params![*raw_id, node],
+        )?;
+        if still_ours.is_none() {
+            tracing::warn!(
+                raw_id = raw_id.0,
+                "the claim on this message ran out and another node took it; not storing"
+            );
+            return Ok(None);
+        }
+    }
     let d = match result {
         Ok(d) => d,
         Err(error) => {
@@ -119,9 +140,10 @@ fn save_outcome(
         .row(
             "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
                  subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
-                 formats, reasons, reply_reason, language, auth, rsit_taxonomy, rsit_type, feed)
+                 formats, reasons, reply_reason, language, auth, rsit_taxonomy, rsit_type, feed,
+                 pending_reply, checks_due_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21, ?22)
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24)
              ON CONFLICT (raw_id) DO UPDATE SET
                  message_id = excluded.message_id, reporter = excluded.reporter,
                  subject = excluded.subject, abuse_type = excluded.abuse_type,
@@ -156,6 +178,8 @@ fn save_outcome(
                 &d.rsit.taxonomy,
                 &d.rsit.kind,
                 d.feed.clone(),
+                d.pending_reply.as_ref().map(super::json_text),
+                d.checks_pending.then_some(processed_at),
             ],
         )?
         .ok_or(Error::Corrupt {
@@ -200,11 +224,24 @@ fn save_outcome(
     if !is_new {
         return Ok(Some(stored));
     }
+    // A follow-up without the report's token merges only when its sender
+    // is authenticated: while the checks run, it waits (and so does its case).
+    let merge_waits = match &d.follow_up {
+        Some(claim) if d.checks_pending => !super::outbox::claim_has_token(q, claim)?,
+        _ => false,
+    };
     let merged = match &d.follow_up {
+        Some(_) if merge_waits => {
+            q.exec(
+                "UPDATE reports SET pending_follow_up = ?2 WHERE id = ?1",
+                sql_params![id, super::json_text(&d.for_later())],
+            )?;
+            None
+        }
         Some(claim) => super::outbox::merge_follow_up(q, ReportId(claim.id), id, d, processed_at)?,
         None => None,
     };
-    if merged.is_none() {
+    if merged.is_none() && !merge_waits {
         if let Some(key) = crate::cases::key(d, received_at) {
             super::cases::assign(q, id, &key, received_at)?;
         }
@@ -230,7 +267,7 @@ fn save_outcome(
     };
     if let Some(reason) = suppressed {
         q.exec(
-            "UPDATE reports SET reply = ?2, reply_reason = ?3 WHERE id = ?1",
+            "UPDATE reports SET reply = ?2, reply_reason = ?3, pending_reply = NULL WHERE id = ?1",
             sql_params![id, ReplyDecision::Suppressed.as_str(), &reason],
         )?;
         stored.reply = ReplyDecision::Suppressed;
@@ -497,7 +534,9 @@ impl Db {
                 "DELETE FROM outbox WHERE report_id IN ({old})",
                 "DELETE FROM report_events WHERE report_id IN ({old})",
                 "UPDATE reports SET reporter = NULL, subject = NULL, message_id = NULL, ips = '[]', urls = '[]',
-                     reasons = '[]', parse_warnings = '[]', reply_reason = NULL WHERE id IN ({old})",
+                     reasons = '[]', parse_warnings = '[]', reply_reason = NULL, auth = NULL,
+                     pending_reply = NULL, pending_follow_up = NULL, checks_due_at = NULL
+                 WHERE id IN ({old})",
             ] {
                 q.exec(&sql.replace("{old}", old), sql_params![before])?;
             }
@@ -671,7 +710,7 @@ impl Db {
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language, \
-     auth, rsit_taxonomy, rsit_type, feed";
+     auth, rsit_taxonomy, rsit_type, feed, checks_due_at";
 
 /// An evidence row's columns; its line is its own, or that of the row it
 /// points at (migration 9).
@@ -758,12 +797,15 @@ fn read_report(row: &super::sql::Row) -> Result<Report, Error> {
         case_id: row.opt_int(18)?.map(crate::model::CaseId),
         language: crate::reply::Language::parse(&language)
             .ok_or_else(|| corrupt(format!("unknown language {language:?}")))?,
-        auth: match row.opt_text(20)? {
-            None => None,
-            Some(text) => Some(
+        auth: match (row.opt_text(20)?, row.opt_text(24)?) {
+            (Some(text), _) => Some(crate::model::AuthState::Checked(
                 serde_json::from_str(&text)
                     .map_err(|e| corrupt(format!("unreadable auth: {e}")))?,
-            ),
+            )),
+            (None, Some(_due)) => Some(crate::model::AuthState::Pending(
+                crate::model::ChecksPending::Pending,
+            )),
+            (None, None) => None,
         },
         rsit: match (row.opt_text(21)?, row.opt_text(22)?) {
             (Some(taxonomy), Some(kind)) => crate::model::RsitPair { taxonomy, kind },

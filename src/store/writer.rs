@@ -15,7 +15,7 @@
 //! can be derived again from the raw messages, and the next raw commit syncs
 //! them too. One writer means no lock waits between connections.
 
-use super::{Db, Error, OutboxChange, Outcome, ReportSink, Stored};
+use super::{CheckDone, Db, Error, OutboxChange, Outcome, ReportSink, Settlement, Stored};
 use crate::model::{Committed, Incoming};
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
@@ -36,6 +36,16 @@ enum Request {
         done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
     },
     Outbox(OutboxRequest),
+    Checks(ChecksRequest),
+}
+
+/// Ended sender checks to record, and where the result goes.
+struct ChecksRequest {
+    done: Vec<CheckDone>,
+    config: crate::config::ReplyConfig,
+    now: String,
+    retry_at: String,
+    reply: oneshot::Sender<Result<Vec<Settlement>, Error>>,
 }
 
 /// A change the reply sender asks for, and where its result goes.
@@ -108,6 +118,51 @@ impl CommitQueue {
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
+    }
+}
+
+impl CommitQueue {
+    /// Records ended sender checks ([`Db::settle_checks`]); waits for the
+    /// commit. For plain threads (not on the runtime).
+    ///
+    /// # Errors
+    /// The transaction failed or the writer is gone.
+    pub fn settle_checks(
+        &self,
+        done: Vec<CheckDone>,
+        config: &crate::config::ReplyConfig,
+        now: &str,
+        retry_at: &str,
+    ) -> Result<Vec<Settlement>, Error> {
+        let (reply, wait) = oneshot::channel();
+        let request = Request::Checks(ChecksRequest {
+            done,
+            config: config.clone(),
+            now: now.to_owned(),
+            retry_at: retry_at.to_owned(),
+            reply,
+        });
+        self.tx.blocking_send(request).map_err(|_| Error::Closed)?;
+        wait.blocking_recv().map_err(|_| Error::Closed)?
+    }
+}
+
+impl WorkerSink {
+    /// Records ended sender checks through the writer or on this connection.
+    ///
+    /// # Errors
+    /// The transaction failed or the writer is gone.
+    pub fn settle_checks(
+        &mut self,
+        done: Vec<CheckDone>,
+        config: &crate::config::ReplyConfig,
+        now: &str,
+        retry_at: &str,
+    ) -> Result<Vec<Settlement>, Error> {
+        match self {
+            WorkerSink::Queue(queue) => queue.settle_checks(done, config, now, retry_at),
+            WorkerSink::Direct(db) => db.settle_checks(&done, config, now, retry_at),
+        }
     }
 }
 
@@ -200,6 +255,7 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         Vec::with_capacity(max_batch);
     let mut reports = VecDeque::new();
     let mut outbox: Vec<OutboxRequest> = Vec::new();
+    let mut checks: Vec<ChecksRequest> = Vec::new();
     let mut open = true;
     // Bytes written since the last checkpoint (an estimate: payloads, not pages).
     let mut written = 0usize;
@@ -217,14 +273,20 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         }
     };
     while open || !reports.is_empty() {
-        let is_idle = raws.is_empty() && reports.is_empty() && outbox.is_empty() && rx.is_empty();
+        let is_idle = raws.is_empty()
+            && reports.is_empty()
+            && outbox.is_empty()
+            && checks.is_empty()
+            && rx.is_empty();
         let mut is_quiet = false;
         if is_idle && written > 0 {
             // Nothing to do: wait a little, and checkpoint if nothing comes.
             match clock
                 .block_on(async { tokio::time::timeout(IDLE_CHECKPOINT_AFTER, rx.recv()).await })
             {
-                Ok(Some(request)) => sort(request, &mut raws, &mut reports, &mut outbox),
+                Ok(Some(request)) => {
+                    sort(request, &mut raws, &mut reports, &mut outbox, &mut checks)
+                }
                 Ok(None) => open = false,
                 Err(_elapsed) => is_quiet = true,
             }
@@ -242,15 +304,15 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
             continue;
         }
         // Take everything already queued; wait only when there is nothing to do.
-        if raws.is_empty() && reports.is_empty() && outbox.is_empty() && open {
+        if raws.is_empty() && reports.is_empty() && outbox.is_empty() && checks.is_empty() && open {
             match clock.block_on(rx.recv()) {
-                Some(request) => sort(request, &mut raws, &mut reports, &mut outbox),
+                Some(request) => sort(request, &mut raws, &mut reports, &mut outbox, &mut checks),
                 None => open = false,
             }
         }
         while raws.len() < max_batch {
             match rx.try_recv() {
-                Ok(request) => sort(request, &mut raws, &mut reports, &mut outbox),
+                Ok(request) => sort(request, &mut raws, &mut reports, &mut outbox, &mut checks),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     open = false;
@@ -262,6 +324,17 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         for OutboxRequest { change, now, done } in outbox.drain(..) {
             written += 512;
             let _ = done.send(db.apply_outbox(&change, &now));
+        }
+        // So are ended sender checks: a few rows each.
+        for request in checks.drain(..) {
+            written += 512 * request.done.len();
+            let result = db.settle_checks(
+                &request.done,
+                &request.config,
+                &request.now,
+                &request.retry_at,
+            );
+            let _ = request.reply.send(result);
         }
         if !raws.is_empty() {
             written += raws
@@ -281,7 +354,9 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         {
             // Sessions are committing: they keep the writer until they pause.
             match clock.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-                Ok(Some(request)) => sort(request, &mut raws, &mut reports, &mut outbox),
+                Ok(Some(request)) => {
+                    sort(request, &mut raws, &mut reports, &mut outbox, &mut checks)
+                }
                 Ok(None) => open = false,
                 Err(_elapsed) => {}
             }
@@ -366,9 +441,11 @@ fn sort(
     raws: &mut Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)>,
     reports: &mut VecDeque<ReportBatch>,
     outbox: &mut Vec<OutboxRequest>,
+    checks: &mut Vec<ChecksRequest>,
 ) {
     match request {
         Request::Outbox(request) => outbox.push(request),
+        Request::Checks(request) => checks.push(request),
         Request::Raw { incoming, done } => raws.push((incoming, done)),
         Request::Reports {
             outcomes,
@@ -498,6 +575,7 @@ mod tests {
             raw_id: RawId(1),
             received_at,
             result: Err("test".into()),
+            fence: None,
         };
         ReportBatch::new(vec![outcome], crate::now_rfc3339(), oneshot::channel().0)
     }

@@ -17,6 +17,38 @@ pub type Zone = HashMap<(String, RecordType), Vec<RData>>;
 pub struct DnsServer {
     pub addr: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    control: Arc<Control>,
+}
+
+/// What a test changes while the server runs: all of it down, or zones
+/// that never answer.
+#[derive(Default)]
+struct Control {
+    down: std::sync::atomic::AtomicBool,
+    blackholed: std::sync::Mutex<Vec<String>>,
+}
+
+impl Control {
+    /// Whether a query for `query` goes unanswered.
+    fn drops(&self, query: &[u8]) -> bool {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        let Ok(request) = Message::from_vec(query) else {
+            return false;
+        };
+        let zones = self.blackholed.lock().unwrap();
+        request.queries().iter().any(|q| {
+            let name = q
+                .name()
+                .to_ascii()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            zones
+                .iter()
+                .any(|z| name == *z || name.ends_with(&format!(".{z}")))
+        })
+    }
 }
 
 impl Drop for DnsServer {
@@ -89,17 +121,38 @@ async fn bind() -> (UdpSocket, std::net::SocketAddr, TcpListener) {
 }
 
 impl DnsServer {
+    /// From now on every query goes unanswered (`true`), or is answered again.
+    pub fn set_down(&self, down: bool) {
+        self.control
+            .down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Queries for `zone` and the names under it go unanswered from now on.
+    pub fn blackhole(&self, zone: &str) {
+        self.control
+            .blackholed
+            .lock()
+            .unwrap()
+            .push(zone.to_ascii_lowercase());
+    }
+
     /// Serves `zone` on 127.0.0.1, UDP and TCP on one port.
     pub async fn start(zone: Zone) -> DnsServer {
         let (udp, addr, tcp) = bind().await;
+        let control = Arc::new(Control::default());
         let zone = Arc::new(zone);
         let udp_zone = zone.clone();
+        let (udp_control, tcp_control) = (control.clone(), control.clone());
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
                 let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                     return;
                 };
+                if udp_control.drops(&buf[..n]) {
+                    continue;
+                }
                 if let Some(reply) = answer(&udp_zone, &buf[..n]) {
                     let _ = udp.send_to(&reply, peer).await;
                 }
@@ -111,6 +164,7 @@ impl DnsServer {
                     return;
                 };
                 let zone = zone.clone();
+                let control = tcp_control.clone();
                 tokio::spawn(async move {
                     loop {
                         let mut len = [0u8; 2];
@@ -119,6 +173,11 @@ impl DnsServer {
                         }
                         let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
                         if stream.read_exact(&mut query).await.is_err() {
+                            return;
+                        }
+                        if control.drops(&query) {
+                            // Held open, never answered, as a dead server does.
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                             return;
                         }
                         let Some(reply) = answer(&zone, &query) else {
@@ -136,6 +195,7 @@ impl DnsServer {
         DnsServer {
             addr,
             tasks: vec![udp_task, tcp_task],
+            control,
         }
     }
 
@@ -158,6 +218,7 @@ impl DnsServer {
         DnsServer {
             addr,
             tasks: vec![task],
+            control: Arc::default(),
         }
     }
 }

@@ -292,28 +292,25 @@ pub fn count_rows(db: &Path, table: &str) -> i64 {
         .unwrap()
 }
 
+/// Messages not processed yet, and reports whose sender checks have not
+/// ended yet (those that failed for now and wait for DNS do not count).
+const UNFINISHED: &str = "SELECT (SELECT count(*) FROM raw_messages WHERE status = 'received')
+     + (SELECT count(*) FROM reports WHERE checks_due_at IS NOT NULL
+          AND (reply_reason IS NULL OR reply_reason NOT LIKE 'dns unavailable%'))";
+
 /// Waits (bounded) until the worker has turned every raw message into a report
-/// or a failure; returns the number of reports.
+/// or a failure, and every report's sender checks have ended (or wait for
+/// DNS); returns the number of reports.
 pub fn wait_processed(db: &Path) -> i64 {
     if let Some(url) = is_pg(db) {
         return wait_for(10, "every message processed", || {
-            let pending: i64 = pg_rows(
-                url,
-                "SELECT count(*) FROM raw_messages WHERE status = 'received'",
-            )[0]
-            .get(0);
+            let pending: i64 = pg_rows(url, UNFINISHED)[0].get(0);
             (pending == 0).then(|| pg_rows(url, "SELECT count(*) FROM reports")[0].get(0))
         });
     }
     let conn = rusqlite::Connection::open(db).unwrap();
     for _ in 0..500 {
-        let pending: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM raw_messages WHERE status = 'received'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let pending: i64 = conn.query_row(UNFINISHED, [], |r| r.get(0)).unwrap();
         if pending == 0 {
             return conn
                 .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))

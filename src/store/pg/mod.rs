@@ -20,7 +20,10 @@ use postgres::Client;
 use std::time::Duration;
 
 /// Migrations in order; entry `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("0001_init.sql"),
+    include_str!("0002_pending_checks.sql"),
+];
 
 /// The advisory lock a migration holds: one node migrates, the others wait.
 const MIGRATION_LOCK: i64 = 0x6162_7573_6569_6e62; // "abuseinb"
@@ -216,6 +219,9 @@ pub fn claim_unprocessed(
         .map(super::raw::read_raw)
         .collect::<Result<Vec<_>, Error>>()?;
     claimed.sort_by_key(|r| r.id);
+    for raw in &mut claimed {
+        raw.claim = Some(node.to_owned());
+    }
     Ok(claimed)
 }
 
