@@ -273,9 +273,25 @@ impl Pipeline {
         processors: &mut [P],
         raws: &[RawMessage],
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
-        let processed_at = crate::now_rfc3339();
         let outcomes = self.outcomes(processors, raws);
+        self.store_outcomes(sink, outcomes)
+    }
+
+    /// Stores `outcomes` through `sink`, cut into transactions at a number
+    /// of evidence rows (a report is never split), and logs the INFO line of
+    /// each report; the report id of each (`None` for a failure).
+    ///
+    /// # Errors
+    /// Only storage errors; then the raw messages of the failed transaction
+    /// stay pending (earlier transactions are kept).
+    pub fn store_outcomes<S: ReportSink>(
+        &self,
+        sink: &mut S,
+        outcomes: Vec<Outcome>,
+    ) -> Result<Vec<Option<ReportId>>, store::Error> {
+        let processed_at = crate::now_rfc3339();
         let mut submitted = Vec::new();
+        let expected = outcomes.len();
         let mut outcomes = outcomes.into_iter().peekable();
         while outcomes.peek().is_some() {
             let mut chunk = Vec::new();
@@ -289,7 +305,7 @@ impl Pipeline {
             let summaries: Vec<_> = chunk.iter().map(Summary::of).collect();
             submitted.push((sink.submit(chunk, &processed_at)?, summaries));
         }
-        let mut ids = Vec::with_capacity(raws.len());
+        let mut ids = Vec::with_capacity(expected);
         for (pending, summaries) in submitted {
             ids.extend(stored(sink, pending, &summaries)?);
         }
@@ -348,7 +364,7 @@ impl Pipeline {
     /// fresh worker; a second crash, or a panic, becomes a failure recorded
     /// on the message (quarantine), never the end of the worker thread.
     /// `None` when no worker could be run: the message stays pending.
-    fn outcome(&self, processor: &mut impl Processor, raw: &RawMessage) -> Option<Outcome> {
+    pub fn outcome(&self, processor: &mut impl Processor, raw: &RawMessage) -> Option<Outcome> {
         let mut crashes = Vec::new();
         let result = loop {
             match processor.process(self, raw) {

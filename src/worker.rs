@@ -2,25 +2,32 @@
 //!
 //! In: a doorbell rung after each commit, and the `received` rows in the
 //! database (including those left by a crash, found at start-up and by a
-//! periodic sweep). Out: reports, via `pipeline::process_and_store`. Runs on
-//! its own thread with its own connection, so SQLite never blocks the SMTP side;
-//! the parsing itself happens in a supervised child process
-//! ([`crate::isolate`]), so no message can take this thread or intake down.
-//! A batch is bounded by `worker.max_batch_bytes` of raw messages.
+//! periodic sweep). Out: reports, stored through the single writer (or, on
+//! PostgreSQL, a connection of its own), and their sender checks handed to
+//! [`crate::daemon::checks`].
+//!
+//! A dispatcher thread reads pending messages and hands them to a pool of
+//! `worker.processes` processor threads, each with its own supervised child
+//! process ([`crate::isolate`]), so no message can take intake down and a
+//! slow or hostile message holds one child, never the others: outcomes are
+//! stored as they come, in transactions, while the other children go on.
+//! Messages in hand are bounded by `worker.max_batch_bytes` of raw bytes.
 
 use crate::daemon::checks::CheckQueue;
 use crate::isolate::Isolated;
+use crate::model::{RawId, RawMessage};
 use crate::runtime::SharedRuntime;
-use crate::store::{Db, WorkerSink};
+use crate::store::{Db, Outcome, WorkerSink};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{debug, error};
 
-/// Raw messages read per batch, at most (fewer when they are large).
-const BATCH: usize = 64;
+/// Messages in hand per worker process, at most (fewer when they are large).
+const PER_PROCESS: usize = 16;
 /// How often the worker looks for work nobody rang for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// How often an idle worker looks for dead daemons of this host whose
@@ -30,17 +37,32 @@ const TAKE_BACK_INTERVAL: Duration = Duration::from_secs(10);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 /// Pause after a storage error before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// Outcomes stored per round, at most: the dispatcher hands out more work
+/// between rounds.
+const STORE_ROUND: usize = 256;
+
+/// What the dispatcher waits for.
+enum Event {
+    /// New messages were committed.
+    Wake,
+    /// A processor is done with a message (`None`: no worker process could
+    /// be run; the message stays pending).
+    Done(Box<(RawMessage, Option<Outcome>)>),
+}
 
 /// Wakes the worker; cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct WorkSignal {
-    tx: SyncSender<()>,
+    tx: Sender<Event>,
+    rung: Arc<AtomicBool>,
 }
 
 impl WorkSignal {
     /// Says there is new work. If a wake-up is already pending this is a no-op.
     pub fn notify(&self) {
-        let _ = self.tx.try_send(());
+        if !self.rung.swap(true, Ordering::SeqCst) {
+            let _ = self.tx.send(Event::Wake);
+        }
     }
 }
 
@@ -57,7 +79,7 @@ impl Worker {
     /// # Errors
     /// The OS refuses to start a thread.
     /// Reads with `db`, stores through `sink` (the single writer), and rings
-    /// `replies_queued` after each batch so the reply sender looks at once.
+    /// `replies_queued` after each round so the reply sender looks at once.
     /// Stored reports whose sender checks are still to be made go to `checks`.
     pub fn start(
         db: Db,
@@ -66,26 +88,34 @@ impl Worker {
         replies_queued: Arc<tokio::sync::Notify>,
         checks: Option<CheckQueue>,
     ) -> std::io::Result<Worker> {
-        let (tx, rx) = sync_channel(1);
+        let (tx, rx) = channel();
+        let rung = Arc::new(AtomicBool::new(false));
+        let signal = WorkSignal { tx, rung };
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = stop.clone();
+            let signal = signal.clone();
             std::thread::Builder::new()
                 .name("pipeline".into())
                 .spawn(move || {
-                    run(
+                    let mut dispatcher = Dispatcher {
                         db,
                         sink,
-                        &runtime,
-                        &replies_queued,
-                        checks.as_ref(),
-                        rx,
-                        &stop,
-                    );
+                        runtime,
+                        replies_queued,
+                        checks,
+                        signal,
+                        stop: stop.clone(),
+                        pool: Vec::new(),
+                        in_hand: HashMap::new(),
+                        in_hand_bytes: 0,
+                        ready: Vec::new(),
+                    };
+                    dispatcher.run(&rx);
                 })?
         };
         Ok(Worker {
-            signal: WorkSignal { tx },
+            signal,
             stop,
             handle,
         })
@@ -95,14 +125,80 @@ impl Worker {
         self.signal.clone()
     }
 
-    /// Finishes the batch in hand and stops; what is left is done at next start.
+    /// Stores what is done, stops the processors (a message still in a
+    /// child stays pending: it is done at the next start) and returns.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.signal.notify();
+        let _ = self.signal.tx.send(Event::Wake);
         if self.handle.join().is_err() {
             error!("pipeline worker panicked");
         }
     }
+}
+
+/// One processor thread and the queue of messages it was handed.
+struct Processor {
+    jobs: Option<Sender<RawMessage>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Processor {
+    fn start(
+        runtime: SharedRuntime,
+        events: Sender<Event>,
+        stop: Arc<AtomicBool>,
+        n: usize,
+    ) -> std::io::Result<Processor> {
+        let (jobs, rx) = channel::<RawMessage>();
+        let handle = std::thread::Builder::new()
+            .name(format!("pipeline-{n}"))
+            .spawn(move || {
+                lower_priority();
+                let mut child = Isolated::new();
+                for raw in rx {
+                    if stop.load(Ordering::SeqCst) {
+                        return; // what is left stays pending: done at next start
+                    }
+                    // The runtime of this message: a reload applies from the next.
+                    let pipeline = runtime.current().pipeline.clone();
+                    let outcome = pipeline.outcome(&mut child, &raw);
+                    if events.send(Event::Done(Box::new((raw, outcome)))).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Processor {
+            jobs: Some(jobs),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Processor {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The dispatcher's state.
+struct Dispatcher {
+    db: Db,
+    sink: WorkerSink,
+    runtime: SharedRuntime,
+    replies_queued: Arc<tokio::sync::Notify>,
+    checks: Option<CheckQueue>,
+    signal: WorkSignal,
+    stop: Arc<AtomicBool>,
+    pool: Vec<Processor>,
+    /// Messages handed to a processor and not stored yet, with the
+    /// processor each went to.
+    in_hand: HashMap<RawId, usize>,
+    in_hand_bytes: u64,
+    /// Outcomes waiting to be stored.
+    ready: Vec<(RawMessage, Outcome)>,
 }
 
 /// Nice value of the worker thread: under load, SMTP replies come first and
@@ -166,72 +262,189 @@ fn take_back_dead_claims(db: &Db) {
     }
 }
 
-fn run(
-    mut db: Db,
-    mut sink: WorkerSink,
-    runtime: &SharedRuntime,
-    replies_queued: &tokio::sync::Notify,
-    checks: Option<&CheckQueue>,
-    rx: Receiver<()>,
-    stop: &AtomicBool,
-) {
-    lower_priority();
-    take_back_dead_claims(&db);
-    let mut took_back = Instant::now();
-    let mut checkpointed = Instant::now();
-    let mut workers: Vec<Isolated> = Vec::new();
-    while !stop.load(Ordering::SeqCst) {
-        // The runtime of this batch: a reload (SIGHUP) applies from the next one.
-        let pipeline = runtime.current().pipeline.clone();
-        let max_batch_bytes = pipeline.config().worker.max_batch_bytes;
-        // One worker process each (started at its first message).
-        workers.resize_with(pipeline.config().worker.process_count(), Isolated::new);
-        let batch = match db.unprocessed(BATCH, max_batch_bytes) {
+impl Dispatcher {
+    fn run(&mut self, events: &Receiver<Event>) {
+        lower_priority();
+        take_back_dead_claims(&self.db);
+        let mut took_back = Instant::now();
+        let mut checkpointed = Instant::now();
+        let mut unavailable_until: Option<Instant> = None;
+        while !self.stop.load(Ordering::SeqCst) {
+            let config = self.runtime.current().config.clone();
+            let processes = config.worker.process_count();
+            if self.pool.len() != processes && self.in_hand.is_empty() {
+                self.resize(processes);
+            }
+            if unavailable_until.is_some_and(|t| Instant::now() >= t) {
+                unavailable_until = None;
+            }
+            let handed = if unavailable_until.is_none() {
+                self.hand_out(processes, config.worker.max_batch_bytes)
+            } else {
+                0
+            };
+            if checkpointed.elapsed() >= CHECKPOINT_INTERVAL {
+                // Copies the WAL into the database alongside the writer
+                // (PASSIVE never blocks it), so the writer's own checkpoint
+                // finds little left.
+                if let Err(error) = self.db.checkpoint() {
+                    error!(%error, "checkpoint failed");
+                }
+                checkpointed = Instant::now();
+            }
+            if self.in_hand.is_empty() && handed == 0 && took_back.elapsed() >= TAKE_BACK_INTERVAL {
+                take_back_dead_claims(&self.db);
+                took_back = Instant::now();
+            }
+            // Wait for an outcome or the doorbell; then take every outcome
+            // that is in, and store them.
+            let wait = if self.in_hand.is_empty() {
+                SWEEP_INTERVAL
+            } else {
+                Duration::from_millis(200)
+            };
+            match events.recv_timeout(wait) {
+                Ok(event) => self.take(event, &mut unavailable_until),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while self.ready.len() < STORE_ROUND {
+                match events.try_recv() {
+                    Ok(event) => self.take(event, &mut unavailable_until),
+                    Err(_) => break,
+                }
+            }
+            self.store();
+        }
+        // Stopping: what is done is stored; messages still in a child stay
+        // pending (the pool is dropped: each processor finishes the message
+        // it is on and ends).
+        while let Ok(event) = events.try_recv() {
+            self.take(event, &mut unavailable_until);
+        }
+        self.store();
+        self.pool.clear();
+    }
+
+    fn resize(&mut self, processes: usize) {
+        self.pool.clear();
+        for n in 0..processes {
+            match Processor::start(
+                self.runtime.clone(),
+                self.signal.tx.clone(),
+                self.stop.clone(),
+                n,
+            ) {
+                Ok(p) => self.pool.push(p),
+                Err(error) => error!(%error, "cannot start a pipeline thread"),
+            }
+        }
+    }
+
+    /// Reads pending messages not in hand yet and gives each to the
+    /// processor with the least in hand; how many were handed out.
+    fn hand_out(&mut self, processes: usize, max_bytes: u64) -> usize {
+        let room = (processes * PER_PROCESS).saturating_sub(self.in_hand.len());
+        let bytes_left = max_bytes.saturating_sub(self.in_hand_bytes);
+        if room == 0 || self.pool.is_empty() || (bytes_left == 0 && !self.in_hand.is_empty()) {
+            return 0;
+        }
+        self.signal.rung.store(false, Ordering::SeqCst);
+        // SQLite returns the messages in hand again (they are still
+        // `received`); PostgreSQL skips them (this node's live claims).
+        let limit = match self.db.dialect() {
+            crate::store::sql::Dialect::Sqlite => room + self.in_hand.len(),
+            crate::store::sql::Dialect::Postgres => room,
+        };
+        let batch = match self.db.unprocessed(limit, bytes_left.max(1)) {
             Ok(batch) => batch,
             Err(error) => {
                 error!(%error, "reading pending messages failed");
                 std::thread::sleep(ERROR_BACKOFF);
-                continue;
+                return 0;
             }
         };
-        if checkpointed.elapsed() >= CHECKPOINT_INTERVAL {
-            // Copies the WAL into the database alongside the writer (PASSIVE
-            // never blocks it), so the writer's own checkpoint finds little left.
-            if let Err(error) = db.checkpoint() {
-                error!(%error, "checkpoint failed");
+        let mut handed = 0;
+        let fresh: Vec<RawMessage> = batch
+            .into_iter()
+            .filter(|r| !self.in_hand.contains_key(&r.id))
+            .collect();
+        for raw in fresh {
+            if handed >= room {
+                break;
             }
-            checkpointed = Instant::now();
+            let mut load = vec![0usize; self.pool.len()];
+            for p in self.in_hand.values() {
+                if let Some(l) = load.get_mut(*p) {
+                    *l += 1;
+                }
+            }
+            let target = (0..self.pool.len()).min_by_key(|p| load[*p]).unwrap_or(0);
+            let (id, size) = (raw.id, raw.bytes.len() as u64);
+            let Some(jobs) = self.pool[target].jobs.as_ref() else {
+                break;
+            };
+            if jobs.send(raw).is_err() {
+                break;
+            }
+            self.in_hand.insert(id, target);
+            self.in_hand_bytes += size;
+            handed += 1;
         }
-        if batch.is_empty() {
-            if took_back.elapsed() >= TAKE_BACK_INTERVAL {
-                take_back_dead_claims(&db);
-                took_back = Instant::now();
-            }
-            match rx.recv_timeout(SWEEP_INTERVAL) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
+        if handed > 0 {
+            debug!(handed, in_hand = self.in_hand.len(), "processing");
+        }
+        handed
+    }
+
+    fn take(&mut self, event: Event, unavailable_until: &mut Option<Instant>) {
+        let Event::Done(done) = event else { return };
+        let (raw, outcome) = *done;
+        match outcome {
+            Some(outcome) => self.ready.push((raw, outcome)),
+            None => {
+                // No worker process could be run: the message stays pending.
+                self.release(&raw);
+                *unavailable_until = Some(Instant::now() + ERROR_BACKOFF);
             }
         }
-        debug!(batch = batch.len(), "processing");
+    }
+
+    fn release(&mut self, raw: &RawMessage) {
+        if self.in_hand.remove(&raw.id).is_some() {
+            self.in_hand_bytes = self.in_hand_bytes.saturating_sub(raw.bytes.len() as u64);
+        }
+    }
+
+    /// Stores the outcomes that are in, then hands their reports' sender
+    /// checks over.
+    fn store(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
+        let ready = std::mem::take(&mut self.ready);
+        let (raws, outcomes): (Vec<RawMessage>, Vec<Outcome>) = ready.into_iter().unzip();
+        let pipeline = self.runtime.current().pipeline.clone();
         let checks_enabled = pipeline.config().auth.enabled;
-        match pipeline.process_and_store(&mut sink, &mut workers, &batch) {
+        let result = pipeline.store_outcomes(&mut self.sink, outcomes);
+        for raw in &raws {
+            self.release(raw);
+        }
+        match result {
             Ok(ids) => {
-                let short = ids.len() < batch.len();
                 // The stored reports' sender checks start now, beside the
-                // pipeline: the next batch does not wait for their DNS.
-                if let (Some(checks), true) = (checks, checks_enabled) {
-                    for (raw, id) in batch.into_iter().zip(ids) {
+                // pipeline: no report waits for their DNS.
+                if let (Some(checks), true) = (&self.checks, checks_enabled) {
+                    for (raw, id) in raws.into_iter().zip(ids) {
                         if let (Some(id), None) = (id, &raw.auth) {
                             checks.submit(id, raw);
                         }
                     }
                 }
-                replies_queued.notify_one();
-                if short {
-                    std::thread::sleep(ERROR_BACKOFF); // no worker could be started
-                }
+                self.replies_queued.notify_one();
             }
             Err(error) => {
+                // The messages stay pending; the next round reads them again.
                 error!(%error, "storing reports failed");
                 std::thread::sleep(ERROR_BACKOFF);
             }

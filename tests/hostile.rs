@@ -424,6 +424,86 @@ async fn killed_twice(store: crate::util::Store) {
     assert_eq!(raw_status(&db)[1].0, "discarded");
 }
 
+/// The worker children run from `binary` now (a link only one test uses).
+fn worker_pids(binary: &Path) -> Vec<u32> {
+    let argv0 = binary.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                c.split(|&b| b == 0).next() == Some(argv0)
+                    && c.windows(12).any(|w| w == b"worker-child")
+            })
+        })
+        .collect()
+}
+
+/// Several worker processes share the batches: every message becomes one
+/// report, and a worker killed in the middle of a batch costs nothing (its
+/// message is tried again in a fresh one, the others go on).
+#[tokio::test(flavor = "multi_thread")]
+async fn several_workers_process_each_message_once_and_a_killed_one_loses_nothing() {
+    let links = tempfile::tempdir().unwrap();
+    let binary = links.path().join("several-workers");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_abuse-inbox"), &binary).unwrap();
+    let mut config = Config::default();
+    config.reply.enabled = false;
+    config.auth.enabled = false;
+    config.worker.processes = 3;
+    config.worker.binary = Some(binary.clone());
+    let server = TestServer::start(config).await;
+    let (db, addr) = (server.db_path(), server.addr);
+    // A slow message first, then forty more in the same burst.
+    let slow = base64_line(12 * 1024 * 1024);
+    tokio::task::spawn_blocking(move || {
+        assert!(send(addr, &slow).starts_with("250"));
+        for i in 0..40 {
+            let reply = send(addr, &crate::util::message(&format!("many-{i}"), "many"));
+            assert!(reply.starts_with("250"), "{reply}");
+        }
+    })
+    .await
+    .unwrap();
+    let busy = wait_for(30, "three workers", || {
+        let pids = worker_pids(&binary);
+        (pids.len() == 3).then_some(pids)
+    });
+    // Kill whichever child works on the slow message (the busy one), once.
+    let cpu = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .nth(11)
+            .and_then(|u| u.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // The one on the slow message is the one using the CPU without a pause.
+    let before: Vec<u64> = busy.iter().map(|p| cpu(*p)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let slowest = busy
+        .iter()
+        .zip(before)
+        .max_by_key(|(p, was)| cpu(**p).saturating_sub(*was))
+        .map(|(p, _)| *p)
+        .unwrap();
+    kill(slowest);
+    wait_drained(&db, 120);
+    let statuses = raw_status(&db);
+    assert_eq!(statuses.len(), 41);
+    assert!(
+        statuses.iter().all(|(s, _)| s == "processed"),
+        "{statuses:?}"
+    );
+    assert_eq!(crate::util::count_rows(&db, "reports"), 41);
+    let distinct = crate::util::texts(&db, "SELECT count(DISTINCT raw_id) FROM reports");
+    assert_eq!(distinct, vec![Some("41".to_owned())]);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_past_the_daemon_wide_budget_is_452_and_the_budget_comes_back() {
     let mut config = Config::default();

@@ -125,6 +125,131 @@ fn two_nodes_claim_every_message_exactly_once_and_take_over_a_dead_nodes_lease()
     assert_eq!(taken[0].bytes, extra.bytes);
 }
 
+/// A node that paused past its lease (SIGSTOP, a stall) finds the message
+/// taken when it comes back: its write is fenced by its claim, so there is
+/// one report, the taker's. A heartbeat keeps a working node's claims.
+#[test]
+fn a_paused_node_whose_claim_was_taken_stores_nothing_and_a_heartbeat_keeps_claims() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create_db();
+    let mut pg = connect(&url).unwrap();
+    pg.commit_raws(&[&incoming(1), &incoming(2)]).unwrap();
+    let lease = Duration::from_millis(300);
+    let paused = pg.claim_unprocessed("mx1:1", 1, u64::MAX, lease).unwrap();
+    // The working node renews its claim past the lease: nobody takes it.
+    let working = connect(&url).unwrap();
+    let kept = working
+        .claim_unprocessed("mx2:2", 1, u64::MAX, lease)
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_ne!(kept[0].id, paused[0].id);
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(working.renew_claims("mx2:2", lease).unwrap(), 1);
+    }
+    // The paused node's lease ran out; a third node takes its message.
+    let mut taker = connect(&url).unwrap();
+    let taken = taker
+        .claim_unprocessed("mx3:3", 10, u64::MAX, lease)
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![paused[0].id],
+        "only the lapsed claim is taken"
+    );
+    let pipeline =
+        abuse_inbox::pipeline::Pipeline::new(&abuse_inbox::config::Config::default()).unwrap();
+    let outcome = |raw: &abuse_inbox::model::RawMessage| store::Outcome {
+        raw_id: raw.id,
+        received_at: raw.received_at.clone(),
+        result: Ok(pipeline.process(raw)),
+        fence: raw.claim.clone(),
+    };
+    // The paused node resumes first: the message is no longer its own.
+    let late = pg.save_outcomes(&[outcome(&paused[0])], "2026-12-02T10:01:00.000000Z");
+    assert_eq!(late.unwrap(), vec![None]);
+    assert_eq!(count(&url, "SELECT count(*) FROM reports"), 0);
+    let stored = taker
+        .save_outcomes(&[outcome(&taken[0])], "2026-12-02T10:01:00.000000Z")
+        .unwrap();
+    assert!(stored[0].is_some());
+    // ...and after the taker stored it, still nothing.
+    let again = pg.save_outcomes(&[outcome(&paused[0])], "2026-12-02T10:01:01.000000Z");
+    assert_eq!(again.unwrap(), vec![None]);
+    assert_eq!(count(&url, "SELECT count(*) FROM reports"), 1);
+}
+
+/// Two daemons, one stopped (SIGSTOP) past its lease while it works: the
+/// other takes over its messages within the lease, and when the stopped one
+/// resumes there is still exactly one report per message.
+#[test]
+fn a_stopped_node_s_work_is_taken_over_and_never_stored_twice() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create_db();
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::util::test_config(dir.path(), "", "[store]\nclaim_lease_seconds = 2\n");
+    let config = config.to_str().unwrap();
+    let start = || crate::util::Daemon::start_with(&url, &["--config", config], &[]);
+    let nodes = [start(), start()];
+    // Mail goes to the node that keeps running; both nodes process it.
+    let mut acked = 0;
+    let (mut smtp, _) = crate::util::Smtp::connect(nodes[1].addr);
+    smtp.cmd("EHLO load.example");
+    let mut send = |n: usize| {
+        let id = format!("stop-{n}");
+        assert!(smtp
+            .cmd("MAIL FROM:<reporter@example.net>")
+            .starts_with("250"));
+        assert!(smtp.cmd("RCPT TO:<abuse@example.com>").starts_with("250"));
+        assert!(smtp.cmd("DATA").starts_with("354"));
+        smtp.send(&crate::util::message(&id, "stopped node"));
+        smtp.send(b".\r\n");
+        assert!(smtp.reply().starts_with("250"));
+    };
+    for n in 0..150 {
+        send(n);
+        acked += 1;
+    }
+    let stopped = nodes[0].child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &stopped])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    for n in 150..300 {
+        send(n);
+        acked += 1;
+    }
+    // While it is stopped, the other node finishes everything, its claims
+    // included, within the lease (and a little).
+    crate::util::wait_for(20, "the stopped node's work taken over", || {
+        let waiting = count(
+            &url,
+            "SELECT count(*) FROM raw_messages WHERE status <> 'processed'",
+        );
+        (waiting == 0).then_some(())
+    });
+    signal("-CONT");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&url, "SELECT count(*) FROM raw_messages"), acked);
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM reports"),
+        acked,
+        "one report per message"
+    );
+    assert_eq!(
+        count(&url, "SELECT count(DISTINCT raw_id) FROM reports"),
+        acked
+    );
+}
+
 #[test]
 fn a_claim_stays_within_the_byte_budget_but_always_takes_one() {
     let Some(cluster) = Cluster::start() else {

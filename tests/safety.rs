@@ -112,11 +112,17 @@ async fn checked_server(store: Store) -> Option<(TestKey, DnsServer, TestServer)
     Some((key, dns, server))
 }
 
-fn show(db: &Path, id: i64) -> serde_json::Value {
+/// The report of the `n`-th message received (its raw id): with several
+/// worker processes, reports are numbered in the order they are stored.
+fn show(db: &Path, n: i64) -> serde_json::Value {
+    let id = crate::util::texts(db, &format!("SELECT id FROM reports WHERE raw_id = {n}"))
+        .pop()
+        .flatten()
+        .unwrap_or_else(|| "0".into());
     json(&abuse_inbox(&[
         "reports",
         "show",
-        &id.to_string(),
+        &id,
         "--db",
         db.to_str().unwrap(),
         "--format",
