@@ -149,11 +149,11 @@ class Dns:
 
 # --- SMTP load --------------------------------------------------------------
 
-def message(n, domain):
+def message(n, domain, csv_rows=50):
     rows = "\r\n".join(
         f"192.0.2.{(n + i) % 250 + 1},2026-12-01T10:{i:02d}:00Z,sshd[{4000 + i}]: Failed password "
         f"for root from 192.0.2.{(n + i) % 250 + 1} port {40000 + i} ssh2"
-        for i in range(50))
+        for i in range(csv_rows))
     body = (f"From: SOC <noc@{domain}>\r\nTo: abuse@example.com\r\nSubject: SSH brute force {n}\r\n"
             f"Message-ID: <e2e-{n}-{time.time_ns()}@{domain}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
             "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
@@ -162,7 +162,7 @@ def message(n, domain):
     return body.encode()
 
 
-async def client(host, port, jobs, acked, stop_at):
+async def client(host, port, jobs, acked, stop_at, csv_rows):
     reader, writer = await asyncio.open_connection(host, port)
 
     async def reply():
@@ -188,7 +188,7 @@ async def client(host, port, jobs, acked, stop_at):
         await writer.drain()
         for _ in range(3):
             await reply()
-        writer.write(message(n, domain) + b".\r\n")
+        writer.write(message(n, domain, csv_rows) + b".\r\n")
         await writer.drain()
         line = await reply()
         if line.startswith(b"250"):
@@ -221,10 +221,13 @@ async def run(args):
     with open(config, "w") as f:
         f.write(f'[smtp]\nlisten = "127.0.0.1:{port}"\n[store]\npath = "{db}"\n'
                 f'[auth]\nnameservers = ["127.0.0.1:{dns.port}"]\n')
-    binary = os.path.join(ROOT, "target", "release", "abuse-inbox")
-    daemon = subprocess.Popen([binary, "--config", config, "serve"], stdout=subprocess.DEVNULL,
+        if args.no_auth:
+            f.write('enabled = false\n[reply]\nrequire_auth = false\n')
+        if args.processes:
+            f.write(f'[worker]\nprocesses = {args.processes}\n')
+    daemon = subprocess.Popen([args.binary, "--config", config, "serve"], stdout=subprocess.DEVNULL,
                               stderr=open(os.path.join(work, "serve.log"), "w"),
-                              env={**os.environ, "RUST_LOG": "warn"})
+                              env={**os.environ, "RUST_LOG": os.environ.get("E2E_LOG", "warn")})
     try:
         for _ in range(200):
             try:
@@ -243,7 +246,7 @@ async def run(args):
         acked = []
         deadline = time.monotonic() + args.timeout
         load_started = time.time()
-        await asyncio.gather(*(client("127.0.0.1", port, jobs, acked, deadline)
+        await asyncio.gather(*(client("127.0.0.1", port, jobs, acked, deadline, args.csv_rows)
                                for _ in range(args.clients)))
         load_ended = time.time()
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -275,9 +278,9 @@ async def run(args):
             " AND json_extract(auth, '$.authenticated') = 1").fetchone()[0]
         load_seconds = load_ended - load_started
         result = {
-            "messages": total, "acked": len(acked), "clients": args.clients, "domains": args.domains,
+            "messages": total, "csv_rows": args.csv_rows, "acked": len(acked), "clients": args.clients, "domains": args.domains,
             "rate": args.rate, "dns_latency_ms": args.dns_latency_ms, "dns_loss": args.dns_loss,
-            "blackhole_share": args.blackhole_share,
+            "blackhole_share": args.blackhole_share, "auth": not args.no_auth,
             "intake_msg_per_s": round(len(acked) / max(1e-9, (max(acked) if acked else load_ended) - load_started)),
             "reports_per_s_during_load": round(reports_at_end / load_seconds),
             "last_250_to_last_report_s": round(last_report - load_ended, 2) if last_report else None,
@@ -312,6 +315,10 @@ def main():
     p.add_argument("--blackhole-share", type=float, default=0, help="share of messages from a blackholed zone")
     p.add_argument("--timeout", type=float, default=300, help="the whole run's deadline, s")
     p.add_argument("--keep", action="store_true", help="keep the store and the log")
+    p.add_argument("--csv-rows", type=int, default=50, help="log rows per report (50: the 6 KB report)")
+    p.add_argument("--no-auth", action="store_true", help="sender checks off (auth.enabled = false)")
+    p.add_argument("--processes", type=int, default=0, help="worker.processes (0: the default)")
+    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "abuse-inbox"))
     asyncio.run(run(p.parse_args()))
 
 

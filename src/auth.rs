@@ -643,6 +643,44 @@ mod tests {
     }
 
     #[test]
+    fn dkim_is_verified_only_within_its_limits() {
+        let signature = |names: usize| {
+            let h: Vec<String> = (0..names).map(|i| format!("x-{i}")).collect();
+            format!(
+                "DKIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=s;\r\n\th={}; bh=x; b=y\r\n",
+                h.join(":")
+            )
+        };
+        let message = |head: String| format!("{head}From: a@example.org\r\n\r\nbody\r\n");
+        assert_eq!(dkim_over_budget(message(signature(3)).as_bytes()), None);
+        let many = (0..=MAX_DKIM_SIGNATURES).map(|_| signature(3)).collect();
+        assert_eq!(
+            dkim_over_budget(message(many).as_bytes()),
+            Some("too many signatures")
+        );
+        assert_eq!(
+            dkim_over_budget(message(signature(MAX_SIGNED_HEADERS + 1)).as_bytes()),
+            Some("a signature lists too many headers")
+        );
+        let fields: String = (0..=MAX_HEADER_FIELDS)
+            .map(|i| format!("X-{i}: y\r\n"))
+            .collect();
+        assert_eq!(
+            dkim_over_budget(message(fields).as_bytes()),
+            Some("too many header fields")
+        );
+        let big = format!("X-Big: {}\r\n", "a".repeat(MAX_HEADER_BYTES));
+        assert_eq!(
+            dkim_over_budget(message(big).as_bytes()),
+            Some("header block too large")
+        );
+        // Lines past the header block are the body's: not counted.
+        let body_lines: String = (0..5_000).map(|i| format!("line {i}\r\n")).collect();
+        let in_body = format!("From: a@example.org\r\n\r\n{body_lines}");
+        assert_eq!(dkim_over_budget(in_body.as_bytes()), None);
+    }
+
+    #[test]
     fn several_from_domains_are_no_domain() {
         let one = vec!["a@Example.org".to_owned(), "b@example.org".to_owned()];
         assert_eq!(single_from_domain(&one), Some("example.org".into()));

@@ -27,7 +27,7 @@ const SEARCH_TEXT_BYTES: usize = 64 * 1024;
 
 /// A transaction of reports is closed once it holds this many evidence rows
 /// (so it can exceed them by one report's rows).
-const ROWS_PER_TRANSACTION: usize = 512;
+const ROWS_PER_TRANSACTION: usize = 2048;
 
 fn evidence_rows(outcome: &Outcome) -> usize {
     outcome.result.as_ref().map_or(0, |d| d.evidence.len() + 1)
@@ -289,9 +289,23 @@ impl Pipeline {
         sink: &mut S,
         outcomes: Vec<Outcome>,
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
+        let submitted = self.submit_outcomes(sink, outcomes)?;
+        self.finish_outcomes(sink, submitted)
+    }
+
+    /// Hands `outcomes` to `sink` in transactions (as [`Self::store_outcomes`])
+    /// without waiting for them: the daemon's worker goes on while the
+    /// writer writes.
+    ///
+    /// # Errors
+    /// A direct sink's storage errors.
+    pub fn submit_outcomes<S: ReportSink>(
+        &self,
+        sink: &mut S,
+        outcomes: Vec<Outcome>,
+    ) -> Result<Submitted<S::Pending>, store::Error> {
         let processed_at = crate::now_rfc3339();
-        let mut submitted = Vec::new();
-        let expected = outcomes.len();
+        let mut parts = Vec::new();
         let mut outcomes = outcomes.into_iter().peekable();
         while outcomes.peek().is_some() {
             let mut chunk = Vec::new();
@@ -303,10 +317,24 @@ impl Pipeline {
                 chunk.push(outcome);
             }
             let summaries: Vec<_> = chunk.iter().map(Summary::of).collect();
-            submitted.push((sink.submit(chunk, &processed_at)?, summaries));
+            parts.push((sink.submit(chunk, &processed_at)?, summaries));
         }
-        let mut ids = Vec::with_capacity(expected);
-        for (pending, summaries) in submitted {
+        Ok(Submitted { parts })
+    }
+
+    /// Waits for what [`Self::submit_outcomes`] handed over and logs each
+    /// report's INFO line; the report id of each outcome (`None` for a failure).
+    ///
+    /// # Errors
+    /// Storage errors; then the raw messages of the failed transaction stay
+    /// pending (earlier transactions are kept).
+    pub fn finish_outcomes<S: ReportSink>(
+        &self,
+        sink: &mut S,
+        submitted: Submitted<S::Pending>,
+    ) -> Result<Vec<Option<ReportId>>, store::Error> {
+        let mut ids = Vec::new();
+        for (pending, summaries) in submitted.parts {
             ids.extend(stored(sink, pending, &summaries)?);
         }
         Ok(ids)
@@ -393,6 +421,11 @@ impl Pipeline {
             fence: raw.claim.clone(),
         })
     }
+}
+
+/// Outcomes handed to a sink and not waited for yet.
+pub struct Submitted<P> {
+    parts: Vec<(P, Vec<Option<Summary>>)>,
 }
 
 /// Waits for a submitted transaction and logs the INFO line of each report in it.

@@ -16,8 +16,9 @@
 use crate::daemon::checks::CheckQueue;
 use crate::isolate::Isolated;
 use crate::model::{RawId, RawMessage};
+use crate::pipeline::Submitted;
 use crate::runtime::SharedRuntime;
-use crate::store::{Db, Outcome, WorkerSink};
+use crate::store::{Db, Outcome, WorkerPending, WorkerSink};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -26,8 +27,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{debug, error};
 
-/// Messages in hand per worker process, at most (fewer when they are large).
-const PER_PROCESS: usize = 16;
+/// Messages in hand per worker process, at most (fewer when they are large),
+/// counting those processed and waiting for the writer.
+const PER_PROCESS: usize = 64;
+/// Rounds of outcomes handed to the writer and not waited for, at most: the
+/// writer always has the next round while the worker hands out more work.
+const ROUNDS_IN_FLIGHT: usize = 2;
 /// How often the worker looks for work nobody rang for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// How often an idle worker looks for dead daemons of this host whose
@@ -110,6 +115,7 @@ impl Worker {
                         in_hand: HashMap::new(),
                         in_hand_bytes: 0,
                         ready: Vec::new(),
+                        writing: std::collections::VecDeque::new(),
                     };
                     dispatcher.run(&rx);
                 })?
@@ -199,6 +205,8 @@ struct Dispatcher {
     in_hand_bytes: u64,
     /// Outcomes waiting to be stored.
     ready: Vec<(RawMessage, Outcome)>,
+    /// Rounds handed to the writer, oldest first.
+    writing: std::collections::VecDeque<(Vec<RawMessage>, Submitted<WorkerPending>)>,
 }
 
 /// Nice value of the worker thread: under load, SMTP replies come first and
@@ -314,7 +322,9 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            self.store();
+            // Nothing in the children: nothing will come to overlap with.
+            let drain = self.in_hand.len() == self.ready.len() + self.writing_len();
+            self.store(drain);
         }
         // Stopping: what is done is stored; messages still in a child stay
         // pending (the pool is dropped: each processor finishes the message
@@ -322,7 +332,7 @@ impl Dispatcher {
         while let Ok(event) = events.try_recv() {
             self.take(event, &mut unavailable_until);
         }
-        self.store();
+        self.store(true);
         self.pool.clear();
     }
 
@@ -410,23 +420,49 @@ impl Dispatcher {
         }
     }
 
+    /// Messages handed to the writer and not waited for.
+    fn writing_len(&self) -> usize {
+        self.writing.iter().map(|(raws, _)| raws.len()).sum()
+    }
+
     fn release(&mut self, raw: &RawMessage) {
         if self.in_hand.remove(&raw.id).is_some() {
             self.in_hand_bytes = self.in_hand_bytes.saturating_sub(raw.bytes.len() as u64);
         }
     }
 
-    /// Stores the outcomes that are in, then hands their reports' sender
-    /// checks over.
-    fn store(&mut self) {
-        if self.ready.is_empty() {
-            return;
+    /// Hands the outcomes that are in to the writer; waits for the rounds
+    /// before, past [`ROUNDS_IN_FLIGHT`] (all of them when `drain`).
+    fn store(&mut self, drain: bool) {
+        if !self.ready.is_empty() {
+            let ready = std::mem::take(&mut self.ready);
+            let (raws, outcomes): (Vec<RawMessage>, Vec<Outcome>) = ready.into_iter().unzip();
+            let pipeline = self.runtime.current().pipeline.clone();
+            match pipeline.submit_outcomes(&mut self.sink, outcomes) {
+                Ok(submitted) => self.writing.push_back((raws, submitted)),
+                Err(error) => {
+                    for raw in &raws {
+                        self.release(raw);
+                    }
+                    error!(%error, "storing reports failed");
+                    std::thread::sleep(ERROR_BACKOFF);
+                }
+            }
         }
-        let ready = std::mem::take(&mut self.ready);
-        let (raws, outcomes): (Vec<RawMessage>, Vec<Outcome>) = ready.into_iter().unzip();
+        let keep = if drain { 0 } else { ROUNDS_IN_FLIGHT - 1 };
+        while self.writing.len() > keep {
+            let Some((raws, submitted)) = self.writing.pop_front() else {
+                break;
+            };
+            self.finish(raws, submitted);
+        }
+    }
+
+    /// Waits for one round, then hands its reports' sender checks over.
+    fn finish(&mut self, raws: Vec<RawMessage>, submitted: Submitted<WorkerPending>) {
         let pipeline = self.runtime.current().pipeline.clone();
         let checks_enabled = pipeline.config().auth.enabled;
-        let result = pipeline.store_outcomes(&mut self.sink, outcomes);
+        let result = pipeline.finish_outcomes(&mut self.sink, submitted);
         for raw in &raws {
             self.release(raw);
         }

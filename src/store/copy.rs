@@ -111,7 +111,7 @@ impl Db {
                                 super::parse_json_list("reports", id.0, &row.text(8)?)?;
                             super::index_report_ips(q, id, &ips)?;
                             let (subject, body) = &texts[i];
-                            super::reports::index_text(q, id, subject, body)?;
+                            super::reports::index_text(q, id, subject, body, true)?;
                         }
                     }
                     Ok(())

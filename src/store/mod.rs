@@ -22,7 +22,7 @@ pub use copy::Copied;
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
 pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};
-pub use writer::{CommitQueue, WorkerSink};
+pub use writer::{CommitQueue, WorkerPending, WorkerSink};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ use std::time::Duration;
 
 /// Largest WAL file kept on disk between bursts.
 const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Prepared statements kept per SQLite connection.
+const STATEMENT_CACHE: usize = 256;
 
 /// Page cache per connection, in KiB (as a negative `cache_size`).
 const CACHE_KIB: i64 = -32 * 1024;
@@ -109,6 +112,9 @@ pub enum Error {
     },
     #[error("the commit queue is closed")]
     Closed,
+    /// A transaction of several batches failed; each batch gets its text.
+    #[error("storing reports failed: {0}")]
+    Batch(String),
     #[error("this build cannot open {what} yet")]
     Unsupported { what: String },
     #[error("database {path} has schema version {found}; this build needs {known}: run a command that writes (`abuse-inbox serve`, `ingest` or `reprocess`) once to migrate it")]
@@ -389,6 +395,7 @@ impl Db {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_handler(Some(on_busy)).map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "query_only", true)
             .map_err(open_err)?;
         let db = Db {
@@ -423,6 +430,10 @@ impl Db {
             source,
         };
         conn.busy_handler(Some(on_busy)).map_err(open_err)?;
+        // Every statement a writer runs stays prepared: storing a report, its
+        // history, cases, outbox and sender checks use some fifty, and
+        // rusqlite's default of 16 would prepare most of them again each time.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         let sync = match role {

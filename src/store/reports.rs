@@ -189,9 +189,20 @@ fn save_outcome(
         })?;
     let mut stored = read_stored(&row)?;
     let id = stored.id;
-    q.exec("DELETE FROM evidence WHERE report_id = ?1", sql_params![id])?;
-    super::index_report_ips(q, id, &d.ips)?;
-    index_text(q, id, d.subject.as_deref().unwrap_or(""), &d.search_text)?;
+    // A new report has nothing to replace.
+    if is_new {
+        super::add_report_ips(q, id, &d.ips)?;
+    } else {
+        q.exec("DELETE FROM evidence WHERE report_id = ?1", sql_params![id])?;
+        super::index_report_ips(q, id, &d.ips)?;
+    }
+    index_text(
+        q,
+        id,
+        d.subject.as_deref().unwrap_or(""),
+        &d.search_text,
+        !is_new,
+    )?;
     // A line is stored once; its other rows point at it.
     let mut lines: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for row in &d.evidence {
@@ -296,10 +307,13 @@ pub(super) fn index_text(
     id: ReportId,
     subject: &str,
     body: &str,
+    replace: bool,
 ) -> Result<(), Error> {
     match q.dialect() {
         Dialect::Sqlite => {
-            q.exec("DELETE FROM report_text WHERE rowid = ?1", sql_params![id])?;
+            if replace {
+                q.exec("DELETE FROM report_text WHERE rowid = ?1", sql_params![id])?;
+            }
             q.exec(
                 "INSERT INTO report_text (rowid, subject, body) VALUES (?1, ?2, ?3)",
                 sql_params![id, subject, body],
@@ -398,20 +412,32 @@ fn key_to_text(key: &[u8]) -> String {
 }
 
 impl Db {
-    /// [`Db::save_outcomes`] as the single writer stores reports: on
-    /// SQLite with `synchronous=NORMAL` for the transaction (its connection
-    /// is FULL for intake).
-    pub(super) fn save_reports(
+    /// Several batches of outcomes in one transaction (each with its own
+    /// processing time), as the single writer stores reports: on SQLite with
+    /// `synchronous=NORMAL` for the transaction (its connection is FULL for
+    /// intake); what each stored, batch by batch.
+    pub(super) fn save_report_groups(
         &mut self,
-        outcomes: &[Outcome],
-        processed_at: &str,
-    ) -> Result<Vec<Option<Stored>>, Error> {
-        if self.dialect() == Dialect::Postgres {
-            return self.save_outcomes(outcomes, processed_at);
+        groups: &[(&[Outcome], &str)],
+    ) -> Result<Vec<Vec<Option<Stored>>>, Error> {
+        let lite = self.dialect() == Dialect::Sqlite;
+        if lite {
+            self.lite()?.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        self.lite()?.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.save_outcomes(outcomes, processed_at);
-        self.lite()?.pragma_update(None, "synchronous", "FULL")?;
+        let result = self.write(|q| {
+            groups
+                .iter()
+                .map(|(outcomes, processed_at)| {
+                    outcomes
+                        .iter()
+                        .map(|outcome| save_outcome(q, outcome, processed_at))
+                        .collect::<Result<Vec<_>, Error>>()
+                })
+                .collect()
+        });
+        if lite {
+            self.lite()?.pragma_update(None, "synchronous", "FULL")?;
+        }
         result
     }
 

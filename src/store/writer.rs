@@ -360,13 +360,20 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
                 Ok(None) => open = false,
                 Err(_elapsed) => {}
             }
-        } else if let Some(ReportBatch {
-            outcomes,
-            processed_at,
-            done,
-            ..
-        }) = reports.pop_front()
-        {
+        } else if let Some(first) = reports.pop_front() {
+            // Batches that queued up while the writer was busy go in one
+            // transaction (group commit for reports): its pages are written
+            // once for all of them.
+            let mut group = vec![first];
+            let mut rows: usize = group[0].rows();
+            while let Some(next) = reports.front() {
+                if rows + next.rows() > REPORT_GROUP_ROWS {
+                    break;
+                }
+                rows += next.rows();
+                group.extend(reports.pop_front());
+            }
+            let outcomes: Vec<&Outcome> = group.iter().flat_map(|b| &b.outcomes).collect();
             written += outcomes
                 .iter()
                 .map(|o| {
@@ -376,13 +383,32 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
                 })
                 .sum::<usize>();
             let started = Instant::now();
-            let result = db.save_reports(&outcomes, &processed_at);
+            let result = db.save_report_groups(
+                &group
+                    .iter()
+                    .map(|b| (&b.outcomes[..], b.processed_at.as_str()))
+                    .collect::<Vec<_>>(),
+            );
             tracing::trace!(
                 reports = outcomes.len(),
+                batches = group.len(),
                 micros = started.elapsed().as_micros() as u64,
                 "reports stored"
             );
-            let _ = done.send(result); // the worker may be stopping: nothing to tell
+            match result {
+                Ok(stored) => {
+                    for (batch, stored) in group.into_iter().zip(stored) {
+                        // The worker may be stopping: nothing to tell.
+                        let _ = batch.done.send(Ok(stored));
+                    }
+                }
+                Err(error) => {
+                    let text = error.to_string();
+                    for batch in group {
+                        let _ = batch.done.send(Err(Error::Batch(text.clone())));
+                    }
+                }
+            }
         }
     }
     if written > 0 {
@@ -391,6 +417,10 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
         }
     }
 }
+
+/// Evidence rows one grouped transaction of report batches may hold (a
+/// batch is never split, so the first can exceed it).
+const REPORT_GROUP_ROWS: usize = 4096;
 
 /// Reports waiting for the writer.
 struct ReportBatch {
@@ -402,6 +432,14 @@ struct ReportBatch {
 }
 
 impl ReportBatch {
+    /// Evidence rows, and one per report.
+    fn rows(&self) -> usize {
+        self.outcomes
+            .iter()
+            .map(|o| o.result.as_ref().map_or(1, |d| d.evidence.len() + 1))
+            .sum()
+    }
+
     fn new(
         outcomes: Vec<Outcome>,
         processed_at: String,
