@@ -174,6 +174,13 @@ impl Verifier {
     /// Checks one message; never fails (what cannot be checked is
     /// `temperror` or `permerror` and does not authenticate).
     pub async fn verify(&self, envelope: &Envelope, raw: &[u8]) -> AuthResults {
+        // One identity per message: what the checks authenticate must be
+        // what the report says is the reporter.
+        if let Some(why) = identity_problem(raw) {
+            let mut r = AuthResults::unchecked(Verdict::PermError, None);
+            r.summary = format!("{} (not checked: {why})", r.summary);
+            return r;
+        }
         let Some(message) = AuthenticatedMessage::parse(raw) else {
             return AuthResults::unchecked(Verdict::PermError, None);
         };
@@ -366,6 +373,38 @@ pub fn parse_nameserver(server: &str) -> Result<SocketAddr, String> {
         .map_err(|_| {
             format!("auth.nameservers: {server:?} is not an IP or IP:PORT (e.g. \"127.0.0.53\" or \"[::1]:53\")")
         })
+}
+
+/// Why a message has no one identity, if it has not: more than one From
+/// field (RFC 5322 §3.6 allows one; DMARC treats several as a failure), or a
+/// line without a colon in the header block, which header parsers read
+/// differently (one stops there, another skips it and reads on), so the
+/// domain the checks authenticate and the reporter the report names could
+/// differ. One linear scan of the header block.
+pub fn identity_problem(raw: &[u8]) -> Option<&'static str> {
+    let mut froms = 0;
+    for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(first) = line.first() else {
+            return None; // the end of the header block
+        };
+        if *first == b' ' || *first == b'\t' {
+            continue; // folded
+        }
+        if i == 0 && line.starts_with(b"From ") {
+            continue; // an mbox separator
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return Some("a header line without a colon");
+        };
+        if line[..colon].trim_ascii().eq_ignore_ascii_case(b"from") {
+            froms += 1;
+            if froms > 1 {
+                return Some("several From fields");
+            }
+        }
+    }
+    None
 }
 
 /// Who a message says sent it, for the memory of failing senders: the From
@@ -640,6 +679,21 @@ mod tests {
         assert!(!within("example.org", "mail.example.org"));
         assert!(!within("badexample.org", "example.org"));
         assert!(!within("example.org", ""));
+    }
+
+    #[test]
+    fn a_message_has_one_identity_or_none() {
+        let one = b"From: a@example.org\r\nSubject: x\r\n folded\r\n\r\nFrom: in the body\r\nno colon\r\n";
+        assert_eq!(identity_problem(one), None);
+        let mbox = b"From a@example.org Thu Dec  3 08:00:00 2026\nFrom: a@example.org\n\nbody\n";
+        assert_eq!(identity_problem(mbox), None);
+        let two = b"From: mallory@good.example.org\r\nFROM : alice@reporter.example.org\r\n\r\n";
+        assert_eq!(identity_problem(two), Some("several From fields"));
+        let spacer = b"From: mallory@good.example.org\r\nX-Spacer\r\nFrom: alice@reporter.example.org\r\n\r\n";
+        assert_eq!(
+            identity_problem(spacer),
+            Some("a header line without a colon")
+        );
     }
 
     #[test]

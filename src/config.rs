@@ -114,7 +114,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             max_memory_bytes: 2 * 1024 * 1024 * 1024,
-            max_seconds_per_message: 60,
+            max_seconds_per_message: 10,
             max_batch_bytes: 64 * 1024 * 1024,
             binary: None,
             processes: 0,

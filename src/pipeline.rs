@@ -25,6 +25,32 @@ pub const MAX_ATTEMPTS: usize = 2;
 /// Body text kept for full-text search, per report.
 const SEARCH_TEXT_BYTES: usize = 64 * 1024;
 
+/// What a report keeps of values that are indexed or searched, at most: a
+/// database refuses longer ones (PostgreSQL's B-tree entries hold about
+/// 2,700 bytes, a `tsvector` 1 MB). Longer values are cut at a character
+/// boundary, marked `…`, with a parse warning.
+/// The reporter's address (an SMTP path holds 256).
+pub const REPORTER_BYTES: usize = 254;
+/// The subject (RFC 5322 lines hold 998).
+pub const SUBJECT_BYTES: usize = 998;
+/// The Message-ID.
+pub const MESSAGE_ID_BYTES: usize = 998;
+
+/// Cuts the subject and Message-ID to what a report keeps.
+fn cap_stored_values(parsed: &mut parse::Parsed) {
+    for (value, limit, name) in [
+        (&mut parsed.subject, SUBJECT_BYTES, "subject"),
+        (&mut parsed.message_id, MESSAGE_ID_BYTES, "Message-ID"),
+    ] {
+        if let Some(long) = value.as_mut().filter(|v| v.len() > limit) {
+            *long = format!("{}…", crate::truncate_at_char(long, limit));
+            parsed.warnings.push(format!(
+                "header: the {name} is longer than {limit} bytes; cut"
+            ));
+        }
+    }
+}
+
 /// A transaction of reports is closed once it holds this many evidence rows
 /// (so it can exceed them by one report's rows).
 const ROWS_PER_TRANSACTION: usize = 2048;
@@ -120,7 +146,8 @@ impl Pipeline {
 
     /// Turns one raw message into a report draft. Pure.
     pub fn process(&self, raw: &RawMessage) -> ReportDraft {
-        let parsed = parse::parse(&raw.bytes);
+        let mut parsed = parse::parse(&raw.bytes);
+        cap_stored_values(&mut parsed);
         let received_at = DateTime::parse_from_rfc3339(&raw.received_at)
             .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
         let ev = evidence::extract(&parsed, received_at);
@@ -138,17 +165,27 @@ impl Pipeline {
             .feeds
             .recognise(&senders, parsed.subject.as_deref(), &parsed.headers);
         let class = classify::classify(&ev, parsed.subject.as_deref(), &self.rules, feed);
-        let reporter = parsed
+        let mut reporter = parsed
             .from
             .clone()
             .or_else(|| envelope_sender.map(str::to_owned));
+        // An address longer than SMTP allows is kept, cut, for the operator;
+        // nobody is answered at a cut address.
+        let mut reply_reporter = reporter.clone();
+        if let Some(long) = reporter.as_mut().filter(|r| r.len() > REPORTER_BYTES) {
+            *long = format!("{}…", crate::truncate_at_char(long, REPORTER_BYTES));
+            parsed.warnings.push(format!(
+                "header: the reporter's address is longer than {REPORTER_BYTES} bytes; cut"
+            ));
+            reply_reporter = None;
+        }
         // The sender checks run after the report is stored (they wait for
         // DNS; the report does not): until then its reply waits.
         let checks_pending = self.config.auth.enabled && raw.auth.is_none();
         let facts = reply::Facts {
             sender: &raw.envelope.mail_from,
             headers: &parsed.headers,
-            reporter: reporter.as_deref(),
+            reporter: reply_reporter.as_deref(),
             formats: &ev.formats,
             missing: &class.missing,
             auth: raw.auth.as_ref(),
@@ -160,7 +197,8 @@ impl Pipeline {
             let (reply, reason) = reply::decide(&facts, &self.reply);
             (reply, reason, None)
         };
-        let reply_to = reply::reply_address(reporter.as_deref(), parsed.headers.get("reply-to"));
+        let reply_to =
+            reply::reply_address(reply_reporter.as_deref(), parsed.headers.get("reply-to"));
         let mut seen = std::collections::HashSet::new();
         let sources: Vec<_> = ev
             .rows

@@ -504,6 +504,70 @@ async fn several_workers_process_each_message_once_and_a_killed_one_loses_nothin
     server.stop().await;
 }
 
+on_both_stores!(
+    values_a_database_would_refuse_are_cut_and_the_batch_is_stored,
+    values_a_database_would_refuse_are_cut_and_the_batch_is_stored_on_postgres,
+    refused_values
+);
+/// A 6,000-character From address and a 2.6 MB subject (PostgreSQL refused
+/// both: a B-tree entry past 2,704 bytes, a `tsvector` past 1 MB) among five
+/// ordinary messages: all seven become reports, the long values cut with a
+/// warning, and nobody is answered at a cut address.
+async fn refused_values(store: crate::util::Store) {
+    let mut config = Config::default();
+    config.auth.enabled = false;
+    config.reply.require_auth = false;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
+    let (db, addr) = (server.db_path(), server.addr);
+    tokio::task::spawn_blocking(move || {
+        let long_from = format!(
+            "From: {}@example.net\r\nSubject: long from\r\nMessage-ID: <lf@example.net>\r\n\r\n\
+             Brute force from 192.0.2.10 against 198.51.100.7 port 22.\r\n",
+            "a".repeat(6_000)
+        );
+        let long_subject = format!(
+            "From: r@example.net\r\nSubject: {}\r\nMessage-ID: <ls@example.net>\r\n\r\n\
+             Brute force from 192.0.2.10 against 198.51.100.7 port 22.\r\n",
+            "word ".repeat(520_000)
+        );
+        for (i, body) in [long_from.into_bytes(), long_subject.into_bytes()]
+            .into_iter()
+            .chain((0..5).map(|i| crate::util::message(&format!("innocent-{i}"), "innocent")))
+            .enumerate()
+        {
+            assert!(send(addr, &body).starts_with("250"), "message {i}");
+        }
+    })
+    .await
+    .unwrap();
+    wait_drained(&db, 60);
+    let statuses = raw_status(&db);
+    assert!(
+        statuses.iter().all(|(s, _)| s == "processed"),
+        "{statuses:?}"
+    );
+    assert_eq!(crate::util::count_rows(&db, "reports"), 7);
+    let warnings = warnings_of(&db, "long from");
+    assert!(
+        warnings.contains("reporter's address is longer than 254"),
+        "{warnings}"
+    );
+    let cut = crate::util::texts(
+        &db,
+        "SELECT reply_reason FROM reports WHERE subject = 'long from'",
+    );
+    assert_eq!(cut, vec![Some("no reporter address".to_owned())]);
+    let subjects = crate::util::texts(
+        &db,
+        "SELECT length(subject) FROM reports WHERE subject LIKE 'word word%'",
+    );
+    assert_eq!(subjects.len(), 1);
+    assert!(subjects[0].as_deref().unwrap().parse::<usize>().unwrap() <= 999);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_past_the_daemon_wide_budget_is_452_and_the_budget_comes_back() {
     let mut config = Config::default();

@@ -506,6 +506,92 @@ async fn follow_ups_join(store: Store) {
     server.stop().await;
 }
 
+/// A follow-up hijack by header differential: one From that the sender
+/// checks read (a domain whose SPF passes from here), a line without a
+/// colon, then the reporter's From that a parser reading on takes. Such a
+/// message authenticates nobody and never joins a report without its token.
+/// And a Reply-To in another organisation under a public suffix is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_differential_hijacks_nothing_and_reply_to_stays_in_the_organisation() {
+    let key = TestKey::new();
+    let mut zone = zone(&key);
+    txt(&mut zone, "good.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    a(
+        &mut zone,
+        "good.co.uk",
+        std::net::Ipv4Addr::new(192, 0, 2, 26),
+    );
+    let dns = DnsServer::start(zone).await;
+    let server = TestServer::start(checked_config(&dns, 10)).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        // Report 1, from an authenticated reporter, missing the logs.
+        let first = key.sign(
+            "signed.example",
+            "From: soc@signed.example\r\nTo: abuse@example.com\r\nSubject: hacker\r\n\
+             Message-ID: <d1@signed.example>\r\n\r\nSomeone at 192.0.2.10 is hacking us.\r\n",
+        );
+        accepted(server_ref, "soc@signed.example", &first);
+        wait_processed(&db);
+        let logs = "2026-12-01T05:58:01Z sshd[1]: Failed password for root from 198.51.100.99 port 1 ssh2 on 203.0.113.50 port 22\r\n";
+        for spacer in ["X-Spacer\r\n", ""] {
+            let hijack = format!(
+                "From: mallory@spfonly.example\r\n{spacer}From: soc@signed.example\r\n\
+                 Subject: Re: [abuse #1] logs\r\nMessage-ID: <h{}@spfonly.example>\r\n\r\n{logs}",
+                spacer.len()
+            );
+            accepted(server_ref, "mallory@spfonly.example", &hijack);
+        }
+        // An authenticated sender under a public suffix aims its Reply-To
+        // at another organisation there.
+        let aimed = "From: noc@good.co.uk\r\nReply-To: victim@bank.co.uk\r\nTo: abuse@example.com\r\n\
+             Subject: scan\r\nMessage-ID: <r1@good.co.uk>\r\n\r\n\
+             2026-12-01T05:58:01Z sshd[1]: Failed password for root from 192.0.2.44 port 1 ssh2 on 203.0.113.50 port 22\r\n";
+        accepted(server_ref, "noc@good.co.uk", aimed);
+        wait_processed(&db);
+    });
+    let original = show(&db, 1);
+    assert!(
+        !original["ips"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("198.51.100.99")),
+        "{original}"
+    );
+    assert_eq!(original["reply"], "needs_info", "{original}");
+    for n in [2, 3] {
+        let hijack = show(&db, n);
+        assert_eq!(hijack["auth"]["authenticated"], false, "{hijack}");
+        assert!(
+            !hijack["reply_reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("merged"),
+            "{hijack}"
+        );
+    }
+    let spacer = show(&db, 2);
+    assert!(
+        spacer["auth"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a header line without a colon"),
+        "{spacer}"
+    );
+    // Report 1's needs_info and the aimed report's ack: nothing to soc@ for
+    // the hijacks, nothing to the victim.
+    let recipients = crate::util::texts(&db, "SELECT recipient FROM outbox ORDER BY id");
+    assert_eq!(
+        recipients,
+        vec![
+            Some("soc@signed.example".to_owned()),
+            Some("noc@good.co.uk".to_owned())
+        ]
+    );
+    server.stop().await;
+}
+
 on_both_stores!(
     rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds,
     rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds_on_postgres,

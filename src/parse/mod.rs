@@ -176,16 +176,18 @@ pub fn parse(raw: &[u8]) -> Parsed {
 
 /// Where the `(n+1)`-th `Content-Type: multipart/…` or `message/…` header
 /// line starts, if there is one. One linear pass; folded values are followed.
+/// A line's header name is read as mail-parser reads it: every byte before
+/// the colon that is not white space, in any case, so `Content-Type :`,
+/// `Content -Type:` and ` content-type:` all count.
 fn nth_container_header(raw: &[u8], n: usize) -> Option<usize> {
-    const NAME: &[u8] = b"content-type:";
     let mut seen = 0;
     let mut at = 0;
     while at < raw.len() {
         let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i + 1);
         let line = &raw[at..end];
-        if line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+        if let Some(value_at) = content_type_value(line) {
             // The value, possibly on the next (folded) lines.
-            let mut value = &raw[at + NAME.len()..];
+            let mut value = &raw[at + value_at..];
             loop {
                 let skip = value
                     .iter()
@@ -207,6 +209,28 @@ fn nth_container_header(raw: &[u8], n: usize) -> Option<usize> {
             }
         }
         at = end;
+    }
+    None
+}
+
+/// Where the value starts when `line` is a `Content-Type` header line, read
+/// as mail-parser reads header names.
+fn content_type_value(line: &[u8]) -> Option<usize> {
+    const NAME: &[u8] = b"content-type";
+    let mut matched = 0;
+    for (i, &b) in line.iter().enumerate() {
+        match b {
+            b':' if matched == 0 => {} // mail-parser skips colons before a name
+            b':' => return (matched == NAME.len()).then_some(i + 1),
+            b'\n' => return None,
+            b if b.is_ascii_whitespace() => {}
+            b => {
+                if matched == NAME.len() || !b.eq_ignore_ascii_case(&NAME[matched]) {
+                    return None;
+                }
+                matched += 1;
+            }
+        }
     }
     None
 }
@@ -533,6 +557,36 @@ mod tests {
         let flat = b"Content-Type: text/plain\r\n\r\nContent-Type: multipart/mixed\r\n";
         assert_eq!(nth_container_header(flat, 1), None);
         assert_eq!(nth_container_header(flat, 0), Some(28));
+    }
+
+    #[test]
+    fn container_headers_are_counted_as_the_parser_reads_their_names() {
+        for spelling in [
+            "Content-Type :",
+            "Content -Type:",
+            "content-type:",
+            " CONTENT-TYPE:",
+            ":Content-Type:",
+            "Content-\tType\t:",
+        ] {
+            let line = format!("{spelling} message/rfc822\r\n\r\n");
+            let raw: Vec<u8> = line.repeat(MAX_CONTAINERS + 1).into_bytes();
+            assert!(
+                nth_container_header(&raw, MAX_CONTAINERS).is_some(),
+                "{spelling:?} not counted"
+            );
+        }
+        for other in [
+            "Content-Typed: message/rfc822",
+            "X-Content-Type: message/rfc822",
+        ] {
+            let raw = format!("{other}\r\n").repeat(MAX_CONTAINERS + 1);
+            assert_eq!(
+                nth_container_header(raw.as_bytes(), MAX_CONTAINERS),
+                None,
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct Original<'a> {
 pub struct Claimant<'a> {
     pub id: i64,
     pub reporter: Option<&'a str>,
-    pub authenticated: bool,
+    /// The domain the sender checks authenticated (`None`: none was).
+    pub authenticated_domain: Option<&'a str>,
     /// It carried the report's valid token.
     pub has_token: bool,
 }
@@ -45,7 +46,16 @@ pub fn may_merge(original: &Original<'_>, claimant: &Claimant<'_>) -> Result<(),
         (Some(a), Some(b)) => limits::key(a) == limits::key(b),
         _ => false,
     };
-    if same_reporter && claimant.authenticated {
+    // The domain the checks authenticated must be the original reporter's
+    // organisation's: a message whose From lines the checks and the parser
+    // read differently authenticates one domain and names another.
+    let authenticated_as_reporter = match (claimant.authenticated_domain, original.reporter) {
+        (Some(domain), Some(reporter)) => {
+            limits::organisation(domain) == limits::organisation(&limits::domain(reporter))
+        }
+        _ => false,
+    };
+    if same_reporter && authenticated_as_reporter {
         Ok(())
     } else {
         Err("no valid report token, and not the report's authenticated reporter")
@@ -127,7 +137,11 @@ pub fn plan_merge(
         &Claimant {
             id,
             reporter: follow_up.reporter.as_deref(),
-            authenticated: follow_up.auth.as_ref().is_some_and(|a| a.authenticated),
+            authenticated_domain: follow_up
+                .auth
+                .as_ref()
+                .filter(|a| a.authenticated)
+                .and_then(|a| a.domain.as_deref()),
             has_token,
         },
     );
@@ -192,28 +206,40 @@ mod tests {
             reporter: Some("Reporter@example.net"),
             resolved: false,
         };
-        let claimant = |reporter, authenticated, has_token| Claimant {
+        let claimant = |reporter, authenticated: Option<&'static str>, has_token| Claimant {
             id: 9,
             reporter: Some(reporter),
-            authenticated,
+            authenticated_domain: authenticated,
             has_token,
         };
-        assert!(may_merge(&original, &claimant("x@evil.example", false, true)).is_ok());
-        assert!(may_merge(&original, &claimant("reporter@example.net", true, false)).is_ok());
+        let reporters = Some("example.net");
+        assert!(may_merge(&original, &claimant("x@evil.example", None, true)).is_ok());
+        assert!(may_merge(
+            &original,
+            &claimant("reporter@example.net", reporters, false)
+        )
+        .is_ok());
+        // ...a subdomain of the reporter's organisation authenticated too.
+        let sub = Some("mail.example.net");
+        assert!(may_merge(&original, &claimant("reporter@example.net", sub, false)).is_ok());
         // A forged From of the reporter (case changed or not) is not enough.
-        assert!(may_merge(&original, &claimant("REPORTER@example.net", false, false)).is_err());
-        assert!(may_merge(&original, &claimant("x@evil.example", true, false)).is_err());
+        assert!(may_merge(&original, &claimant("REPORTER@example.net", None, false)).is_err());
+        assert!(may_merge(&original, &claimant("x@evil.example", reporters, false)).is_err());
+        // The header differential: the parser reads the reporter's From,
+        // the checks authenticated another domain (a first From line).
+        let other = Some("good.example.org");
+        assert!(may_merge(&original, &claimant("reporter@example.net", other, false)).is_err());
         let resolved = Original {
             resolved: true,
             ..original
         };
-        assert!(may_merge(&resolved, &claimant("x@evil.example", true, true)).is_err());
+        assert!(may_merge(&resolved, &claimant("x@evil.example", reporters, true)).is_err());
         let itself = Original {
             id: 9,
             reporter: Some("reporter@example.net"),
             resolved: false,
         };
-        assert!(may_merge(&itself, &claimant("reporter@example.net", true, true)).is_err());
+        assert!(may_merge(&itself, &claimant("reporter@example.net", reporters, true)).is_err());
     }
 
     fn original() -> OriginalReport {

@@ -45,6 +45,21 @@ pub fn domain(address: &str) -> String {
         .to_lowercase()
 }
 
+/// The organisational domain of a domain name (RFC 7489 §3.2): its
+/// registrable part under the Public Suffix List, lower case
+/// (`mail.cert.example.co.uk` → `example.co.uk`); a name that is itself a
+/// public suffix, or has none known, is its own organisation.
+pub fn organisation(domain: &str) -> String {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    psl::domain_str(&domain).map_or_else(|| domain.clone(), str::to_owned)
+}
+
+/// Whether two addresses' domains belong to one organisation.
+pub fn same_organisation(a: &str, b: &str) -> bool {
+    let (a, b) = (domain(a), domain(b));
+    !a.is_empty() && organisation(&a) == organisation(&b)
+}
+
 /// `Err(reason)` when one more reply would pass a limit.
 pub fn check(recent: Recent, limits: Limits) -> Result<(), String> {
     if recent.global >= u64::from(limits.global) {
@@ -71,6 +86,28 @@ pub fn check(recent: Recent, limits: Limits) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn organisations_follow_the_public_suffix_list() {
+        assert_eq!(organisation("Mail.Cert.Example.co.uk."), "example.co.uk");
+        assert_eq!(organisation("example.org"), "example.org");
+        assert_eq!(organisation("a.b.example.org"), "example.org");
+        // Anyone may register under these: each name is its own organisation.
+        assert!(!same_organisation(
+            "mallory@evil.co.uk",
+            "victim@bank.co.uk"
+        ));
+        assert!(!same_organisation("a@alice.github.io", "b@bob.github.io"));
+        assert!(!same_organisation("a@x.com.au", "b@y.com.au"));
+        assert!(same_organisation(
+            "analyst@cert.example.org",
+            "tickets@example.org"
+        ));
+        assert!(!same_organisation(
+            "a@good.example.org",
+            "b@victim.example.net"
+        ));
+    }
 
     #[test]
     fn case_and_sub_address_variants_share_one_key() {

@@ -194,7 +194,8 @@ pub fn checks_suppression(
 }
 
 /// Where a reply to `reporter` goes: the `Reply-To` address when the
-/// reporter set one in their own organisation's domain (ticket systems do:
+/// reporter set one in their own organisation's domain (its registrable
+/// domain under the Public Suffix List; ticket systems do:
 /// `From: analyst@cert.example`, `Reply-To: tickets@cert.example`), else
 /// the reporter. A `Reply-To` elsewhere is ignored: the reply would go to
 /// an address nobody authenticated.
@@ -209,13 +210,8 @@ pub fn reply_address(reporter: Option<&str>, reply_to: Option<&str>) -> Option<S
         let address = address.trim();
         (address.contains('@') && !address.contains(char::is_whitespace)).then_some(address)
     });
-    let org = |address: &str| {
-        let domain = limits::domain(address);
-        let labels: Vec<&str> = domain.split('.').collect();
-        labels[labels.len().saturating_sub(2)..].join(".")
-    };
     match candidate {
-        Some(address) if org(address) == org(reporter) => Some(address.to_owned()),
+        Some(address) if limits::same_organisation(address, reporter) => Some(address.to_owned()),
         _ => Some(reporter.to_owned()),
     }
 }

@@ -134,6 +134,42 @@ pub enum Error {
 }
 
 impl Error {
+    /// The database refused the data itself (a value too long for an index
+    /// or the search text, a constraint, a malformed value): the same row
+    /// fails again, whatever else is in its transaction. Not a full disk, a
+    /// lost connection or a lock: those pass.
+    pub fn is_refused_data(&self) -> bool {
+        match self {
+            Error::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch)
+            ),
+            Error::Postgres(e) => e.code().is_some_and(|code| {
+                // Class 22 data exception, 23 integrity constraint, 54
+                // program limit exceeded (index row size, tsvector size).
+                let class = &code.code()[..2];
+                matches!(class, "22" | "23" | "54")
+            }),
+            _ => false,
+        }
+    }
+
+    /// The database's own words: for PostgreSQL its message and SQLSTATE
+    /// (what its server log would say), for SQLite its message and code.
+    pub fn database_text(&self) -> String {
+        match self {
+            Error::Postgres(e) => match e.as_db_error() {
+                Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                None => e.to_string(),
+            },
+            Error::Sqlite(e) => match e.sqlite_error() {
+                Some(code) => format!("{e} (SQLite code {})", code.extended_code),
+                None => e.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
     /// The disk (or SQLite's page limit) is full: RFC 5321 452 territory.
     pub fn is_storage_full(&self) -> bool {
         match self {

@@ -424,7 +424,7 @@ impl Db {
         if lite {
             self.lite()?.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        let result = self.write(|q| {
+        let grouped = self.write(|q| {
             groups
                 .iter()
                 .map(|(outcomes, processed_at)| {
@@ -435,10 +435,43 @@ impl Db {
                 })
                 .collect()
         });
+        let result = match grouped {
+            Err(error) if error.is_refused_data() => groups
+                .iter()
+                .map(|(outcomes, processed_at)| self.save_one_by_one(outcomes, processed_at))
+                .collect(),
+            other => other,
+        };
         if lite {
             self.lite()?.pragma_update(None, "synchronous", "FULL")?;
         }
         result
+    }
+
+    /// After a transaction of several reports failed on its data: each in a
+    /// transaction of its own, so the innocent ones are stored; one that
+    /// the database refuses again is quarantined (`failed`) with the
+    /// database's own words, and logged with them.
+    fn save_one_by_one(
+        &mut self,
+        outcomes: &[Outcome],
+        processed_at: &str,
+    ) -> Result<Vec<Option<Stored>>, Error> {
+        let mut stored = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match self.write(|q| save_outcome(q, outcome, processed_at)) {
+                Ok(one) => stored.push(one),
+                Err(error) if error.is_refused_data() => {
+                    let why = format!("the database refused the report: {}", error.database_text());
+                    tracing::error!(raw_id = outcome.raw_id.0, error = %why, "message quarantined as failed");
+                    crate::metrics::get().quarantined.inc();
+                    self.write(|q| mark_raw(q, outcome.raw_id, RawStatus::Failed, Some(&why)))?;
+                    stored.push(None);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(stored)
     }
 
     /// Stores the outcome of processing each raw message, in one transaction:
@@ -452,12 +485,16 @@ impl Db {
         outcomes: &[Outcome],
         processed_at: &str,
     ) -> Result<Vec<Option<Stored>>, Error> {
-        self.write(|q| {
+        let together = self.write(|q| {
             outcomes
                 .iter()
                 .map(|outcome| save_outcome(q, outcome, processed_at))
                 .collect()
-        })
+        });
+        match together {
+            Err(error) if error.is_refused_data() => self.save_one_by_one(outcomes, processed_at),
+            other => other,
+        }
     }
 
     /// One report by id.

@@ -53,6 +53,14 @@ impl TestServer {
         if config.worker.binary.is_none() {
             config.worker.binary = Some(env!("CARGO_BIN_EXE_abuse-inbox").into());
         }
+        // The worker child is a debug build here, ten to twenty times slower
+        // than the release build the 10 s default is for: the hostile
+        // messages that take a release child well under a second take it
+        // longer than that.
+        if config.worker.max_seconds_per_message == Config::default().worker.max_seconds_per_message
+        {
+            config.worker.max_seconds_per_message = 120;
+        }
         if config.smtp.idle_timeout_seconds == Config::default().smtp.idle_timeout_seconds {
             config.smtp.idle_timeout_seconds = 10; // a wedged session fails fast
         }
