@@ -28,8 +28,12 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error};
 
 /// Messages in hand per worker process, at most (fewer when they are large),
-/// counting those processed and waiting for the writer.
+/// counting those processed and waiting for the writer...
 const PER_PROCESS: usize = 64;
+/// ...and while SMTP sessions are committing (a burst): the reports would
+/// wait for the writer anyway, so the processes do little ahead and leave
+/// intake the CPU.
+const PER_PROCESS_DURING_INTAKE: usize = 4;
 /// Rounds of outcomes handed to the writer and not waited for, at most: the
 /// writer always has the next round while the worker hands out more work.
 const ROUNDS_IN_FLIGHT: usize = 2;
@@ -114,6 +118,7 @@ impl Worker {
                         pool: Vec::new(),
                         in_hand: HashMap::new(),
                         in_hand_bytes: 0,
+                        queued: Vec::new(),
                         ready: Vec::new(),
                         writing: std::collections::VecDeque::new(),
                     };
@@ -159,7 +164,7 @@ impl Processor {
         let handle = std::thread::Builder::new()
             .name(format!("pipeline-{n}"))
             .spawn(move || {
-                lower_priority();
+                set_niceness(PROCESSOR_NICENESS);
                 let mut child = Isolated::new();
                 for raw in rx {
                     if stop.load(Ordering::SeqCst) {
@@ -203,22 +208,32 @@ struct Dispatcher {
     /// processor each went to.
     in_hand: HashMap<RawId, usize>,
     in_hand_bytes: u64,
+    /// Messages queued for (or in) each processor.
+    queued: Vec<usize>,
     /// Outcomes waiting to be stored.
     ready: Vec<(RawMessage, Outcome)>,
     /// Rounds handed to the writer, oldest first.
     writing: std::collections::VecDeque<(Vec<RawMessage>, Submitted<WorkerPending>)>,
 }
 
-/// Nice value of the worker thread: under load, SMTP replies come first and
+/// Nice value of the dispatcher: under load, SMTP replies come first and
 /// the backlog is worked off in the gaps (DESIGN: p99 DATA→250).
 const NICENESS: libc::c_int = 10;
+/// Nice value of the processor threads and the worker children they start
+/// (a child inherits it): several of them parse at once, and together they
+/// must still leave intake the CPU it asks for.
+const PROCESSOR_NICENESS: libc::c_int = 19;
 
 fn lower_priority() {
+    set_niceness(NICENESS);
+}
+
+fn set_niceness(niceness: libc::c_int) {
     // SAFETY: setpriority with PRIO_PROCESS and tid 0 only changes the nice
     // value of the calling thread (Linux keeps it per thread); no memory is touched.
     #[cfg(target_os = "linux")]
     unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, NICENESS);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, niceness);
     }
 }
 
@@ -338,6 +353,7 @@ impl Dispatcher {
 
     fn resize(&mut self, processes: usize) {
         self.pool.clear();
+        self.queued = vec![0; processes];
         for n in 0..processes {
             match Processor::start(
                 self.runtime.clone(),
@@ -354,7 +370,12 @@ impl Dispatcher {
     /// Reads pending messages not in hand yet and gives each to the
     /// processor with the least in hand; how many were handed out.
     fn hand_out(&mut self, processes: usize, max_bytes: u64) -> usize {
-        let room = (processes * PER_PROCESS).saturating_sub(self.in_hand.len());
+        let per_process = if self.sink.intake_busy() {
+            PER_PROCESS_DURING_INTAKE
+        } else {
+            PER_PROCESS
+        };
+        let room = (processes * per_process).saturating_sub(self.in_hand.len());
         let bytes_left = max_bytes.saturating_sub(self.in_hand_bytes);
         if room == 0 || self.pool.is_empty() || (bytes_left == 0 && !self.in_hand.is_empty()) {
             return 0;
@@ -383,13 +404,9 @@ impl Dispatcher {
             if handed >= room {
                 break;
             }
-            let mut load = vec![0usize; self.pool.len()];
-            for p in self.in_hand.values() {
-                if let Some(l) = load.get_mut(*p) {
-                    *l += 1;
-                }
-            }
-            let target = (0..self.pool.len()).min_by_key(|p| load[*p]).unwrap_or(0);
+            let target = (0..self.pool.len())
+                .min_by_key(|p| self.queued.get(*p).copied().unwrap_or(0))
+                .unwrap_or(0);
             let (id, size) = (raw.id, raw.bytes.len() as u64);
             let Some(jobs) = self.pool[target].jobs.as_ref() else {
                 break;
@@ -399,6 +416,9 @@ impl Dispatcher {
             }
             self.in_hand.insert(id, target);
             self.in_hand_bytes += size;
+            if let Some(q) = self.queued.get_mut(target) {
+                *q += 1;
+            }
             handed += 1;
         }
         if handed > 0 {
@@ -410,6 +430,13 @@ impl Dispatcher {
     fn take(&mut self, event: Event, unavailable_until: &mut Option<Instant>) {
         let Event::Done(done) = event else { return };
         let (raw, outcome) = *done;
+        if let Some(q) = self
+            .in_hand
+            .get(&raw.id)
+            .and_then(|p| self.queued.get_mut(*p))
+        {
+            *q = q.saturating_sub(1);
+        }
         match outcome {
             Some(outcome) => self.ready.push((raw, outcome)),
             None => {

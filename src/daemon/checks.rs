@@ -250,7 +250,7 @@ fn lower_priority() {
     // value of the calling thread; no memory is touched.
     #[cfg(target_os = "linux")]
     unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 5);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 

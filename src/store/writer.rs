@@ -60,7 +60,13 @@ struct OutboxRequest {
 #[derive(Clone)]
 pub struct CommitQueue {
     tx: mpsc::Sender<Request>,
+    /// When the last raw message was committed (milliseconds since `epoch`).
+    last_raw: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    epoch: Instant,
 }
+
+/// Intake counts as busy for this long after a raw commit.
+const INTAKE_BUSY_FOR: Duration = Duration::from_millis(100);
 
 impl CommitQueue {
     /// Starts the writer thread on `db`.
@@ -78,19 +84,44 @@ impl CommitQueue {
         on_failure: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<(CommitQueue, JoinHandle<bool>)> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let last_raw = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let epoch = Instant::now();
         let handle = std::thread::Builder::new()
             .name("commit-writer".into())
-            .spawn(move || {
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(db, rx, max_batch.max(1), min_free_bytes)
-                }));
-                if ran.is_err() {
-                    tracing::error!("commit writer failed; stopping");
-                    on_failure();
+            .spawn({
+                let last_raw = last_raw.clone();
+                move || {
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(db, rx, max_batch.max(1), min_free_bytes, &|| {
+                            let ms = epoch.elapsed().as_millis() as u64;
+                            last_raw.store(ms.max(1), std::sync::atomic::Ordering::Relaxed);
+                        })
+                    }));
+                    if ran.is_err() {
+                        tracing::error!("commit writer failed; stopping");
+                        on_failure();
+                    }
+                    ran.is_ok()
                 }
-                ran.is_ok()
             })?;
-        Ok((CommitQueue { tx }, handle))
+        Ok((
+            CommitQueue {
+                tx,
+                last_raw,
+                epoch,
+            },
+            handle,
+        ))
+    }
+
+    /// Whether SMTP sessions are committing now (a raw message was committed
+    /// in the last 100 ms): then reports wait, and work for them is best
+    /// not done ahead.
+    pub fn intake_busy(&self) -> bool {
+        let last = self.last_raw.load(std::sync::atomic::Ordering::Relaxed);
+        last != 0
+            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(last)
+                < INTAKE_BUSY_FOR.as_millis() as u64
     }
 
     /// Commits `incoming` durably; returns once its transaction is on disk.
@@ -148,6 +179,15 @@ impl CommitQueue {
 }
 
 impl WorkerSink {
+    /// Whether intake is committing now (SQLite's single writer; on
+    /// PostgreSQL reports have a connection of their own: never).
+    pub fn intake_busy(&self) -> bool {
+        match self {
+            WorkerSink::Queue(queue) => queue.intake_busy(),
+            WorkerSink::Direct(_) => false,
+        }
+    }
+
     /// Records ended sender checks through the writer or on this connection.
     ///
     /// # Errors
@@ -249,7 +289,13 @@ const IDLE_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
 /// waits for a quiet moment; this cap only matters under endless load.
 const FORCED_CHECKPOINT_BYTES: usize = 128 * 1024 * 1024;
 
-fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_bytes: u64) {
+fn run(
+    mut db: Db,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    min_free_bytes: u64,
+    raw_committed: &dyn Fn(),
+) {
     let mut floor = FreeSpace::new(db.file_path(), min_free_bytes);
     let mut raws: Vec<(Incoming, oneshot::Sender<Result<Committed, Error>>)> =
         Vec::with_capacity(max_batch);
@@ -347,6 +393,7 @@ fn run(mut db: Db, mut rx: mpsc::Receiver<Request>, max_batch: usize, min_free_b
                 commit_raws(&mut db, &mut raws);
             }
             last_raw = Some(Instant::now());
+            raw_committed();
         } else if let Some(wait) = reports
             .front()
             .filter(|_| open)
