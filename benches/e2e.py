@@ -108,6 +108,16 @@ class Dns:
         self.queries = 0
 
     async def start(self):
+        # The UDP port the system picks may be taken for TCP: pick again.
+        for _ in range(50):
+            try:
+                await self.bind()
+                return
+            except OSError:
+                self.udp_transport.close()
+        raise OSError("no loopback port free for both UDP and TCP")
+
+    async def bind(self):
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
@@ -126,7 +136,7 @@ class Dns:
                 if reply is not None:
                     loop.call_later(server.latency, self.transport.sendto, reply, addr)
 
-        await loop.create_datagram_endpoint(Udp, sock=sock)
+        self.udp_transport, _ = await loop.create_datagram_endpoint(Udp, sock=sock)
 
         async def tcp(reader, writer):
             try:

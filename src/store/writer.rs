@@ -278,7 +278,7 @@ const INTAKE_PAUSE: Duration = Duration::from_millis(3);
 /// ...unless its oldest message arrived this long ago: in an overload longer
 /// than this, reports and intake take turns again, so processing is never
 /// starved and the backlog stays bounded by how fast reports can be stored.
-const MAX_PROCESSING_LAG: Duration = Duration::from_secs(10);
+const MAX_PROCESSING_LAG: Duration = Duration::from_millis(500);
 
 /// Checkpoint when no request came for this long.
 const IDLE_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
@@ -411,10 +411,17 @@ fn run(
             // Batches that queued up while the writer was busy go in one
             // transaction (group commit for reports): its pages are written
             // once for all of them.
+            // While sessions commit, a report transaction stays short: an
+            // acknowledgement may be waiting behind it.
+            let limit = if last_raw.is_some_and(|t| t.elapsed() < INTAKE_BUSY_FOR) {
+                REPORT_GROUP_ROWS_DURING_INTAKE
+            } else {
+                REPORT_GROUP_ROWS
+            };
             let mut group = vec![first];
             let mut rows: usize = group[0].rows();
             while let Some(next) = reports.front() {
-                if rows + next.rows() > REPORT_GROUP_ROWS {
+                if rows + next.rows() > limit {
                     break;
                 }
                 rows += next.rows();
@@ -468,6 +475,8 @@ fn run(
 /// Evidence rows one grouped transaction of report batches may hold (a
 /// batch is never split, so the first can exceed it).
 const REPORT_GROUP_ROWS: usize = 4096;
+/// ...while SMTP sessions are committing.
+const REPORT_GROUP_ROWS_DURING_INTAKE: usize = 512;
 
 /// Reports waiting for the writer.
 struct ReportBatch {
