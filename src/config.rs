@@ -262,6 +262,9 @@ pub struct SmtpConfig {
     pub max_connections_per_ip: usize,
     /// Concurrent connections from one network: an IPv4 /24 or an IPv6 /64.
     pub max_connections_per_network: usize,
+    /// Concurrent connections from one larger network: an IPv4 /16 or an
+    /// IPv6 /48 (a customer's whole allocation).
+    pub max_connections_per_large_network: usize,
     /// DATA bytes held by all sessions together; past it new DATA gets
     /// `452 4.3.1` and a message that would cross it is refused the same way.
     pub max_data_bytes_in_flight: u64,
@@ -283,6 +286,7 @@ impl Default for SmtpConfig {
             max_connections: 1000,
             max_connections_per_ip: 50,
             max_connections_per_network: 100,
+            max_connections_per_large_network: 200,
             max_data_bytes_in_flight: 512 * 1024 * 1024,
             idle_timeout_seconds: 300,
             max_session_seconds: 600,
@@ -490,6 +494,11 @@ impl Config {
             smtp.max_connections_per_ip >= 1,
             "smtp.max_connections_per_ip",
             "must be >= 1",
+        );
+        check(
+            smtp.max_connections_per_large_network >= smtp.max_connections_per_network,
+            "smtp.max_connections_per_large_network",
+            "must be >= smtp.max_connections_per_network",
         );
         check(
             smtp.max_connections_per_network >= smtp.max_connections_per_ip,

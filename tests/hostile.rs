@@ -669,6 +669,59 @@ async fn one_network_cannot_take_every_slot_whatever_its_addresses() {
     server.stop().await;
 }
 
+/// A larger network (/16) has a cap of its own, and when idle sessions from
+/// a few networks fill the server, a newcomer from another network is let
+/// in: the longest-idle session of the most crowded network makes room.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crowd_of_idle_networks_cannot_keep_a_newcomer_out() {
+    let mut config = Config::default();
+    config.smtp.max_connections = 22;
+    config.smtp.max_connections_per_ip = 10;
+    config.smtp.max_connections_per_network = 10;
+    config.smtp.max_connections_per_large_network = 10;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut held = Vec::new();
+        let mut hold = |source: &str, n: usize| {
+            for _ in 0..n {
+                let mut s = connect_from(source, addr);
+                assert!(greeting(&mut s).starts_with("220"), "{source}");
+                held.push(s);
+            }
+        };
+        hold("127.4.0.2", 10);
+        // Another /24 of the same /16: the /16 is at its cap.
+        let mut refused = connect_from("127.4.1.2", addr);
+        assert!(greeting(&mut refused).starts_with("421 4.7.0"));
+        hold("127.1.0.2", 10);
+        hold("127.2.0.2", 2);
+        // The server is full (22). A newcomer from a fourth network gets in...
+        let mut newcomer = connect_from("127.3.0.2", addr);
+        assert!(greeting(&mut newcomer).starts_with("220"));
+        // ...and one idle session of a crowded network was closed for it.
+        let closed: Vec<String> = held
+            .iter_mut()
+            .filter_map(|s| {
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let reply = greeting(s);
+                (!reply.is_empty()).then_some(reply)
+            })
+            .collect();
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        assert!(closed[0].starts_with("421"), "{closed:?}");
+        // A client of a crowded network does not evict its own kind (or a
+        // network as crowded): full is full for it.
+        let mut crowded = connect_from("127.1.0.3", addr);
+        let reply = greeting(&mut crowded);
+        assert!(reply.starts_with("421 4.7.0"), "{reply}");
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn below_the_free_space_floor_intake_answers_452_and_stores_nothing() {
     let mut config = Config::default();

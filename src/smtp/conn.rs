@@ -86,7 +86,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             r = io.read_line(&mut line, config.smtp.max_line_bytes) => Ok(r),
         };
         match read {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => stops.touch(&ctx),
             Ok(Err(ReadError::Eof)) => break "client closed".to_owned(),
             Ok(Err(ReadError::Io(error))) => break format!("read failed: {error}"),
             Ok(Err(ReadError::Idle)) => {
