@@ -3,15 +3,21 @@
 //! ```text
 //!  SMTP client ─► smtp (intake) ─► store: raw message, durably ─► 250
 //!                                       │
-//!                        worker (resumes after a crash)
+//!              worker: a pool of supervised children (resumes after a crash)
 //!                                       ▼
-//!                 pipeline: parse ─► (evidence ─► classify ─► reply decision)
+//!        pipeline: parse ─► evidence ─► classify ─► reply rules without DNS
 //!                                       ▼
-//!                                store: report
+//!                                store: report ─► shown at once
+//!                                       │
+//!              daemon::checks: SPF, DKIM, DMARC, many at once, cached
+//!                                       ▼
+//!                  reply::settle ─► store: reply decided, outbox
 //! ```
 //!
-//! `ingest` enters the same path at "store". Only `smtp`, `store`, `worker`,
-//! `server` and `cli` do I/O; the stages inside `pipeline` are pure.
+//! `ingest` enters the same path at "store". I/O happens in `smtp`, `store`,
+//! `worker`, `isolate`, `daemon`, `server`, `auth` (DNS), `metrics`,
+//! `reply::sender` and `cli`; the stages inside `pipeline` and the rules in
+//! `reply` (but its sender) are pure.
 
 pub mod auth;
 pub mod base64;

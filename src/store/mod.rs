@@ -115,7 +115,7 @@ pub enum Error {
     /// A transaction of several batches failed; each batch gets its text.
     #[error("storing reports failed: {0}")]
     Batch(String),
-    #[error("this build cannot open {what} yet")]
+    #[error("{what} is not supported")]
     Unsupported { what: String },
     #[error("database {path} has schema version {found}; this build needs {known}: run a command that writes (`abuse-inbox serve`, `ingest` or `reprocess`) once to migrate it")]
     TooOld {
@@ -200,7 +200,7 @@ pub enum Role {
 
 /// Where a store lives, as `store.path` / `--db` name it: a SQLite file
 /// (`sqlite:PATH` or a plain path), or a PostgreSQL server
-/// (`postgres://…`), which this build cannot open yet.
+/// (`postgres://…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),

@@ -7,10 +7,11 @@
 //! node at a time, which claims it (`FOR UPDATE SKIP LOCKED`) for a lease;
 //! a node that dies leaves its claims to expire, and another takes them.
 //!
-//! Built so far: connecting and migrating (under an advisory lock, so nodes
-//! starting together migrate once), intake, and claiming work. The daemon
-//! and the commands do not open it yet (`store::open` refuses
-//! `postgres://`); report storage, the outbox and the queries come next.
+//! Here: connecting (TLS as the URL's `sslmode` asks), migrating (under an
+//! advisory lock, so nodes starting together migrate once), intake, and
+//! claiming work; the claims are renewed by the heartbeat
+//! (`daemon::lease`) and a report's write is fenced by its claim. Reports,
+//! the outbox and the queries share their SQL with SQLite (`store::sql`).
 
 use super::sql::PgConn;
 use super::Error;
