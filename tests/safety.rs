@@ -592,6 +592,77 @@ async fn a_header_differential_hijacks_nothing_and_reply_to_stays_in_the_organis
     server.stop().await;
 }
 
+/// A DKIM CPU bomb: many signatures of a domain with a published key, each
+/// listing thousands of headers the message lacks, among thousands of
+/// filler headers. Its signatures are not verified (the limits are checked
+/// before any work), and the reports behind it are decided at once, their
+/// senders authenticated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dkim_bomb_costs_a_scan_and_holds_no_one_up() {
+    let key = TestKey::new();
+    let dns = DnsServer::start(zone(&key)).await;
+    let server = TestServer::start(checked_config(&dns, 10)).await;
+    let db = server.db_path();
+    let server_ref = &server;
+    let started = Instant::now();
+    tokio::task::block_in_place(|| {
+        let names: Vec<String> = (0..2_000).map(|i| format!("x-missing-{i}")).collect();
+        let text = report("soc@signed.example", "bomb@signed.example", "bomb");
+        // The body hash is right (simple canonicalization: the body as it
+        // is), so a verifier gets as far as looking up the signed headers.
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let body_hash = {
+            use sha2::Digest;
+            data_encoding::BASE64.encode(&sha2::Sha256::digest(body.as_bytes()))
+        };
+        let signature = format!(
+            "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/simple; d=signed.example; s=test;\r\n\th={}; bh={body_hash}; b=AAAA\r\n",
+            names.join(":")
+        );
+        let mut bomb = signature.repeat(50);
+        for i in 0..20_000 {
+            bomb.push_str(&format!("X-Filler-{i}: y\r\n"));
+        }
+        bomb.push_str(&text);
+        accepted(server_ref, "soc@signed.example", &bomb);
+        for n in 0..5 {
+            let good = format!("noc{n}@spfonly.example");
+            accepted(
+                server_ref,
+                &good,
+                &report(
+                    &good,
+                    &format!("after{n}@spfonly.example"),
+                    "after the bomb",
+                ),
+            );
+        }
+        crate::util::wait_for(30, "the reports behind the bomb decided", || {
+            let decided = crate::util::texts(
+                &db,
+                "SELECT reply FROM reports WHERE reporter LIKE '%@spfonly.example'",
+            );
+            (decided.len() == 5 && decided.iter().all(|r| r.as_deref() == Some("ack")))
+                .then_some(())
+        });
+        wait_processed(&db);
+    });
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let bomb = show(&db, 1);
+    assert!(
+        bomb["auth"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("(not verified: header block too large)"),
+        "{bomb}"
+    );
+    assert_eq!(bomb["auth"]["dkim"], "neutral", "{bomb}");
+    for n in 2..=6 {
+        assert_eq!(show(&db, n)["auth"]["authenticated"], true);
+    }
+    server.stop().await;
+}
+
 on_both_stores!(
     rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds,
     rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds_on_postgres,
