@@ -722,6 +722,48 @@ async fn a_crowd_of_idle_networks_cannot_keep_a_newcomer_out() {
     server.stop().await;
 }
 
+/// Sessions that start while the server is three quarters full get a
+/// quarter of the idle timeout (at least 10 s): idle clients give their
+/// slots back sooner when slots are scarce.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_timeouts_shorten_under_pressure() {
+    let mut config = Config::default();
+    config.smtp.max_connections = 8;
+    config.smtp.idle_timeout_seconds = 60;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut held: Vec<TcpStream> = (0..8)
+            .map(|i| {
+                let mut s = connect_from(&format!("127.0.{i}.2"), addr);
+                assert!(greeting(&mut s).starts_with("220"));
+                s
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        // The last one started with one slot or none left: closed idle after
+        // 15 s (a quarter of 60)...
+        held[7]
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let closed = greeting(&mut held[7]);
+        let after = started.elapsed();
+        assert!(closed.starts_with("421 4.4.2"), "{closed}");
+        assert!(
+            after >= Duration::from_secs(13) && after < Duration::from_secs(25),
+            "{after:?}"
+        );
+        // ...the first one, started with room to spare, is still open.
+        held[0]
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert_eq!(greeting(&mut held[0]), "");
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn below_the_free_space_floor_intake_answers_452_and_stores_nothing() {
     let mut config = Config::default();

@@ -53,7 +53,13 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
     let runtime = ctx.runtime.current();
     let (config, tls) = (runtime.config.clone(), runtime.tls.clone());
     let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
-    let idle = std::time::Duration::from_secs(config.smtp.idle_timeout_seconds);
+    let idle = std::time::Duration::from_secs(if stops.under_pressure {
+        (config.smtp.idle_timeout_seconds / super::PRESSURE_IDLE_DIVISOR)
+            .max(super::PRESSURE_IDLE_FLOOR_SECONDS)
+            .min(config.smtp.idle_timeout_seconds)
+    } else {
+        config.smtp.idle_timeout_seconds
+    });
     let slot = Arc::new(Mutex::new(Slot::default()));
     let mut builder = mailin::SessionBuilder::new(config.smtp.hostname.clone());
     if tls.is_some() {

@@ -207,7 +207,16 @@ pub struct Stops {
     /// Milliseconds after the context's epoch when the session last read
     /// a line (the server closes the longest-idle ones first when full).
     pub active_at: Arc<std::sync::atomic::AtomicU64>,
+    /// The server was three quarters full when this session started: its
+    /// idle timeout is a quarter of `smtp.idle_timeout_seconds` (at least
+    /// 10 s), so idle clients give their slots back sooner.
+    pub under_pressure: bool,
 }
+
+/// Under pressure, idle timeouts are divided by this...
+pub const PRESSURE_IDLE_DIVISOR: u64 = 4;
+/// ...down to this many seconds at least.
+pub const PRESSURE_IDLE_FLOOR_SECONDS: u64 = 10;
 
 impl Stops {
     /// The session read a line now.
@@ -268,7 +277,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: Cancellat
         soft: shutdown.clone(),
         hard: CancellationToken::new(),
         active_at: Arc::default(),
+        under_pressure: false,
     };
+    let max_connections = ctx.config.smtp.max_connections;
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut conn_id = 0u64;
     loop {
@@ -324,6 +335,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: Cancellat
             soft: evict.clone(),
             hard: stops.hard.clone(),
             active_at: Arc::default(),
+            under_pressure: permits.available_permits() * 4 < max_connections,
         };
         session_stops.touch(&ctx);
         ctx.open_sessions().insert(
