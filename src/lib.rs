@@ -44,6 +44,21 @@ pub mod store;
 pub mod worker;
 pub mod xarf;
 
+/// An error and its causes in one line, each said once: a cause whose text
+/// the message before it already holds (`cannot listen on …: Address
+/// already in use`) is not repeated.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 /// Now, as RFC 3339 UTC with microseconds: the one timestamp format we store,
 /// fixed-width so that text order is time order.
 pub fn now_rfc3339() -> String {

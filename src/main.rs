@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("abuse-inbox: {error:#}");
+            eprintln!("abuse-inbox: {}", abuse_inbox::describe_error(&error));
             ExitCode::from(2)
         }
     }

@@ -23,9 +23,11 @@ use tracing::{info, warn};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
+        key: &'static str,
         addr: String,
+        #[source]
         source: std::io::Error,
     },
     #[error("cannot start a thread: {0}")]
@@ -125,6 +127,33 @@ impl Server {
         let config = runtime.current().config.clone();
         raise_open_files(config.smtp.max_connections);
         let location = store::Location::parse(&config.store.path);
+        // The listeners first: an address in use is refused before the
+        // store is created or opened.
+        let listener = TcpListener::bind(&config.smtp.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                key: "smtp.listen",
+                addr: config.smtp.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            key: "smtp.listen",
+            addr: config.smtp.listen.clone(),
+            source,
+        })?;
+        let metrics_listener = if config.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(
+                TcpListener::bind(&config.metrics.listen)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        key: "metrics.listen",
+                        addr: config.metrics.listen.clone(),
+                        source,
+                    })?,
+            )
+        };
         let lease = Duration::from_secs(config.store.claim_lease_seconds);
         let checks_on = config.auth.enabled;
         let (intake_db, worker_db, reports_db, checks_dbs, heartbeat_db) =
@@ -164,16 +193,6 @@ impl Server {
             })
             .await
             .expect("opening the database does not panic")?;
-        let listener = TcpListener::bind(&config.smtp.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.smtp.listen.clone(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: config.smtp.listen.clone(),
-            source,
-        })?;
         let shutdown = CancellationToken::new();
         let on_failure = {
             let shutdown = shutdown.clone();
@@ -237,25 +256,20 @@ impl Server {
                 sender_stop.clone(),
             ))
         });
-        let metrics_addr = if config.metrics.listen.is_empty() {
-            None
-        } else {
-            let listener = TcpListener::bind(&config.metrics.listen)
-                .await
-                .map_err(|source| Error::Bind {
-                    addr: config.metrics.listen.clone(),
-                    source,
-                })?;
-            let bound = listener.local_addr().ok();
-            tokio::spawn(crate::metrics::serve(
-                listener,
-                config.store.path.clone(),
-                config.metrics.max_connections,
-                std::time::Duration::from_secs(config.metrics.timeout_seconds),
-                sender_stop.clone(),
-            ));
-            info!(listen = %config.metrics.listen, "metrics listening");
-            bound
+        let metrics_addr = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let bound = listener.local_addr().ok();
+                tokio::spawn(crate::metrics::serve(
+                    listener,
+                    config.store.path.clone(),
+                    config.metrics.max_connections,
+                    std::time::Duration::from_secs(config.metrics.timeout_seconds),
+                    sender_stop.clone(),
+                ));
+                info!(listen = %config.metrics.listen, "metrics listening");
+                bound
+            }
         };
         info!(listen = %addr, db = %config.store.path.display(), "listening");
         Ok(Server {

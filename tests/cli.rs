@@ -903,6 +903,15 @@ fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on(sto
         evidence_before,
         "a dry run changed something"
     );
+    // Everything younger than a day, without --yes: refused, nothing changed.
+    let everything = abuse_inbox(&["prune", "--older-than", "0", "--db", &db]);
+    assert_eq!(everything.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&everything.stderr);
+    assert!(
+        stderr.contains("prune refused") && stderr.contains("--yes"),
+        "{stderr}"
+    );
+    assert_eq!(count("SELECT count(*) FROM evidence"), evidence_before);
     let done = json(&abuse_inbox(&["prune", "--older-than", "30", "--db", &db]));
     assert_eq!(done["pruned"]["raw_messages"], 1);
     let report = json(&abuse_inbox(&[
@@ -1205,4 +1214,27 @@ fn reports_explain_names_each_addresss_role_and_what_decided_it_on(store: Store)
             .code(),
         Some(2)
     );
+}
+
+/// An address in use: the error names the key and says its cause once, and
+/// nothing is created before it.
+#[test]
+fn a_listen_address_in_use_is_named_once_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never.db");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = abuse_inbox(&["serve", "--listen", &addr, "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (smtp.listen)")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!db.exists(), "the store was created before the bind failed");
 }

@@ -13,13 +13,38 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// `prune`: forgets people and addresses of old reports, keeps the counts.
-pub(super) fn prune(config: &Config, older_than: u32, dry_run: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn prune(
+    config: &Config,
+    older_than: u32,
+    dry_run: bool,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
     let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(older_than)))
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut db = admin_store(config)?;
+    if !dry_run && !yes {
+        let would = db.prune(&cutoff, true)?;
+        if let Some(why) = prune_needs_yes(older_than, would.reports, db.report_count()?) {
+            eprintln!("abuse-inbox: prune refused: {why}; see what it would do with --dry-run, and add --yes to do it");
+            return Ok(ExitCode::from(1));
+        }
+    }
     let pruned = db.prune(&cutoff, dry_run)?;
     print_json(&serde_json::json!({ "before": cutoff, "dry_run": dry_run, "pruned": pruned }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a prune needs `--yes`, if it does: it would erase reports younger
+/// than a day, or more than half of the store.
+fn prune_needs_yes(older_than_days: u32, would_prune: u64, reports: u64) -> Option<String> {
+    if older_than_days == 0 && would_prune > 0 {
+        return Some(format!(
+            "--older-than 0 erases every report's details, {would_prune} of {reports}"
+        ));
+    }
+    (would_prune * 2 > reports).then(|| {
+        format!("it would erase the details of {would_prune} of {reports} reports, more than half")
+    })
 }
 
 /// `backup`: a consistent copy while the daemon runs.
@@ -114,4 +139,18 @@ pub(super) fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Res
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prune_needs_yes;
+
+    #[test]
+    fn a_prune_of_everything_recent_or_of_most_reports_needs_yes() {
+        assert!(prune_needs_yes(0, 3, 10).is_some());
+        assert!(prune_needs_yes(0, 0, 10).is_none());
+        assert!(prune_needs_yes(30, 6, 10).is_some());
+        assert!(prune_needs_yes(30, 5, 10).is_none());
+        assert!(prune_needs_yes(365, 0, 0).is_none());
+    }
 }

@@ -102,6 +102,10 @@ pub enum Command {
         /// Only say what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// Prune even when it erases reports younger than a day
+        /// (`--older-than 0`) or more than half of the store.
+        #[arg(long)]
+        yes: bool,
     },
     /// Move a desk to another store (SQLite to PostgreSQL), raw messages
     /// included; run it again to continue or to catch up.

@@ -35,7 +35,11 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
             Ok(report) => print_json(&report)?,
             Err(error) => {
                 failed = true;
-                eprintln!("abuse-inbox: {}: {error:#}", file.display());
+                eprintln!(
+                    "abuse-inbox: {}: {}",
+                    file.display(),
+                    crate::describe_error(&error)
+                );
             }
         }
     }

@@ -77,7 +77,8 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Prune {
             older_than,
             dry_run,
-        } => admin::prune(config, older_than, dry_run),
+            yes,
+        } => admin::prune(config, older_than, dry_run, yes),
         Command::Backup { file } => admin::backup(config, &file),
         Command::MigrateStore { from, to } => admin::migrate_store(&from, &to),
         Command::Stats { format } => admin::stats(config, format),
