@@ -422,6 +422,17 @@ async fn killed_twice(store: crate::util::Store) {
     let discarded = json(&abuse_inbox(&["--db", db_arg, "raw", "discard", &id]));
     assert_eq!(discarded["discarded"], 1);
     assert_eq!(raw_status(&db)[1].0, "discarded");
+    // A processed message and one that does not exist: nothing to do, and
+    // the command says so (exit 1).
+    let nothing = abuse_inbox(&["--db", db_arg, "raw", "retry", "1", "999"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    let said: serde_json::Value = serde_json::from_slice(&nothing.stdout).unwrap();
+    assert_eq!(said["retried"], 0);
+    let stderr = String::from_utf8_lossy(&nothing.stderr);
+    assert!(
+        stderr.contains("2 of 2 messages changed nothing"),
+        "{stderr}"
+    );
 }
 
 /// The worker children run from `binary` now (a link only one test uses).

@@ -99,24 +99,42 @@ pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCo
         }
         RawCommand::Retry { ids: given } => {
             let mut db = admin_store(config)?;
+            let asked = ids(given);
             let n = db.set_raw_status(
-                &ids(given),
+                &asked,
                 &[RawStatus::Failed, RawStatus::Discarded],
                 RawStatus::Received,
             )?;
             print_json(&serde_json::json!({ "retried": n }))?;
+            return Ok(all_done(n, asked.len() as u64, "failed or discarded"));
         }
         RawCommand::Discard { ids: given } => {
             let mut db = admin_store(config)?;
+            let asked = ids(given);
             let n = db.set_raw_status(
-                &ids(given),
+                &asked,
                 &[RawStatus::Failed, RawStatus::Received],
                 RawStatus::Discarded,
             )?;
             print_json(&serde_json::json!({ "discarded": n }))?;
+            return Ok(all_done(n, asked.len() as u64, "failed or waiting"));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 0 when an action changed every message asked for; else 1, saying
+/// why for the others (stderr: stdout keeps the JSON).
+fn all_done(changed: u64, asked: u64, could_be: &str) -> ExitCode {
+    if changed >= asked {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "abuse-inbox: {} of {asked} messages changed nothing: only {could_be} messages can be \
+         (see abuse-inbox raw list --status failed), and each id must exist",
+        asked - changed
+    );
+    ExitCode::from(1)
 }
 
 pub(super) fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Result<()> {
