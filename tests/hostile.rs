@@ -579,6 +579,72 @@ async fn refused_values(store: crate::util::Store) {
     server.stop().await;
 }
 
+on_both_stores!(
+    a_report_the_database_refuses_is_quarantined_alone_with_its_words,
+    a_report_the_database_refuses_is_quarantined_alone_with_its_words_on_postgres,
+    refused_report
+);
+/// The database refuses one report of a batch (a trigger stands in for a
+/// value it cannot take): the transaction is tried report by report, the
+/// others are stored, and the refused message is quarantined with the
+/// database's own words (on PostgreSQL its SQLSTATE).
+async fn refused_report(store: crate::util::Store) {
+    let mut config = Config::default();
+    config.reply.enabled = false;
+    let Some(server) = TestServer::on(store, config).await else {
+        return;
+    };
+    let (db, addr) = (server.db_path(), server.addr);
+    let postgres = db.to_string_lossy().starts_with("postgres");
+    crate::util::execute(
+        &db,
+        if postgres {
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+             BEGIN
+                 IF NEW.subject = 'poison' THEN
+                     RAISE EXCEPTION 'poison refused' USING ERRCODE = '54000';
+                 END IF;
+                 RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER poison BEFORE INSERT ON reports
+                 FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+        } else {
+            "CREATE TRIGGER poison BEFORE INSERT ON reports WHEN NEW.subject = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poison refused'); END;"
+        },
+    );
+    tokio::task::spawn_blocking(move || {
+        // One connection, no pauses: the messages tend to share transactions.
+        let (mut smtp, _) = Smtp::connect(addr);
+        smtp.cmd("EHLO load.example");
+        for i in 0..12 {
+            let subject = if i == 5 { "poison" } else { "innocent" };
+            assert!(smtp.cmd("MAIL FROM:<r@example.net>").starts_with("250"));
+            assert!(smtp.cmd("RCPT TO:<abuse@example.com>").starts_with("250"));
+            assert!(smtp.cmd("DATA").starts_with("354"));
+            smtp.send(&crate::util::message(&format!("p-{i}"), subject));
+            smtp.send(b".\r\n");
+            assert!(smtp.reply().starts_with("250"));
+        }
+    })
+    .await
+    .unwrap();
+    wait_drained(&db, 60);
+    assert_eq!(crate::util::count_rows(&db, "reports"), 11);
+    let failed: Vec<_> = raw_status(&db)
+        .into_iter()
+        .filter(|(s, _)| s == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let why = failed[0].1.as_deref().unwrap_or("");
+    assert!(why.contains("the database refused the report"), "{why}");
+    assert!(why.contains("poison refused"), "{why}");
+    if postgres {
+        assert!(why.contains("SQLSTATE 54000"), "{why}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_past_the_daemon_wide_budget_is_452_and_the_budget_comes_back() {
     let mut config = Config::default();
