@@ -112,6 +112,16 @@ async fn checked_server(store: Store) -> Option<(TestKey, DnsServer, TestServer)
     Some((key, dns, server))
 }
 
+/// The kinds of the replies queued for the report of the `n`-th message.
+fn replies_of(db: &Path, n: i64) -> Vec<Option<String>> {
+    crate::util::texts(
+        db,
+        &format!(
+            "SELECT kind FROM outbox WHERE report_id = (SELECT id FROM reports WHERE raw_id = {n})"
+        ),
+    )
+}
+
 /// The report of the `n`-th message received (its raw id): with several
 /// worker processes, reports are numbered in the order they are stored.
 fn show(db: &Path, n: i64) -> serde_json::Value {
@@ -333,13 +343,7 @@ async fn replies_wait_while_dns_is_down_and_are_decided_when_it_is_back() {
             "{answer}"
         );
         assert_eq!(show(&db, 1)["reply"], "ack");
-        let queued = |id: i64| {
-            crate::util::texts(
-                &db,
-                &format!("SELECT kind FROM outbox WHERE report_id = {id}"),
-            )
-        };
-        assert!(queued(2).is_empty() && queued(3).is_empty());
+        assert!(replies_of(&db, 2).is_empty() && replies_of(&db, 3).is_empty());
         dns_ref.set_down(false);
         crate::util::wait_for(30, "the replies decided", || {
             (show(&db, 2)["reply"] != "pending" && show(&db, 3)["reply"] != "pending").then_some(())
@@ -357,14 +361,8 @@ async fn replies_wait_while_dns_is_down_and_are_decided_when_it_is_back() {
             .starts_with("unauthenticated sender"),
         "{forged}"
     );
-    let kinds = |id: i64| {
-        crate::util::texts(
-            &db,
-            &format!("SELECT kind FROM outbox WHERE report_id = {id}"),
-        )
-    };
-    assert_eq!(kinds(2), vec![Some("ack".to_owned())]);
-    assert!(kinds(3).is_empty(), "a forger got a reply");
+    assert_eq!(replies_of(&db, 2), vec![Some("ack".to_owned())]);
+    assert!(replies_of(&db, 3).is_empty(), "a forger got a reply");
     server.stop().await;
 }
 
