@@ -1238,3 +1238,26 @@ fn a_listen_address_in_use_is_named_once_and_creates_nothing() {
     );
     assert!(!db.exists(), "the store was created before the bind failed");
 }
+
+/// `raw list` as a table: the whole receipt time, and the null sender as
+/// SMTP writes it (`<>`), not a blank.
+#[test]
+fn raw_list_shows_whole_times_and_the_null_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let bounce = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@example.net\r\nSubject: bounce\r\nMessage-ID: <b1@example.net>\r\n\r\nUndeliverable.\r\n";
+    let out = abuse_inbox_stdin(&["ingest", "--db", &db, "-"], Some(bounce));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = abuse_inbox(&["raw", "list", "--db", &db]);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    let row = text.lines().nth(1).unwrap_or_default();
+    assert!(row.contains(" <> "), "{text}");
+    let received = row.split_whitespace().nth(1).unwrap_or_default();
+    assert_eq!(received.len(), 27, "{text}");
+    assert!(received.ends_with('Z'), "{text}");
+}

@@ -141,18 +141,24 @@ pub(super) fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Res
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>7}  {:<20}  {:<9}  {:>9}  {:<30}  ERROR",
+        "{:>7}  {:<27}  {:<9}  {:>9}  {:<30}  ERROR",
         "RAW", "RECEIVED", "STATUS", "BYTES", "MAIL FROM"
     )?;
     for r in list {
+        // The null sender (bounces, auto-replies) as SMTP writes it.
+        let mail_from = match r.mail_from.as_deref() {
+            Some("") => "<>",
+            Some(address) => address,
+            None => "-",
+        };
         writeln!(
             out,
-            "{:>7}  {:<20}  {:<9}  {:>9}  {:<30}  {}",
+            "{:>7}  {:<27}  {:<9}  {:>9}  {:<30}  {}",
             r.id.0,
-            clip(&r.received_at, 19),
+            clip(&r.received_at, 27),
             r.status,
             r.size_bytes,
-            clip(r.mail_from.as_deref().unwrap_or("-"), 30),
+            clip(mail_from, 30),
             clip(r.error.as_deref().unwrap_or(""), 120)
         )?;
     }

@@ -86,7 +86,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportsCommand,
     },
-    /// Reports as CSV (spreadsheet-safe) or JSON lines, oldest first.
+    /// Reports as CSV (spreadsheet-safe), JSON lines, XARF v4 or IntelMQ
+    /// events, oldest first.
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
