@@ -221,10 +221,18 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
     if d.kind == crate::model::ReplyKind::Ack && d.note.as_deref() == Some(FOLLOW_UP_NOTE) {
         // After the greeting: the report is complete thanks to them.
         let sentence = phrases::follow_up_added(d.language, d.report_id.0);
-        match text.find("\n\n") {
-            Some(at) => text.insert_str(at + 2, &format!("{sentence}\n\n")),
-            None => text = format!("{sentence}\n\n{text}"),
-        }
+        // The greeting's next line ("thank you…", lower case after its
+        // comma) now follows a sentence: it starts a sentence of its own.
+        let (head, rest) = match text.find("\n\n") {
+            Some(at) => text.split_at(at + 2),
+            None => ("", text.as_str()),
+        };
+        let mut chars = rest.chars();
+        let rest = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+            None => String::new(),
+        };
+        text = format!("{head}{sentence}\n\n{rest}");
     }
     let mut text = super::wrap::wrap(&text, super::wrap::WIDTH);
     if !text.contains(REPLY_MARKER) {
@@ -412,6 +420,24 @@ mod tests {
             text.starts_with("Hello,\n\nWe have added your additional information to report #42"),
             "{text}"
         );
+        // What followed the greeting starts a sentence now, in every language.
+        assert!(text.contains(".\n\nThank you for your report."), "{text}");
+        assert!(!text.contains("\n\nthank you"), "{text}");
+        for language in [
+            crate::reply::Language::De,
+            crate::reply::Language::Es,
+            crate::reply::Language::Fr,
+            crate::reply::Language::Pt,
+        ] {
+            d.language = language;
+            let text = body(&Templates::builtin(), &d);
+            let after = text.split("\n\n").nth(2).unwrap_or_default();
+            assert!(
+                after.chars().next().is_some_and(char::is_uppercase),
+                "{language:?}: {text}"
+            );
+        }
+        d.language = crate::reply::Language::En;
         d.note = None;
         assert!(!body(&Templates::builtin(), &d).contains("added your additional"));
     }
