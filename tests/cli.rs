@@ -1261,3 +1261,38 @@ fn raw_list_shows_whole_times_and_the_null_sender() {
     assert_eq!(received.len(), 27, "{text}");
     assert!(received.ends_with('Z'), "{text}");
 }
+
+/// A table that does not show everything says so on stderr, with the
+/// option that shows the rest; a whole list says nothing.
+#[test]
+fn a_cut_list_says_so_and_how_to_see_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");
+    for f in [
+        "csv/020-csv-basic-sshd.eml",
+        "network/051-fail2ban-report.eml",
+        "network/054-single-ip-no-logs.eml",
+    ] {
+        let out = abuse_inbox(&["ingest", "--db", &db, root.join(f).to_str().unwrap()]);
+        assert!(out.status.success());
+    }
+    let cut = abuse_inbox(&["reports", "list", "--limit", "2", "--db", &db]);
+    assert!(cut.status.success());
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(
+        stderr.contains("2 shown, more match: --offset 2"),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&cut.stdout).lines().count(), 3);
+    let whole = abuse_inbox(&["reports", "list", "--limit", "3", "--db", &db]);
+    assert!(
+        whole.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let json = abuse_inbox(&[
+        "reports", "list", "--limit", "2", "--db", &db, "--format", "json",
+    ]);
+    assert!(json.stderr.is_empty(), "stderr in JSON mode");
+}

@@ -26,8 +26,36 @@ pub(super) fn list(
         return follow_reports(&config.store.path, filter.into_filter(), format);
     }
     let db = query_store(config)?;
-    let reports = db.list_reports(&filter.into_filter())?;
+    let mut filter = filter.into_filter();
+    // One more than asked for says whether the list is cut.
+    let page = filter.limit;
+    filter.limit = page.saturating_add(1);
+    let mut reports = db.list_reports(&filter)?;
+    let cut = reports.len() > page;
+    reports.truncate(page);
     print_reports(&reports, format)?;
+    if format == Format::Table {
+        // What the table does not show, on stderr (stdout is the data).
+        if cut {
+            eprintln!(
+                "abuse-inbox: {} shown, more match: --offset {} for the next page",
+                reports.len(),
+                filter.offset + page
+            );
+        }
+        let waiting = db.backlog()?;
+        if waiting > 0 {
+            eprintln!(
+                "abuse-inbox: {waiting} messages are stored and not processed yet; they are not reports yet"
+            );
+        }
+        let checking = db.checks_pending()?;
+        if checking > 0 {
+            eprintln!(
+                "abuse-inbox: {checking} reports wait for their sender checks (reply \"pending\")"
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
