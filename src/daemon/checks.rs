@@ -36,13 +36,23 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 const SETTLE_BATCH: usize = 512;
 /// Jobs waiting for a slot, at most: past it, the sweep brings them later.
 const QUEUE_DEPTH: usize = 1024;
-/// Raw bytes the sweep loads at once.
-const SWEEP_BYTES: u64 = 64 * 1024 * 1024;
+/// Raw bytes held by the checks at once, queued and in flight: past it,
+/// a stored report's checks are left to the sweep, which loads them later.
+const MAX_BYTES_HELD: u64 = 128 * 1024 * 1024;
 
-/// One report's checks to make.
+/// One report's checks to make. Its bytes count in the queue's budget
+/// until it is dropped.
 struct Job {
     report: ReportId,
     raw: RawMessage,
+    held: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.held
+            .fetch_sub(self.raw.bytes.len() as u64, Ordering::SeqCst);
+    }
 }
 
 /// Hands stored reports to the checks; cheap to clone, never blocks.
@@ -50,19 +60,37 @@ struct Job {
 pub struct CheckQueue {
     jobs: tokio::sync::mpsc::Sender<Job>,
     in_flight: Arc<Mutex<HashSet<ReportId>>>,
+    /// Raw bytes of the jobs queued and in flight.
+    held: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl CheckQueue {
-    /// Queues the checks of `report`. When the queue is full they are left
-    /// to the sweep, which finds every report whose checks are due.
+    /// Queues the checks of `report`. When the queue is full, or holds
+    /// [`MAX_BYTES_HELD`] already, they are left to the sweep, which finds
+    /// every report whose checks are due.
     pub fn submit(&self, report: ReportId, raw: RawMessage) {
+        let size = raw.bytes.len() as u64;
+        if self.held.load(Ordering::SeqCst) + size > MAX_BYTES_HELD {
+            return;
+        }
         let mut in_flight = lock(&self.in_flight);
         if !in_flight.insert(report) {
             return;
         }
-        if self.jobs.try_send(Job { report, raw }).is_err() {
+        self.held.fetch_add(size, Ordering::SeqCst);
+        let job = Job {
+            report,
+            raw,
+            held: self.held.clone(),
+        };
+        if self.jobs.try_send(job).is_err() {
             in_flight.remove(&report);
         }
+    }
+
+    /// Bytes the queue may still take.
+    fn bytes_left(&self) -> u64 {
+        MAX_BYTES_HELD.saturating_sub(self.held.load(Ordering::SeqCst))
     }
 }
 
@@ -98,6 +126,7 @@ impl Checks {
         let queue = CheckQueue {
             jobs,
             in_flight: in_flight.clone(),
+            held: Arc::default(),
         };
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = tokio_util::sync::CancellationToken::new();
@@ -354,13 +383,14 @@ impl Settler {
     /// Hands the checks that are due to the checker, as many as it has room for.
     fn sweep(&mut self) {
         let room = self.queue.jobs.capacity();
-        if room == 0 {
+        let bytes = self.queue.bytes_left();
+        if room == 0 || bytes == 0 {
             return;
         }
         let skip = lock(&self.queue.in_flight).clone();
         let due = self
             .db
-            .checks_due(&crate::now_rfc3339(), room, SWEEP_BYTES, &skip);
+            .checks_due(&crate::now_rfc3339(), room, bytes, &skip);
         match due {
             Ok(jobs) => {
                 for job in jobs {
