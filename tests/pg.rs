@@ -229,7 +229,9 @@ fn a_stopped_node_s_work_is_taken_over_and_never_stored_twice() {
     }
     // While it is stopped, the other node finishes everything, its claims
     // included, within the lease (and a little).
-    crate::util::wait_for(20, "the stopped node's work taken over", || {
+    // (A node stopped inside a transaction holds the write lock until the
+    // server ends it, 5 s later; then the lease, 2 s, runs out.)
+    crate::util::wait_for(40, "the stopped node's work taken over", || {
         let waiting = count(
             &url,
             "SELECT count(*) FROM raw_messages WHERE status <> 'processed'",

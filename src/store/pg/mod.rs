@@ -37,7 +37,14 @@ pub fn connect(url: &str) -> Result<PgConn, Error> {
     let mut client = Client::connect(url, tls())?;
     // A 250 waits for the commit to be on disk (and on a synchronous
     // standby, when the server has one), whatever the server's default.
-    client.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC'")?;
+    // A node stopped (SIGSTOP, a stall) in the middle of a transaction
+    // would hold its locks, the write lock among them, and with it every
+    // other node: the server ends a transaction left idle this long.
+    // Ours never wait between their statements.
+    client.batch_execute(
+        "SET synchronous_commit = on; SET TIME ZONE 'UTC';
+         SET idle_in_transaction_session_timeout = '5s'",
+    )?;
     migrate(&mut client, url)?;
     Ok(PgConn::new(client))
 }
