@@ -140,7 +140,7 @@ fn csv_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
     let committed = db.commit_raws(&[&incoming(msg)]).unwrap()[0];
     let raw = db.raw(committed.raw_id).unwrap().unwrap();
     let ids = pipeline
-        .process_and_store(&mut db, &mut [worker()], std::slice::from_ref(&raw))
+        .process_and_store(&mut db, &mut worker(), std::slice::from_ref(&raw))
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let report = db.report(ids[0].unwrap()).unwrap().unwrap();
@@ -179,7 +179,7 @@ fn reprocess_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
         let Some(last) = batch.last() else { break };
         after = last.id;
         done += pipeline
-            .process_and_store(&mut db, std::slice::from_mut(&mut worker), &batch)
+            .process_and_store(&mut db, &mut worker, &batch)
             .unwrap()
             .len();
     }

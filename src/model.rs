@@ -419,6 +419,11 @@ impl ReplyDecision {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
+
+    /// The history line of this decision when it queues nothing.
+    pub fn event(self, reason: Option<&str>) -> String {
+        format!("{}: {}", self.as_str(), reason.unwrap_or(""))
+    }
 }
 
 /// A report's RSIT classification (`classification.taxonomy` and
@@ -508,8 +513,7 @@ impl ReportDraft {
 
     /// The history line of a reply decision that queues nothing.
     pub fn reply_event(&self) -> String {
-        let why = self.reply_reason.as_deref().unwrap_or("");
-        format!("{}: {why}", self.reply.as_str())
+        self.reply.event(self.reply_reason.as_deref())
     }
 }
 

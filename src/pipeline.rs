@@ -294,8 +294,7 @@ impl Pipeline {
     /// report id of each (`None` where processing failed and the raw row was
     /// marked `failed`).
     ///
-    /// The messages are shared among `processors` (one worker process each),
-    /// which run at once. The outcomes are cut into transactions at a number
+    /// The outcomes are cut into transactions at a number
     /// of evidence rows (a report is never split): the single writer serves
     /// SMTP intake too, so each transaction stays short.
     ///
@@ -305,13 +304,13 @@ impl Pipeline {
     /// # Errors
     /// Only storage errors; then the raw messages of the failed transaction
     /// stay pending (earlier transactions of the batch are kept).
-    pub fn process_and_store<S: ReportSink, P: Processor + Send>(
+    pub fn process_and_store<S: ReportSink>(
         &self,
         sink: &mut S,
-        processors: &mut [P],
+        processor: &mut impl Processor,
         raws: &[RawMessage],
     ) -> Result<Vec<Option<ReportId>>, store::Error> {
-        let outcomes = self.outcomes(processors, raws);
+        let outcomes = self.outcomes(processor, raws);
         self.store_outcomes(sink, outcomes)
     }
 
@@ -378,52 +377,12 @@ impl Pipeline {
         Ok(ids)
     }
 
-    /// The outcome of each of `raws`, in order, shared among `processors`;
-    /// cut short at the first message no worker could be run for.
-    fn outcomes<P: Processor + Send>(
-        &self,
-        processors: &mut [P],
-        raws: &[RawMessage],
-    ) -> Vec<Outcome> {
-        let mut results: Vec<Option<Outcome>> = Vec::with_capacity(raws.len());
-        match processors {
-            [] => {}
-            [processor] => {
-                for raw in raws {
-                    let outcome = self.outcome(processor, raw);
-                    let unavailable = outcome.is_none();
-                    results.push(outcome);
-                    if unavailable {
-                        break;
-                    }
-                }
-            }
-            many => {
-                let next = std::sync::atomic::AtomicUsize::new(0);
-                let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
-                    raws.iter().map(|_| std::sync::Mutex::new(None)).collect();
-                std::thread::scope(|scope| {
-                    for processor in many.iter_mut() {
-                        let (next, slots) = (&next, &slots);
-                        scope.spawn(move || loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(raw) = raws.get(i) else { break };
-                            let outcome = self.outcome(processor, raw);
-                            let unavailable = outcome.is_none();
-                            *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = outcome;
-                            if unavailable {
-                                break;
-                            }
-                        });
-                    }
-                });
-                results = slots
-                    .into_iter()
-                    .map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()))
-                    .collect();
-            }
-        }
-        results.into_iter().map_while(|o| o).collect()
+    /// The outcome of each of `raws`, in order; cut short at the first
+    /// message no worker could be run for.
+    fn outcomes(&self, processor: &mut impl Processor, raws: &[RawMessage]) -> Vec<Outcome> {
+        raws.iter()
+            .map_while(|raw| self.outcome(processor, raw))
+            .collect()
     }
 
     /// Processes one message. A crash of the worker is tried once more in a

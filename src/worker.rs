@@ -228,7 +228,9 @@ fn lower_priority() {
     set_niceness(NICENESS);
 }
 
-fn set_niceness(niceness: libc::c_int) {
+/// Sets the nice value of the calling thread (Linux keeps it per thread;
+/// a process it starts inherits it).
+pub(crate) fn set_niceness(niceness: libc::c_int) {
     // SAFETY: setpriority with PRIO_PROCESS and tid 0 only changes the nice
     // value of the calling thread (Linux keeps it per thread); no memory is touched.
     #[cfg(target_os = "linux")]

@@ -120,8 +120,7 @@ pub(super) fn ingest_one(
     if let Some(checks) = checks {
         checks.run(&mut raw);
     }
-    let ids =
-        pipeline.process_and_store(db, std::slice::from_mut(worker), std::slice::from_ref(&raw))?;
+    let ids = pipeline.process_and_store(db, worker, std::slice::from_ref(&raw))?;
     let Some(id) = ids.first().copied().flatten() else {
         bail!(
             "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
@@ -151,7 +150,7 @@ pub(super) fn reprocess(
         let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        let ids = pipeline.process_and_store(&mut db, std::slice::from_mut(&mut worker), &batch)?;
+        let ids = pipeline.process_and_store(&mut db, &mut worker, &batch)?;
         if ids.len() < batch.len() {
             bail!("no worker process could be started; {done} messages were reprocessed");
         }

@@ -30,6 +30,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
+/// Nice value of the checks' thread.
+const CHECKS_NICENESS: libc::c_int = 10;
 /// How often the store is swept for due checks.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 /// Results recorded per transaction, at most.
@@ -196,7 +198,8 @@ fn check(
         Ok(rt) => rt,
         Err(error) => return error!(%error, "sender checks cannot start their runtime"),
     };
-    lower_priority();
+    // Below intake and the pipeline: their CPU is DKIM and header parsing.
+    crate::worker::set_niceness(CHECKS_NICENESS);
     rt.block_on(async {
         let mut current = config.clone();
         let mut verifier = match Verifier::new(&current.auth, &current.smtp.hostname) {
@@ -270,17 +273,6 @@ fn age(received_at: &str) -> Duration {
                 .ok()
         })
         .unwrap_or_default()
-}
-
-/// The checks run below intake and the pipeline (their CPU is DKIM and
-/// parsing headers).
-fn lower_priority() {
-    // SAFETY: setpriority with PRIO_PROCESS and tid 0 only changes the nice
-    // value of the calling thread; no memory is touched.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
 }
 
 /// The `checks-settle` thread's state.

@@ -246,14 +246,7 @@ fn settle_one(
             }
         },
         None => {
-            let event = format!(
-                "{}{}",
-                decision.as_str(),
-                reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            );
+            let event = decision.event(reason.as_deref());
             super::outbox::event(q, done.report, now, "reply", &event)?;
             (decision, reason)
         }
