@@ -5,6 +5,9 @@
 //! - `reprocess_10k`: 10,000 stored messages (the fixture corpus, each copy
 //!   with its own Message-ID) processed again in place, as `reprocess --all` does.
 //!
+//! - `store_6k`: the single writer's time per 6 KB report of the SMTP benchmark
+//!   (50 CSV rows), stored in the daemon's batches.
+//!
 //! Each prints one JSON line. Pass `--quick` for a smoke run (CI does not run benches).
 
 use abuse_inbox::config::Config;
@@ -89,6 +92,54 @@ fn main() {
     }
     if only("stages") {
         stages(quick, &pipeline);
+    }
+    if only("store") {
+        store_6k(quick, &pipeline, dir.path());
+    }
+}
+
+/// The single writer's cost per report: `benches/data/load-6k.eml` (50 CSV
+/// rows, about 50 addresses), processed in this process first, then stored
+/// in the daemon's batches (512 reports a transaction) on a connection set
+/// up as the daemon's writer. Prints the writer's microseconds per report.
+fn store_6k(quick: bool, pipeline: &Pipeline, dir: &Path) {
+    let count = if quick { 1_000 } else { 10_000 };
+    let base =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/load-6k.eml"))
+            .unwrap();
+    let mut db = Db::open(&dir.join("store.db"), Role::Intake).unwrap();
+    let messages: Vec<Incoming> = (0..count)
+        .map(|i| {
+            let mut bytes = format!("X-Bench-Copy: {i}\r\n").into_bytes();
+            bytes.extend_from_slice(&base);
+            bytes.extend_from_slice(format!("\r\ncopy {i}\r\n").as_bytes());
+            incoming(bytes)
+        })
+        .collect();
+    for chunk in messages.chunks(500) {
+        let refs: Vec<&Incoming> = chunk.iter().collect();
+        db.commit_raws(&refs).unwrap();
+    }
+    let raws = db.raws_after(RawId(0), None, count).unwrap();
+    let mut processor = abuse_inbox::isolate::InProcess;
+    let outcomes: Vec<_> = raws
+        .iter()
+        .map(|raw| pipeline.outcome(&mut processor, raw).unwrap())
+        .collect();
+    let processed_at = abuse_inbox::now_rfc3339();
+    let started = Instant::now();
+    for chunk in outcomes.chunks(512) {
+        db.save_outcomes(chunk, &processed_at).unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"bench\":\"store_6k\",\"reports\":{count},\"seconds\":{seconds:.3},\"micros_per_report\":{:.0},\"reports_per_second\":{:.0}}}",
+        seconds * 1e6 / count as f64,
+        count as f64 / seconds
+    );
+    if let Ok(keep) = std::env::var("BENCH_KEEP_DB") {
+        drop(db);
+        std::fs::copy(dir.join("store.db"), keep).unwrap();
     }
 }
 

@@ -44,13 +44,11 @@ pub(super) fn assign(
             )?;
             case
         }
-        None => q
-            .row(
-                "INSERT INTO cases (abuse_type, net_key, network, first_at, last_at, reports)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 1) RETURNING id",
-                sql_params![abuse_type, key.net_key.clone(), &key.network, received_at],
-            )?
-            .map_or(Ok(0), |row| row.int(0))?,
+        None => q.insert(
+            "INSERT INTO cases (abuse_type, net_key, network, first_at, last_at, reports)
+             VALUES (?1, ?2, ?3, ?4, ?4, 1)",
+            sql_params![abuse_type, key.net_key.clone(), &key.network, received_at],
+        )?,
     };
     q.exec(
         "UPDATE reports SET case_id = ?2 WHERE id = ?1",

@@ -9,6 +9,7 @@
 mod cases;
 mod checks;
 mod copy;
+mod evidence;
 mod outbox;
 pub mod pg;
 mod raw;

@@ -96,24 +96,22 @@ pub(super) fn queue(
         Ok(queued) => queued,
         Err(reason) => return Ok(Err(reason)),
     };
-    let id = q
-        .row(
-            "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at,
+    let id = q.insert(
+        "INSERT INTO outbox (report_id, kind, recipient, message_id, note, state, next_attempt_at,
                                  created_at, recipient_key, recipient_domain)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) RETURNING id",
-            sql_params![
-                report,
-                kind.as_str(),
-                &plan.recipient,
-                &queued.message_id,
-                note,
-                queued.state.as_str(),
-                now,
-                &plan.recipient_key,
-                &plan.recipient_domain
-            ],
-        )?
-        .map_or(Ok(0), |r| r.int(0))?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+        sql_params![
+            report,
+            kind.as_str(),
+            &plan.recipient,
+            &queued.message_id,
+            note,
+            queued.state.as_str(),
+            now,
+            &plan.recipient_key,
+            &plan.recipient_domain
+        ],
+    )?;
     event(q, report, now, "reply", &queued.event)?;
     Ok(Ok(OutboxId(id)))
 }

@@ -80,6 +80,19 @@ impl ReportSink for Db {
     }
 }
 
+/// A report's `INSERT`, without its closing parenthesis: a new report ends
+/// it there, a report processed again adds the upsert.
+macro_rules! insert_report {
+    () => {
+        "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
+             subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
+             formats, reasons, reply_reason, language, auth, rsit_taxonomy, rsit_type, feed,
+             pending_reply, checks_due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24"
+    };
+}
+
 /// Stores one outcome (see [`Db::save_outcomes`]).
 fn save_outcome(
     q: &mut dyn Sql,
@@ -131,20 +144,45 @@ fn save_outcome(
     }
     let is_new = before.is_none();
     let auth_json = d.auth.as_ref().map(super::json_text);
-    // The sender checks are made once per message and kept with it.
-    q.exec(
-        "UPDATE raw_messages SET auth = ?2 WHERE id = ?1 AND auth IS NULL",
-        sql_params![*raw_id, auth_json.clone()],
-    )?;
-    let row = q
-        .row(
-            "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
-                 subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
-                 formats, reasons, reply_reason, language, auth, rsit_taxonomy, rsit_type, feed,
-                 pending_reply, checks_due_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-             ON CONFLICT (raw_id) DO UPDATE SET
+    let params = sql_params![
+        *raw_id,
+        d.message_id.clone(),
+        received_at,
+        d.reporter.clone(),
+        d.subject.clone(),
+        d.abuse_type.as_str(),
+        d.subtype.map(NetworkSubtype::as_str),
+        json_list(&d.ips),
+        json_list(&d.urls),
+        d.evidence_rows,
+        json_list(&d.missing),
+        d.reply.as_str(),
+        json_list(&d.parse_warnings),
+        processed_at,
+        json_list(&d.formats),
+        json_list(&d.reasons),
+        d.reply_reason.clone(),
+        d.language.as_str(),
+        auth_json.clone(),
+        &d.rsit.taxonomy,
+        &d.rsit.kind,
+        d.feed.clone(),
+        d.pending_reply.as_ref().map(super::json_text),
+        d.checks_pending.then_some(processed_at),
+    ];
+    let mut stored = if is_new {
+        let id = q.insert(concat!(insert_report!(), ")"), params)?;
+        Stored {
+            id: ReportId(id),
+            reply: d.reply,
+            reply_reason: d.reply_reason.clone(),
+        }
+    } else {
+        let row = q
+            .row(
+                concat!(
+                    insert_report!(),
+                    ") ON CONFLICT (raw_id) DO UPDATE SET
                  message_id = excluded.message_id, reporter = excluded.reporter,
                  subject = excluded.subject, abuse_type = excluded.abuse_type,
                  subtype = excluded.subtype, ips = excluded.ips, urls = excluded.urls,
@@ -154,40 +192,17 @@ fn save_outcome(
                  reasons = excluded.reasons, language = excluded.language,
                  auth = excluded.auth, rsit_taxonomy = excluded.rsit_taxonomy,
                  rsit_type = excluded.rsit_type, feed = excluded.feed
-             RETURNING id, reply, reply_reason",
-            sql_params![
-                *raw_id,
-                d.message_id.clone(),
-                received_at,
-                d.reporter.clone(),
-                d.subject.clone(),
-                d.abuse_type.as_str(),
-                d.subtype.map(NetworkSubtype::as_str),
-                json_list(&d.ips),
-                json_list(&d.urls),
-                d.evidence_rows,
-                json_list(&d.missing),
-                d.reply.as_str(),
-                json_list(&d.parse_warnings),
-                processed_at,
-                json_list(&d.formats),
-                json_list(&d.reasons),
-                d.reply_reason.clone(),
-                d.language.as_str(),
-                auth_json,
-                &d.rsit.taxonomy,
-                &d.rsit.kind,
-                d.feed.clone(),
-                d.pending_reply.as_ref().map(super::json_text),
-                d.checks_pending.then_some(processed_at),
-            ],
-        )?
-        .ok_or(Error::Corrupt {
-            table: "reports",
-            id: raw_id.0,
-            detail: "the upsert returned no row".into(),
-        })?;
-    let mut stored = read_stored(&row)?;
+             RETURNING id, reply, reply_reason"
+                ),
+                params,
+            )?
+            .ok_or(Error::Corrupt {
+                table: "reports",
+                id: raw_id.0,
+                detail: "the upsert returned no row".into(),
+            })?;
+        read_stored(&row)?
+    };
     let id = stored.id;
     // A new report has nothing to replace.
     if is_new {
@@ -203,35 +218,13 @@ fn save_outcome(
         &d.search_text,
         !is_new,
     )?;
-    // A line is stored once; its other rows point at it.
-    let mut lines: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for row in &d.evidence {
-        let line = row.line.as_deref();
-        let line_of = line.and_then(|l| lines.get(l).copied());
-        let inserted = q.row(
-            "INSERT INTO evidence (report_id, kind, source_ip, target_ip, source_port, target_port,
-                 occurred_at, url, line, origin, line_of, role)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
-            sql_params![
-                id,
-                row.kind.as_str(),
-                row.source_ip.map(|ip| ip.to_string()),
-                row.target_ip.map(|ip| ip.to_string()),
-                row.source_port,
-                row.target_port,
-                row.occurred_at.clone(),
-                row.url.clone(),
-                if line_of.is_some() { None } else { line },
-                &row.origin,
-                line_of,
-                row.role.as_str(),
-            ],
-        )?;
-        if let (Some(line), None, Some(inserted)) = (line, line_of, inserted) {
-            lines.insert(line, inserted.int(0)?);
-        }
-    }
-    mark_raw(q, *raw_id, RawStatus::Processed, None)?;
+    super::evidence::insert(q, id, &d.evidence)?;
+    // Processed, in one rewrite of the message's row; the sender checks
+    // are made once per message and kept with it.
+    q.exec(
+        "UPDATE raw_messages SET status = ?2, error = NULL, auth = COALESCE(auth, ?3) WHERE id = ?1",
+        sql_params![*raw_id, RawStatus::Processed.as_str(), auth_json],
+    )?;
     if !is_new {
         return Ok(Some(stored));
     }

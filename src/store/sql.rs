@@ -186,6 +186,20 @@ pub trait Sql {
     /// Runs a query; its rows.
     fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, Error>;
 
+    /// Runs an `INSERT` of one row into a table keyed by `id`; the new id.
+    /// (SQLite reads it from the connection: its `RETURNING` builds a
+    /// temporary table per statement.)
+    fn insert(&mut self, sql: &str, params: &[Value]) -> Result<i64, Error> {
+        let returning = format!("{sql} RETURNING id");
+        match self.row(&returning, params)? {
+            Some(row) => row.int(0),
+            None => Err(Error::Column {
+                index: 0,
+                detail: format!("no id came back from: {sql}"),
+            }),
+        }
+    }
+
     /// The first row of a query, if any.
     fn row(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, Error> {
         Ok(self.rows(sql, params)?.into_iter().next())
@@ -224,6 +238,11 @@ impl Sql for Lite<'_> {
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, Error> {
         let mut stmt = self.0.prepare_cached(sql)?;
         Ok(stmt.execute(rusqlite::params_from_iter(params))? as u64)
+    }
+
+    fn insert(&mut self, sql: &str, params: &[Value]) -> Result<i64, Error> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        Ok(stmt.insert(rusqlite::params_from_iter(params))?)
     }
 
     fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, Error> {
