@@ -408,6 +408,61 @@ impl fmt::Display for Problems<'_> {
     }
 }
 
+/// The system-wide configuration file, used when it exists and neither
+/// `--config` nor `ABUSE_INBOX_CONFIG` names another.
+pub const SYSTEM_PATH: &str = "/etc/abuse-inbox/abuse-inbox.toml";
+
+/// The environment variable naming the configuration file.
+pub const ENV_VAR: &str = "ABUSE_INBOX_CONFIG";
+
+/// Where the configuration comes from: the daemon and every operator
+/// command find it by the same rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `--config FILE`.
+    Flag(PathBuf),
+    /// `ABUSE_INBOX_CONFIG=FILE`.
+    Env(PathBuf),
+    /// [`SYSTEM_PATH`], which exists.
+    System(PathBuf),
+    /// None of them: the embedded default.
+    BuiltIn,
+}
+
+impl Source {
+    /// `--config`, else `ABUSE_INBOX_CONFIG`, else [`SYSTEM_PATH`] when it
+    /// exists, else the built-in default.
+    pub fn locate(flag: Option<&Path>) -> Source {
+        if let Some(path) = flag {
+            return Source::Flag(path.into());
+        }
+        match std::env::var_os(ENV_VAR) {
+            Some(path) if !path.is_empty() => Source::Env(path.into()),
+            _ if Path::new(SYSTEM_PATH).exists() => Source::System(SYSTEM_PATH.into()),
+            _ => Source::BuiltIn,
+        }
+    }
+
+    /// The file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::Flag(p) | Source::Env(p) | Source::System(p) => Some(p),
+            Source::BuiltIn => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(p) => write!(f, "{} (--config)", p.display()),
+            Source::Env(p) => write!(f, "{} ({ENV_VAR})", p.display()),
+            Source::System(p) => write!(f, "{}", p.display()),
+            Source::BuiltIn => f.write_str("the built-in default"),
+        }
+    }
+}
+
 /// Loads `path`, or the embedded default when there is none.
 ///
 /// # Errors
@@ -421,20 +476,131 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
         path: path.into(),
         source,
     })?;
-    let mut config: Config = toml::from_str(&text).map_err(|source| Error::Parse {
+    let (mut config, mut problems) = parse(&text).map_err(|source| Error::Parse {
         path: path.into(),
         source,
     })?;
     if let Some(url) = &config.store.url {
         config.store.path = PathBuf::from(url);
     }
-    match config.problems() {
+    problems.extend(config.problems());
+    if let Some(binary) = &config.worker.binary {
+        if !is_executable(binary) {
+            problems.push(format!(
+                "worker.binary: {} is not an executable file (leave it out to run this binary)",
+                binary.display()
+            ));
+        }
+    }
+    match problems {
         problems if problems.is_empty() => Ok(config),
         problems => Err(Error::Invalid {
             path: path.into(),
             problems,
         }),
     }
+}
+
+/// The configuration in `text`, and a problem for each key that is unknown
+/// or of the wrong type (each key is read on its own, so all are found at
+/// once; the configuration is built from the others).
+///
+/// # Errors
+/// `text` is not TOML at all.
+fn parse(text: &str) -> Result<(Config, Vec<String>), toml::de::Error> {
+    let doc: toml::Table = toml::from_str(text)?;
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let mut kept = toml::Table::new();
+    let mut problems = Vec::new();
+    for (section, value) in doc {
+        if !defaults.contains_key(&section) {
+            let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
+            problems.push(format!(
+                "{section}: unknown section, expected one of {}",
+                known.join(", ")
+            ));
+            continue;
+        }
+        let toml::Value::Table(keys) = value else {
+            let one = toml::Table::from_iter([(section.clone(), value)]);
+            if let Err(error) = toml::Value::Table(one).try_into::<Config>() {
+                problems.push(format!("{section}: {}", plain(&error)));
+            }
+            continue;
+        };
+        let mut good = toml::Table::new();
+        for (key, value) in keys {
+            let one = toml::Table::from_iter([(
+                section.clone(),
+                toml::Value::Table(toml::Table::from_iter([(key.clone(), value.clone())])),
+            )]);
+            match toml::Value::Table(one).try_into::<Config>() {
+                Ok(_) => {
+                    good.insert(key, value);
+                }
+                Err(error) => {
+                    let default = defaults
+                        .get(&section)
+                        .and_then(|s| s.get(&key))
+                        .map(|d| format!(" (the default is {d})"))
+                        .unwrap_or_default();
+                    problems.push(format!("{section}.{key}: {}{default}", plain(&error)));
+                }
+            }
+        }
+        kept.insert(section, toml::Value::Table(good));
+    }
+    // What is left deserializes: each key did on its own.
+    let config = toml::Value::Table(kept)
+        .try_into::<Config>()
+        .unwrap_or_default();
+    Ok((config, problems))
+}
+
+/// serde's message in words an operator knows.
+fn plain(error: &toml::de::Error) -> String {
+    let message = error.message().trim().to_owned();
+    let kinds = [
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number up to 65535"),
+        ("expected usize", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected a quoted string"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+    ];
+    kinds
+        .iter()
+        .fold(message, |m, (from, to)| m.replace(from, to))
+}
+
+/// Whether `filter` is levels and `target=level` pairs (stricter than
+/// `tracing`, which takes any word for a target and then logs nothing).
+fn log_level_ok(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let target = |t: &str| {
+        let t = t.trim();
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    !filter.trim().is_empty()
+        && filter
+            .split(',')
+            .all(|directive| match directive.split_once('=') {
+                Some((t, l)) => target(t) && level(l),
+                None => level(directive),
+            })
+        && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 impl Config {
@@ -592,6 +758,11 @@ impl Config {
         );
         check(self.reply.relay_port > 0, "reply.relay_port", "must be > 0");
         check(
+            self.reply.retry_min_seconds >= 1,
+            "reply.retry_min_seconds",
+            "must be >= 1",
+        );
+        check(
             self.reply.relay_username.is_none() || self.reply.relay_tls != RelayTls::None,
             "reply.relay_username",
             "needs reply.relay_tls = \"starttls\" or \"tls\" (no password in clear)",
@@ -617,9 +788,10 @@ impl Config {
             "must be >= 1",
         );
         check(
-            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            log_level_ok(&self.log.level),
             "log.level",
-            "is not a valid tracing filter",
+            "must be a level (error, warn, info, debug, trace, off) or TARGET=LEVEL pairs, \
+             comma-separated, e.g. \"info,abuse_inbox::store=debug\"",
         );
         check(
             self.metrics.listen.is_empty() || self.metrics.listen.parse::<SocketAddr>().is_ok(),
@@ -693,9 +865,45 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_a_parse_error_naming_it() {
-        let err = toml::from_str::<Config>("[smtp]\nmax_mesage_bytes = 5\n").unwrap_err();
-        assert!(err.to_string().contains("max_mesage_bytes"), "{err}");
+    fn unknown_keys_and_wrong_types_are_all_listed_with_the_values_problems() {
+        let text =
+            "[smtp]\nmax_mesage_bytes = 5\nmax_message_bytes = \"25MB\"\nlisten = \"nowhere\"\n\
+                    [reply]\nenabled = \"yes\"\nretry_min_seconds = 0\n[colour]\nx = 1\n\
+                    [log]\nlevel = \"verbose!!\"\n";
+        let (_, mut problems) = parse(text).unwrap();
+        let (config, _) = parse(text).unwrap();
+        problems.extend(config.problems());
+        let all = problems.join("\n");
+        for expected in [
+            "smtp.max_mesage_bytes: unknown field `max_mesage_bytes`",
+            "smtp.max_message_bytes: invalid type: string \"25MB\", expected a whole number (the default is 26214400)",
+            "reply.enabled: invalid type: string \"yes\", expected true or false (the default is true)",
+            "colour: unknown section, expected one of auth, classify",
+            "smtp.listen: must be ADDR:PORT",
+            "reply.retry_min_seconds: must be >= 1",
+            "log.level:",
+        ] {
+            assert!(all.contains(expected), "{expected} not in:\n{all}");
+        }
+        assert_eq!(problems.len(), 7, "{all}");
+        // The good keys are kept.
+        assert_eq!(config.smtp.listen, "nowhere");
+    }
+
+    #[test]
+    fn log_levels_are_levels_or_target_level_pairs() {
+        for good in [
+            "info",
+            "debug",
+            "abuse_inbox=debug,info",
+            "abuse_inbox::store=trace",
+            "off",
+        ] {
+            assert!(log_level_ok(good), "{good}");
+        }
+        for bad in ["verbose!!", "verbose", "info,loud", "x=loud", ""] {
+            assert!(!log_level_ok(bad), "{bad}");
+        }
     }
 
     #[test]

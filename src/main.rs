@@ -22,6 +22,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.global.verbose {
+        eprintln!(
+            "abuse-inbox: configuration: {}; store: {}",
+            cli::config_source(&cli.global),
+            abuse_inbox::store::Location::parse(&config.store.path)
+        );
+    }
     init_logging(&config.log, matches!(cli.command, Command::Serve { .. }));
     match cli::run(cli, config) {
         Ok(code) => code,

@@ -30,9 +30,9 @@ use tracing::{debug, error};
 /// Messages in hand per worker process, at most (fewer when they are large),
 /// counting those processed and waiting for the writer...
 const PER_PROCESS: usize = 64;
-/// ...and while SMTP sessions are committing (a burst): the reports would
-/// wait for the writer anyway, so the processes do little ahead and leave
-/// intake the CPU.
+/// ...and while SMTP sessions are committing (a burst) and the reports are
+/// within their patience: they would wait for the writer anyway, so the
+/// processes do little ahead and leave intake the CPU. Past it, full pace.
 const PER_PROCESS_DURING_INTAKE: usize = 4;
 /// Rounds of outcomes handed to the writer and not waited for, at most: the
 /// writer always has the next round while the worker hands out more work.

@@ -19,11 +19,15 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Configuration file (TOML); without it the embedded default is used.
+    /// Configuration file (TOML). Without it: $ABUSE_INBOX_CONFIG, else
+    /// /etc/abuse-inbox/abuse-inbox.toml when it exists, else the embedded default.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Say on stderr which configuration and store are used.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// Database path; overrides `store.path` of the configuration.
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 /// The configuration with the command line's overrides applied.
 pub fn settings(global: &Global) -> Result<Config, config::Error> {
-    let mut config = config::load(global.config.as_deref())?;
+    let mut config = config::load(config_source(global).path())?;
     if let Some(db) = &global.db {
         config.store.path = db.clone();
     }
@@ -32,6 +32,11 @@ pub fn settings(global: &Global) -> Result<Config, config::Error> {
         config.log.format = format;
     }
     Ok(config)
+}
+
+/// Where the configuration comes from (see [`config::Source::locate`]).
+pub fn config_source(global: &Global) -> config::Source {
+    config::Source::locate(global.config.as_deref())
 }
 
 /// Runs the parsed command.

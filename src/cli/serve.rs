@@ -17,13 +17,8 @@ pub(super) fn serve(
     }
     // SIGHUP re-reads the same file with the same command-line overrides.
     let reread = {
-        let (path, db, log_format) = (global.config.clone(), global.db.clone(), global.log_format);
+        let global = global.clone();
         move || -> Result<Config, Vec<String>> {
-            let global = Global {
-                config: path.clone(),
-                db: db.clone(),
-                log_format,
-            };
             let mut config = super::settings(&global).map_err(|e| vec![e.to_string()])?;
             if let Some(listen) = &listen {
                 config.smtp.listen = listen.clone();
