@@ -501,6 +501,37 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
     }
 }
 
+/// The keys (`section.key`) whose values differ between `a` and `b`.
+pub fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
+    let flat = |c: &Config| -> std::collections::BTreeMap<String, String> {
+        let table = toml::Table::try_from(c).unwrap_or_default();
+        let mut out = std::collections::BTreeMap::new();
+        for (section, keys) in table {
+            match keys {
+                toml::Value::Table(keys) => {
+                    for (key, value) in keys {
+                        out.insert(format!("{section}.{key}"), value.to_string());
+                    }
+                }
+                other => {
+                    out.insert(section, other.to_string());
+                }
+            }
+        }
+        out
+    };
+    let (a, b) = (flat(a), flat(b));
+    let mut keys: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(b.keys().filter(|k| !a.contains_key(*k)).cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// The configuration in `text`, and a problem for each key that is unknown
 /// or of the wrong type (each key is read on its own, so all are found at
 /// once; the configuration is built from the others).
@@ -888,6 +919,19 @@ mod tests {
         assert_eq!(problems.len(), 7, "{all}");
         // The good keys are kept.
         assert_eq!(config.smtp.listen, "nowhere");
+    }
+
+    #[test]
+    fn a_reload_names_the_keys_it_changes() {
+        let running = Config::default();
+        assert!(changed_keys(&running, &running).is_empty());
+        let mut next = running.clone();
+        next.smtp.recipients.push("security".into());
+        next.reply.relay_host = Some("relay.example".into());
+        assert_eq!(
+            changed_keys(&running, &next),
+            ["reply.relay_host", "smtp.recipients"]
+        );
     }
 
     #[test]

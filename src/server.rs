@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,17 @@ pub enum Error {
 /// and reply policy; the sender the new templates, all at once (one
 /// [`Runtime`] swapped). What cannot change while running (listen address,
 /// database, connection cap, relay) is refused.
+/// What a reload cannot change: a restart applies it.
+pub const FIXED_KEYS: [&str; 7] = [
+    "smtp.listen",
+    "store.path",
+    "smtp.max_connections",
+    "reply.relay_host",
+    "reply.relay_port",
+    "reply.relay_tls",
+    "reply.relay_ca_file",
+];
+
 #[derive(Clone)]
 pub struct Reloader {
     runtime: SharedRuntime,
@@ -54,41 +65,18 @@ impl Reloader {
     ///
     /// # Errors
     /// Every problem, by key.
-    pub fn reload(&self, config: Config) -> Result<(), Vec<String>> {
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, Vec<String>> {
         let running = self.runtime.current().config.clone();
-        let fixed = [
-            ("smtp.listen", config.smtp.listen != running.smtp.listen),
-            ("store.path", config.store.path != running.store.path),
-            (
-                "smtp.max_connections",
-                config.smtp.max_connections != running.smtp.max_connections,
-            ),
-            (
-                "reply.relay_host",
-                config.reply.relay_host != running.reply.relay_host,
-            ),
-            (
-                "reply.relay_port",
-                config.reply.relay_port != running.reply.relay_port,
-            ),
-            (
-                "reply.relay_tls",
-                config.reply.relay_tls != running.reply.relay_tls,
-            ),
-            (
-                "reply.relay_ca_file",
-                config.reply.relay_ca_file != running.reply.relay_ca_file,
-            ),
-        ];
-        let mut problems: Vec<String> = fixed
+        let changed = crate::config::changed_keys(&running, &config);
+        let mut problems: Vec<String> = changed
             .iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(key, _)| format!("{key}: cannot change while running; restart to apply it"))
+            .filter(|key| FIXED_KEYS.contains(&key.as_str()))
+            .map(|key| format!("{key}: cannot change while running; restart to apply it"))
             .collect();
         match Runtime::compile(config) {
             Ok(runtime) if problems.is_empty() => {
                 self.runtime.swap(runtime);
-                Ok(())
+                Ok(changed)
             }
             Ok(_) => Err(problems),
             Err(more) => {
@@ -271,7 +259,7 @@ impl Server {
                 bound
             }
         };
-        info!(listen = %addr, db = %config.store.path.display(), "listening");
+        debug!(listen = %addr, "listening");
         Ok(Server {
             addr,
             shutdown,

@@ -20,7 +20,7 @@ fn db_for(store: Store, dir: &tempfile::TempDir) -> Option<String> {
         Ok(None) => Some(db_arg(dir)),
         Ok(Some(url)) => Some(url),
         Err(()) => {
-            eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+            crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
             None
         }
     }
@@ -514,7 +514,9 @@ fn systemd_hears_ready_and_stopping_and_sighup_does_not_kill() {
 #[test]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
     let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("SKIPPED: systemd-analyze is not installed (Debian package systemd; .ci/run installs it)");
+        crate::util::skipped(
+            "systemd-analyze is not installed (Debian package systemd; .ci/run installs it)",
+        );
         return;
     };
     assert!(version.status.success());

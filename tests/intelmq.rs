@@ -65,8 +65,8 @@ fn corpus_export(format: &str) -> (tempfile::TempDir, String, usize) {
 #[test]
 fn every_exported_event_of_the_corpus_is_valid_intelmq() {
     let Some(python) = intelmq_python() else {
-        eprintln!(
-            "SKIPPED: IntelMQ is not installed (.ci/run installs it into target/intelmq-venv)"
+        crate::util::skipped(
+            "IntelMQ is not installed (.ci/run installs it into target/intelmq-venv)",
         );
         return;
     };
@@ -154,7 +154,7 @@ fn reports_list_filters_by_the_rsit_type() {
 fn every_xarf_document_of_the_corpus_meets_its_type_schema_but_for_what_the_report_does_not_state()
 {
     let Some(python) = intelmq_python() else {
-        eprintln!("SKIPPED: the test's Python (target/intelmq-venv) is not installed");
+        crate::util::skipped("the test's Python (target/intelmq-venv) is not installed");
         return;
     };
     let (dir, docs, _) = corpus_export("xarf");

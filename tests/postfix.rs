@@ -209,8 +209,8 @@ on_both_stores!(
 );
 async fn relayed_by_postfix(store: crate::util::Store) {
     if !available() {
-        eprintln!(
-            "SKIPPED: Postfix is not installed here (or not running as root); .ci/run installs it"
+        crate::util::skipped(
+            "Postfix is not installed here (or not running as root); .ci/run installs it",
         );
         return;
     }

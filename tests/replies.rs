@@ -104,7 +104,7 @@ on_both_stores!(
 );
 async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(store: Store) {
     let Ok(location) = store.location() else {
-        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
     };
     let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
@@ -236,7 +236,7 @@ on_both_stores!(
 );
 async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario(store: Store) {
     let Ok(location) = store.location() else {
-        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
     };
     let mut config = Config::default();
@@ -337,7 +337,7 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
     store: Store,
 ) {
     let Ok(location) = store.location() else {
-        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
     };
     let port = free_port();
@@ -412,7 +412,7 @@ on_both_stores!(
 );
 async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Store) {
     let Ok(location) = store.location() else {
-        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
     };
     let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
@@ -534,7 +534,7 @@ on_both_stores!(
 );
 async fn the_fixture_corpus_produces_exactly_the_expected_replies_scenario(store: Store) {
     let Ok(location) = store.location() else {
-        eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml");

@@ -591,6 +591,17 @@ async fn metrics_and_healthz_are_served_when_configured() {
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }
+    // Every series the README names is served (a family with no series
+    // yet is not listed: it must be registered).
+    let named = crate::readme::readme_metrics();
+    assert!(named.len() >= 15, "{named:?}");
+    let registered = crate::readme::registered_metrics();
+    for name in named {
+        assert!(
+            text.contains(&format!("# TYPE abuse_inbox_{name} ")) || registered.contains(&name),
+            "the README names {name}; /metrics does not serve it:\n{text}"
+        );
+    }
     server.stop().await;
 }
 

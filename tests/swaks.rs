@@ -28,7 +28,7 @@ fn swaks(port: u16, from: &str, to: &str, body: &str) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn swaks_pipelines_quoted_senders_and_sub_addresses_into_reports() {
     if !swaks_available() {
-        eprintln!("SKIPPED: swaks is not installed here; .ci/run installs it");
+        crate::util::skipped("swaks is not installed here; .ci/run installs it");
         return;
     }
     let server = TestServer::default().await;

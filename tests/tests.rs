@@ -37,6 +37,7 @@ mod hostile;
 mod intelmq;
 mod pg;
 mod postfix;
+mod readme;
 mod replies;
 mod safety;
 mod smtp;

@@ -49,7 +49,7 @@ async fn lettre_sends_over_starttls() {
 #[tokio::test(flavor = "multi_thread")]
 async fn openssl_s_client_speaks_starttls() {
     if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIPPED: openssl is not installed");
+        crate::util::skipped("openssl is not installed");
         return;
     }
     let certs = tempfile::tempdir().unwrap();

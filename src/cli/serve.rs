@@ -37,7 +37,18 @@ pub(super) fn serve(
         // Signal handlers go in before the listener opens, so a SIGTERM that
         // arrives right after start-up is a clean shutdown, not a kill.
         let signals = Signals::install()?;
+        let summary = Summary::of(&config, &super::config_source(global));
         let server = Server::start(config).await?;
+        tracing::info!(
+            listen = %server.local_addr(),
+            recipients = ?summary.recipients,
+            relay = ?summary.relay,
+            sender_checks = ?summary.checks,
+            metrics = %summary.metrics,
+            store = %summary.store,
+            config = ?summary.config,
+            "started"
+        );
         // systemd (Type=notify): the listener is bound and the database open.
         crate::notify::notify(&format!(
             "READY=1\nSTATUS=accepting mail on {}",
@@ -50,7 +61,12 @@ pub(super) fn serve(
             while let Signal::Reload = signals.next().await {
                 crate::notify::notify("RELOADING=1");
                 match reread().and_then(|config| reloader.reload(config)) {
-                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Ok(changed) if changed.is_empty() => {
+                        tracing::info!("configuration reloaded; nothing changed")
+                    }
+                    Ok(changed) => {
+                        tracing::info!(changed = %changed.join(", "), "configuration reloaded")
+                    }
                     Err(problems) => {
                         tracing::error!(problems = %problems.join("; "), "reload refused; the running configuration stays")
                     }
@@ -114,6 +130,45 @@ impl Signals {
         {
             let _ = tokio::signal::ctrl_c().await;
             Signal::Stop
+        }
+    }
+}
+
+/// The start-up line's values: what an operator checks first.
+struct Summary {
+    recipients: String,
+    relay: String,
+    checks: String,
+    metrics: String,
+    store: String,
+    config: String,
+}
+
+impl Summary {
+    fn of(config: &Config, source: &crate::config::Source) -> Summary {
+        let reply = &config.reply;
+        let relay = match (&reply.relay_host, reply.enabled) {
+            (_, false) => "off (reply.enabled = false)".to_owned(),
+            (Some(host), true) => format!("{host}:{}", reply.relay_port),
+            (None, true) => "none: replies wait in the outbox (reply.relay_host)".to_owned(),
+        };
+        let auth = &config.auth;
+        let checks = match (auth.enabled, auth.nameservers.is_empty()) {
+            (false, _) => "off".to_owned(),
+            (true, true) => "on, nameservers of /etc/resolv.conf".to_owned(),
+            (true, false) => format!("on, nameservers {}", auth.nameservers.join(" ")),
+        };
+        Summary {
+            recipients: config.smtp.recipients.join(" "),
+            relay,
+            checks,
+            metrics: if config.metrics.listen.is_empty() {
+                "off".to_owned()
+            } else {
+                config.metrics.listen.clone()
+            },
+            store: crate::store::Location::parse(&config.store.path).to_string(),
+            config: source.to_string(),
         }
     }
 }

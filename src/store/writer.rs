@@ -427,14 +427,16 @@ fn run(
             let now = Instant::now();
             let intake_busy = last_raw.is_some_and(|t| t.elapsed() < INTAKE_BUSY_FOR);
             let limit = if intake_busy {
-                turn_rows(now.saturating_duration_since(first.yields_until))
+                turn_rows(first.late(now))
             } else {
                 REPORT_GROUP_ROWS
             };
-            // Past its patience the backlog takes turns with intake, and
-            // the worker processes at full pace again.
+            // Past its patience the backlog takes turns with intake; once
+            // its turns have grown (a long burst, not the tail of a short
+            // one) the worker processes go at full pace again.
+            let late = first.late(now);
             pace.lagging.store(
-                first.yields_until <= now && last_raw.is_some(),
+                last_raw.is_some() && late >= WORKER_FULL_PACE_AFTER,
                 Ordering::Relaxed,
             );
             let mut group = vec![first];
@@ -503,6 +505,10 @@ const FIRST_TURN_ROWS: usize = 512;
 /// 1,000 messages/s outran the reports (`benches/e2e.py --rate 1000`).
 const TURN_GROWS_EVERY: Duration = Duration::from_millis(100);
 
+/// How late past its patience the backlog must be for the worker to stop
+/// holding back during intake.
+const WORKER_FULL_PACE_AFTER: Duration = Duration::from_millis(300);
+
 /// The rows of a report turn during intake, `past` the patience of its
 /// oldest batch.
 fn turn_rows(past: Duration) -> usize {
@@ -519,6 +525,9 @@ struct ReportBatch {
     done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
     /// Until this moment the batch yields to intake (see [`INTAKE_PAUSE`]).
     yields_until: Instant,
+    /// How far past its patience the batch already was when it came (its
+    /// oldest message waited longer than [`MAX_PROCESSING_LAG`]).
+    late_by: Duration,
 }
 
 impl ReportBatch {
@@ -552,6 +561,15 @@ impl ReportBatch {
             processed_at,
             done,
             yields_until: Instant::now() + MAX_PROCESSING_LAG.saturating_sub(lag),
+            late_by: lag.saturating_sub(MAX_PROCESSING_LAG),
+        }
+    }
+
+    /// How far past its patience the batch is at `now` (zero within it).
+    fn late(&self, now: Instant) -> Duration {
+        match now.checked_duration_since(self.yields_until) {
+            Some(past) => self.late_by + past,
+            None => Duration::ZERO,
         }
     }
 
@@ -724,6 +742,18 @@ mod tests {
         // A fresh batch stops yielding once it has waited out the lag limit.
         let later = now + MAX_PROCESSING_LAG + Duration::from_secs(1);
         assert_eq!(fresh.yield_to_intake(Some(later), later), None);
+    }
+
+    #[test]
+    fn a_batch_of_old_messages_is_late_by_their_age_past_the_patience() {
+        let now = Instant::now();
+        assert_eq!(batch(chrono::Duration::zero()).late(now), Duration::ZERO);
+        let old = batch(chrono::Duration::seconds(3));
+        let late = old.late(Instant::now());
+        assert!(
+            late >= Duration::from_millis(2400) && late < Duration::from_secs(3),
+            "{late:?}"
+        );
     }
 
     #[test]

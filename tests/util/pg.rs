@@ -103,7 +103,7 @@ impl Cluster {
 
     fn start_at(tls: Option<(&str, &str)>, root: Option<PathBuf>) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
-            eprintln!("SKIPPED: PostgreSQL is not installed here; .ci/run installs it");
+            crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
             return None;
         };
         let user = run_as();
