@@ -51,6 +51,23 @@ fn csv_message(rows: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Commits `count` copies of `base(i)`, each with a header and a body line
+/// of its own (so each has its own dedup key).
+fn commit_copies<'a>(db: &mut Db, count: usize, base: impl Fn(usize) -> &'a Vec<u8>) {
+    let messages: Vec<Incoming> = (0..count)
+        .map(|i| {
+            let mut bytes = format!("X-Bench-Copy: {i}\r\n").into_bytes();
+            bytes.extend_from_slice(base(i));
+            bytes.extend_from_slice(format!("\r\ncopy {i}\r\n").as_bytes());
+            incoming(bytes)
+        })
+        .collect();
+    for chunk in messages.chunks(500) {
+        let refs: Vec<&Incoming> = chunk.iter().collect();
+        db.commit_raws(&refs).unwrap();
+    }
+}
+
 fn fixture_corpus() -> Vec<Vec<u8>> {
     fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -108,18 +125,7 @@ fn store_6k(quick: bool, pipeline: &Pipeline, dir: &Path) {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/load-6k.eml"))
             .unwrap();
     let mut db = Db::open(&dir.join("store.db"), Role::Intake).unwrap();
-    let messages: Vec<Incoming> = (0..count)
-        .map(|i| {
-            let mut bytes = format!("X-Bench-Copy: {i}\r\n").into_bytes();
-            bytes.extend_from_slice(&base);
-            bytes.extend_from_slice(format!("\r\ncopy {i}\r\n").as_bytes());
-            incoming(bytes)
-        })
-        .collect();
-    for chunk in messages.chunks(500) {
-        let refs: Vec<&Incoming> = chunk.iter().collect();
-        db.commit_raws(&refs).unwrap();
-    }
+    commit_copies(&mut db, count, |_| &base);
     let raws = db.raws_after(RawId(0), None, count).unwrap();
     let mut processor = abuse_inbox::isolate::InProcess;
     let outcomes: Vec<_> = raws
@@ -207,20 +213,7 @@ fn reprocess_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
     let corpus = fixture_corpus();
     let path = dir.join("reprocess.db");
     let mut db = Db::open(&path, Role::Cli).unwrap();
-    let messages: Vec<Incoming> = (0..count)
-        .map(|i| {
-            let base = &corpus[i % corpus.len()];
-            let mut bytes = format!("X-Bench-Copy: {i}\r\n").into_bytes();
-            bytes.extend_from_slice(base);
-            // A distinct body too, so the dedup key differs.
-            bytes.extend_from_slice(format!("\r\ncopy {i}\r\n").as_bytes());
-            incoming(bytes)
-        })
-        .collect();
-    for chunk in messages.chunks(500) {
-        let refs: Vec<&Incoming> = chunk.iter().collect();
-        db.commit_raws(&refs).unwrap();
-    }
+    commit_copies(&mut db, count, |i| &corpus[i % corpus.len()]);
     let mut after = RawId(0);
     let started = Instant::now();
     let mut done = 0;
