@@ -69,8 +69,8 @@ pub struct CommitQueue {
 struct Pace {
     /// When the last raw message was committed (milliseconds since `epoch`).
     last_raw: AtomicU64,
-    /// Reports are past their patience ([`MAX_PROCESSING_LAG`]) and take
-    /// turns with intake.
+    /// The last reports stored were [`WORKER_FULL_PACE_AFTER`] past their
+    /// patience ([`MAX_PROCESSING_LAG`]): the worker stops holding back.
     lagging: AtomicBool,
     epoch: Instant,
 }
@@ -424,17 +424,16 @@ fn run(
             // Batches that queued up while the writer was busy go in one
             // transaction (group commit for reports): its pages are written
             // once for all of them.
-            let now = Instant::now();
+            let late = first.late(Instant::now());
             let intake_busy = last_raw.is_some_and(|t| t.elapsed() < INTAKE_BUSY_FOR);
             let limit = if intake_busy {
-                turn_rows(first.late(now))
+                turn_rows(late)
             } else {
                 REPORT_GROUP_ROWS
             };
             // Past its patience the backlog takes turns with intake; once
             // its turns have grown (a long burst, not the tail of a short
             // one) the worker processes go at full pace again.
-            let late = first.late(now);
             pace.lagging.store(
                 last_raw.is_some() && late >= WORKER_FULL_PACE_AFTER,
                 Ordering::Relaxed,
