@@ -239,34 +239,36 @@ pub(crate) fn set_niceness(niceness: libc::c_int) {
     }
 }
 
-/// Of `claimers` (node names, `host:pid`), those that were this host's
-/// and whose process is gone: a daemon restarted after a crash takes its
-/// own earlier work back at once instead of waiting for the lease. Other
-/// hosts' claims wait for their leases.
+/// Of `claimers` (node names, `host:pid:started`), those that were this
+/// host's and whose process is gone: a daemon restarted after a crash takes
+/// its own earlier work back at once instead of waiting for the lease. A
+/// zombie is gone, and so is a PID that now names a process started at
+/// another moment (the kernel reused it). Other hosts' claims wait for their
+/// leases.
 fn dead_local_claimers(claimers: &[String], me: &str) -> Vec<String> {
-    let host = me.rsplit_once(':').map_or(me, |(h, _)| h);
+    let host = me.split_once(':').map_or(me, |(h, _)| h);
     claimers
         .iter()
         .filter(|c| c.as_str() != me)
         .filter(|c| {
-            c.rsplit_once(':')
-                .is_some_and(|(h, pid)| h == host && pid.parse::<u32>().is_ok() && !is_alive(pid))
+            let mut parts = c.splitn(3, ':');
+            let (Some(h), Some(pid)) = (parts.next(), parts.next()) else {
+                return false;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                return false;
+            };
+            // Names written before the start time was part of them.
+            let claimed_start = parts.next().map(str::parse::<u64>);
+            h == host
+                && match (crate::store::process_started(pid), claimed_start) {
+                    (None, _) => true,
+                    (Some(now), Some(Ok(then))) => now != then,
+                    _ => false,
+                }
         })
         .cloned()
         .collect()
-}
-
-/// Whether process `pid` of this host runs: it exists and is not a zombie
-/// (a killed daemon stays one until its parent reaps it).
-fn is_alive(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) state …`: the state follows the last ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
 }
 
 /// PostgreSQL: ends the claims that daemons of this host held when they died.
@@ -523,14 +525,35 @@ mod tests {
 
     #[test]
     fn only_this_hosts_dead_daemons_lose_their_claims() {
-        let me = format!("mx1:{}", std::process::id());
+        let me = crate::store::node_name();
+        let host = me.split(':').next().unwrap().to_owned();
+        let init_started = crate::store::process_started(1).unwrap();
         let claimers = vec![
             me.clone(),
-            "mx1:4000000000".to_owned(), // no such process
-            "mx2:4000000000".to_owned(), // another host: its lease decides
-            "mx1:notapid".to_owned(),
-            "mx1:1".to_owned(), // init: alive
+            format!("{host}:4000000000"), // no such process
+            format!("{host}:4000000000:5"),
+            "elsewhere:4000000000".to_owned(), // another host: its lease decides
+            format!("{host}:notapid"),
+            format!("{host}:1"),                // init, named the old way: alive
+            format!("{host}:1:{init_started}"), // init: alive
+            format!("{host}:1:{}", init_started + 1), // PID 1 reused: gone
         ];
-        assert_eq!(dead_local_claimers(&claimers, &me), ["mx1:4000000000"]);
+        assert_eq!(
+            dead_local_claimers(&claimers, &me),
+            [
+                format!("{host}:4000000000"),
+                format!("{host}:4000000000:5"),
+                format!("{host}:1:{}", init_started + 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_process_is_named_by_its_pid_and_start() {
+        let me = crate::store::node_name();
+        let parts: Vec<&str> = me.split(':').collect();
+        assert_eq!(parts.len(), 3, "{me}");
+        assert_eq!(parts[1], std::process::id().to_string());
+        assert!(parts[2].parse::<u64>().is_ok(), "{me}");
     }
 }

@@ -250,6 +250,63 @@ fn a_stopped_node_s_work_is_taken_over_and_never_stored_twice() {
         count(&url, "SELECT count(DISTINCT raw_id) FROM reports"),
         acked
     );
+    // The resumed node carries on alone: a connection the server closed
+    // under it (the transaction it was stopped in) is opened again, so its
+    // intake takes mail and its worker turns it into reports.
+    let [resumed, other] = nodes;
+    drop(other);
+    let (mut smtp, _) = crate::util::Smtp::connect(resumed.addr);
+    smtp.cmd("EHLO load.example");
+    for n in 0..20 {
+        let id = format!("resumed-{n}");
+        assert!(smtp
+            .cmd("MAIL FROM:<reporter@example.net>")
+            .starts_with("250"));
+        assert!(smtp.cmd("RCPT TO:<abuse@example.com>").starts_with("250"));
+        assert!(smtp.cmd("DATA").starts_with("354"));
+        smtp.send(&crate::util::message(&id, "resumed node"));
+        smtp.send(b".\r\n");
+        let reply = smtp.reply();
+        assert!(
+            reply.starts_with("250"),
+            "the resumed node refused: {reply}"
+        );
+        acked += 1;
+    }
+    crate::util::wait_for(30, "the resumed node's own reports", || {
+        (count(&url, "SELECT count(*) FROM reports") == acked).then_some(())
+    });
+}
+
+/// The server ends a node's connection (a restart, or a node stopped in a
+/// transaction past `idle_in_transaction_session_timeout`): the statement
+/// that finds out fails, and the next one runs on a new connection instead
+/// of every one failing until the daemon restarts.
+#[test]
+fn a_connection_the_server_closed_is_opened_again() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create_db();
+    let mut pg = connect(&url).unwrap();
+    pg.commit_raws(&[&incoming(1)]).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the store's one connection");
+    // At most one failure; then the store works again.
+    let first = pg.commit_raws(&[&incoming(2)]);
+    if first.is_err() {
+        pg.commit_raws(&[&incoming(2)])
+            .expect("the second try runs on a new connection");
+    }
+    assert_eq!(pg.backlog().unwrap(), 2);
 }
 
 #[test]

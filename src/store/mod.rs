@@ -257,7 +257,11 @@ pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
                 Mode::ReadWrite { .. } => pg::connect(url)?,
             };
             return Ok(Db {
-                backend: Backend::Postgres(Box::new(std::cell::RefCell::new(conn))),
+                backend: Backend::Postgres(Box::new(PgBackend {
+                    conn: std::cell::RefCell::new(conn),
+                    url: url.clone(),
+                    read_only: mode == Mode::ReadOnly,
+                })),
                 claim_lease: raw::CLAIM_LEASE,
             });
         }
@@ -310,8 +314,40 @@ pub struct Db {
 
 enum Backend {
     Sqlite(Connection),
+    Postgres(Box<PgBackend>),
+}
+
+/// A PostgreSQL connection, and how to open it again: a connection the
+/// server closed (a restart, a node stopped past
+/// `idle_in_transaction_session_timeout`) is replaced at the next use
+/// instead of failing every statement until the daemon restarts.
+struct PgBackend {
     /// A cell: queries take `&self`, and the client needs `&mut` for each.
-    Postgres(Box<std::cell::RefCell<sql::PgConn>>),
+    conn: std::cell::RefCell<sql::PgConn>,
+    url: String,
+    read_only: bool,
+}
+
+impl PgBackend {
+    /// The connection, opened again first when the server closed it (the
+    /// error is the new connection's when that fails: the next use tries
+    /// again).
+    fn conn(&self) -> Result<std::cell::RefMut<'_, sql::PgConn>, Error> {
+        let mut conn = self.conn.borrow_mut();
+        if conn.is_closed() {
+            let fresh = if self.read_only {
+                pg::connect_read_only(&self.url)?
+            } else {
+                pg::connect(&self.url)?
+            };
+            tracing::warn!(
+                store = %redact_url(&self.url),
+                "the PostgreSQL connection was closed by the server; reconnected"
+            );
+            *conn = fresh;
+        }
+        Ok(conn)
+    }
 }
 
 /// The advisory lock PostgreSQL write transactions take: reports, replies
@@ -391,7 +427,7 @@ impl Db {
     fn read<T>(&self, f: impl FnOnce(&mut dyn sql::Sql) -> Result<T, Error>) -> Result<T, Error> {
         match &self.backend {
             Backend::Sqlite(conn) => f(&mut sql::Lite(conn)),
-            Backend::Postgres(pg) => f(&mut *pg.borrow_mut()),
+            Backend::Postgres(pg) => f(&mut *pg.conn()?),
         }
     }
 
@@ -410,7 +446,7 @@ impl Db {
                 Ok(out)
             }
             Backend::Postgres(pg) => {
-                let mut pg = pg.borrow_mut();
+                let mut pg = pg.conn()?;
                 let mut tx = pg.transaction()?;
                 sql::Sql::exec(
                     &mut tx,
@@ -571,7 +607,7 @@ impl Db {
     pub fn schema_version(&self) -> Result<i64, Error> {
         match &self.backend {
             Backend::Sqlite(conn) => Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?),
-            Backend::Postgres(pg) => pg::schema_version(&mut pg.borrow_mut()),
+            Backend::Postgres(pg) => pg::schema_version(&mut *pg.conn()?),
         }
     }
 
@@ -626,9 +662,29 @@ pub fn node_name() -> String {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        format!("{}:{}", host.trim(), std::process::id())
+        let pid = std::process::id();
+        match process_started(pid) {
+            Some(started) => format!("{}:{pid}:{started}", host.trim()),
+            None => format!("{}:{pid}", host.trim()),
+        }
     })
     .clone()
+}
+
+/// When process `pid` of this host started (clock ticks after boot, field 22
+/// of `/proc/PID/stat`), while it exists and is not a zombie: with its PID
+/// this names one process, so a PID the kernel gave to another process
+/// since is not taken for the daemon that held it.
+pub fn process_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: the command may hold anything, so the
+    // fields are counted from the last ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Bytes an unprivileged writer may still use on the file system of `dir`.

@@ -42,7 +42,7 @@ impl Db {
     /// Any SQLite failure; then nothing of the batch was committed.
     pub fn commit_raws(&mut self, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
         if let super::Backend::Postgres(pg) = &self.backend {
-            return super::pg::commit_raws(&mut pg.borrow_mut(), messages);
+            return super::pg::commit_raws(&mut *pg.conn()?, messages);
         }
         let tx = self
             .lite_mut()?
@@ -193,7 +193,7 @@ impl Db {
     ) -> Result<Vec<RawMessage>, Error> {
         match &self.backend {
             super::Backend::Postgres(pg) => {
-                super::pg::claim_unprocessed(&mut pg.borrow_mut(), node, limit, max_bytes, lease)
+                super::pg::claim_unprocessed(&mut *pg.conn()?, node, limit, max_bytes, lease)
             }
             super::Backend::Sqlite(_) => Err(Error::Unsupported {
                 what: "claims on a SQLite store".into(),

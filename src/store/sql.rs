@@ -408,6 +408,12 @@ impl PgConn {
         }
     }
 
+    /// Whether the server closed the connection (or it broke): every
+    /// statement on it would fail.
+    pub fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(postgres::Client::is_closed)
+    }
+
     /// The client.
     pub fn client(&mut self) -> &mut postgres::Client {
         self.client
