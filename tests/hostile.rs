@@ -422,6 +422,27 @@ async fn killed_twice(store: crate::util::Store) {
     let discarded = json(&abuse_inbox(&["--db", db_arg, "raw", "discard", &id]));
     assert_eq!(discarded["discarded"], 1);
     assert_eq!(raw_status(&db)[1].0, "discarded");
+    // The message itself, though it has no report: its state and error,
+    // and its bytes exactly as they arrived.
+    let shown = abuse_inbox(&["--db", db_arg, "raw", "show", &id]);
+    assert!(shown.status.success());
+    let table = String::from_utf8_lossy(&shown.stdout);
+    for expected in ["discarded", "report      none", "--raw"] {
+        assert!(table.contains(expected), "{expected} in {table}");
+    }
+    let whole = abuse_inbox(&["--db", db_arg, "raw", "show", &id, "--raw"]);
+    assert!(whole.status.success());
+    assert_eq!(
+        whole.stdout.len() as u64,
+        listed[0]["size_bytes"].as_u64().unwrap()
+    );
+    let shown = json(&abuse_inbox(&[
+        "--db", db_arg, "raw", "show", &id, "--format", "json",
+    ]));
+    assert_eq!(shown["raw"]["status"], "discarded");
+    assert!(shown["report_id"].is_null());
+    let missing = abuse_inbox(&["--db", db_arg, "raw", "show", "999"]);
+    assert_eq!(missing.status.code(), Some(1));
     // A processed message and one that does not exist: nothing to do, and
     // the command says so (exit 1).
     let nothing = abuse_inbox(&["--db", db_arg, "raw", "retry", "1", "999"]);

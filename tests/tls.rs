@@ -210,6 +210,17 @@ async fn replies_go_to_a_starttls_relay_whose_certificate_a_private_ca_signed() 
             .contains("certificate"),
         "{error:?}"
     );
+    // The error names the relay it is about.
+    let relay_named = format!("relay 127.0.0.1:{}: ", relay.addr.port());
+    assert!(
+        error.as_deref().unwrap_or("").starts_with(&relay_named),
+        "{error:?}"
+    );
+    // The operator's table shows when the next try is, and the whole reason.
+    let table = crate::util::abuse_inbox(&["--db", db.to_str().unwrap(), "replies", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("NEXT TRY / SENT"), "{table}");
+    assert!(table.contains(&relay_named), "{table}");
     untrusting.stop().await;
     assert_eq!(count_rows(&relay.db_path(), "raw_messages"), 0);
     // With it, the reply arrives over TLS.

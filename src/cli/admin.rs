@@ -97,6 +97,7 @@ pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCo
                 Format::Table => print_raw_table(&list)?,
             }
         }
+        RawCommand::Show { id, raw, format } => return raw_show(config, RawId(id), raw, format),
         RawCommand::Retry { ids: given } => {
             let mut db = admin_store(config)?;
             let asked = ids(given);
@@ -121,6 +122,97 @@ pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The header lines `raw show` prints, at most (the rest: `--raw`).
+const SHOWN_HEADER_LINES: usize = 60;
+
+/// `raw show`: one message, also one that is quarantined or discarded and
+/// so has no report.
+fn raw_show(config: &Config, id: RawId, raw: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let db = query_store(config)?;
+    let (Some((summary, report)), Some(message)) = (db.raw_summary(id)?, db.raw(id)?) else {
+        eprintln!(
+            "abuse-inbox: no raw message {} (abuse-inbox raw list shows them)",
+            id.0
+        );
+        return Ok(ExitCode::from(1));
+    };
+    if raw {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&message.bytes)?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = header_text(&message.bytes);
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "raw": summary,
+            "report_id": report,
+            "header": header,
+        }))?,
+        Format::Table => {
+            let mut out = std::io::stdout().lock();
+            let mail_from = match summary.mail_from.as_deref() {
+                Some("") => "<>",
+                Some(address) => address,
+                None => "-",
+            };
+            let rows = [
+                ("raw", summary.id.0.to_string()),
+                ("received", summary.received_at.clone()),
+                ("status", summary.status.clone()),
+                ("origin", summary.origin.clone()),
+                (
+                    "peer",
+                    summary.peer_ip.clone().unwrap_or_else(|| "-".into()),
+                ),
+                ("mail from", mail_from.to_owned()),
+                (
+                    "message-id",
+                    summary.message_id.clone().unwrap_or_else(|| "-".into()),
+                ),
+                ("bytes", summary.size_bytes.to_string()),
+                ("error", summary.error.clone().unwrap_or_else(|| "-".into())),
+                (
+                    "report",
+                    report.map_or_else(|| "none".into(), |r| r.to_string()),
+                ),
+            ];
+            for (key, value) in rows {
+                writeln!(out, "{key:<11} {}", crate::safe_text::visible(&value))?;
+            }
+            writeln!(out)?;
+            let lines: Vec<&str> = header.lines().collect();
+            for line in lines.iter().take(SHOWN_HEADER_LINES) {
+                writeln!(out, "{}", crate::safe_text::visible(line))?;
+            }
+            if lines.len() > SHOWN_HEADER_LINES {
+                writeln!(
+                    out,
+                    "… {} more header lines",
+                    lines.len() - SHOWN_HEADER_LINES
+                )?;
+            }
+            writeln!(
+                out,
+                "\n(the whole message: abuse-inbox raw show {} --raw > message.eml)",
+                summary.id.0
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The message's header block as text (bytes that are not UTF-8 replaced),
+/// up to the first empty line.
+fn header_text(bytes: &[u8]) -> String {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| bytes.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).replace("\r\n", "\n")
 }
 
 /// Exit 0 when an action changed every message asked for; else 1, saying

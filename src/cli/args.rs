@@ -196,6 +196,16 @@ pub enum RawCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// One message: its envelope, state, error and report, and its header
+    /// (`--raw`: the message exactly as it arrived, for a file or a mail client).
+    Show {
+        id: i64,
+        /// The stored bytes, unchanged, on stdout.
+        #[arg(long)]
+        raw: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Process failed (or discarded) messages again: the running daemon
     /// picks them up within seconds.
     Retry {

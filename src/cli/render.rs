@@ -249,21 +249,28 @@ pub(super) fn print_replies_table(replies: &[crate::store::OutboxEntry]) -> std:
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<20}  LAST ERROR",
-        "ID", "REPORT", "KIND", "STATE", "TRY", "TO", "CREATED"
+        "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<19}  {:<19}  LAST ERROR",
+        "ID", "REPORT", "KIND", "STATE", "TRY", "TO", "CREATED", "NEXT TRY / SENT"
     )?;
+    let second = |t: &str| t.get(..19).unwrap_or(t).replace('T', " ");
     for r in replies {
+        // A pending reply's next attempt; a sent one's moment.
+        let when = match r.state {
+            crate::model::OutboxState::Pending => r.next_attempt_at.as_deref(),
+            _ => r.sent_at.as_deref(),
+        };
         writeln!(
             out,
-            "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<20}  {}",
+            "{:>6}  {:>7}  {:<10}  {:<9}  {:>3}  {:<28}  {:<19}  {:<19}  {}",
             r.id,
             r.report_id,
             r.kind,
             r.state,
             r.attempts,
             clip(&r.recipient, 28),
-            r.created_at.get(..19).unwrap_or(&r.created_at),
-            clip(r.last_error.as_deref().unwrap_or(""), 60)
+            second(&r.created_at),
+            when.map_or_else(|| "-".to_owned(), second),
+            clip(r.last_error.as_deref().unwrap_or(""), 240)
         )?;
     }
     Ok(())

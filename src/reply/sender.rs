@@ -182,7 +182,7 @@ pub async fn run<T>(
                             .send_raw(&envelope, &message.formatted())
                             .await
                             .map(|_| ())
-                            .map_err(|e| (e.to_string(), e.is_permanent())),
+                            .map_err(|e| (relay_error(&config, &e), e.is_permanent())),
                     },
                 },
             };
@@ -197,6 +197,13 @@ pub async fn run<T>(
             _ = tokio::time::sleep(POLL) => {}
         }
     }
+}
+
+/// A relay's error, naming the relay (`relay mail.example.net:587: …`), so
+/// the outbox and the log say which host refused or could not be reached.
+fn relay_error(config: &ReplyConfig, error: &impl std::fmt::Display) -> String {
+    let host = config.relay_host.as_deref().unwrap_or("-");
+    format!("relay {host}:{}: {error}", config.relay_port)
 }
 
 /// How long a reply has been tried: when it was queued and how often it

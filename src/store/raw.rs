@@ -276,6 +276,23 @@ pub struct RawSummary {
     pub error: Option<String>,
 }
 
+const SUMMARY_COLUMNS: &str =
+    "id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error";
+
+fn read_summary(r: &super::sql::Row) -> Result<RawSummary, Error> {
+    Ok(RawSummary {
+        id: RawId(r.int(0)?),
+        received_at: r.text(1)?,
+        origin: r.text(2)?,
+        peer_ip: r.opt_text(3)?,
+        mail_from: r.opt_text(4)?,
+        message_id: r.opt_text(5)?,
+        size_bytes: r.int(6)?.max(0) as u64,
+        status: r.text(7)?,
+        error: r.opt_text(8)?,
+    })
+}
+
 impl Db {
     /// The newest `limit` raw messages, only those in `status` if given.
     pub fn raw_list(
@@ -285,25 +302,34 @@ impl Db {
     ) -> Result<Vec<RawSummary>, Error> {
         self.read(|q| {
             q.rows(
-                "SELECT id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error
-                 FROM raw_messages WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM raw_messages
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
+                ),
                 sql_params![status.map(RawStatus::as_str), limit],
             )?
             .iter()
-            .map(|r| {
-                Ok(RawSummary {
-                    id: RawId(r.int(0)?),
-                    received_at: r.text(1)?,
-                    origin: r.text(2)?,
-                    peer_ip: r.opt_text(3)?,
-                    mail_from: r.opt_text(4)?,
-                    message_id: r.opt_text(5)?,
-                    size_bytes: r.int(6)?.max(0) as u64,
-                    status: r.text(7)?,
-                    error: r.opt_text(8)?,
-                })
-            })
+            .map(read_summary)
             .collect()
+        })
+    }
+
+    /// One raw message's summary, and the report made of it (if any).
+    pub fn raw_summary(&self, id: RawId) -> Result<Option<(RawSummary, Option<i64>)>, Error> {
+        self.read(|q| {
+            let Some(row) = q.row(
+                &format!("SELECT {SUMMARY_COLUMNS} FROM raw_messages WHERE id = ?1"),
+                sql_params![id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let summary = read_summary(&row)?;
+            let report = q
+                .row("SELECT id FROM reports WHERE raw_id = ?1", sql_params![id])?
+                .map(|r| r.int(0))
+                .transpose()?;
+            Ok(Some((summary, report)))
         })
     }
 
