@@ -127,7 +127,7 @@ fn store_6k(quick: bool, pipeline: &Pipeline, dir: &Path) {
     let mut db = Db::open(&dir.join("store.db"), Role::Intake).unwrap();
     commit_copies(&mut db, count, |_| &base);
     let raws = db.raws_after(RawId(0), None, count).unwrap();
-    let mut processor = abuse_inbox::isolate::InProcess;
+    let mut processor = abuse_inbox::pipeline::InProcess;
     let outcomes: Vec<_> = raws
         .iter()
         .map(|raw| pipeline.outcome(&mut processor, raw).unwrap())
@@ -183,8 +183,8 @@ fn stages(quick: bool, pipeline: &Pipeline) {
 }
 
 /// The worker child, as the daemon runs it.
-fn worker() -> abuse_inbox::isolate::Isolated {
-    abuse_inbox::isolate::Isolated::with_binary(env!("CARGO_BIN_EXE_abuse-inbox").into())
+fn worker() -> abuse_inbox::daemon::isolate::Isolated {
+    abuse_inbox::daemon::isolate::Isolated::with_binary(env!("CARGO_BIN_EXE_abuse-inbox").into())
 }
 
 fn csv_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The whole configuration.
@@ -763,7 +763,7 @@ impl Config {
             "must be >= 60",
         );
         for (i, server) in self.auth.nameservers.iter().enumerate() {
-            let parsed = crate::auth::parse_nameserver(server);
+            let parsed = parse_nameserver(server);
             let what = parsed.as_ref().err().map_or("", String::as_str);
             check(parsed.is_ok(), &format!("auth.nameservers[{i}]"), what);
         }
@@ -864,6 +864,19 @@ impl Config {
             }
         })
     }
+}
+
+/// `IP` or `IP:PORT` (port 53 when none).
+///
+/// # Errors
+/// Anything else, naming the key and the value.
+pub fn parse_nameserver(server: &str) -> Result<SocketAddr, String> {
+    server
+        .parse::<SocketAddr>()
+        .or_else(|_| server.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| {
+            format!("auth.nameservers: {server:?} is not an IP or IP:PORT (e.g. \"127.0.0.53\" or \"[::1]:53\")")
+        })
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -190,17 +189,13 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the database gauges read now.
-    fn render(&self, db_path: &std::path::Path) -> String {
-        let location = crate::store::Location::parse(db_path);
-        if let Ok(db) = crate::store::open(&location, crate::store::Mode::ReadOnly) {
-            // Cheap counts only: a scrape must not cost a `stats` run.
-            if let Ok(backlog) = db.backlog() {
-                self.backlog.set(backlog as i64);
-            }
-            if let Ok(depth) = db.outbox_depth() {
-                self.outbox_depth.set(depth as i64);
-            }
+    /// The text exposition, with the store's gauges as read now.
+    fn render(&self, gauges: StoreGauges) -> String {
+        if let Some(backlog) = gauges.backlog {
+            self.backlog.set(backlog as i64);
+        }
+        if let Some(depth) = gauges.outbox_depth {
+            self.outbox_depth.set(depth as i64);
         }
         let mut text = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -211,12 +206,23 @@ impl Metrics {
     }
 }
 
+/// The store's gauges, read at each scrape (cheap counts only: a scrape
+/// must not cost a `stats` run); `None` when the store could not say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreGauges {
+    pub backlog: Option<u64>,
+    pub outbox_depth: Option<u64>,
+}
+
+/// How a scrape reads the store's gauges (blocking: it runs off the runtime).
+pub type ReadGauges = std::sync::Arc<dyn Fn() -> StoreGauges + Send + Sync>;
+
 /// Serves `/metrics` and `/healthz` until `stop`. One request per
 /// connection, at most `max_connections` at once (more are closed at once),
 /// each closed after `timeout`.
 pub async fn serve(
     listener: TcpListener,
-    db_path: PathBuf,
+    gauges: ReadGauges,
     max_connections: usize,
     timeout: std::time::Duration,
     stop: CancellationToken,
@@ -238,15 +244,15 @@ pub async fn serve(
             drop(socket);
             continue;
         };
-        let db_path = db_path.clone();
+        let gauges = gauges.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let _ = tokio::time::timeout(timeout, answer(&mut socket, db_path)).await;
+            let _ = tokio::time::timeout(timeout, answer(&mut socket, gauges)).await;
         });
     }
 }
 
-async fn answer(socket: &mut tokio::net::TcpStream, db_path: PathBuf) {
+async fn answer(socket: &mut tokio::net::TcpStream, gauges: ReadGauges) {
     {
         {
             let mut request = vec![0u8; 2048];
@@ -257,7 +263,7 @@ async fn answer(socket: &mut tokio::net::TcpStream, db_path: PathBuf) {
             let path = head.split_whitespace().nth(1).unwrap_or("");
             let (status, kind, body) = match (head.starts_with("GET "), path) {
                 (true, "/metrics") => {
-                    let body = tokio::task::spawn_blocking(move || get().render(&db_path))
+                    let body = tokio::task::spawn_blocking(move || get().render(gauges()))
                         .await
                         .unwrap_or_default();
                     (

@@ -9,7 +9,6 @@
 use crate::classify::{self, Rules};
 use crate::config::{Config, ReplyConfig};
 use crate::evidence;
-use crate::isolate::{Failure, Processor};
 use crate::model::{
     AbuseType, PendingReply, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender,
 };
@@ -17,6 +16,7 @@ use crate::parse;
 use crate::reply;
 use crate::store::{self, Outcome, ReportSink};
 use chrono::{DateTime, Utc};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use tracing::{error, info};
 
 /// Tries a message gets when the worker dies on it; then it is `failed`.
@@ -512,4 +512,56 @@ impl Summary {
             "report stored"
         );
     }
+}
+
+/// Why a message has no draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The child died or was killed while on this message (the text says
+    /// how); another try in a fresh child may succeed.
+    Crashed(String),
+    /// The pipeline panicked on it: the same input panics again.
+    Panicked(String),
+    /// No child could be run (the binary is gone, the OS refused); says
+    /// nothing about the message.
+    Unavailable(String),
+}
+
+impl Failure {
+    /// Whether a fresh child should try the message again.
+    pub fn is_crash(&self) -> bool {
+        matches!(self, Failure::Crashed(_))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::Crashed(how) => format!("worker {how}"),
+            Failure::Panicked(what) => format!("pipeline panicked: {what}"),
+            Failure::Unavailable(why) => format!("worker unavailable: {why}"),
+        }
+    }
+}
+
+/// Turns one raw message into a draft, or says why not.
+pub trait Processor {
+    fn process(&mut self, pipeline: &Pipeline, raw: &RawMessage) -> Result<ReportDraft, Failure>;
+}
+
+/// Runs the pipeline in this process, catching panics: for tests and
+/// benchmarks of the pure stages. A stack overflow or abort here ends the process.
+pub struct InProcess;
+
+impl Processor for InProcess {
+    fn process(&mut self, pipeline: &Pipeline, raw: &RawMessage) -> Result<ReportDraft, Failure> {
+        catch_unwind(AssertUnwindSafe(|| pipeline.process(raw)))
+            .map_err(|panic| Failure::Panicked(panic_text(&*panic)))
+    }
+}
+
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }

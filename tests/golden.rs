@@ -8,8 +8,8 @@
 
 use abuse_inbox::config::Config;
 use abuse_inbox::model::{Envelope, Origin, RawId, RawMessage};
+use abuse_inbox::parse::rawmail;
 use abuse_inbox::pipeline::Pipeline;
-use abuse_inbox::rawmail;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 

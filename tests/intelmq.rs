@@ -185,7 +185,7 @@ fn every_xarf_document_of_the_corpus_meets_its_type_schema_but_for_what_the_repo
     // report does not state, document by document.
     let mut complete = 0;
     for (doc, lacking) in docs.iter().zip(&missing) {
-        let mut said: Vec<String> = abuse_inbox::xarf::unstated(doc)
+        let mut said: Vec<String> = abuse_inbox::export::xarf::unstated(doc)
             .into_iter()
             .map(str::to_owned)
             .collect();

@@ -582,7 +582,7 @@ async fn the_fixture_corpus_produces_exactly_the_expected_replies_scenario(store
     tokio::task::block_in_place(|| {
         for (path, golden) in &cases {
             let raw = std::fs::read(path).unwrap();
-            let from = match abuse_inbox::rawmail::return_path(&raw) {
+            let from = match abuse_inbox::parse::rawmail::return_path(&raw) {
                 abuse_inbox::model::Sender::Null => String::new(),
                 abuse_inbox::model::Sender::Address(a) => a,
                 abuse_inbox::model::Sender::Unknown => {

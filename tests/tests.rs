@@ -35,6 +35,7 @@ mod cli;
 mod golden;
 mod hostile;
 mod intelmq;
+mod layers;
 mod pg;
 mod postfix;
 mod readme;

@@ -7,6 +7,7 @@
 //! lines); free-text rules add their weights; the best-supported type wins.
 //! Pure: no I/O.
 
+pub mod case;
 pub mod feeds;
 mod missing;
 pub mod rsit;

@@ -43,7 +43,7 @@ pub(super) fn export_to_stdout(
             } else {
                 config.export.xarf_domain.clone()
             };
-            let sender = crate::xarf::Sender {
+            let sender = crate::export::xarf::Sender {
                 org: &config.export.xarf_org,
                 contact: &config.reply.from,
                 domain: &domain,
@@ -54,8 +54,8 @@ pub(super) fn export_to_stdout(
             for_each_report(db, since.as_deref(), |r| {
                 let rows = db.evidence(r.id, XARF_EVIDENCE_ROWS)?;
                 let uuid = crate::reply::token::report_uuid(&secret, r.id.0);
-                if let Some(doc) = crate::xarf::document(r, &rows, &sender, &uuid) {
-                    let lacking = crate::xarf::unstated(&doc);
+                if let Some(doc) = crate::export::xarf::document(r, &rows, &sender, &uuid) {
+                    let lacking = crate::export::xarf::unstated(&doc);
                     incomplete += usize::from(!lacking.is_empty());
                     for field in lacking {
                         *unstated.entry(field).or_default() += 1;
@@ -82,7 +82,7 @@ pub(super) fn export_to_stdout(
         ExportFormat::Intelmq => {
             for_each_report(db, since.as_deref(), |r| {
                 let rows = db.evidence(r.id, crate::evidence::MAX_ROWS)?;
-                for event in crate::intelmq::events(r, &rows) {
+                for event in crate::export::intelmq::events(r, &rows) {
                     serde_json::to_writer(&mut out, &event)?;
                     out.write_all(b"\n")?;
                 }

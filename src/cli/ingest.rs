@@ -4,10 +4,10 @@
 use super::render::print_json;
 use super::{admin_store, pipeline};
 use crate::config::Config;
-use crate::isolate::Isolated;
+use crate::daemon::isolate::Isolated;
 use crate::model::{Envelope, Incoming, Origin, RawId, RawMessage, Report};
+use crate::parse::rawmail;
 use crate::pipeline::Pipeline;
-use crate::rawmail;
 use crate::store::{Db, Location, Mode, Role};
 use anyhow::{bail, Context as _};
 use std::io::Read;
@@ -53,13 +53,13 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
 /// `ingest` makes the sender checks itself, before processing, so the report
 /// it prints is decided (the daemon makes them after storing the report).
 pub(super) struct InlineChecks {
-    verifier: crate::auth::Verifier,
+    verifier: crate::daemon::auth::Verifier,
     runtime: tokio::runtime::Runtime,
 }
 
 impl InlineChecks {
     pub(super) fn new(config: &Config) -> anyhow::Result<InlineChecks> {
-        let verifier = crate::auth::Verifier::new(&config.auth, &config.smtp.hostname)
+        let verifier = crate::daemon::auth::Verifier::new(&config.auth, &config.smtp.hostname)
             .map_err(anyhow::Error::msg)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

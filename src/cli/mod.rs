@@ -49,7 +49,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => serve::serve(config.clone(), listen, &cli.global),
         Command::Ingest { files } => ingest::ingest(config, &files),
         Command::Reprocess { since, all } => ingest::reprocess(config, since, all),
-        Command::WorkerChild => Ok(ExitCode::from(crate::isolate::child_main())),
+        Command::WorkerChild => Ok(ExitCode::from(crate::daemon::isolate::child_main())),
         Command::Raw { command } => admin::raw(config, command),
         Command::Reports { command } => match command {
             ReportsCommand::List {

@@ -4,7 +4,7 @@
 use super::args::Format;
 use crate::model::AuthState;
 use crate::model::{RawMessage, Report};
-use crate::rawmail;
+use crate::parse::rawmail;
 use crate::safe_text::{clip, visible};
 use crate::store::Stats;
 use std::io::Write;

@@ -3,7 +3,7 @@
 
 use super::Global;
 use crate::config::Config;
-use crate::server::Server;
+use crate::daemon::server::Server;
 use anyhow::{bail, Context as _};
 use std::process::ExitCode;
 
@@ -50,7 +50,7 @@ pub(super) fn serve(
             "started"
         );
         // systemd (Type=notify): the listener is bound and the database open.
-        crate::notify::notify(&format!(
+        crate::daemon::notify::notify(&format!(
             "READY=1\nSTATUS=accepting mail on {}",
             server.local_addr()
         ));
@@ -59,7 +59,7 @@ pub(super) fn serve(
         tokio::spawn(async move {
             let mut signals = signals;
             while let Signal::Reload = signals.next().await {
-                crate::notify::notify("RELOADING=1");
+                crate::daemon::notify::notify("RELOADING=1");
                 match reread().and_then(|config| reloader.reload(config)) {
                     Ok(changed) if changed.is_empty() => {
                         tracing::info!("configuration reloaded; nothing changed")
@@ -71,10 +71,10 @@ pub(super) fn serve(
                         tracing::error!(problems = %problems.join("; "), "reload refused; the running configuration stays")
                     }
                 }
-                crate::notify::notify("READY=1");
+                crate::daemon::notify::notify("READY=1");
             }
             tracing::info!("shutdown requested");
-            crate::notify::notify("STOPPING=1");
+            crate::daemon::notify::notify("STOPPING=1");
             shutdown.cancel();
         });
         server.wait().await?;

@@ -13,12 +13,12 @@
 //! `checks-settle` records results in batches and sweeps the store for due
 //! checks. Nothing here holds the pipeline: a message whose nameservers never
 //! answer costs one slot for `auth.timeout_seconds`, and only that sender is
-//! remembered as failing ([`crate::auth::Verifier`]). On shutdown the
+//! remembered as failing ([`crate::daemon::auth::Verifier`]). On shutdown the
 //! lookups in flight are dropped: their reports stay due, and the next start
 //! checks them.
 
-use crate::auth::Verifier;
 use crate::config::Config;
+use crate::daemon::auth::Verifier;
 use crate::model::{RawMessage, ReportId};
 use crate::runtime::SharedRuntime;
 use crate::store::{CheckDone, Db, Settlement, WorkerSink};
@@ -199,7 +199,7 @@ fn check(
         Err(error) => return error!(%error, "sender checks cannot start their runtime"),
     };
     // Below intake and the pipeline: their CPU is DKIM and header parsing.
-    crate::worker::set_niceness(CHECKS_NICENESS);
+    crate::daemon::worker::set_niceness(CHECKS_NICENESS);
     rt.block_on(async {
         let mut current = config.clone();
         let mut verifier = match Verifier::new(&current.auth, &current.smtp.hostname) {

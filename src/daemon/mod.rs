@@ -1,7 +1,14 @@
-//! What `serve` runs beside intake. So far: the sender checks, which run
-//! after a report is stored ([`checks`]), and the heartbeat that renews a
-//! node's claims on PostgreSQL ([`lease`]). The server, the worker and its
-//! isolation move here with the layout work (DESIGN.md, "Where code lives").
+//! What `serve` runs: the [`server`] (intake, worker, reply sender, reload
+//! and shutdown), the [`worker`] that turns stored messages into reports in
+//! supervised children ([`isolate`]), the sender checks over DNS ([`auth`])
+//! that run after a report is stored ([`checks`]), the heartbeat that
+//! renews a node's claims on PostgreSQL ([`lease`]), and systemd's
+//! readiness protocol ([`notify`]).
 
+pub mod auth;
 pub mod checks;
+pub mod isolate;
 pub mod lease;
+pub mod notify;
+pub mod server;
+pub mod worker;

@@ -11,6 +11,8 @@
 //! Not offenders: the top-level `Received:` chain (the path to us) is never
 //! scanned, and lines quoted back from one of our own replies are skipped.
 
+pub use crate::model::evidence::Kind;
+pub use crate::model::evidence::Row;
 mod acns;
 mod arf;
 mod csv;
@@ -23,7 +25,7 @@ mod xarf;
 
 use crate::parse::Parsed;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -35,23 +37,6 @@ pub const MAX_ROWS: usize = 10_000;
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
 /// Longest `line` kept in a row, in bytes.
 pub const MAX_LINE_BYTES: usize = 2048;
-
-/// What a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A log line (CSV row, pasted log, X-ARF evidence): source/target, ports, time.
-    LogRow,
-    /// An address named in text without a log line around it.
-    Ip,
-    Url,
-    /// A carried message: forwarded spam or an ARF returned message.
-    Message,
-    /// An ARF or X-ARF report record.
-    Feedback,
-    /// A copyright notice (ACNS).
-    Notice,
-}
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
@@ -77,26 +62,6 @@ impl Kind {
         .into_iter()
         .find(|k| k.as_str() == s)
     }
-}
-
-/// One piece of evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Row {
-    pub kind: Kind,
-    pub source_ip: Option<IpAddr>,
-    pub target_ip: Option<IpAddr>,
-    pub source_port: Option<u16>,
-    pub target_port: Option<u16>,
-    /// RFC 3339, UTC.
-    pub occurred_at: Option<String>,
-    pub url: Option<String>,
-    pub line: Option<String>,
-    /// Where in the message it was found (`part 2 (reports.csv) row 7`).
-    pub origin: String,
-    /// What `source_ip` (or, without one, the row's address) is to the
-    /// report; only `source` rows name offenders. `target_ip` is the target.
-    #[serde(default)]
-    pub role: roles::Role,
 }
 
 impl Row {

@@ -9,29 +9,8 @@
 //! Only `source` addresses are offenders: they alone go into a report's
 //! `ips`, its case and `--ip` search.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::evidence::Role;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// What an address is to the report.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The offender: the host on our network the report is about.
-    #[default]
-    Source,
-    /// The victim: the reporter's server, the destination of the traffic.
-    Target,
-    /// The reporter's own infrastructure (its public address, MX, relays).
-    Reporter,
-    /// A network block (CIDR, `a - b`, whois `inetnum`), not a host.
-    Range,
-    /// A router on a traceroute path.
-    Hop,
-    /// Anything else: private, loopback, link-local, multicast addresses.
-    Other,
-}
 
 impl Role {
     pub const ALL: [Role; 6] = [

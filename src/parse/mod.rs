@@ -10,6 +10,7 @@
 
 mod archive;
 mod html;
+pub mod rawmail;
 
 pub use html::html_to_text;
 

@@ -176,7 +176,7 @@ pub fn plan_merge(
         && missing.is_empty()
         && original.status == ReportStatus::Open;
     let ack = match (&follow_up.follow_up_reply, &original.reporter) {
-        (Some(plan), Some(reporter)) if completes => Some(plan.for_recipient(reporter)),
+        (Some(plan), Some(reporter)) if completes => Some(super::limits::plan_for(plan, reporter)),
         _ => None,
     };
     Some(MergePlan::Merge(Box::new(Merge {

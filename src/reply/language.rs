@@ -6,18 +6,7 @@
 //! not the reporter's, log lines are English whatever the reporter speaks,
 //! and without clear signs of another language the answer is English.
 
-use serde::{Deserialize, Serialize};
-
-/// A language we reply in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    En,
-    De,
-    Es,
-    Fr,
-    Pt,
-}
+pub use crate::model::reply::Language;
 
 impl Language {
     pub const ALL: [Language; 5] = [

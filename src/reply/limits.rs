@@ -5,15 +5,7 @@
 //! An address is counted under its [`key`]: lower case, without its
 //! `+tag`, so `Victim+1@Example.org` and `victim@example.org` share one limit.
 
-use serde::{Deserialize, Serialize};
-
-/// Replies per hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    pub per_recipient: u32,
-    pub per_domain: u32,
-    pub global: u32,
-}
+pub use crate::model::reply::Limits;
 
 /// Replies queued in the last hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +73,16 @@ pub fn check(recent: Recent, limits: Limits) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `plan`, to another recipient: its rate-limit key and domain follow.
+pub fn plan_for(plan: &crate::model::ReplyPlan, recipient: &str) -> crate::model::ReplyPlan {
+    crate::model::ReplyPlan {
+        recipient: recipient.to_owned(),
+        recipient_key: key(recipient),
+        recipient_domain: domain(recipient),
+        ..plan.clone()
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub struct Facts<'a> {
     pub formats: &'a BTreeSet<Format>,
     pub missing: &'a [crate::model::Missing],
     /// The sender checks; `None` when they were not made.
-    pub auth: Option<&'a crate::auth::AuthResults>,
+    pub auth: Option<&'a crate::model::auth::AuthResults>,
     /// The known feed that sent it, if any.
     pub feed: Option<&'a crate::classify::Feed>,
 }
@@ -171,7 +171,7 @@ fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<
 /// checks were not made.
 pub fn checks_suppression(
     reporter: &str,
-    auth: Option<&crate::auth::AuthResults>,
+    auth: Option<&crate::model::auth::AuthResults>,
     config: &ReplyConfig,
 ) -> Option<String> {
     let domain = limits::domain(&reporter.to_ascii_lowercase());

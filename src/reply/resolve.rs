@@ -43,7 +43,7 @@ pub fn plan(current: Option<&Current>, replies: Option<&ReplyPlan>) -> Plan {
     // Only a reporter we answered (ack or needs_info) hears the end.
     let answered = ReplyKind::for_decision(current.reply).is_some();
     let concluded = match (replies, &current.reporter) {
-        (Some(plan), Some(reporter)) if answered => Some(plan.for_recipient(reporter)),
+        (Some(plan), Some(reporter)) if answered => Some(super::limits::plan_for(plan, reporter)),
         _ => None,
     };
     Plan::Resolve { concluded }

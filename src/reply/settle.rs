@@ -8,8 +8,8 @@
 //! reason said.
 
 use super::checks_suppression;
-use crate::auth::AuthResults;
 use crate::config::ReplyConfig;
+use crate::model::auth::AuthResults;
 use crate::model::{PendingReply, ReplyDecision, ReplyKind};
 
 /// The reason a report shows while its checks run.
@@ -86,7 +86,7 @@ pub fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Verdict;
+    use crate::model::auth::Verdict;
     use crate::model::ReplyPlan;
 
     fn pending(kind: ReplyKind) -> PendingReply {

@@ -7,6 +7,7 @@
 //! subject tags (`[abuse #ID-TOKEN]`) carry it; a follow-up that quotes a
 //! report id without the right token is not recognised by it. Pure.
 
+pub use crate::model::reply::Claim;
 use sha2::{Digest, Sha256};
 
 /// Characters of a token: 40 bits, base32.
@@ -83,13 +84,6 @@ pub fn message_id(secret: &[u8], id: i64, n: i64, domain: &str) -> String {
 /// The subject tag of report `id`.
 pub fn subject_tag(secret: &[u8], id: i64) -> String {
     format!("[abuse #{id}-{}]", token(secret, id))
-}
-
-/// The report a follow-up claims, with the token it gave (if any).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Claim {
-    pub id: i64,
-    pub token: Option<String>,
 }
 
 /// The claim in one of our Message-IDs (`abuse-ID.N[.TOKEN]@domain`).

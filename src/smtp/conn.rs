@@ -482,7 +482,7 @@ async fn deliver(
                     from.clone()
                 },
                 to.join(","),
-                crate::rawmail::header(&bytes, "message-id").unwrap_or_default(),
+                crate::parse::rawmail::header(&bytes, "message-id").unwrap_or_default(),
             );
             let incoming = Incoming {
                 envelope: Envelope {
@@ -504,7 +504,7 @@ async fn deliver(
             match ctx.queue.commit(incoming).await {
                 Ok(committed) => {
                     *messages += 1;
-                    ctx.work.notify();
+                    ctx.work.committed();
                     let metrics = crate::metrics::get();
                     metrics.accepted.inc();
                     metrics.bytes_received.inc_by(size as u64);

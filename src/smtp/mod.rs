@@ -16,7 +16,6 @@ pub mod tls;
 
 use crate::config::Config;
 use crate::store::CommitQueue;
-use crate::worker::WorkSignal;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +31,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// After the grace period, how long sessions get to notice the hard stop.
 const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 
+/// Who hears of a committed message: the worker's doorbell
+/// (`daemon::worker::WorkSignal`); intake knows only that there is one.
+pub trait NewMail: Send + Sync {
+    /// A message was committed: there is work. Never blocks.
+    fn committed(&self);
+}
+
 /// What every session shares.
 pub struct Context {
     /// Fixed at start: the listener, `max_connections` and the grace period.
@@ -40,7 +46,7 @@ pub struct Context {
     /// started with.
     pub runtime: crate::runtime::SharedRuntime,
     pub queue: CommitQueue,
-    pub work: WorkSignal,
+    pub work: Arc<dyn NewMail>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Sessions per network (IPv4 /24, IPv6 /64), keyed by its first address.
     per_network: Mutex<HashMap<IpAddr, usize>>,
@@ -59,7 +65,7 @@ impl Context {
     pub fn new(
         runtime: crate::runtime::SharedRuntime,
         queue: CommitQueue,
-        work: WorkSignal,
+        work: Arc<dyn NewMail>,
     ) -> Self {
         let config = runtime.current().config.clone();
         let budget_bytes = config.smtp.max_data_bytes_in_flight;

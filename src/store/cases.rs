@@ -1,9 +1,9 @@
-//! Cases, as stored: [`crate::cases`] says which case a report belongs in;
+//! Cases, as stored: [`crate::classify::case`] says which case a report belongs in;
 //! this finds or opens it.
 
 use super::sql::{Row, Sql};
 use super::{Db, Error};
-use crate::cases::CaseKey;
+use crate::classify::case::CaseKey;
 use crate::model::{CaseId, Report, ReportId};
 use crate::sql_params;
 use serde::Serialize;

@@ -5,8 +5,8 @@
 
 use super::sql::Sql;
 use super::{Db, Error};
-use crate::auth::AuthResults;
 use crate::config::ReplyConfig;
+use crate::model::auth::AuthResults;
 use crate::model::{PendingReply, RawId, RawMessage, ReplyDecision, ReportDraft, ReportId};
 use crate::reply::Settled;
 use crate::sql_params;
@@ -205,7 +205,7 @@ fn settle_one(
                 });
             }
             None => {
-                if let Some(key) = crate::cases::key(&draft, &received_at) {
+                if let Some(key) = crate::classify::case::key(&draft, &received_at) {
                     super::cases::assign(q, done.report, &key, &received_at)?;
                 }
             }

@@ -2,7 +2,7 @@
 
 use super::{parse_json_list, Db, Error};
 use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, RawStatus, Sender};
-use crate::rawmail;
+use crate::parse::rawmail;
 use crate::sql_params;
 use rusqlite::{params, TransactionBehavior};
 use sha2::{Digest, Sha256};

@@ -246,7 +246,7 @@ fn save_outcome(
         None => None,
     };
     if merged.is_none() && !merge_waits {
-        if let Some(key) = crate::cases::key(d, received_at) {
+        if let Some(key) = crate::classify::case::key(d, received_at) {
             super::cases::assign(q, id, &key, received_at)?;
         }
     }

@@ -7,7 +7,7 @@ pub mod dns;
 pub mod pg;
 
 use abuse_inbox::config::Config;
-use abuse_inbox::server::Server;
+use abuse_inbox::daemon::server::Server;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

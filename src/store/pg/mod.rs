@@ -16,7 +16,7 @@
 use super::sql::PgConn;
 use super::Error;
 use crate::model::{Committed, Incoming, RawId, RawMessage};
-use crate::rawmail;
+use crate::parse::rawmail;
 use postgres::Client;
 use std::time::Duration;
 

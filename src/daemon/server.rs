@@ -7,10 +7,10 @@
 use crate::config::Config;
 use crate::daemon::checks::Checks;
 use crate::daemon::lease::Heartbeat;
+use crate::daemon::worker::Worker;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::smtp::{self, Context};
 use crate::store::{self, CommitQueue, Role};
-use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -223,7 +223,11 @@ impl Server {
             checks.as_ref().map(Checks::queue),
         )
         .map_err(Error::Thread)?;
-        let ctx = Arc::new(Context::new(runtime.clone(), queue, worker.signal()));
+        let ctx = Arc::new(Context::new(
+            runtime.clone(),
+            queue,
+            Arc::new(worker.signal()),
+        ));
         let reloader = Reloader {
             runtime: runtime.clone(),
         };
@@ -248,9 +252,20 @@ impl Server {
             None => None,
             Some(listener) => {
                 let bound = listener.local_addr().ok();
+                let store = crate::store::Location::parse(&config.store.path);
+                let gauges: crate::metrics::ReadGauges =
+                    Arc::new(move || {
+                        match crate::store::open(&store, crate::store::Mode::ReadOnly) {
+                            Ok(db) => crate::metrics::StoreGauges {
+                                backlog: db.backlog().ok(),
+                                outbox_depth: db.outbox_depth().ok(),
+                            },
+                            Err(_) => crate::metrics::StoreGauges::default(),
+                        }
+                    });
                 tokio::spawn(crate::metrics::serve(
                     listener,
-                    config.store.path.clone(),
+                    gauges,
                     config.metrics.max_connections,
                     std::time::Duration::from_secs(config.metrics.timeout_seconds),
                     sender_stop.clone(),

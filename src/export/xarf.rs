@@ -85,7 +85,7 @@ pub fn document(report: &Report, rows: &[Row], sender: &Sender, uuid: &str) -> O
             json!([{
                 "content_type": "text/plain",
                 "description": "log lines from the report",
-                "payload": crate::base64::encode(lines.join("\n").as_bytes()),
+                "payload": crate::export::base64::encode(lines.join("\n").as_bytes()),
             }]),
         );
     }

@@ -8,13 +8,13 @@
 //!
 //! A dispatcher thread reads pending messages and hands them to a pool of
 //! `worker.processes` processor threads, each with its own supervised child
-//! process ([`crate::isolate`]), so no message can take intake down and a
+//! process ([`crate::daemon::isolate`]), so no message can take intake down and a
 //! slow or hostile message holds one child, never the others: outcomes are
 //! stored as they come, in transactions, while the other children go on.
 //! Messages in hand are bounded by `worker.max_batch_bytes` of raw bytes.
 
 use crate::daemon::checks::CheckQueue;
-use crate::isolate::Isolated;
+use crate::daemon::isolate::Isolated;
 use crate::model::{RawId, RawMessage};
 use crate::pipeline::Submitted;
 use crate::runtime::SharedRuntime;
@@ -72,6 +72,12 @@ impl WorkSignal {
         if !self.rung.swap(true, Ordering::SeqCst) {
             let _ = self.tx.send(Event::Wake);
         }
+    }
+}
+
+impl crate::smtp::NewMail for WorkSignal {
+    fn committed(&self) {
+        self.notify();
     }
 }
 

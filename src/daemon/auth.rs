@@ -20,87 +20,11 @@ use mail_auth::hickory_resolver::config::{
     NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
 };
 use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfResult};
-use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
+
+use std::net::IpAddr;
 use std::time::Duration;
 
-/// One check's result, as `Authentication-Results` (RFC 8601) names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    SoftFail,
-    Neutral,
-    None,
-    TempError,
-    PermError,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::SoftFail => "softfail",
-            Verdict::Neutral => "neutral",
-            Verdict::None => "none",
-            Verdict::TempError => "temperror",
-            Verdict::PermError => "permerror",
-        }
-    }
-}
-
-/// What the checks found for one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthResults {
-    pub spf: Verdict,
-    pub dkim: Verdict,
-    pub dmarc: Verdict,
-    /// An SPF or DKIM pass for the From domain (or a parent of it).
-    pub aligned: bool,
-    /// The reply policy's question: is the From address the sender's?
-    pub authenticated: bool,
-    /// The From domain checked (none when From had no single domain).
-    pub domain: Option<String>,
-    /// Whether that domain takes mail: an MX (not a null MX, RFC 7505) or
-    /// an address record. `None`: not known (not looked up, or DNS failed).
-    #[serde(default)]
-    pub accepts_mail: Option<bool>,
-    /// `spf=pass smtp.mailfrom=… dkim=pass header.d=… dmarc=pass header.from=…`.
-    pub summary: String,
-}
-
-impl AuthResults {
-    /// Whether the checks failed for now rather than for good: not
-    /// authenticated, and a lookup failed (timed out, no nameserver
-    /// answered). Checking again later may authenticate the sender.
-    pub fn is_temporary(&self) -> bool {
-        !self.authenticated && [self.spf, self.dkim, self.dmarc].contains(&Verdict::TempError)
-    }
-
-    /// The result for a message that could not be checked at all.
-    pub fn unchecked(why: Verdict, domain: Option<String>) -> AuthResults {
-        let summary = format!(
-            "spf={0} dkim={0} dmarc={0}{1}",
-            why.as_str(),
-            domain
-                .as_deref()
-                .map(|d| format!(" header.from={d}"))
-                .unwrap_or_default()
-        );
-        AuthResults {
-            spf: why,
-            dkim: why,
-            dmarc: why,
-            aligned: false,
-            authenticated: false,
-            domain,
-            accepts_mail: None,
-            summary,
-        }
-    }
-}
+pub use crate::model::auth::{AuthResults, Verdict};
 
 /// The verifier: a DNS resolver, the record caches and the memory of
 /// failing senders; one per daemon, shared by every check in flight.
@@ -153,7 +77,7 @@ impl Verifier {
         } else {
             let mut resolver = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
             for server in &config.nameservers {
-                let addr = parse_nameserver(server)?;
+                let addr = crate::config::parse_nameserver(server)?;
                 resolver.add_name_server(NameServerConfig::new(addr, ProtocolConfig::Udp));
                 resolver.add_name_server(NameServerConfig::new(addr, ProtocolConfig::Tcp));
             }
@@ -360,19 +284,6 @@ impl Verifier {
             .await
             .ok()
     }
-}
-
-/// `IP` or `IP:PORT` (port 53 when none).
-///
-/// # Errors
-/// Anything else, naming the key and the value.
-pub fn parse_nameserver(server: &str) -> Result<SocketAddr, String> {
-    server
-        .parse::<SocketAddr>()
-        .or_else(|_| server.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| {
-            format!("auth.nameservers: {server:?} is not an IP or IP:PORT (e.g. \"127.0.0.53\" or \"[::1]:53\")")
-        })
 }
 
 /// Why a message has no one identity, if it has not: more than one From

@@ -19,7 +19,7 @@
 
 use crate::config::Config;
 use crate::model::{Envelope, RawId, RawMessage, ReportDraft};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{panic_text, Failure, Pipeline, Processor};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,59 +49,7 @@ struct Job {
     envelope: Envelope,
     /// The stored sender checks; `None`: they are still to be made (by
     /// the daemon, after the report is stored).
-    auth: Option<crate::auth::AuthResults>,
-}
-
-/// Why a message has no draft.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// The child died or was killed while on this message (the text says
-    /// how); another try in a fresh child may succeed.
-    Crashed(String),
-    /// The pipeline panicked on it: the same input panics again.
-    Panicked(String),
-    /// No child could be run (the binary is gone, the OS refused); says
-    /// nothing about the message.
-    Unavailable(String),
-}
-
-impl Failure {
-    /// Whether a fresh child should try the message again.
-    pub fn is_crash(&self) -> bool {
-        matches!(self, Failure::Crashed(_))
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Failure::Crashed(how) => format!("worker {how}"),
-            Failure::Panicked(what) => format!("pipeline panicked: {what}"),
-            Failure::Unavailable(why) => format!("worker unavailable: {why}"),
-        }
-    }
-}
-
-/// Turns one raw message into a draft, or says why not.
-pub trait Processor {
-    fn process(&mut self, pipeline: &Pipeline, raw: &RawMessage) -> Result<ReportDraft, Failure>;
-}
-
-/// Runs the pipeline in this process, catching panics: for tests and
-/// benchmarks of the pure stages. A stack overflow or abort here ends the process.
-pub struct InProcess;
-
-impl Processor for InProcess {
-    fn process(&mut self, pipeline: &Pipeline, raw: &RawMessage) -> Result<ReportDraft, Failure> {
-        catch_unwind(AssertUnwindSafe(|| pipeline.process(raw)))
-            .map_err(|panic| Failure::Panicked(panic_text(&*panic)))
-    }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
+    auth: Option<crate::model::auth::AuthResults>,
 }
 
 /// The supervised worker child.

@@ -49,7 +49,10 @@ fn add_row_details(event: &mut Map<String, Value>, row: &Row) {
         event.insert("time.source".into(), json!(t));
     }
     if let Some(line) = row.line.as_deref() {
-        event.insert("raw".into(), json!(crate::base64::encode(line.as_bytes())));
+        event.insert(
+            "raw".into(),
+            json!(crate::export::base64::encode(line.as_bytes())),
+        );
     }
 }
 

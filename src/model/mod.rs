@@ -4,6 +4,10 @@
 //! arrived ([`Incoming`]), and the report the pipeline produces ([`Report`]).
 //! This module does no I/O and knows nothing of SQL or SMTP.
 
+pub mod auth;
+pub mod evidence;
+pub mod reply;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -161,7 +165,7 @@ pub struct RawMessage {
     pub received_at: String,
     pub bytes: Vec<u8>,
     /// The sender checks, once made (stored with the message, reused).
-    pub auth: Option<crate::auth::AuthResults>,
+    pub auth: Option<crate::model::auth::AuthResults>,
     /// PostgreSQL: the node that claimed it for processing (this one). Its
     /// report is written only while the claim is still this node's: a node
     /// that paused past its lease finds the message taken and writes nothing.
@@ -455,7 +459,7 @@ pub struct ReportDraft {
     pub formats: Vec<String>,
     /// Why the report got its type, strongest first.
     pub reasons: Vec<String>,
-    pub evidence: Vec<crate::evidence::Row>,
+    pub evidence: Vec<crate::model::evidence::Row>,
     /// Where the decided reply goes, if one is decided (`ack`/`needs_info`).
     pub reply_plan: Option<ReplyPlan>,
     /// What the message says (bodies as text, capped), for full-text search.
@@ -466,12 +470,12 @@ pub struct ReportDraft {
     /// The report this message says it follows up (it answers one of our
     /// replies, or names `[abuse #ID-TOKEN]` in its subject); the store
     /// merges it only if [`crate::reply::follow_up`] allows.
-    pub follow_up: Option<crate::reply::token::Claim>,
+    pub follow_up: Option<crate::model::reply::Claim>,
     /// How the ack to the original report's reporter is queued when this
     /// follow-up completes it (present with `follow_up`, replies on).
     pub follow_up_reply: Option<ReplyPlan>,
     /// The sender checks the reply decision used.
-    pub auth: Option<crate::auth::AuthResults>,
+    pub auth: Option<crate::model::auth::AuthResults>,
     /// The reply that waits for the sender checks (`reply` is `pending`):
     /// [`crate::reply::settle`] decides it when they end.
     #[serde(default)]
@@ -488,7 +492,7 @@ pub struct ReportDraft {
     /// evidence alone: merged with the original report's own list.
     pub missing_by_type: Vec<(AbuseType, Vec<Missing>)>,
     /// The language the reporter wrote in; replies use it.
-    pub language: crate::reply::Language,
+    pub language: crate::model::reply::Language,
 }
 
 impl ReportDraft {
@@ -551,7 +555,7 @@ impl ReportDraft {
             },
             feed: None,
             missing_by_type: Vec::new(),
-            language: crate::reply::Language::En,
+            language: crate::model::reply::Language::En,
         }
     }
 }
@@ -626,26 +630,14 @@ pub struct ReplyPlan {
     pub recipient: String,
     /// No relay is configured: the reply waits in the outbox as `held`.
     pub hold: bool,
-    /// The recipient as rate limits count it ([`crate::reply::limits::key`]).
+    /// The recipient as rate limits count it (`reply::limits::key`).
     pub recipient_key: String,
     /// The recipient's domain, lower case.
     pub recipient_domain: String,
     /// Replies per hour past which the reply is suppressed.
-    pub limits: crate::reply::limits::Limits,
+    pub limits: crate::model::reply::Limits,
     /// Domain of our reply Message-IDs.
     pub domain: String,
-}
-
-impl ReplyPlan {
-    /// The same plan, to another recipient.
-    pub fn for_recipient(&self, recipient: &str) -> ReplyPlan {
-        ReplyPlan {
-            recipient: recipient.to_owned(),
-            recipient_key: crate::reply::limits::key(recipient),
-            recipient_domain: crate::reply::limits::domain(recipient),
-            ..self.clone()
-        }
-    }
 }
 
 /// A reply decided but for the sender checks: what it would be, and where
@@ -662,7 +654,7 @@ pub struct PendingReply {
 #[serde(untagged)]
 pub enum AuthState {
     Pending(ChecksPending),
-    Checked(crate::auth::AuthResults),
+    Checked(crate::model::auth::AuthResults),
 }
 
 /// `"pending"`.
@@ -674,7 +666,7 @@ pub enum ChecksPending {
 
 impl AuthState {
     /// The results, once the checks are made.
-    pub fn checked(&self) -> Option<&crate::auth::AuthResults> {
+    pub fn checked(&self) -> Option<&crate::model::auth::AuthResults> {
         match self {
             AuthState::Checked(results) => Some(results),
             AuthState::Pending(_) => None,
@@ -708,7 +700,7 @@ pub struct Report {
     /// The case grouping reports about the same source network and type.
     pub case_id: Option<CaseId>,
     /// The language the reporter wrote in (`en`, `de`, `es`, `fr`, `pt`).
-    pub language: crate::reply::Language,
+    pub language: crate::model::reply::Language,
     /// SPF, DKIM and DMARC of the message; `"pending"` while they run,
     /// `null` when it is not checked.
     pub auth: Option<AuthState>,
