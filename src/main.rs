@@ -3,7 +3,7 @@
 //! (`abuse-inbox reports list | head`) is not an error.
 
 use abuse_inbox::cli::{self, Cli, Command};
-use abuse_inbox::config::LogConfig;
+use abuse_inbox::config::{LogConfig, LogFormat};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -18,7 +18,8 @@ fn main() -> ExitCode {
     let config = match cli::settings(&cli.global) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("abuse-inbox: {error}");
+            let json = cli.global.log_format == Some(LogFormat::Json);
+            fatal(json, &error.to_string());
             return ExitCode::from(2);
         }
     };
@@ -30,13 +31,31 @@ fn main() -> ExitCode {
         );
     }
     init_logging(&config.log, matches!(cli.command, Command::Serve { .. }));
+    let json = config.log.format == LogFormat::Json;
     match cli::run(cli, config) {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("abuse-inbox: {}", abuse_inbox::describe_error(&error));
+            fatal(json, &abuse_inbox::describe_error(&error));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error that ends the process, on stderr: `abuse-inbox: …`, or under
+/// `--log-format json` one JSON line shaped like the log's own, so a log
+/// collector reads the last line as it read the others.
+fn fatal(json: bool, text: &str) {
+    if json {
+        let line = serde_json::json!({
+            "timestamp": abuse_inbox::now_rfc3339(),
+            "level": "ERROR",
+            "fields": { "message": text },
+            "target": "abuse_inbox",
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("abuse-inbox: {text}");
     }
 }
 
@@ -58,7 +77,7 @@ fn init_logging(log: &LogConfig, is_daemon: bool) {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let json = log.format == abuse_inbox::config::LogFormat::Json;
+    let json = log.format == LogFormat::Json;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Reporter text in a field never reaches the terminal raw.

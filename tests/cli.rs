@@ -186,6 +186,20 @@ fn reports_show_list_filters_and_table_output_on(store: Store) {
         "copyright",
     ]));
     assert!(other_type.as_array().unwrap().is_empty());
+    // The table has what the JSON has that an operator sorts by.
+    let table = abuse_inbox(&["reports", "list", "--db", &db]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["STATUS", "REPLY", "CASE", "RSIT", "FEED", "REPORTER"] {
+        assert!(header.contains(column), "{column} in {header}");
+    }
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.contains("  open  ")),
+        "{table}"
+    );
     let bad = abuse_inbox(&["reports", "list", "--db", &db, "--type", "spam"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("web_content"));
@@ -205,6 +219,34 @@ fn reading_commands_do_not_create_a_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!dir.path().join("cli.db").exists());
+}
+
+/// A store path that is a directory, or a file that is not a database:
+/// the path and SQLite's words once, and what to give instead.
+#[test]
+fn a_store_that_is_not_a_database_file_is_named_once_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_dir = dir.path().to_str().unwrap();
+    for command in [&["stats"][..], &["ingest", "-"]] {
+        let mut args = vec!["--db", as_dir];
+        args.extend_from_slice(command);
+        let out = abuse_inbox(&args);
+        assert_eq!(out.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("is a directory"), "{said}");
+        assert!(said.contains("abuse-inbox.db"), "{said}");
+        assert_eq!(
+            said.matches(as_dir).count(),
+            2,
+            "the path, and the example in it: {said}"
+        );
+    }
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, "not a database, not at all").unwrap();
+    let out = abuse_inbox(&["--db", garbage.to_str().unwrap(), "stats"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.matches("garbage.db").count(), 1, "{said}");
+    assert!(said.contains("not a database (SQLite code 26)"), "{said}");
 }
 
 #[test]
@@ -355,6 +397,38 @@ fn kill_9_while_clients_send_loses_no_acknowledged_message_on(store: Store) {
     assert_eq!(reports as usize, stored.len());
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
+}
+
+/// `reprocess` draws its progress on a terminal (here a pseudo-terminal
+/// from `script`) and wipes it; through a pipe it draws nothing.
+#[test]
+fn long_commands_show_progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let eml = dir.path().join("a.eml");
+    std::fs::write(&eml, message("progress-a", "progress")).unwrap();
+    let out = abuse_inbox(&["ingest", "--db", &db, eml.to_str().unwrap()]);
+    assert!(out.status.success());
+    let piped = abuse_inbox(&["reprocess", "--all", "--db", &db]);
+    assert!(piped.status.success());
+    let said = String::from_utf8_lossy(&piped.stderr);
+    assert!(!said.contains("reprocess:"), "{said}");
+    let command = format!(
+        "{} reprocess --all --db {db}",
+        env!("CARGO_BIN_EXE_abuse-inbox")
+    );
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script(1), from bsdutils");
+    assert!(on_terminal.status.success());
+    let seen = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(
+        seen.contains("reprocess: 1 of 1 messages (100 %)"),
+        "{seen:?}"
+    );
+    assert!(seen.contains("\x1b[2K"), "the line is wiped: {seen:?}");
+    assert!(seen.contains("\"reprocessed\":1"), "{seen:?}");
 }
 
 on_both_stores_sync!(

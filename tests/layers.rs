@@ -52,11 +52,7 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
 /// Store files that still call rules (follow-ups, settling, cases, queueing)
 /// inside their transactions. DESIGN.md wants those as plans the store
 /// executes; until they are, no other store file may start calling rules.
-const STORE_FILES_WITH_RULES: &[&str] = &[
-    "store/checks.rs",
-    "store/outbox.rs",
-    "store/reports.rs",
-];
+const STORE_FILES_WITH_RULES: &[&str] = &["store/checks.rs", "store/outbox.rs", "store/reports.rs"];
 
 fn layer(room: &str) -> Option<u8> {
     ROOMS.iter().find(|(r, _)| *r == room).map(|(_, l)| *l)

@@ -309,6 +309,47 @@ fn a_connection_the_server_closed_is_opened_again() {
     assert_eq!(pg.backlog().unwrap(), 2);
 }
 
+/// What a newcomer meets first on PostgreSQL: a database not created yet,
+/// a `backup` meant for SQLite, and the same error as JSON under
+/// `--log-format json`. Each says the server's words once and the fix.
+#[test]
+fn postgresql_errors_say_the_server_s_words_once_and_the_fix() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let missing = cluster.url("no_such_desk");
+    let out = crate::util::abuse_inbox(&["--db", &missing, "stats"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.matches("does not exist").count(), 1, "{said}");
+    assert!(
+        said.contains("SQLSTATE 3D000") && said.contains("createdb"),
+        "{said}"
+    );
+    assert!(!said.contains("db error"), "{said}");
+
+    let out = crate::util::abuse_inbox(&["--log-format", "json", "--db", &missing, "stats"]);
+    let last = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    let line: serde_json::Value = serde_json::from_str(&last).expect("the fatal error is JSON");
+    assert_eq!(line["level"], "ERROR");
+    assert!(line["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("SQLSTATE 3D000"));
+
+    let url = cluster.create_db();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("copy.db");
+    let out = crate::util::abuse_inbox(&["--db", &url, "backup", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+    assert!(!target.exists(), "nothing is created");
+}
+
 #[test]
 fn a_claim_stays_within_the_byte_budget_but_always_takes_one() {
     let Some(cluster) = Cluster::start() else {

@@ -439,7 +439,7 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Sto
             Some(received(&sink_db)).filter(|m| m.len() == 2)
         });
         assert!(
-            untokened(&got[1].2).contains("Subject: [abuse #1] Report received"),
+            untokened(&got[1].2).contains("Subject: [abuse #1] Report complete"),
             "{}",
             got[1].2
         );

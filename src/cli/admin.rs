@@ -49,6 +49,12 @@ fn prune_needs_yes(older_than_days: u32, would_prune: u64, reports: u64) -> Opti
 
 /// `backup`: a consistent copy while the daemon runs.
 pub(super) fn backup(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
+    if let Location::Postgres(_) = Location::parse(&config.store.path) {
+        anyhow::bail!(
+            "backup copies a SQLite store; back a PostgreSQL store up with its own tools: \
+             pg_dump -Fc 'postgres://…' > abuse-inbox.dump (or a standby)"
+        );
+    }
     let db = query_store(config)?;
     db.backup_to(file)?;
     print_json(&serde_json::json!({ "backup": file, "reports": db.report_count()? }))?;
@@ -64,9 +70,16 @@ pub(super) fn migrate_store(from: &Path, to: &Path) -> anyhow::Result<ExitCode> 
     // An older source is migrated first: the copy reads this build's schema.
     let source = crate::store::open(&Location::parse(from), writer(false))?;
     let mut target = crate::store::open(&Location::parse(to), writer(true))?;
+    let mut progress = super::progress::Progress::new("migrate-store", "rows", None);
+    let mut table_now = String::new();
     let copied = source.copy_into(&mut target, |table, rows| {
-        eprintln!("abuse-inbox: {table}: {rows} rows copied");
+        if table != table_now {
+            table_now = table.to_owned();
+            progress.rename(format!("migrate-store: {table}"));
+        }
+        progress.set(rows);
     })?;
+    drop(progress);
     print_json(&serde_json::json!({ "copied": copied }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -266,7 +266,7 @@ pub struct ListArgs {
     /// Only this network subtype (intrusion, dos, port_scan, brute_force, other).
     #[arg(long, value_parser = parse_subtype)]
     subtype: Option<NetworkSubtype>,
-    /// Only this reply decision (ack, needs_info, suppressed, none).
+    /// Only this reply decision (ack, needs_info, suppressed, none, pending).
     #[arg(long, value_parser = parse_reply)]
     reply: Option<ReplyDecision>,
     /// Only this RSIT classification type (brute-force, phishing, spam, …).
@@ -330,11 +330,17 @@ fn parse_rsit(s: &str) -> Result<String, String> {
 }
 
 fn parse_subtype(s: &str) -> Result<NetworkSubtype, String> {
-    NetworkSubtype::parse(s).ok_or_else(|| format!("unknown subtype {s:?}"))
+    NetworkSubtype::parse(s).ok_or_else(|| {
+        let known: Vec<&str> = NetworkSubtype::ALL.iter().map(|t| t.as_str()).collect();
+        format!("unknown subtype {s:?}; one of {}", known.join(", "))
+    })
 }
 
 fn parse_reply(s: &str) -> Result<ReplyDecision, String> {
-    ReplyDecision::parse(s).ok_or_else(|| format!("unknown reply decision {s:?}"))
+    ReplyDecision::parse(s).ok_or_else(|| {
+        let known: Vec<&str> = ReplyDecision::ALL.iter().map(|d| d.as_str()).collect();
+        format!("unknown reply decision {s:?}; one of {}", known.join(", "))
+    })
 }
 
 /// `192.0.2.7` → that address; `192.0.2.0/24`, `2001:db8::/32` → the first and

@@ -150,6 +150,7 @@ pub(super) fn for_each_report(
     mut each: impl FnMut(&Report) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut after = ReportId(0);
+    let mut progress = super::progress::Progress::new("export", "reports", None);
     loop {
         let page = db.list_reports(&ListFilter {
             after: Some(after),
@@ -164,6 +165,7 @@ pub(super) fn for_each_report(
         for report in &page {
             each(report)?;
         }
+        progress.step(page.len() as u64);
     }
 }
 

@@ -146,6 +146,12 @@ pub(super) fn reprocess(
     let started = std::time::Instant::now();
     let (mut done, mut failed, mut after) = (0u64, 0u64, RawId(0));
     let mut worker = Isolated::new();
+    // The whole store's count is known at once; since a moment, it is not.
+    let total = all.then(|| {
+        db.raw_status_counts()
+            .map(|c| c.iter().map(|(_, n)| n).sum())
+    });
+    let mut progress = super::progress::Progress::new("reprocess", "messages", total.transpose()?);
     loop {
         let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
         let Some(last) = batch.last() else { break };
@@ -156,7 +162,9 @@ pub(super) fn reprocess(
         }
         done += ids.len() as u64;
         failed += ids.iter().filter(|id| id.is_none()).count() as u64;
+        progress.set(done);
     }
+    drop(progress);
     let seconds = started.elapsed().as_secs_f64();
     print_json(&serde_json::json!({
         "reprocessed": done,

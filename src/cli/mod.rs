@@ -9,6 +9,7 @@ mod args;
 mod cases;
 mod export;
 mod ingest;
+mod progress;
 mod render;
 mod replies;
 mod reports;

@@ -32,20 +32,28 @@ pub(super) fn print_reports(reports: &[Report], format: Format) -> std::io::Resu
 pub(super) fn print_reports_header(out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  SUBJECT",
-        "ID", "RECEIVED", "TYPE", "SUBTYPE", "REPLY", "REPORTER"
+        "{:>7}  {:<19}  {:<16}  {:<11}  {:<8}  {:<10}  {:>5}  {:<22}  {:<12}  {:<28}  SUBJECT",
+        "ID", "RECEIVED", "TYPE", "SUBTYPE", "STATUS", "REPLY", "CASE", "RSIT", "FEED", "REPORTER"
     )
 }
 
 pub(super) fn print_report_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>7}  {:<20}  {:<16}  {:<11}  {:<10}  {:<28}  {}",
+        "{:>7}  {:<19}  {:<16}  {:<11}  {:<8}  {:<10}  {:>5}  {:<22}  {:<12}  {:<28}  {}",
         r.id.0,
-        r.received_at.get(..19).unwrap_or(&r.received_at),
+        r.received_at
+            .get(..19)
+            .unwrap_or(&r.received_at)
+            .replace('T', " "),
         r.abuse_type.as_str(),
         r.subtype.map_or("-", |s| s.as_str()),
+        r.status.as_str(),
         r.reply.as_str(),
+        r.case_id
+            .map_or_else(|| "-".to_owned(), |c| c.0.to_string()),
+        clip(&r.rsit.kind, 22),
+        clip(r.feed.as_deref().unwrap_or("-"), 12),
         clip(r.reporter.as_deref().unwrap_or("-"), 28),
         clip(r.subject.as_deref().unwrap_or(""), 60),
     )

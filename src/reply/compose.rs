@@ -176,7 +176,11 @@ fn tag(d: &Draft) -> String {
 
 /// The reply's subject: `[abuse #ID-TOKEN] <what>: <their subject, quoted>`.
 fn subject(d: &Draft) -> String {
-    let what = phrases::subject(d.language, d.kind.as_str());
+    let what = if completes_the_report(d) {
+        phrases::completed_subject(d.language)
+    } else {
+        phrases::subject(d.language, d.kind.as_str())
+    };
     let tag = tag(d);
     match quoted_subject(d.subject.as_deref()) {
         Some(theirs) => format!("{tag} {what}: {theirs}"),
@@ -199,6 +203,11 @@ fn referable(id: &str) -> Option<&str> {
 /// says the follow-up completed the report.
 pub const FOLLOW_UP_NOTE: &str = "follow-up completed the report";
 
+/// Whether `d` is the ack of a follow-up that made its report complete.
+fn completes_the_report(d: &Draft) -> bool {
+    d.kind == crate::model::ReplyKind::Ack && d.note.as_deref() == Some(FOLLOW_UP_NOTE)
+}
+
 /// The body text of `d` from `templates`, in the reporter's language.
 pub fn body(templates: &Templates, d: &Draft) -> String {
     let missing: Vec<&str> = d
@@ -218,7 +227,7 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
         )
         .replace("{missing}", &missing.join("\n"))
         .replace("{note}", d.note.as_deref().unwrap_or(""));
-    if d.kind == crate::model::ReplyKind::Ack && d.note.as_deref() == Some(FOLLOW_UP_NOTE) {
+    if completes_the_report(d) {
         // After the greeting: the report is complete thanks to them.
         let sentence = phrases::follow_up_added(d.language, d.report_id.0);
         // The greeting's next line ("thank you…", lower case after its
@@ -438,8 +447,15 @@ mod tests {
             );
         }
         d.language = crate::reply::Language::En;
+        // Its own subject: not the first ack's "Report received".
+        let message = compose(&Templates::builtin(), "abuse@example.com", &d).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains("] Report complete"), "{text}");
         d.note = None;
         assert!(!body(&Templates::builtin(), &d).contains("added your additional"));
+        let message = compose(&Templates::builtin(), "abuse@example.com", &d).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains("] Report received"), "{text}");
     }
 
     #[test]

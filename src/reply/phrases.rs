@@ -26,6 +26,18 @@ pub fn subject(language: Language, kind: &str) -> &'static str {
     }
 }
 
+/// What the subject of the ack after a completing follow-up says.
+pub fn completed_subject(language: Language) -> &'static str {
+    use Language::*;
+    match language {
+        En => "Report complete",
+        De => "Meldung vollständig",
+        Es => "Aviso completo",
+        Fr => "Signalement complet",
+        Pt => "Denúncia completa",
+    }
+}
+
 /// The abuse type (and network subtype) as the reply names it.
 pub fn label(language: Language, abuse_type: &str, subtype: Option<&str>) -> String {
     let name = |code: &str| -> String {

@@ -82,11 +82,14 @@ fn on_busy(retries: i32) -> bool {
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open database {path}: {source}")]
+    /// SQLite's words once (rusqlite repeats the path and the code).
+    #[error("cannot open database {path}: {}", sqlite_text(.cause))]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
+    #[error("{path} is a directory; the store is a file in it (store.path or --db), e.g. {}", .path.join("abuse-inbox.db").display())]
+    IsDirectory { path: PathBuf },
     #[error("cannot create {path}: {source}")]
     Create {
         path: PathBuf,
@@ -104,8 +107,10 @@ pub enum Error {
     },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgresql: {0}")]
-    Postgres(#[from] postgres::Error),
+    /// The server's own words and SQLSTATE, said once (the client's
+    /// "db error" wrapper left out), with the fix when it is a known one.
+    #[error("postgresql: {}", pg_text(.0))]
+    Postgres(postgres::Error),
     #[error("group commit failed: {detail}")]
     Commit {
         detail: String,
@@ -174,7 +179,7 @@ impl Error {
     /// The disk (or SQLite's page limit) is full: RFC 5321 452 territory.
     pub fn is_storage_full(&self) -> bool {
         match self {
-            Error::Sqlite(e) | Error::Open { source: e, .. } => {
+            Error::Sqlite(e) | Error::Open { cause: e, .. } => {
                 e.sqlite_error_code() == Some(ErrorCode::DiskFull)
             }
             Error::Commit {
@@ -250,6 +255,9 @@ pub enum Mode {
 /// [`Error::Unsupported`] for a PostgreSQL URL.
 pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
     let path = match location {
+        Location::Sqlite(path) if path.is_dir() => {
+            return Err(Error::IsDirectory { path: path.clone() })
+        }
         Location::Sqlite(path) => path,
         Location::Postgres(url) => {
             let conn = match mode {
@@ -317,6 +325,56 @@ enum Backend {
     Postgres(Box<PgBackend>),
 }
 
+impl From<postgres::Error> for Error {
+    fn from(error: postgres::Error) -> Error {
+        Error::Postgres(error)
+    }
+}
+
+/// What SQLite said, once: its message and extended code.
+fn sqlite_text(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            let said = message.clone().unwrap_or_else(|| code.to_string());
+            format!("{said} (SQLite code {})", code.extended_code)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What PostgreSQL said: for a server error its message, SQLSTATE and, for
+/// the errors a new desk meets, what to do; else the client's text.
+fn pg_text(error: &postgres::Error) -> String {
+    let Some(db) = error.as_db_error() else {
+        // The cause (`Connection refused`) is the client error's source.
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(inner) = cause {
+            let said = inner.to_string();
+            if !text.contains(&said) {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            cause = inner.source();
+        }
+        return if text.contains("error connecting to server") {
+            format!("{text} (is PostgreSQL running there, and is the host and port of store.path or --db right?)")
+        } else {
+            text
+        };
+    };
+    let code = db.code().code();
+    let fix = match code {
+        "3D000" => " (create the database, e.g. createdb, or fix the name in store.path or --db)",
+        "28000" | "28P01" => {
+            " (check the role and password in store.path or --db, and pg_hba.conf)"
+        }
+        "42501" => " (the role needs rights on the database: make it the owner, or GRANT them)",
+        _ => "",
+    };
+    format!("{}: {} (SQLSTATE {code}){fix}", db.severity(), db.message())
+}
+
 /// A PostgreSQL connection, and how to open it again: a connection the
 /// server closed (a restart, a node stopped past
 /// `idle_in_transaction_session_timeout`) is replaced at the next use
@@ -367,9 +425,9 @@ impl Db {
             path: path.into(),
             source,
         })?;
-        let conn = Connection::open(path).map_err(|source| Error::Open {
+        let conn = Connection::open(path).map_err(|cause| Error::Open {
             path: path.into(),
-            source,
+            cause,
         })?;
         Self::setup(conn, path, role)
     }
@@ -383,9 +441,9 @@ impl Db {
             return Err(Error::Missing { path: path.into() });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open {
+        let conn = Connection::open_with_flags(path, flags).map_err(|cause| Error::Open {
             path: path.into(),
-            source,
+            cause,
         })?;
         Self::setup(conn, path, Role::Cli)
     }
@@ -471,9 +529,9 @@ impl Db {
         if !path.exists() {
             return Err(Error::Missing { path: path.into() });
         }
-        let open_err = |source| Error::Open {
+        let open_err = |cause| Error::Open {
             path: path.into(),
-            source,
+            cause,
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
@@ -508,9 +566,9 @@ impl Db {
     }
 
     fn setup(conn: Connection, path: &Path, role: Role) -> Result<Db, Error> {
-        let open_err = |source| Error::Open {
+        let open_err = |cause| Error::Open {
             path: path.into(),
-            source,
+            cause,
         };
         conn.busy_handler(Some(on_busy)).map_err(open_err)?;
         // Every statement a writer runs stays prepared: storing a report, its
@@ -586,6 +644,9 @@ impl Db {
     /// # Errors
     /// `target` exists or cannot be written.
     pub fn backup_to(&self, target: &Path) -> Result<(), Error> {
+        // Before anything is created: a store that cannot be copied this
+        // way leaves no empty file behind.
+        let source = self.lite()?;
         if target.exists() {
             return Err(Error::Exists {
                 path: target.into(),
@@ -595,11 +656,11 @@ impl Db {
             path: target.into(),
             source,
         })?;
-        self.lite()?
+        source
             .backup(rusqlite::DatabaseName::Main, target, None)
-            .map_err(|source| Error::Open {
+            .map_err(|cause| Error::Open {
                 path: target.into(),
-                source,
+                cause,
             })
     }
 
