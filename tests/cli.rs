@@ -956,11 +956,13 @@ fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on(sto
                 .success()
         );
     }
-    // Report 1 arrived a year ago.
+    // Report 1 arrived a year ago, and its sender was checked (the checks
+    // name the reporter's domain).
     crate::util::execute(
         Path::new(&db),
         "UPDATE reports SET received_at = '2025-11-01T00:00:00.000000Z' WHERE id = 1;
-         UPDATE raw_messages SET received_at = '2025-11-01T00:00:00.000000Z' WHERE id = 1;",
+         UPDATE raw_messages SET received_at = '2025-11-01T00:00:00.000000Z',
+             auth = '{\"summary\":\"spf=pass header.from=reporter.example\"}' WHERE id = 1;",
     );
     let count = |sql: &str| -> i64 { crate::util::int(Path::new(&db), sql) };
     let evidence_before = count("SELECT count(*) FROM evidence");
@@ -1001,6 +1003,12 @@ fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on(sto
         count("SELECT length(bytes) FROM raw_messages WHERE id = 1"),
         0
     );
+    // The sender checks named the reporter's domain (header.from=…): gone too.
+    assert_eq!(
+        count("SELECT count(*) FROM raw_messages WHERE id = 1 AND auth IS NOT NULL"),
+        0
+    );
+    assert_eq!(report["auth"], serde_json::Value::Null);
     assert_eq!(
         count("SELECT count(*) FROM evidence WHERE report_id = 1"),
         0

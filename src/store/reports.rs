@@ -598,7 +598,8 @@ impl Db {
             }
             q.exec(
                 "UPDATE raw_messages SET bytes = ?2, peer_ip = NULL, helo = NULL, mail_from = NULL,
-                     rcpt_to = '[]', dsn = NULL, message_id = NULL, error = NULL, status = 'pruned'
+                     rcpt_to = '[]', dsn = NULL, message_id = NULL, error = NULL, auth = NULL,
+                     status = 'pruned'
                  WHERE received_at < ?1 AND status IN ('processed', 'failed')",
                 sql_params![before, Vec::<u8>::new()],
             )?;
