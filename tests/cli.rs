@@ -221,6 +221,33 @@ fn reading_commands_do_not_create_a_database() {
     assert!(!dir.path().join("cli.db").exists());
 }
 
+/// Numbers in plain words, `30d` for days, and an action that changed
+/// nothing says so with exit 1.
+#[test]
+fn numbers_in_plain_words_and_a_no_op_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let eml = dir.path().join("a.eml");
+    std::fs::write(&eml, message("numbers-a", "numbers")).unwrap();
+    assert!(abuse_inbox(&["ingest", "--db", &db, eml.to_str().unwrap()])
+        .status
+        .success());
+    let days = abuse_inbox(&["prune", "--older-than", "30d", "--dry-run", "--db", &db]);
+    assert!(
+        days.status.success(),
+        "{}",
+        String::from_utf8_lossy(&days.stderr)
+    );
+    let bad = abuse_inbox(&["prune", "--older-than", "a month", "--db", &db]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("whole number of days, e.g. 30"));
+    let bad = abuse_inbox(&["reports", "list", "--limit", "lots", "--db", &db]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"lots\" is not a whole number"));
+    let nothing = abuse_inbox(&["replies", "discard", "99", "--db", &db]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("1 of 1 replies changed nothing"));
+}
+
 /// A store path that is a directory, or a file that is not a database:
 /// the path and SQLite's words once, and what to give instead.
 #[test]

@@ -102,7 +102,7 @@ pub enum Command {
     /// Retention: delete what reports older than DAYS say about people and
     /// addresses, keeping the counts (the GDPR deletion path).
     Prune {
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", value_parser = parse_days)]
         older_than: u32,
         /// Only say what would be deleted.
         #[arg(long)]
@@ -191,7 +191,7 @@ pub enum RawCommand {
         /// Only this state: received, processed, failed, discarded.
         #[arg(long, value_enum)]
         status: Option<RawStatus>,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = parse_count)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -223,7 +223,7 @@ pub enum RawCommand {
 pub enum CasesCommand {
     /// Cases, most recently active first.
     List {
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = parse_count)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -243,7 +243,7 @@ pub enum RepliesCommand {
         /// Only this state.
         #[arg(long, value_enum)]
         state: Option<crate::model::OutboxState>,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = parse_count)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -290,10 +290,10 @@ pub struct ListArgs {
     /// Received before this RFC 3339 time.
     #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
     until: Option<String>,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = parse_count)]
     limit: usize,
     /// Skip this many (paging: --offset 50 for the second page of 50).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse_count)]
     offset: usize,
 }
 
@@ -327,6 +327,25 @@ fn parse_rsit(s: &str) -> Result<String, String> {
             known.join(", ")
         ))
     }
+}
+
+/// `30`, or `30d`: a whole number of days.
+fn parse_days(s: &str) -> Result<u32, String> {
+    let digits = s
+        .trim()
+        .trim_end_matches("days")
+        .trim_end_matches('d')
+        .trim();
+    digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of days, e.g. 30 (or 30d)"))
+}
+
+/// A count: a whole number, 0 or more.
+fn parse_count(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number, e.g. 50"))
 }
 
 fn parse_subtype(s: &str) -> Result<NetworkSubtype, String> {

@@ -33,5 +33,15 @@ pub(super) fn discard(config: &Config, ids: Vec<i64>, held: bool) -> anyhow::Res
     let ids: Vec<OutboxId> = ids.into_iter().map(OutboxId).collect();
     let n = db.discard_replies(&ids, held)?;
     print_json(&serde_json::json!({ "discarded": n }))?;
+    // Replies named by id that did not change: say why (stdout keeps the JSON).
+    if !held && n < ids.len() {
+        eprintln!(
+            "abuse-inbox: {} of {} replies changed nothing: only held or pending replies can be \
+             discarded (see abuse-inbox replies list), and each id must exist",
+            ids.len() - n,
+            ids.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
