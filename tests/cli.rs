@@ -497,6 +497,20 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on(s
     .unwrap();
     let before = json(&abuse_inbox(&["ingest", "--db", &db, f.to_str().unwrap()]));
     assert_eq!(before["abuse_type"], "unknown");
+    // A stranger names that report without its token: a follow-up refused,
+    // which stays a report of its own and must be reprocessed like any other.
+    let g = dir.path().join("stranger.eml");
+    std::fs::write(
+        &g,
+        format!(
+            "From: mallory@elsewhere.example\r\nSubject: Re: [abuse #{}] more\r\nMessage-ID: <rp-2@elsewhere.example>\r\n\r\nThe grumbleware at 192.0.2.251 too.\r\n",
+            before["id"]
+        ),
+    )
+    .unwrap();
+    let stranger = json(&abuse_inbox(&["ingest", "--db", &db, g.to_str().unwrap()]));
+    assert_ne!(stranger["id"], before["id"], "refused: a report of its own");
+    assert_eq!(stranger["abuse_type"], "unknown");
     let outbox = |db: &str| -> i64 { crate::util::count_rows(Path::new(db), "outbox") };
     let queued = outbox(&db);
     // An operator adds a rule, in a rules file of their own.
@@ -522,8 +536,21 @@ fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on(s
         "--db",
         &db,
     ]));
-    assert_eq!(summary["reprocessed"], 1);
+    assert_eq!(summary["reprocessed"], 2);
     assert_eq!(summary["failed"], 0);
+    let refused = json(&abuse_inbox(&[
+        "reports",
+        "show",
+        &stranger["id"].to_string(),
+        "--db",
+        &db,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        refused["abuse_type"], "network_activity",
+        "the refused follow-up is rewritten too: {refused}"
+    );
     let after = json(&abuse_inbox(&[
         "reports",
         "show",

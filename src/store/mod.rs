@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_rsit_and_feed.sql"),
     include_str!("migrations/0013_dsn.sql"),
     include_str!("migrations/0014_pending_checks.sql"),
+    include_str!("migrations/0015_follow_up_index.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

@@ -131,8 +131,12 @@ fn save_outcome(
     // Processed before (reprocess): the report is updated in place and
     // keeps its reply decision; nothing is queued.
     let before = q.row(
+        // Joined by a follow-up: merged into another report, or another
+        // report was merged into it. Read from the reports themselves: a
+        // refused follow-up also writes a `follow_up` event, on its own
+        // report, and stays a report like any other.
         "SELECT r.id, r.reply, r.reply_reason, (r.follow_up_of IS NOT NULL OR EXISTS (
-             SELECT 1 FROM report_events e WHERE e.report_id = r.id AND e.kind = 'follow_up'))
+             SELECT 1 FROM reports f WHERE f.follow_up_of = r.id))
          FROM reports r WHERE r.raw_id = ?1",
         sql_params![*raw_id],
     )?;

@@ -24,6 +24,7 @@ use std::time::Duration;
 const MIGRATIONS: &[&str] = &[
     include_str!("0001_init.sql"),
     include_str!("0002_pending_checks.sql"),
+    include_str!("0003_follow_up_index.sql"),
 ];
 
 /// The advisory lock a migration holds: one node migrates, the others wait.
