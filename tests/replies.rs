@@ -143,6 +143,7 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(sto
             "{text}"
         );
         assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+        assert!(text.contains("From: abuse@example.com"), "{text}");
         // Our Message-ID carries the report's token: unique per installation,
         // and what a follow-up must quote. The subject tag has the same.
         let id = header(text, "Message-ID");
@@ -157,6 +158,18 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(sto
             "{text}"
         );
 
+        // A reload changes the From of the replies from the sender's next
+        // round; one that changes a key built at start is refused whole.
+        let refused = daemon_ref.reload_with(|c| {
+            c.reply.from = "nobody@example.com".into();
+            c.metrics.timeout_seconds += 1;
+        });
+        assert!(refused.is_err_and(|problems| problems
+            .iter()
+            .any(|p| p.starts_with("metrics.timeout_seconds"))),);
+        let changed = daemon_ref.reload_with(|c| c.reply.from = "desk@example.com".into());
+        assert_eq!(changed, Ok(vec!["reply.from".to_owned()]));
+
         // Incomplete: one address, no logs → needs_info naming the CSV format.
         deliver(
             daemon_ref,
@@ -167,6 +180,10 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(sto
             Some(received(&sink_db)).filter(|m| m.len() == 2)
         });
         let text = &got[1].2;
+        assert!(
+            text.contains("From: desk@example.com"),
+            "the reloaded From: {text}"
+        );
         assert!(
             untokened(text).contains("Subject: [abuse #2] More information needed: hacker"),
             "{text}"

@@ -43,15 +43,31 @@ pub enum Error {
 /// and reply policy; the sender the new templates, all at once (one
 /// [`Runtime`] swapped). What cannot change while running (listen address,
 /// database, connection cap, relay) is refused.
-/// What a reload cannot change: a restart applies it.
-pub const FIXED_KEYS: [&str; 7] = [
+/// What a reload cannot change: what the daemon built once at start (the
+/// listeners, the store and its connections, the relay's transport, the
+/// logger, the checks' slots). A restart applies it; a reload that changes
+/// one is refused whole, naming it. Every name is a key of the
+/// configuration (a unit test reads them against the default's keys).
+pub const FIXED_KEYS: [&str; 19] = [
     "smtp.listen",
     "store.path",
     "smtp.max_connections",
+    "smtp.max_data_bytes_in_flight",
+    "smtp.shutdown_grace_seconds",
+    "store.claim_lease_seconds",
     "reply.relay_host",
     "reply.relay_port",
     "reply.relay_tls",
     "reply.relay_ca_file",
+    "reply.relay_username",
+    "reply.relay_password_file",
+    "metrics.listen",
+    "metrics.max_connections",
+    "metrics.timeout_seconds",
+    "log.format",
+    "log.level",
+    "auth.enabled",
+    "auth.max_in_flight",
 ];
 
 #[derive(Clone)]
@@ -65,6 +81,11 @@ impl Reloader {
     ///
     /// # Errors
     /// Every problem, by key.
+    /// The configuration running now.
+    pub fn running(&self) -> Config {
+        (*self.runtime.current().config).clone()
+    }
+
     pub fn reload(&self, config: Config) -> Result<Vec<String>, Vec<String>> {
         let running = self.runtime.current().config.clone();
         let changed = crate::config::changed_keys(&running, &config);
@@ -242,7 +263,6 @@ impl Server {
                 transport,
                 config.store.path.clone(),
                 sender_queue.clone(),
-                config.reply.clone(),
                 runtime,
                 replies_queued,
                 sender_stop.clone(),
@@ -411,6 +431,50 @@ fn raise_open_files(max_connections: usize) {
             open_files = soft,
             needed,
             "smtp.max_connections does not fit under the open-files limit; raise LimitNOFILE"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FIXED_KEYS;
+
+    #[test]
+    fn every_fixed_key_is_a_key_of_the_configuration() {
+        let defaults = crate::config::Config::default();
+        let mut changed = defaults.clone();
+        // Keys come from the configuration itself: each fixed one must be
+        // among them (a renamed key would otherwise slip through reloads).
+        // Optional keys are written only when set.
+        let mut full = defaults.clone();
+        full.reply.relay_host = Some("relay.example".into());
+        full.reply.relay_ca_file = Some("ca.pem".into());
+        full.reply.relay_username = Some("desk".into());
+        full.reply.relay_password_file = Some("password".into());
+        let table = toml::Table::try_from(&full).unwrap();
+        let keys: Vec<String> = table
+            .iter()
+            .flat_map(|(section, value)| {
+                value
+                    .as_table()
+                    .map(|t| {
+                        t.keys()
+                            .map(|k| format!("{section}.{k}"))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        for key in FIXED_KEYS {
+            assert!(
+                keys.iter().any(|k| k == key),
+                "{key} is not a configuration key"
+            );
+        }
+        changed.smtp.shutdown_grace_seconds += 1;
+        assert_eq!(
+            crate::config::changed_keys(&defaults, &changed),
+            ["smtp.shutdown_grace_seconds"]
         );
     }
 }

@@ -111,7 +111,6 @@ pub async fn run<T>(
     transport: T,
     db_path: PathBuf,
     queue: CommitQueue,
-    config: ReplyConfig,
     runtime: crate::runtime::SharedRuntime,
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: CancellationToken,
@@ -169,8 +168,13 @@ pub async fn run<T>(
             error!(%error, "reading the outbox failed");
             Vec::new()
         });
-        // The templates of this round: a reload (SIGHUP) applies from the next one.
-        let templates = runtime.current().templates.clone();
+        // The templates and the reply settings (From, retries, giving up)
+        // of this round, from one runtime: a reload (SIGHUP) applies whole
+        // from the next round. The relay itself is fixed while running.
+        let current = runtime.current();
+        let templates = current.templates.clone();
+        let config = current.config.reply.clone();
+        drop(current);
         for draft in &due {
             let result = match compose(&templates, &config.from, draft) {
                 Err(problem) => Err((problem, true)),

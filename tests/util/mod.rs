@@ -24,6 +24,18 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Reloads the running configuration with `change` made to it (as a
+    /// SIGHUP with an edited file would); the keys changed, or the problems.
+    pub fn reload_with(
+        &self,
+        change: impl FnOnce(&mut Config),
+    ) -> Result<Vec<String>, Vec<String>> {
+        let reloader = self.server.reloader();
+        let mut config = reloader.running();
+        change(&mut config);
+        reloader.reload(config)
+    }
+
     /// Starts the server with `config`, on 127.0.0.1:0 and a fresh database.
     pub async fn start(config: Config) -> TestServer {
         Self::start_with(config, tempfile::tempdir().unwrap(), "127.0.0.1:0").await
