@@ -106,7 +106,6 @@ pub fn relay(
 
 /// Sends due replies until `stop`; `wake` rings when something was queued.
 /// Reads on its own connection; writes through `queue`.
-#[allow(clippy::too_many_arguments)]
 pub async fn run<T>(
     transport: T,
     db_path: PathBuf,
