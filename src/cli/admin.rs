@@ -174,7 +174,7 @@ fn raw_show(config: &Config, id: RawId, raw: bool, format: Format) -> anyhow::Re
             let rows = [
                 ("raw", summary.id.0.to_string()),
                 ("received", summary.received_at.clone()),
-                ("status", summary.status.clone()),
+                ("status", summary.status.as_str().to_owned()),
                 ("origin", summary.origin.clone()),
                 (
                     "peer",
@@ -261,7 +261,7 @@ pub(super) fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Res
             "{:>7}  {:<27}  {:<9}  {:>9}  {:<30}  {}",
             r.id.0,
             clip(&r.received_at, 27),
-            r.status,
+            r.status.as_str(),
             r.size_bytes,
             clip(mail_from, 30),
             clip(r.error.as_deref().unwrap_or(""), 120)

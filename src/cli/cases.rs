@@ -27,7 +27,7 @@ pub(super) fn list(config: &Config, limit: usize, format: Format) -> anyhow::Res
                     out,
                     "{:>6}  {:<16}  {:<22}  {:>7}  {:<20}  {}",
                     c.id,
-                    c.abuse_type,
+                    c.abuse_type.as_str(),
                     c.network,
                     c.reports,
                     c.first_at.get(..19).unwrap_or(&c.first_at),
@@ -51,7 +51,12 @@ pub(super) fn show(config: &Config, id: i64, format: Format) -> anyhow::Result<E
         Format::Table => {
             println!(
                 "case {}: {} from {}, {} reports, {} .. {}\n",
-                case.id, case.abuse_type, case.network, case.reports, case.first_at, case.last_at
+                case.id,
+                case.abuse_type.as_str(),
+                case.network,
+                case.reports,
+                case.first_at,
+                case.last_at
             );
             print_reports(&reports, Format::Table)?;
         }

@@ -296,6 +296,8 @@ pub enum RawStatus {
     Failed,
     /// Set aside by an operator; never processed.
     Discarded,
+    /// Its bytes and what named a person erased by `prune` (retention).
+    Pruned,
 }
 
 impl RawStatus {
@@ -305,6 +307,50 @@ impl RawStatus {
             RawStatus::Processed => "processed",
             RawStatus::Failed => "failed",
             RawStatus::Discarded => "discarded",
+            RawStatus::Pruned => "pruned",
+        }
+    }
+
+    /// The status a stored text names.
+    pub fn parse(text: &str) -> Option<RawStatus> {
+        [
+            RawStatus::Received,
+            RawStatus::Processed,
+            RawStatus::Failed,
+            RawStatus::Discarded,
+            RawStatus::Pruned,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A line of a report's history (`report_events.kind`), as `reports show`
+/// lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryEvent {
+    Received,
+    Classified,
+    /// The reply decided (or changed: a follow-up completed the report).
+    Reply,
+    /// A follow-up merged into the report, or refused (on its own report).
+    FollowUp,
+    Sent,
+    SendFailed,
+    Resolved,
+}
+
+impl HistoryEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryEvent::Received => "received",
+            HistoryEvent::Classified => "classified",
+            HistoryEvent::Reply => "reply",
+            HistoryEvent::FollowUp => "follow_up",
+            HistoryEvent::Sent => "sent",
+            HistoryEvent::SendFailed => "send_failed",
+            HistoryEvent::Resolved => "resolved",
         }
     }
 }

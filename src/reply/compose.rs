@@ -132,8 +132,8 @@ pub struct Draft {
     pub subject: Option<String>,
     /// The report's Message-ID, without angle brackets.
     pub in_reply_to: Option<String>,
-    pub abuse_type: String,
-    pub subtype: Option<String>,
+    pub abuse_type: crate::model::AbuseType,
+    pub subtype: Option<crate::model::NetworkSubtype>,
     pub missing: Vec<crate::model::Missing>,
     /// The reporter's language: the reply is written in it.
     pub language: Language,
@@ -215,7 +215,11 @@ pub fn body(templates: &Templates, d: &Draft) -> String {
         .iter()
         .map(|m| phrases::instruction(d.language, *m))
         .collect();
-    let label = phrases::label(d.language, &d.abuse_type, d.subtype.as_deref());
+    let label = phrases::label(
+        d.language,
+        d.abuse_type.as_str(),
+        d.subtype.map(crate::model::NetworkSubtype::as_str),
+    );
     let mut text = templates
         .text(d.language, d.kind.as_str())
         .replace("{tag}", &tag(d))
@@ -311,8 +315,8 @@ mod tests {
             note: None,
             subject: Some("SSH attack".into()),
             in_reply_to: Some("orig@example.net".into()),
-            abuse_type: "network_activity".into(),
-            subtype: Some("brute_force".into()),
+            abuse_type: crate::model::AbuseType::NetworkActivity,
+            subtype: Some(crate::model::NetworkSubtype::BruteForce),
             missing: vec![crate::model::Missing::NetworkLogs],
             language: Language::En,
         }

@@ -334,7 +334,7 @@ mod tests {
             note: None,
             subject: None,
             in_reply_to: None,
-            abuse_type: "network_activity".into(),
+            abuse_type: crate::model::AbuseType::NetworkActivity,
             subtype: None,
             missing: vec![],
             language: crate::reply::Language::En,

@@ -12,7 +12,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Case {
     pub id: CaseId,
-    pub abuse_type: String,
+    pub abuse_type: crate::model::AbuseType,
     pub network: String,
     pub reports: i64,
     pub first_at: String,
@@ -104,9 +104,10 @@ impl Db {
 }
 
 fn read_case(r: &Row) -> Result<Case, Error> {
+    let id = r.int(0)?;
     Ok(Case {
-        id: CaseId(r.int(0)?),
-        abuse_type: r.text(1)?,
+        id: CaseId(id),
+        abuse_type: super::known("cases", id, &r.text(1)?, crate::model::AbuseType::parse)?,
         network: r.text(2)?,
         reports: r.int(3)?,
         first_at: r.text(4)?,

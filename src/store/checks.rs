@@ -197,7 +197,13 @@ fn settle_one(
                         &merge.follow_up_reason
                     ],
                 )?;
-                super::outbox::event(q, done.report, now, "reply", &merge.follow_up_reason)?;
+                super::outbox::event(
+                    q,
+                    done.report,
+                    now,
+                    crate::model::HistoryEvent::Reply,
+                    &merge.follow_up_reason,
+                )?;
                 return Ok(Settlement::Recorded {
                     reply: ReplyDecision::Suppressed,
                     reason: Some(merge.follow_up_reason),
@@ -241,13 +247,25 @@ fn settle_one(
             Ok(_) => (decision, reason),
             Err(limited) => {
                 let event = crate::reply::queue::suppressed_event(&limited);
-                super::outbox::event(q, done.report, now, "reply", &event)?;
+                super::outbox::event(
+                    q,
+                    done.report,
+                    now,
+                    crate::model::HistoryEvent::Reply,
+                    &event,
+                )?;
                 (ReplyDecision::Suppressed, Some(limited))
             }
         },
         None => {
             let event = decision.event(reason.as_deref());
-            super::outbox::event(q, done.report, now, "reply", &event)?;
+            super::outbox::event(
+                q,
+                done.report,
+                now,
+                crate::model::HistoryEvent::Reply,
+                &event,
+            )?;
             (decision, reason)
         }
     };

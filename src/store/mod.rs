@@ -830,6 +830,22 @@ fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("a model value always serialises")
 }
 
+/// A stored value of one of our enums. Text this build does not know is an
+/// error naming the row and the value: one policy for every reader, so a
+/// bad row is never shown or acted on as something it is not.
+pub(super) fn known<T>(
+    table: &'static str,
+    id: i64,
+    text: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, Error> {
+    parse(text).ok_or_else(|| Error::Corrupt {
+        table,
+        id,
+        detail: format!("unknown value {text:?}"),
+    })
+}
+
 fn parse_json_list<T: serde::de::DeserializeOwned>(
     table: &'static str,
     id: i64,
@@ -845,6 +861,22 @@ fn parse_json_list<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_stored_value_is_an_error_naming_the_row_and_the_value() {
+        let ok = known("reports", 7, "dos", crate::model::NetworkSubtype::parse);
+        assert_eq!(ok.unwrap(), crate::model::NetworkSubtype::Dos);
+        let bad = known(
+            "reports",
+            7,
+            "teleport",
+            crate::model::NetworkSubtype::parse,
+        );
+        assert_eq!(
+            bad.unwrap_err().to_string(),
+            "row 7 of reports is unreadable: unknown value \"teleport\""
+        );
+    }
 
     #[test]
     fn migrations_set_user_version_and_reopen_is_a_no_op() {

@@ -33,12 +33,12 @@ pub(super) fn event(
     q: &mut dyn Sql,
     report: ReportId,
     at: &str,
-    kind: &str,
+    kind: crate::model::HistoryEvent,
     detail: &str,
 ) -> Result<(), Error> {
     q.exec(
         "INSERT INTO report_events (report_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-        sql_params![report, at, kind, detail],
+        sql_params![report, at, kind.as_str(), detail],
     )?;
     Ok(())
 }
@@ -112,7 +112,13 @@ pub(super) fn queue(
             &plan.recipient_domain
         ],
     )?;
-    event(q, report, now, "reply", &queued.event)?;
+    event(
+        q,
+        report,
+        now,
+        crate::model::HistoryEvent::Reply,
+        &queued.event,
+    )?;
     Ok(Ok(OutboxId(id)))
 }
 
@@ -136,11 +142,14 @@ fn original_report(
     };
     Ok(Some(crate::reply::follow_up::OriginalReport {
         id: id.0,
-        abuse_type: AbuseType::parse(&r.text(0)?).unwrap_or(AbuseType::Unknown),
-        subtype: r.opt_text(1)?.as_deref().and_then(NetworkSubtype::parse),
+        abuse_type: super::known("reports", id.0, &r.text(0)?, AbuseType::parse)?,
+        subtype: r
+            .opt_text(1)?
+            .map(|s| super::known("reports", id.0, &s, NetworkSubtype::parse))
+            .transpose()?,
         missing: super::parse_json_list("reports", id.0, &r.text(2)?)?,
-        reply: ReplyDecision::parse(&r.text(3)?).unwrap_or(ReplyDecision::None),
-        status: ReportStatus::parse(&r.text(4)?).unwrap_or(ReportStatus::Open),
+        reply: super::known("reports", id.0, &r.text(3)?, ReplyDecision::parse)?,
+        status: super::known("reports", id.0, &r.text(4)?, ReportStatus::parse)?,
         ips: list(5)?,
         urls: list(6)?,
         reporter: r.opt_text(7)?,
@@ -181,7 +190,7 @@ pub(super) fn merge_follow_up(
     let merge = match plan_merge(found.as_ref(), id.0, follow_up, has_token) {
         None => return Ok(None),
         Some(MergePlan::Refused { event: why }) => {
-            event(q, id, now, "follow_up", &why)?;
+            event(q, id, now, crate::model::HistoryEvent::FollowUp, &why)?;
             return Ok(None);
         }
         Some(MergePlan::Merge(merge)) => *merge,
@@ -210,7 +219,13 @@ pub(super) fn merge_follow_up(
         sql_params![target, id],
     )?;
     super::add_report_ips(q, target, &follow_up.ips)?;
-    event(q, target, now, "follow_up", &merge.event)?;
+    event(
+        q,
+        target,
+        now,
+        crate::model::HistoryEvent::FollowUp,
+        &merge.event,
+    )?;
     if let Some(plan) = &merge.ack {
         let note = Some(crate::reply::FOLLOW_UP_NOTE);
         let kind = crate::model::ReplyKind::Ack;
@@ -411,7 +426,7 @@ impl Db {
                     outbox_id,
                     report_id,
                 } => {
-                    event(q, *report_id, now, "sent", &format!("reply {outbox_id} sent"))?;
+                    event(q, *report_id, now, crate::model::HistoryEvent::Sent, &format!("reply {outbox_id} sent"))?;
                     q.exec(
                         "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
                              last_error = NULL WHERE id = ?1",
@@ -444,7 +459,7 @@ impl Db {
                     error,
                 } => {
                     let detail = format!("reply {outbox_id}: {error}");
-                    event(q, *report_id, now, "send_failed", &detail)?;
+                    event(q, *report_id, now, crate::model::HistoryEvent::SendFailed, &detail)?;
                     q.exec(
                         "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2
                          WHERE id = ?1",
@@ -487,9 +502,19 @@ impl Db {
                 )?
                 .map(|r| -> Result<resolve::Current, Error> {
                     Ok(resolve::Current {
-                        reply: ReplyDecision::parse(&r.text(0)?).unwrap_or(ReplyDecision::None),
+                        reply: super::known(
+                            "reports",
+                            report.0,
+                            &r.text(0)?,
+                            ReplyDecision::parse,
+                        )?,
                         reporter: r.opt_text(1)?,
-                        status: ReportStatus::parse(&r.text(2)?).unwrap_or(ReportStatus::Open),
+                        status: super::known(
+                            "reports",
+                            report.0,
+                            &r.text(2)?,
+                            ReportStatus::parse,
+                        )?,
                         resolved_at: r.opt_text(3)?,
                     })
                 })
@@ -505,7 +530,13 @@ impl Db {
                 "UPDATE reports SET status = ?3, resolved_at = ?2 WHERE id = ?1",
                 sql_params![report, now, ReportStatus::Resolved.as_str()],
             )?;
-            event(q, report, now, "resolved", note.unwrap_or(""))?;
+            event(
+                q,
+                report,
+                now,
+                crate::model::HistoryEvent::Resolved,
+                note.unwrap_or(""),
+            )?;
             if let Some(plan) = concluded {
                 let kind = crate::model::ReplyKind::Concluded;
                 let _ = queue(q, report, kind, &plan, note, now)?;
@@ -529,18 +560,14 @@ impl Db {
 }
 
 fn read_entry(r: &Row) -> Result<Entry, Error> {
+    let id = r.int(0)?;
     Ok(Entry {
-        id: OutboxId(r.int(0)?),
+        id: OutboxId(id),
         report_id: ReportId(r.int(1)?),
-        // A kind this build does not know reads as concluded: shown, and
-        // never held back by a rate limit.
-        kind: crate::model::ReplyKind::parse(&r.text(2)?)
-            .unwrap_or(crate::model::ReplyKind::Concluded),
+        kind: super::known("outbox", id, &r.text(2)?, crate::model::ReplyKind::parse)?,
         recipient: r.text(3)?,
         message_id: r.text(4)?,
-        // A state this build does not know reads as failed: shown, never sent.
-        state: crate::model::OutboxState::parse(&r.text(5)?)
-            .unwrap_or(crate::model::OutboxState::Failed),
+        state: super::known("outbox", id, &r.text(5)?, crate::model::OutboxState::parse)?,
         attempts: r.int(6)?,
         next_attempt_at: r.opt_text(7)?,
         last_error: r.opt_text(8)?,
@@ -550,20 +577,23 @@ fn read_entry(r: &Row) -> Result<Entry, Error> {
 }
 
 fn read_draft(r: &Row) -> Result<Draft, Error> {
+    let id = r.int(0)?;
     Ok(Draft {
-        outbox_id: OutboxId(r.int(0)?),
+        outbox_id: OutboxId(id),
         report_id: ReportId(r.int(1)?),
-        kind: crate::model::ReplyKind::parse(&r.text(2)?)
-            .unwrap_or(crate::model::ReplyKind::Concluded),
+        kind: super::known("outbox", id, &r.text(2)?, crate::model::ReplyKind::parse)?,
         recipient: r.text(3)?,
         message_id: r.text(4)?,
         note: r.opt_text(5)?,
         subject: r.opt_text(6)?,
         in_reply_to: r.opt_text(7)?,
-        abuse_type: r.text(8)?,
-        subtype: r.opt_text(9)?,
+        abuse_type: super::known("outbox", id, &r.text(8)?, crate::model::AbuseType::parse)?,
+        subtype: r
+            .opt_text(9)?
+            .map(|s| super::known("outbox", id, &s, crate::model::NetworkSubtype::parse))
+            .transpose()?,
         missing: serde_json::from_str(&r.text(10)?).unwrap_or_default(),
-        language: crate::reply::Language::parse(&r.text(11)?).unwrap_or(crate::reply::Language::En),
+        language: super::known("outbox", id, &r.text(11)?, crate::reply::Language::parse)?,
     })
 }
 

@@ -270,8 +270,7 @@ pub struct RawSummary {
     pub mail_from: Option<String>,
     pub message_id: Option<String>,
     pub size_bytes: u64,
-    /// `received`, `processed`, `failed` or `discarded`.
-    pub status: String,
+    pub status: RawStatus,
     /// Why processing failed.
     pub error: Option<String>,
 }
@@ -280,6 +279,15 @@ const SUMMARY_COLUMNS: &str =
     "id, received_at, origin, peer_ip, mail_from, message_id, size_bytes, status, error";
 
 fn read_summary(r: &super::sql::Row) -> Result<RawSummary, Error> {
+    let id = r.int(0)?;
+    let status = r.text(7)?;
+    let Some(status) = RawStatus::parse(&status) else {
+        return Err(Error::Corrupt {
+            table: "raw_messages",
+            id,
+            detail: format!("unknown status {status:?}"),
+        });
+    };
     Ok(RawSummary {
         id: RawId(r.int(0)?),
         received_at: r.text(1)?,
@@ -288,7 +296,7 @@ fn read_summary(r: &super::sql::Row) -> Result<RawSummary, Error> {
         mail_from: r.opt_text(4)?,
         message_id: r.opt_text(5)?,
         size_bytes: r.int(6)?.max(0) as u64,
-        status: r.text(7)?,
+        status,
         error: r.opt_text(8)?,
     })
 }

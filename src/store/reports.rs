@@ -254,8 +254,14 @@ fn save_outcome(
             super::cases::assign(q, id, &key, received_at)?;
         }
     }
-    super::outbox::event(q, id, received_at, "received", "")?;
-    super::outbox::event(q, id, processed_at, "classified", &d.class_label())?;
+    super::outbox::event(q, id, received_at, crate::model::HistoryEvent::Received, "")?;
+    super::outbox::event(
+        q,
+        id,
+        processed_at,
+        crate::model::HistoryEvent::Classified,
+        &d.class_label(),
+    )?;
     let suppressed = if let Some(merge) = &merged {
         q.exec(
             "UPDATE reports SET follow_up_of = ?2, evidence_rows = 0 WHERE id = ?1",
@@ -266,11 +272,23 @@ fn save_outcome(
         let queued = super::outbox::queue(q, id, kind, plan, None, processed_at)?;
         if let Err(reason) = &queued {
             let event = crate::reply::queue::suppressed_event(reason);
-            super::outbox::event(q, id, processed_at, "reply", &event)?;
+            super::outbox::event(
+                q,
+                id,
+                processed_at,
+                crate::model::HistoryEvent::Reply,
+                &event,
+            )?;
         }
         queued.err()
     } else {
-        super::outbox::event(q, id, processed_at, "reply", &d.reply_event())?;
+        super::outbox::event(
+            q,
+            id,
+            processed_at,
+            crate::model::HistoryEvent::Reply,
+            &d.reply_event(),
+        )?;
         None
     };
     if let Some(reason) = suppressed {
@@ -563,8 +581,11 @@ impl Db {
     /// the number of evidence rows. Messages not yet processed are kept.
     /// With `dry_run` nothing changes and the counts say what would go.
     pub fn prune(&mut self, before: &str, dry_run: bool) -> Result<Pruned, Error> {
-        let old = "SELECT r.id FROM reports r JOIN raw_messages m ON m.id = r.raw_id
-                   WHERE r.received_at < ?1 AND m.status != 'pruned'";
+        let old = &format!(
+            "SELECT r.id FROM reports r JOIN raw_messages m ON m.id = r.raw_id
+             WHERE r.received_at < ?1 AND m.status != '{}'",
+            RawStatus::Pruned.as_str()
+        );
         let count =
             |q: &mut dyn Sql, sql: &str| q.count(&sql.replace("{old}", old), sql_params![before]);
         let counts = |q: &mut dyn Sql| -> Result<Pruned, Error> {
@@ -603,9 +624,15 @@ impl Db {
             q.exec(
                 "UPDATE raw_messages SET bytes = ?2, peer_ip = NULL, helo = NULL, mail_from = NULL,
                      rcpt_to = '[]', dsn = NULL, message_id = NULL, error = NULL, auth = NULL,
-                     status = 'pruned'
-                 WHERE received_at < ?1 AND status IN ('processed', 'failed')",
-                sql_params![before, Vec::<u8>::new()],
+                     status = ?3
+                 WHERE received_at < ?1 AND status IN (?4, ?5)",
+                sql_params![
+                    before,
+                    Vec::<u8>::new(),
+                    RawStatus::Pruned.as_str(),
+                    RawStatus::Processed.as_str(),
+                    RawStatus::Failed.as_str()
+                ],
             )?;
             Ok(pruned)
         })
@@ -781,9 +808,10 @@ const EVIDENCE_COLUMNS: &str =
 
 /// `id, reply, reply_reason` of a report.
 fn read_stored(r: &super::sql::Row) -> Result<Stored, Error> {
+    let id = r.int(0)?;
     Ok(Stored {
-        id: ReportId(r.int(0)?),
-        reply: ReplyDecision::parse(&r.text(1)?).unwrap_or(ReplyDecision::None),
+        id: ReportId(id),
+        reply: super::known("reports", id, &r.text(1)?, ReplyDecision::parse)?,
         reply_reason: r.opt_text(2)?,
     })
 }
