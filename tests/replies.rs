@@ -3,7 +3,7 @@
 //! mail for the reporters, so every reply arrives over real SMTP and is
 //! inspected in the relay's own database.
 
-use crate::util::{abuse_inbox, free_port, json, outbox, wait_for, Smtp, Store, TestServer};
+use crate::util::{abuse_inbox, json, outbox, wait_for, Smtp, Store, TestServer};
 
 use abuse_inbox::config::Config;
 use std::path::{Path, PathBuf};
@@ -357,7 +357,9 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
         crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
     };
-    let port = free_port();
+    // The relay's port, held (refusing connections) until the relay comes up.
+    let mut reserved = crate::util::ReservedPort::new();
+    let port = reserved.port;
     let relay_addr = format!("127.0.0.1:{port}");
     let daemon = TestServer::start(daemon_config(port, &location)).await;
     let db = daemon.db_path();
@@ -377,6 +379,7 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
         failed_attempt(&db, 1);
     });
     // ... and delivered when the relay comes back, while the daemon runs.
+    reserved.release();
     let sink = relay_sink(tempfile::tempdir().unwrap(), &relay_addr).await;
     let sink_db: PathBuf = sink.db_path();
     tokio::task::block_in_place(|| {

@@ -120,6 +120,73 @@ impl TestServer {
 }
 
 /// A port nothing listens on right now.
+/// The TCP port process `pid` listens on (IPv4; the first it has): read
+/// from `/proc` (its socket inodes in `fd/`, their state in `net/tcp`), so
+/// a daemon started on port 0 is found without a log line and without a
+/// port released by the test and bound again by someone else.
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local_address is field 1 (`0100007F:1F90`), st field 3 (0A: LISTEN), inode field 9.
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+            return None;
+        }
+        u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+    })
+}
+
+/// A port nobody listens on, held by a socket that is bound but never
+/// listens (a connection to it is refused) until `release`d, so no other
+/// test can take it meanwhile: for "the relay is down, then comes up".
+pub struct ReservedPort {
+    fd: Option<std::os::fd::OwnedFd>,
+    pub port: u16,
+}
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2)/bind(2)/getsockname(2) on a socket this
+        // function owns; the sockaddr structs are ours and sized correctly.
+        unsafe {
+            // CLOEXEC: the daemon's worker children must not inherit (and hold) it.
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len);
+            assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+            let mut len = len;
+            libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len);
+            ReservedPort {
+                fd: Some(owned),
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    /// Lets the port go, to be bound at once by what should listen there.
+    pub fn release(&mut self) {
+        self.fd.take();
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -502,6 +569,8 @@ pub fn json(output: &Output) -> serde_json::Value {
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// Every line it logged so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Daemon {
@@ -538,18 +607,23 @@ impl Daemon {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         // Read the log on a thread (and keep draining it, so the daemon never
         // blocks on a full pipe); the bound address comes from the start-up line.
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Some(rest) = line.split("listen=").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { return };
+                    if let Some(rest) = line.split("listen=").nth(1) {
+                        let _ = tx.send(
+                            rest.split_whitespace()
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        );
+                    }
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 }
             }
         });
@@ -558,7 +632,16 @@ impl Daemon {
             .expect("daemon logs its address within 30 s")
             .parse()
             .unwrap();
-        Daemon { child, addr }
+        Daemon { child, addr, log }
+    }
+
+    /// Waits (at most `seconds`) until a line it logs contains `needle`;
+    /// that line.
+    pub fn wait_for_log(&self, seconds: u64, needle: &str) -> String {
+        wait_for(seconds, needle, || {
+            let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            log.iter().find(|l| l.contains(needle)).cloned()
+        })
     }
 }
 
@@ -570,4 +653,34 @@ pub fn skipped(why: &str) {
         panic!("{why} (CI is set: every component must be here)");
     }
     eprintln!("SKIPPED: {why}");
+    // And once more, counted, after the run's own summary.
+    let mut skips = SKIPS.lock().unwrap_or_else(|p| p.into_inner());
+    if skips.is_empty() {
+        // SAFETY: registers a plain extern "C" function with no arguments.
+        unsafe {
+            libc::atexit(say_skips);
+        }
+    }
+    skips.push(why.to_owned());
+}
+
+static SKIPS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// At exit: how many tests were skipped, and why, in one place.
+extern "C" fn say_skips() {
+    let skips = SKIPS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut reasons: Vec<(usize, &String)> = Vec::new();
+    for why in skips.iter() {
+        match reasons.iter_mut().find(|(_, r)| *r == why) {
+            Some((n, _)) => *n += 1,
+            None => reasons.push((1, why)),
+        }
+    }
+    eprintln!(
+        "\n{} tests SKIPPED, testing nothing (under CI, with CI=true, they fail):",
+        skips.len()
+    );
+    for (n, why) in reasons {
+        eprintln!("  {n} × {why}");
+    }
 }
