@@ -26,12 +26,8 @@ fn db_for(store: Store, dir: &tempfile::TempDir) -> Option<String> {
     }
 }
 
-on_both_stores_sync!(
-    ingest_prints_one_complete_report_per_file_and_dedupes,
-    ingest_prints_one_complete_report_per_file_and_dedupes_on_postgres,
-    ingest_prints_one_complete_report_per_file_and_dedupes_on
-);
-fn ingest_prints_one_complete_report_per_file_and_dedupes_on(store: Store) {
+on_both_stores_sync!(ingest_prints_one_complete_report_per_file_and_dedupes);
+fn ingest_prints_one_complete_report_per_file_and_dedupes(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -69,12 +65,8 @@ fn ingest_prints_one_complete_report_per_file_and_dedupes_on(store: Store) {
     assert_eq!(stats["reports"], 2);
 }
 
-on_both_stores_sync!(
-    ingest_from_stdin_takes_the_sender_from_return_path,
-    ingest_from_stdin_takes_the_sender_from_return_path_on_postgres,
-    ingest_from_stdin_takes_the_sender_from_return_path_on
-);
-fn ingest_from_stdin_takes_the_sender_from_return_path_on(store: Store) {
+on_both_stores_sync!(ingest_from_stdin_takes_the_sender_from_return_path);
+fn ingest_from_stdin_takes_the_sender_from_return_path(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -95,12 +87,8 @@ fn ingest_from_stdin_takes_the_sender_from_return_path_on(store: Store) {
     );
 }
 
-on_both_stores_sync!(
-    a_bad_file_is_reported_and_the_rest_still_run_with_exit_1,
-    a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on_postgres,
-    a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on
-);
-fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on(store: Store) {
+on_both_stores_sync!(a_bad_file_is_reported_and_the_rest_still_run_with_exit_1);
+fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -120,12 +108,8 @@ fn a_bad_file_is_reported_and_the_rest_still_run_with_exit_1_on(store: Store) {
     assert_eq!(report["subject"], "fine");
 }
 
-on_both_stores_sync!(
-    reports_show_list_filters_and_table_output,
-    reports_show_list_filters_and_table_output_on_postgres,
-    reports_show_list_filters_and_table_output_on
-);
-fn reports_show_list_filters_and_table_output_on(store: Store) {
+on_both_stores_sync!(reports_show_list_filters_and_table_output);
+fn reports_show_list_filters_and_table_output(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -353,12 +337,8 @@ fn a_bad_config_fails_at_start_naming_every_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_mesage_bytes"));
 }
 
-on_both_stores_sync!(
-    kill_9_while_clients_send_loses_no_acknowledged_message,
-    kill_9_while_clients_send_loses_no_acknowledged_message_on_postgres,
-    kill_9_while_clients_send_loses_no_acknowledged_message_on
-);
-fn kill_9_while_clients_send_loses_no_acknowledged_message_on(store: Store) {
+on_both_stores_sync!(kill_9_while_clients_send_loses_no_acknowledged_message);
+fn kill_9_while_clients_send_loses_no_acknowledged_message(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -458,12 +438,8 @@ fn long_commands_show_progress_on_a_terminal_only() {
     assert!(seen.contains("\"reprocessed\":1"), "{seen:?}");
 }
 
-on_both_stores_sync!(
-    sigterm_stops_the_daemon_with_exit_0,
-    sigterm_stops_the_daemon_with_exit_0_on_postgres,
-    sigterm_stops_the_daemon_with_exit_0_on
-);
-fn sigterm_stops_the_daemon_with_exit_0_on(store: Store) {
+on_both_stores_sync!(sigterm_stops_the_daemon_with_exit_0);
+fn sigterm_stops_the_daemon_with_exit_0(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -479,12 +455,8 @@ fn sigterm_stops_the_daemon_with_exit_0_on(store: Store) {
     assert_eq!(status.code(), Some(0));
 }
 
-on_both_stores_sync!(
-    reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply,
-    reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on_postgres,
-    reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on
-);
-fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply_on(store: Store) {
+on_both_stores_sync!(reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply);
+fn reprocess_after_a_rules_change_reclassifies_in_place_and_queues_no_reply(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -706,11 +678,9 @@ fn backup_copies_a_consistent_database_and_never_overwrites() {
 }
 
 on_both_stores_sync!(
-    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad,
-    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad_on_postgres,
-    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad_on
+    sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad
 );
-fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad_on(
+fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_is_bad(
     store: Store,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -754,12 +724,8 @@ fn sighup_reloads_the_recipients_and_keeps_the_running_config_when_the_new_one_i
 // Regression: with stderr closed (journald restarted, `serve 2>&1 | head`),
 // logging a session's first line panicked inside tracing and dropped the
 // connection before its 250.
-on_both_stores_sync!(
-    a_closed_stderr_does_not_cost_a_session,
-    a_closed_stderr_does_not_cost_a_session_on_postgres,
-    a_closed_stderr_does_not_cost_a_session_on
-);
-fn a_closed_stderr_does_not_cost_a_session_on(store: Store) {
+on_both_stores_sync!(a_closed_stderr_does_not_cost_a_session);
+fn a_closed_stderr_does_not_cost_a_session(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -790,12 +756,8 @@ fn a_closed_stderr_does_not_cost_a_session_on(store: Store) {
     child.wait().unwrap();
 }
 
-on_both_stores_sync!(
-    reports_list_filters_by_network_subtype_reply_reporter_and_pages,
-    reports_list_filters_by_network_subtype_reply_reporter_and_pages_on_postgres,
-    reports_list_filters_by_network_subtype_reply_reporter_and_pages_on
-);
-fn reports_list_filters_by_network_subtype_reply_reporter_and_pages_on(store: Store) {
+on_both_stores_sync!(reports_list_filters_by_network_subtype_reply_reporter_and_pages);
+fn reports_list_filters_by_network_subtype_reply_reporter_and_pages(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -899,12 +861,8 @@ fn reports_list_filters_by_network_subtype_reply_reporter_and_pages_on(store: St
     assert!(String::from_utf8_lossy(&table.stdout).contains("192.0.2.0/24"));
 }
 
-on_both_stores_sync!(
-    show_raw_prints_the_original_and_export_is_spreadsheet_safe,
-    show_raw_prints_the_original_and_export_is_spreadsheet_safe_on_postgres,
-    show_raw_prints_the_original_and_export_is_spreadsheet_safe_on
-);
-fn show_raw_prints_the_original_and_export_is_spreadsheet_safe_on(store: Store) {
+on_both_stores_sync!(show_raw_prints_the_original_and_export_is_spreadsheet_safe);
+fn show_raw_prints_the_original_and_export_is_spreadsheet_safe(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -984,12 +942,8 @@ fn show_raw_prints_the_original_and_export_is_spreadsheet_safe_on(store: Store) 
     assert_eq!(line["message_id"], "csvinj@example.net");
 }
 
-on_both_stores_sync!(
-    prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts,
-    prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on_postgres,
-    prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on
-);
-fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts_on(store: Store) {
+on_both_stores_sync!(prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts);
+fn prune_forgets_people_and_addresses_of_old_reports_but_keeps_the_counts(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -1119,12 +1073,8 @@ fn follow_prints_new_reports_as_they_come_even_before_the_database_exists() {
     follower.wait().unwrap();
 }
 
-on_both_stores_sync!(
-    reports_about_one_network_and_type_become_one_case,
-    reports_about_one_network_and_type_become_one_case_on_postgres,
-    reports_about_one_network_and_type_become_one_case_on
-);
-fn reports_about_one_network_and_type_become_one_case_on(store: Store) {
+on_both_stores_sync!(reports_about_one_network_and_type_become_one_case);
+fn reports_about_one_network_and_type_become_one_case(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -1174,12 +1124,8 @@ fn reports_about_one_network_and_type_become_one_case_on(store: Store) {
     assert_eq!(shown["reports"].as_array().unwrap().len(), 2);
 }
 
-on_both_stores_sync!(
-    the_report_log_line_carries_the_reply_decision_as_stored,
-    the_report_log_line_carries_the_reply_decision_as_stored_on_postgres,
-    the_report_log_line_on
-);
-fn the_report_log_line_on(store: Store) {
+on_both_stores_sync!(the_report_log_line_carries_the_reply_decision_as_stored);
+fn the_report_log_line_carries_the_reply_decision_as_stored(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let config = crate::util::test_config(dir.path(), "rate_limit_per_hour = 2\n", "");
     let mut files = Vec::new();
@@ -1213,12 +1159,8 @@ fn the_report_log_line_on(store: Store) {
     );
 }
 
-on_both_stores_sync!(
-    an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused,
-    an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on_postgres,
-    an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on
-);
-fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on(store: Store) {
+on_both_stores_sync!(an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused);
+fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;
@@ -1278,12 +1220,8 @@ fn an_operators_feeds_file_marks_a_sender_automated_and_a_bad_one_is_refused_on(
     );
 }
 
-on_both_stores_sync!(
-    reports_explain_names_each_addresss_role_and_what_decided_it,
-    reports_explain_names_each_addresss_role_and_what_decided_it_on_postgres,
-    reports_explain_names_each_addresss_role_and_what_decided_it_on
-);
-fn reports_explain_names_each_addresss_role_and_what_decided_it_on(store: Store) {
+on_both_stores_sync!(reports_explain_names_each_addresss_role_and_what_decided_it);
+fn reports_explain_names_each_addresss_role_and_what_decided_it(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = db_for(store, &dir) else {
         return;

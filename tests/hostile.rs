@@ -341,12 +341,10 @@ fn kill(pid: u32) {
     }
 }
 
-on_both_stores!(
-    a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on,
-    a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on_on_postgres,
-    killed_twice
-);
-async fn killed_twice(store: crate::util::Store) {
+on_both_stores!(a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on);
+async fn a_worker_killed_twice_on_a_message_quarantines_it_and_work_goes_on(
+    store: crate::util::Store,
+) {
     let links = tempfile::tempdir().unwrap();
     let binary = links.path().join("killed-twice-worker");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_abuse-inbox"), &binary).unwrap();
@@ -536,16 +534,12 @@ async fn several_workers_process_each_message_once_and_a_killed_one_loses_nothin
     server.stop().await;
 }
 
-on_both_stores!(
-    values_a_database_would_refuse_are_cut_and_the_batch_is_stored,
-    values_a_database_would_refuse_are_cut_and_the_batch_is_stored_on_postgres,
-    refused_values
-);
+on_both_stores!(values_a_database_would_refuse_are_cut_and_the_batch_is_stored);
 /// A 6,000-character From address and a 2.6 MB subject (PostgreSQL refused
 /// both: a B-tree entry past 2,704 bytes, a `tsvector` past 1 MB) among five
 /// ordinary messages: all seven become reports, the long values cut with a
 /// warning, and nobody is answered at a cut address.
-async fn refused_values(store: crate::util::Store) {
+async fn values_a_database_would_refuse_are_cut_and_the_batch_is_stored(store: crate::util::Store) {
     let mut config = Config::default();
     config.auth.enabled = false;
     config.reply.require_auth = false;
@@ -600,16 +594,14 @@ async fn refused_values(store: crate::util::Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    a_report_the_database_refuses_is_quarantined_alone_with_its_words,
-    a_report_the_database_refuses_is_quarantined_alone_with_its_words_on_postgres,
-    refused_report
-);
+on_both_stores!(a_report_the_database_refuses_is_quarantined_alone_with_its_words);
 /// The database refuses one report of a batch (a trigger stands in for a
 /// value it cannot take): the transaction is tried report by report, the
 /// others are stored, and the refused message is quarantined with the
 /// database's own words (on PostgreSQL its SQLSTATE).
-async fn refused_report(store: crate::util::Store) {
+async fn a_report_the_database_refuses_is_quarantined_alone_with_its_words(
+    store: crate::util::Store,
+) {
     let mut config = Config::default();
     config.reply.enabled = false;
     let Some(server) = TestServer::on(store, config).await else {

@@ -202,12 +202,10 @@ fn csv_report(bytes: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-on_both_stores!(
-    reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces,
-    reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces_on_postgres,
-    relayed_by_postfix
-);
-async fn relayed_by_postfix(store: crate::util::Store) {
+on_both_stores!(reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces);
+async fn reports_relayed_by_a_real_postfix_arrive_once_and_nothing_bounces(
+    store: crate::util::Store,
+) {
     if !available() {
         crate::util::skipped(
             "Postfix is not installed here (or not running as root); .ci/run installs it",

@@ -97,12 +97,8 @@ fn db_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-on_both_stores!(
-    ack_needs_info_and_concluded_arrive_with_the_right_headers,
-    ack_needs_info_and_concluded_arrive_with_the_right_headers_on_postgres,
-    ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario
-);
-async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(store: Store) {
+on_both_stores!(ack_needs_info_and_concluded_arrive_with_the_right_headers);
+async fn ack_needs_info_and_concluded_arrive_with_the_right_headers(store: Store) {
     let Ok(location) = store.location() else {
         crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
@@ -246,12 +242,8 @@ async fn ack_needs_info_and_concluded_arrive_with_the_right_headers_scenario(sto
     sink.stop().await;
 }
 
-on_both_stores!(
-    feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds,
-    feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_on_postgres,
-    feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario
-);
-async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario(store: Store) {
+on_both_stores!(feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds);
+async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds(store: Store) {
     let Ok(location) = store.location() else {
         crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
@@ -345,14 +337,8 @@ async fn feeds_bounces_and_lists_get_no_reply_and_the_rate_limit_holds_scenario(
     assert_eq!(after, decisions);
 }
 
-on_both_stores!(
-    relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once,
-    relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_on_postgres,
-    relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario
-);
-async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once_scenario(
-    store: Store,
-) {
+on_both_stores!(relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once);
+async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once(store: Store) {
     let Ok(location) = store.location() else {
         crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
@@ -425,12 +411,8 @@ async fn relay_down_is_retried_and_a_restart_with_a_pending_outbox_delivers_once
     sink.stop().await;
 }
 
-on_both_stores!(
-    a_follow_up_completes_the_report_and_an_ack_follows,
-    a_follow_up_completes_the_report_and_an_ack_follows_on_postgres,
-    a_follow_up_completes_the_report_and_an_ack_follows_scenario
-);
-async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Store) {
+on_both_stores!(a_follow_up_completes_the_report_and_an_ack_follows);
+async fn a_follow_up_completes_the_report_and_an_ack_follows(store: Store) {
     let Ok(location) = store.location() else {
         crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;
@@ -547,12 +529,8 @@ async fn a_follow_up_completes_the_report_and_an_ack_follows_scenario(store: Sto
 
 // The corpus through `serve` with a relay: exactly the replies the golden
 // files promise arrive, one per report, to the right people.
-on_both_stores!(
-    the_fixture_corpus_produces_exactly_the_expected_replies,
-    the_fixture_corpus_produces_exactly_the_expected_replies_on_postgres,
-    the_fixture_corpus_produces_exactly_the_expected_replies_scenario
-);
-async fn the_fixture_corpus_produces_exactly_the_expected_replies_scenario(store: Store) {
+on_both_stores!(the_fixture_corpus_produces_exactly_the_expected_replies);
+async fn the_fixture_corpus_produces_exactly_the_expected_replies(store: Store) {
     let Ok(location) = store.location() else {
         crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
         return;

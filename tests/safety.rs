@@ -140,12 +140,8 @@ fn show(db: &Path, n: i64) -> serde_json::Value {
     ]))
 }
 
-on_both_stores!(
-    only_authenticated_reporters_are_answered,
-    only_authenticated_reporters_are_answered_on_postgres,
-    only_authenticated
-);
-async fn only_authenticated(store: Store) {
+on_both_stores!(only_authenticated_reporters_are_answered);
+async fn only_authenticated_reporters_are_answered(store: Store) {
     let Some((key, _dns, server)) = checked_server(store).await else {
         return;
     };
@@ -427,12 +423,8 @@ async fn a_blackholed_sender_delays_no_other_sender() {
     server.stop().await;
 }
 
-on_both_stores!(
-    follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter,
-    follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter_on_postgres,
-    follow_ups_join
-);
-async fn follow_ups_join(store: Store) {
+on_both_stores!(follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter);
+async fn follow_ups_join_only_with_the_token_or_from_the_authenticated_reporter(store: Store) {
     let Some((key, _dns, server)) = checked_server(store).await else {
         return;
     };
@@ -661,12 +653,8 @@ async fn a_dkim_bomb_costs_a_scan_and_holds_no_one_up() {
     server.stop().await;
 }
 
-on_both_stores!(
-    rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds,
-    rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds_on_postgres,
-    rate_limits
-);
-async fn rate_limits(store: Store) {
+on_both_stores!(rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds);
+async fn rate_limits_count_case_and_tag_variants_as_one_and_a_global_cap_holds(store: Store) {
     let mut config = Config::default();
     config.reply.rate_limit_per_hour = 2;
     config.reply.rate_limit_global_per_hour = 5;
@@ -718,12 +706,8 @@ async fn rate_limits(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    replies_never_go_to_local_names_or_ip_literals,
-    replies_never_go_to_local_names_or_ip_literals_on_postgres,
-    no_local_names
-);
-async fn no_local_names(store: Store) {
+on_both_stores!(replies_never_go_to_local_names_or_ip_literals);
+async fn replies_never_go_to_local_names_or_ip_literals(store: Store) {
     let Some(server) = TestServer::on(store, Config::default()).await else {
         return;
     };

@@ -79,12 +79,8 @@ async fn accepted_message_is_on_disk_before_250_and_becomes_a_report() {
     server.stop().await;
 }
 
-on_both_stores!(
-    relay_attempt_is_550_and_nothing_is_stored,
-    relay_attempt_is_550_and_nothing_is_stored_on_postgres,
-    relay_attempt_is_550_and_nothing_is_stored_on
-);
-async fn relay_attempt_is_550_and_nothing_is_stored_on(store: Store) {
+on_both_stores!(relay_attempt_is_550_and_nothing_is_stored);
+async fn relay_attempt_is_550_and_nothing_is_stored(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -105,12 +101,8 @@ async fn relay_attempt_is_550_and_nothing_is_stored_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    oversized_message_gets_one_552_and_is_not_stored,
-    oversized_message_gets_one_552_and_is_not_stored_on_postgres,
-    oversized_message_gets_one_552_and_is_not_stored_on
-);
-async fn oversized_message_gets_one_552_and_is_not_stored_on(store: Store) {
+on_both_stores!(oversized_message_gets_one_552_and_is_not_stored);
+async fn oversized_message_gets_one_552_and_is_not_stored(store: Store) {
     let mut config = Config::default();
     config.smtp.max_message_bytes = 10_000;
     let Some(server) = TestServer::on(store, config).await else {
@@ -143,12 +135,8 @@ async fn oversized_message_gets_one_552_and_is_not_stored_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    commands_out_of_order_are_503,
-    commands_out_of_order_are_503_on_postgres,
-    commands_out_of_order_are_503_on
-);
-async fn commands_out_of_order_are_503_on(store: Store) {
+on_both_stores!(commands_out_of_order_are_503);
+async fn commands_out_of_order_are_503(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -175,12 +163,8 @@ async fn commands_out_of_order_are_503_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    duplicate_delivery_is_250_and_stored_once,
-    duplicate_delivery_is_250_and_stored_once_on_postgres,
-    duplicate_delivery
-);
-async fn duplicate_delivery(store: Store) {
+on_both_stores!(duplicate_delivery_is_250_and_stored_once);
+async fn duplicate_delivery_is_250_and_stored_once(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -202,12 +186,8 @@ async fn duplicate_delivery(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    null_sender_is_accepted_and_recorded_as_null,
-    null_sender_is_accepted_and_recorded_as_null_on_postgres,
-    null_sender
-);
-async fn null_sender(store: Store) {
+on_both_stores!(null_sender_is_accepted_and_recorded_as_null);
+async fn null_sender_is_accepted_and_recorded_as_null(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -223,12 +203,8 @@ async fn null_sender(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    recipients_past_the_limit_get_452,
-    recipients_past_the_limit_get_452_on_postgres,
-    recipients_past_the_limit_get_452_on
-);
-async fn recipients_past_the_limit_get_452_on(store: Store) {
+on_both_stores!(recipients_past_the_limit_get_452);
+async fn recipients_past_the_limit_get_452(store: Store) {
     let mut config = Config::default();
     config.smtp.max_recipients = 2;
     let Some(server) = TestServer::on(store, config).await else {
@@ -259,12 +235,8 @@ async fn recipients_past_the_limit_get_452_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    overlong_line_is_500_and_closes_without_buffering_it,
-    overlong_line_is_500_and_closes_without_buffering_it_on_postgres,
-    overlong_line_is_500_and_closes_without_buffering_it_on
-);
-async fn overlong_line_is_500_and_closes_without_buffering_it_on(store: Store) {
+on_both_stores!(overlong_line_is_500_and_closes_without_buffering_it);
+async fn overlong_line_is_500_and_closes_without_buffering_it(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -284,12 +256,8 @@ async fn overlong_line_is_500_and_closes_without_buffering_it_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    bare_lf_dot_never_splits_a_message,
-    bare_lf_dot_never_splits_a_message_on_postgres,
-    bare_lf_dot_never_splits_a_message_on
-);
-async fn bare_lf_dot_never_splits_a_message_on(store: Store) {
+on_both_stores!(bare_lf_dot_never_splits_a_message);
+async fn bare_lf_dot_never_splits_a_message(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -314,12 +282,8 @@ async fn bare_lf_dot_never_splits_a_message_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    pipelined_burst_gets_replies_in_order,
-    pipelined_burst_gets_replies_in_order_on_postgres,
-    pipelined_burst_gets_replies_in_order_on
-);
-async fn pipelined_burst_gets_replies_in_order_on(store: Store) {
+on_both_stores!(pipelined_burst_gets_replies_in_order);
+async fn pipelined_burst_gets_replies_in_order(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -342,12 +306,8 @@ async fn pipelined_burst_gets_replies_in_order_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving,
-    garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on_postgres,
-    garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on
-);
-async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on(store: Store) {
+on_both_stores!(garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving);
+async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -375,12 +335,8 @@ async fn garbage_probes_and_nul_bytes_get_errors_and_the_server_keeps_serving_on
     server.stop().await;
 }
 
-on_both_stores!(
-    fifty_idle_connections_do_not_delay_a_new_client,
-    fifty_idle_connections_do_not_delay_a_new_client_on_postgres,
-    fifty_idle_connections_do_not_delay_a_new_client_on
-);
-async fn fifty_idle_connections_do_not_delay_a_new_client_on(store: Store) {
+on_both_stores!(fifty_idle_connections_do_not_delay_a_new_client);
+async fn fifty_idle_connections_do_not_delay_a_new_client(store: Store) {
     let mut config = Config::default();
     config.smtp.max_connections_per_ip = 100;
     let Some(server) = TestServer::on(store, config).await else {
@@ -414,12 +370,8 @@ async fn fifty_idle_connections_do_not_delay_a_new_client_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    connections_past_the_per_ip_limit_get_421,
-    connections_past_the_per_ip_limit_get_421_on_postgres,
-    connections_past_the_per_ip_limit_get_421_on
-);
-async fn connections_past_the_per_ip_limit_get_421_on(store: Store) {
+on_both_stores!(connections_past_the_per_ip_limit_get_421);
+async fn connections_past_the_per_ip_limit_get_421(store: Store) {
     let mut config = Config::default();
     config.smtp.max_connections_per_ip = 2;
     let Some(server) = TestServer::on(store, config).await else {
@@ -438,12 +390,8 @@ async fn connections_past_the_per_ip_limit_get_421_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    silent_client_gets_421_after_the_idle_timeout,
-    silent_client_gets_421_after_the_idle_timeout_on_postgres,
-    silent_client_gets_421_after_the_idle_timeout_on
-);
-async fn silent_client_gets_421_after_the_idle_timeout_on(store: Store) {
+on_both_stores!(silent_client_gets_421_after_the_idle_timeout);
+async fn silent_client_gets_421_after_the_idle_timeout(store: Store) {
     let mut config = Config::default();
     config.smtp.idle_timeout_seconds = 1;
     let Some(server) = TestServer::on(store, config).await else {
@@ -461,12 +409,8 @@ async fn silent_client_gets_421_after_the_idle_timeout_on(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    shutdown_answers_idle_sessions_421_and_stops,
-    shutdown_answers_idle_sessions_421_and_stops_on_postgres,
-    shutdown_answers_idle_sessions_421_and_stops_on
-);
-async fn shutdown_answers_idle_sessions_421_and_stops_on(store: Store) {
+on_both_stores!(shutdown_answers_idle_sessions_421_and_stops);
+async fn shutdown_answers_idle_sessions_421_and_stops(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -605,12 +549,8 @@ async fn metrics_and_healthz_are_served_when_configured() {
     server.stop().await;
 }
 
-on_both_stores!(
-    quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes,
-    quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes_on_postgres,
-    quoted_local_parts
-);
-async fn quoted_local_parts(store: Store) {
+on_both_stores!(quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes);
+async fn quoted_local_parts_sub_addresses_and_parameter_errors_get_the_rfc_codes(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -646,12 +586,8 @@ async fn quoted_local_parts(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    dsn_parameters_are_checked_and_stored_decoded_per_recipient,
-    dsn_parameters_are_checked_and_stored_decoded_per_recipient_on_postgres,
-    dsn_parameters
-);
-async fn dsn_parameters(store: Store) {
+on_both_stores!(dsn_parameters_are_checked_and_stored_decoded_per_recipient);
+async fn dsn_parameters_are_checked_and_stored_decoded_per_recipient(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };
@@ -706,12 +642,8 @@ async fn dsn_parameters(store: Store) {
     server.stop().await;
 }
 
-on_both_stores!(
-    bdat_chunks_make_one_exact_message_with_the_same_rules_as_data,
-    bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on_postgres,
-    bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on
-);
-async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on(store: Store) {
+on_both_stores!(bdat_chunks_make_one_exact_message_with_the_same_rules_as_data);
+async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data(store: Store) {
     let mut config = abuse_inbox::config::Config::default();
     config.smtp.max_message_bytes = 4096;
     let Some(server) = TestServer::on(store, config).await else {
@@ -787,12 +719,8 @@ async fn bdat_chunks_make_one_exact_message_with_the_same_rules_as_data_on(store
     server.stop().await;
 }
 
-on_both_stores!(
-    smtputf8_addresses_are_offered_accepted_and_stored_exactly,
-    smtputf8_addresses_are_offered_accepted_and_stored_exactly_on_postgres,
-    smtputf8_addresses
-);
-async fn smtputf8_addresses(store: Store) {
+on_both_stores!(smtputf8_addresses_are_offered_accepted_and_stored_exactly);
+async fn smtputf8_addresses_are_offered_accepted_and_stored_exactly(store: Store) {
     let Some(server) = TestServer::on(store, Default::default()).await else {
         return;
     };

@@ -1,32 +1,38 @@
 //! The one integration-test binary (ripgrep's layout): a real server on port 0,
 //! real SQLite files, the real binary for the CLI.
 
-/// A scenario as two tests: the daemon on SQLite, and on PostgreSQL.
+/// A scenario as two tests, `NAME::sqlite` and `NAME::postgres`: the
+/// function `NAME(store)` run on each store (a module and a function may
+/// share a name).
 macro_rules! on_both_stores {
-    ($name:ident, $on_postgres:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $name() {
-            $scenario(crate::util::Store::Sqlite).await
-        }
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$scenario(crate::util::Store::Sqlite).await
+            }
 
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $on_postgres() {
-            $scenario(crate::util::Store::Postgres).await
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$scenario(crate::util::Store::Postgres).await
+            }
         }
     };
 }
 
 /// The same for a test without a runtime.
 macro_rules! on_both_stores_sync {
-    ($name:ident, $on_postgres:ident, $scenario:ident) => {
-        #[test]
-        fn $name() {
-            $scenario(crate::util::Store::Sqlite)
-        }
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn sqlite() {
+                super::$scenario(crate::util::Store::Sqlite)
+            }
 
-        #[test]
-        fn $on_postgres() {
-            $scenario(crate::util::Store::Postgres)
+            #[test]
+            fn postgres() {
+                super::$scenario(crate::util::Store::Postgres)
+            }
         }
     };
 }
