@@ -252,8 +252,11 @@ pub enum Mode {
 /// Opens the store at `location` for `mode`.
 ///
 /// # Errors
-/// As [`Db::open`], [`Db::open_existing`] and [`Db::open_read_only`];
-/// [`Error::Unsupported`] for a PostgreSQL URL.
+/// As [`Db::open`], [`Db::open_existing`] and [`Db::open_read_only`] for a
+/// file ([`Error::IsDirectory`] for a directory); for a PostgreSQL URL,
+/// [`Error::Postgres`] when the server cannot be reached or refuses us,
+/// and [`Error::TooOld`] or [`Error::TooNew`] for a read-only connection
+/// to a schema that is not this build's.
 pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
     let path = match location {
         Location::Sqlite(path) if path.is_dir() => {
