@@ -234,7 +234,7 @@ impl Pipeline {
             reply,
             reply_reason,
             parse_warnings: warnings,
-            formats: ev.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+            formats: ev.formats.iter().copied().collect(),
             reasons,
             evidence: ev.rows,
             reply_plan: match (reply, &reply_to) {

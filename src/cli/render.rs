@@ -173,7 +173,8 @@ pub(super) fn print_report_table(
     if let Some(reason) = &r.reply_reason {
         writeln!(out, "{:>14}: {}", "reply_reason", visible(reason))?;
     }
-    writeln!(out, "{:>14}: {}", "formats", visible(&list(&r.formats)))?;
+    let formats: Vec<String> = r.formats.iter().map(|f| f.as_str().to_owned()).collect();
+    writeln!(out, "{:>14}: {}", "formats", visible(&list(&formats)))?;
     for w in &r.parse_warnings {
         writeln!(out, "{:>14}: {}", "warning", visible(w))?;
     }

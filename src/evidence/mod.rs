@@ -11,8 +11,8 @@
 //! Not offenders: the top-level `Received:` chain (the path to us) is never
 //! scanned, and lines quoted back from one of our own replies are skipped.
 
-pub use crate::model::evidence::Kind;
 pub use crate::model::evidence::Row;
+pub use crate::model::evidence::{Format, Kind};
 mod acns;
 mod arf;
 mod csv;
@@ -25,7 +25,6 @@ mod xarf;
 
 use crate::parse::Parsed;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -102,20 +101,6 @@ impl Row {
         }
         .with_line(line)
     }
-}
-
-/// A structured format that was recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Arf,
-    Xarf,
-    Acns,
-    Csv,
-    ForwardedMessage,
-    InlineHeaders,
-    Html,
-    FreeText,
 }
 
 impl Format {

@@ -62,3 +62,17 @@ pub enum Role {
     /// Anything else: private, loopback, link-local, multicast addresses.
     Other,
 }
+
+/// A structured format that was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Arf,
+    Xarf,
+    Acns,
+    Csv,
+    ForwardedMessage,
+    InlineHeaders,
+    Html,
+    FreeText,
+}

@@ -502,7 +502,7 @@ pub struct ReportDraft {
     pub reply_reason: Option<String>,
     pub parse_warnings: Vec<String>,
     /// Formats recognised (`arf`, `csv`, …).
-    pub formats: Vec<String>,
+    pub formats: Vec<crate::model::evidence::Format>,
     /// Why the report got its type, strongest first.
     pub reasons: Vec<String>,
     pub evidence: Vec<crate::model::evidence::Row>,
@@ -739,7 +739,7 @@ pub struct Report {
     pub missing: Vec<Missing>,
     pub reply: ReplyDecision,
     pub reply_reason: Option<String>,
-    pub formats: Vec<String>,
+    pub formats: Vec<crate::model::evidence::Format>,
     pub reasons: Vec<String>,
     pub parse_warnings: Vec<String>,
     pub status: ReportStatus,

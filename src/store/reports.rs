@@ -878,7 +878,7 @@ fn read_report(row: &super::sql::Row) -> Result<Report, Error> {
         reply: ReplyDecision::parse(&reply)
             .ok_or_else(|| corrupt(format!("unknown reply {reply:?}")))?,
         parse_warnings: list(13)?,
-        formats: list(14)?,
+        formats: parse_json_list("reports", id, &row.text(14)?)?,
         reasons: list(15)?,
         reply_reason: row.opt_text(16)?,
         status: crate::model::ReportStatus::parse(&status)
