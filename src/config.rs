@@ -869,13 +869,13 @@ impl Config {
 /// `IP` or `IP:PORT` (port 53 when none).
 ///
 /// # Errors
-/// Anything else, naming the key and the value.
+/// Anything else, naming the value (the caller names the key).
 pub fn parse_nameserver(server: &str) -> Result<SocketAddr, String> {
     server
         .parse::<SocketAddr>()
         .or_else(|_| server.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
         .map_err(|_| {
-            format!("auth.nameservers: {server:?} is not an IP or IP:PORT (e.g. \"127.0.0.53\" or \"[::1]:53\")")
+            format!("{server:?} is not an IP or IP:PORT (e.g. \"127.0.0.53\" or \"[::1]:53\")")
         })
 }
 

@@ -77,7 +77,8 @@ impl Verifier {
         } else {
             let mut resolver = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
             for server in &config.nameservers {
-                let addr = crate::config::parse_nameserver(server)?;
+                let addr = crate::config::parse_nameserver(server)
+                    .map_err(|e| format!("auth.nameservers: {e}"))?;
                 resolver.add_name_server(NameServerConfig::new(addr, ProtocolConfig::Udp));
                 resolver.add_name_server(NameServerConfig::new(addr, ProtocolConfig::Tcp));
             }
