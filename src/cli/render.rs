@@ -82,15 +82,28 @@ pub(super) fn dsn_line(dsn: &crate::model::Dsn) -> String {
 /// Evidence rows of each kind `reports show` prints.
 pub(super) const SHOWN_EVIDENCE_PER_KIND: usize = 3;
 
-pub(super) fn print_report_table(
+/// `reports show` as a table: the envelope, the report's fields, why it
+/// was classified, its evidence, its replies and its history, each a
+/// section of its own.
+pub(super) fn write_report_table(
+    out: &mut impl Write,
     r: &Report,
     raw: Option<&RawMessage>,
     evidence: &[crate::evidence::Row],
     replies: &[crate::store::OutboxEntry],
     events: &[(String, String, String)],
 ) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
     if let Some(raw) = raw {
+        write_envelope(out, raw)?;
+    }
+    write_fields(out, r)?;
+    write_evidence(out, evidence, r.evidence_rows)?;
+    write_replies(out, replies)?;
+    write_history(out, events)
+}
+
+fn write_envelope(out: &mut impl Write, raw: &RawMessage) -> std::io::Result<()> {
+    {
         let e = &raw.envelope;
         let from = match &e.mail_from {
             crate::model::Sender::Null => "<>".to_owned(),
@@ -120,6 +133,10 @@ pub(super) fn print_report_table(
         }
         writeln!(out)?;
     }
+    Ok(())
+}
+
+fn write_fields(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     let none = "-".to_owned();
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -195,12 +212,19 @@ pub(super) fn print_report_table(
             writeln!(out, "  {}", visible(reason))?;
         }
     }
+    Ok(())
+}
+
+fn write_evidence(
+    out: &mut impl Write,
+    evidence: &[crate::evidence::Row],
+    of: u64,
+) -> std::io::Result<()> {
     if !evidence.is_empty() {
         writeln!(
             out,
-            "\nevidence (the first of each kind, {} of {}):",
-            evidence.len(),
-            r.evidence_rows
+            "\nevidence (the first of each kind, {} of {of}):",
+            evidence.len()
         )?;
         for e in evidence {
             let ip = |ip: Option<std::net::IpAddr>, port: Option<u16>| match (ip, port) {
@@ -222,6 +246,13 @@ pub(super) fn print_report_table(
             )?;
         }
     }
+    Ok(())
+}
+
+fn write_replies(
+    out: &mut impl Write,
+    replies: &[crate::store::OutboxEntry],
+) -> std::io::Result<()> {
     if !replies.is_empty() {
         writeln!(out, "\nreplies:")?;
         for e in replies {
@@ -240,6 +271,10 @@ pub(super) fn print_report_table(
             )?;
         }
     }
+    Ok(())
+}
+
+fn write_history(out: &mut impl Write, events: &[(String, String, String)]) -> std::io::Result<()> {
     if !events.is_empty() {
         writeln!(out, "\nhistory:")?;
         for (at, kind, detail) in events {
@@ -313,4 +348,84 @@ pub(super) fn print_stats_table(s: &Stats) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Envelope, OutboxState, RawId, ReplyKind, ReportId, Sender};
+
+    fn text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_envelope_names_the_null_sender_and_shows_terminal_controls() {
+        let raw = RawMessage {
+            id: RawId(3),
+            envelope: Envelope {
+                origin: crate::model::Origin::Smtp,
+                peer_ip: Some("192.0.2.9".parse().unwrap()),
+                helo: Some("mx\x1b[2J.example".into()),
+                mail_from: Sender::Null,
+                rcpt_to: vec!["abuse@example.com".into()],
+                dsn: None,
+            },
+            received_at: "2026-12-03T10:00:00.000000Z".into(),
+            bytes: b"Subject: hello\r\n\r\nbody\r\n".to_vec(),
+            auth: None,
+            claim: None,
+        };
+        let shown = text(|out| write_envelope(out, &raw));
+        assert!(shown.contains("MAIL FROM <>"), "{shown}");
+        assert!(shown.contains("subject: hello"), "{shown}");
+        assert!(!shown.contains('\x1b'), "{shown:?}");
+    }
+
+    #[test]
+    fn empty_sections_say_nothing_and_full_ones_have_a_title() {
+        assert_eq!(text(|out| write_evidence(out, &[], 0)), "");
+        assert_eq!(text(|out| write_replies(out, &[])), "");
+        assert_eq!(text(|out| write_history(out, &[])), "");
+        let mut row = crate::evidence::Row::new(crate::evidence::Kind::LogRow, "part 1 row 1");
+        row.source_ip = Some("192.0.2.1".parse().unwrap());
+        row.source_port = Some(4242);
+        let shown = text(|out| write_evidence(out, &[row], 50));
+        assert!(
+            shown.contains("evidence (the first of each kind, 1 of 50):"),
+            "{shown}"
+        );
+        assert!(shown.contains("192.0.2.1:4242"), "{shown}");
+        let reply = crate::store::OutboxEntry {
+            id: crate::model::OutboxId(1),
+            report_id: ReportId(1),
+            kind: ReplyKind::Ack,
+            recipient: "soc@example.org".into(),
+            message_id: "abuse-1.0.x@example.com".into(),
+            state: OutboxState::Pending,
+            attempts: 2,
+            next_attempt_at: None,
+            last_error: Some("relay 127.0.0.1:25: refused".into()),
+            created_at: "2026-12-03T10:00:00.000000Z".into(),
+            sent_at: None,
+        };
+        let shown = text(|out| write_replies(out, &[reply]));
+        assert!(shown.starts_with("\nreplies:\n"), "{shown}");
+        assert!(
+            shown.contains("tries 2 (relay 127.0.0.1:25: refused)"),
+            "{shown}"
+        );
+        let history = [(
+            "2026-12-03T10:00:00.000000Z".to_owned(),
+            "received".to_owned(),
+            String::new(),
+        )];
+        let shown = text(|out| write_history(out, &history));
+        assert!(
+            shown.contains("history:\n  2026-12-03T10:00:00  received"),
+            "{shown}"
+        );
+    }
 }

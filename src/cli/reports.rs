@@ -2,7 +2,7 @@
 
 use super::args::{Format, ListArgs};
 use super::render::{
-    print_json, print_report_row, print_report_table, print_reports, print_reports_header,
+    print_json, print_report_row, print_reports, print_reports_header, write_report_table,
     SHOWN_EVIDENCE_PER_KIND,
 };
 use super::{admin_store, pipeline, query_store};
@@ -117,7 +117,8 @@ pub(super) fn show(
     }
     match format {
         Format::Json => print_json(&report)?,
-        Format::Table => print_report_table(
+        Format::Table => write_report_table(
+            &mut std::io::stdout().lock(),
             &report,
             db.raw(report.raw_id)?.as_ref(),
             &db.evidence_sample(report.id, SHOWN_EVIDENCE_PER_KIND)?,
