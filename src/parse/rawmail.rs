@@ -1,9 +1,12 @@
 //! A cheap look at the top-level header block of raw message bytes.
 //!
-//! In: the bytes of a message. Out: a header's unfolded value, the body offset.
+//! In: the bytes of a message. Out: a header's unfolded value, the body
+//! offset, and the message's dedup key (what counts as "the same message").
 //! Used where a full MIME parse would be wasted work: the dedup key at commit
 //! time and the `Return-Path:` of `ingest`. Never panics, never allocates more
-//! than the value it returns.
+//! than the value it returns. (The store keeps the key in
+//! `raw_messages.dedup_key`; its first migration's comment still names the
+//! function's old place, `store::raw`.)
 
 /// Byte offset where the body starts (after the first empty line), or the
 /// length of `raw` when there is no body.
@@ -79,11 +82,48 @@ pub fn return_path(raw: &[u8]) -> crate::model::Sender {
     }
 }
 
+/// What makes two deliveries "the same message" (DESIGN rule 5): the
+/// Message-ID plus the body when there is a Message-ID (so a copy that took
+/// another relay path, with other `Received:` lines, still matches), else the
+/// exact bytes.
+pub fn dedup_key(raw: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    match message_id(raw) {
+        Some(id) => {
+            hash.update(b"mid\0");
+            hash.update(id.as_bytes());
+            hash.update(b"\0");
+            hash.update(&raw[body_offset(raw)..]);
+        }
+        None => {
+            hash.update(b"raw\0");
+            hash.update(raw);
+        }
+    }
+    hash.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MSG: &[u8] = b"Return-Path: <>\r\nSubject: a\r\n  folded\r\nMessage-ID:\r\n <x@y>\r\n\r\nbody\r\nMessage-ID: <not@header>\r\n";
+
+    #[test]
+    fn the_same_message_by_another_path_has_the_same_key() {
+        let a = b"Received: from a\r\nMessage-ID: <m1@example.net>\r\n\r\nbody\r\n";
+        let b =
+            b"Received: from b\r\nReceived: from c\r\nMessage-ID: <m1@example.net>\r\n\r\nbody\r\n";
+        assert_eq!(dedup_key(a), dedup_key(b));
+        let other_body = b"Received: from a\r\nMessage-ID: <m1@example.net>\r\n\r\nother\r\n";
+        assert_ne!(dedup_key(a), dedup_key(other_body));
+        // Without a Message-ID only the exact bytes are the same message.
+        let c = b"Received: from a\r\n\r\nbody\r\n";
+        let d = b"Received: from b\r\n\r\nbody\r\n";
+        assert_ne!(dedup_key(c), dedup_key(d));
+        assert_eq!(dedup_key(c), dedup_key(c));
+    }
 
     #[test]
     fn finds_folded_headers_case_insensitively() {

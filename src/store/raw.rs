@@ -5,28 +5,6 @@ use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, Raw
 use crate::parse::rawmail;
 use crate::sql_params;
 use rusqlite::{params, TransactionBehavior};
-use sha2::{Digest, Sha256};
-
-/// What makes two deliveries "the same message" (DESIGN rule 5): the
-/// Message-ID plus the body when there is a Message-ID (so a copy that took
-/// another relay path, with other `Received:` lines, still matches), else the
-/// exact bytes.
-pub fn dedup_key(raw: &[u8]) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    match rawmail::message_id(raw) {
-        Some(id) => {
-            hash.update(b"mid\0");
-            hash.update(id.as_bytes());
-            hash.update(b"\0");
-            hash.update(&raw[rawmail::body_offset(raw)..]);
-        }
-        None => {
-            hash.update(b"raw\0");
-            hash.update(raw);
-        }
-    }
-    hash.finalize().into()
-}
 
 /// How long a node holds the messages it processes and the replies it
 /// sends (PostgreSQL), unless `store.claim_lease_seconds` says otherwise:
@@ -58,7 +36,7 @@ impl Db {
             let mut existing =
                 tx.prepare_cached("SELECT id FROM raw_messages WHERE dedup_key = ?1")?;
             for msg in messages {
-                let key = dedup_key(&msg.bytes);
+                let key = rawmail::dedup_key(&msg.bytes);
                 let env = &msg.envelope;
                 let inserted = insert.execute(params![
                     msg.received_at,

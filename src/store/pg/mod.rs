@@ -156,7 +156,7 @@ pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Commit
     let mut tx = pg.client().transaction()?;
     let mut out = Vec::with_capacity(messages.len());
     for msg in messages {
-        let key = super::raw::dedup_key(&msg.bytes);
+        let key = rawmail::dedup_key(&msg.bytes);
         let env = &msg.envelope;
         let inserted = tx.query_opt(
             &insert,
