@@ -156,11 +156,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 break "BDAT without a readable size".to_owned();
             };
             if chunks.is_none() {
-                let refusal = if ctx.data_budget.available()
-                    < super::budget::MIN_START_BYTES.min(config.smtp.max_message_bytes)
-                {
-                    warn!(limit = "max_data_bytes_in_flight", "limit hit");
-                    crate::metrics::get().reject("max_data_bytes_in_flight");
+                let refusal = if data_budget_exhausted(&ctx, config.smtp.max_message_bytes) {
                     Some(reply::INSUFFICIENT_STORAGE.to_vec())
                 } else {
                     // mailin checks the transaction as for DATA and stays in
@@ -178,12 +174,7 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 if let Some(text) = refusal {
                     // The refused chunk is read and dropped: its bytes are
                     // message data, never commands.
-                    let read = tokio::select! {
-                        biased;
-                        _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
-                        _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
-                        r = io.read_exact_into(size, |_| {}) => Ok(r),
-                    };
+                    let read = bounded(&stops, deadline, io.read_exact_into(size, |_| {})).await;
                     if let Some(end) = chunk_read_failed(read, &mut io) {
                         break end;
                     }
@@ -195,12 +186,12 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             let Some(current) = chunks.as_mut() else {
                 continue;
             };
-            let read = tokio::select! {
-                biased;
-                _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
-                _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
-                r = io.read_exact_into(size, |bytes| current.take(bytes, max)) => Ok(r),
-            };
+            let read = bounded(
+                &stops,
+                deadline,
+                io.read_exact_into(size, |bytes| current.take(bytes, max)),
+            )
+            .await;
             if let Some(end) = chunk_read_failed(read, &mut io) {
                 break end;
             }
@@ -208,14 +199,21 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 io.queue(&reply::chunk_received(size));
                 continue;
             }
-            let _ = session.process(b".\r\n");
             in_transaction = false;
             let Some(done) = chunks.take() else {
                 continue;
             };
             let (data, reservation) = done.finish();
-            let text = deliver(data, &slot, peer, &ctx, &mut messages).await;
-            drop(reservation);
+            let text = end_of_message(
+                &mut session,
+                data,
+                reservation,
+                &slot,
+                peer,
+                &ctx,
+                &mut messages,
+            )
+            .await;
             io.queue(&text);
             continue;
         }
@@ -224,11 +222,8 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         // before it sends anything (RFC 5321 §4.2.5: 452 is temporary).
         if is_verb(&command, b"DATA")
             && in_transaction
-            && ctx.data_budget.available()
-                < super::budget::MIN_START_BYTES.min(config.smtp.max_message_bytes)
+            && data_budget_exhausted(&ctx, config.smtp.max_message_bytes)
         {
-            warn!(limit = "max_data_bytes_in_flight", "limit hit");
-            crate::metrics::get().reject("max_data_bytes_in_flight");
             io.queue(reply::INSUFFICIENT_STORAGE);
             continue;
         }
@@ -275,32 +270,17 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
             // The plain stream goes to the handshake; a stand-in keeps `io`
             // usable for the final flush if the handshake fails.
             let plain = std::mem::replace(&mut io, Io::new(Box::new(tokio::io::duplex(1).0), idle));
-            match tokio::time::timeout(idle, acceptor.accept(plain.into_inner())).await {
-                Ok(Ok(tls)) => {
-                    let (version, cipher) = {
-                        let connection = tls.get_ref().1;
-                        (
-                            connection
-                                .protocol_version()
-                                .map(|v| format!("{v:?}"))
-                                .unwrap_or_default(),
-                            connection
-                                .negotiated_cipher_suite()
-                                .map(|c| format!("{:?}", c.suite()))
-                                .unwrap_or_default(),
-                        )
-                    };
-                    io = Io::new(Box::new(tls), idle);
+            match start_tls(plain, &acceptor, idle).await {
+                Ok(secured) => {
+                    io = secured;
                     // The client starts over with EHLO (RFC 3207 §4.2).
                     session.tls_active();
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::default();
                     in_transaction = false;
                     is_tls = true;
-                    info!(version, cipher, "tls established");
                     continue;
                 }
-                Ok(Err(error)) => break format!("tls handshake failed: {error}"),
-                Err(_) => break "tls handshake timed out".to_owned(),
+                Err(end) => break end,
             }
         }
         if response.code != 354 {
@@ -313,12 +293,12 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
         }
         // Held until the message is committed (or refused): then its bytes are gone.
         let mut reservation = Reservation::new(&ctx.data_budget);
-        let read = tokio::select! {
-            biased;
-            _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
-            _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
-            r = io.read_data(config.smtp.max_message_bytes, &mut reservation) => Ok(r),
-        };
+        let read = bounded(
+            &stops,
+            deadline,
+            io.read_data(config.smtp.max_message_bytes, &mut reservation),
+        )
+        .await;
         let data = match read {
             Ok(Ok(data)) => data,
             Ok(Err(ReadError::Eof)) => break "client closed during DATA".to_owned(),
@@ -333,17 +313,95 @@ pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, s
                 break stop_reason(&stop).to_owned();
             }
         };
-        // Let mailin leave the DATA state; its data_end() always says OK and
-        // the real answer is decided here.
-        let _ = session.process(b".\r\n");
         in_transaction = false;
-        let text = deliver(data, &slot, peer, &ctx, &mut messages).await;
-        drop(reservation);
+        let text = end_of_message(
+            &mut session,
+            data,
+            reservation,
+            &slot,
+            peer,
+            &ctx,
+            &mut messages,
+        )
+        .await;
         io.queue(&text);
     };
     let _ = io.flush().await;
     let _ = io.shutdown().await;
     info!(reason = %end, messages, seconds = started.elapsed().as_secs_f64(), "session closed");
+}
+
+/// `read`, unless the server stops for good or the session runs past its
+/// deadline first (the bound on every read of message data).
+async fn bounded<F: std::future::Future>(
+    stops: &Stops,
+    deadline: Instant,
+    read: F,
+) -> Result<F::Output, Stop> {
+    tokio::select! {
+        biased;
+        _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
+        _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
+        r = read => Ok(r),
+    }
+}
+
+/// Whether the daemon-wide DATA budget cannot hold even a message's start:
+/// then the client is told to come back later before it sends anything
+/// (RFC 5321 §4.2.5: 452 is temporary). Counted and logged here, once.
+fn data_budget_exhausted(ctx: &Context, max_message_bytes: u64) -> bool {
+    let exhausted =
+        ctx.data_budget.available() < super::budget::MIN_START_BYTES.min(max_message_bytes);
+    if exhausted {
+        warn!(limit = "max_data_bytes_in_flight", "limit hit");
+        crate::metrics::get().reject("max_data_bytes_in_flight");
+    }
+    exhausted
+}
+
+/// The one end of a message, by DATA or by BDAT: mailin leaves its DATA
+/// state (its `data_end` always says OK; the real answer is decided here),
+/// the message is committed or refused, and its bytes leave the budget.
+/// The reply to send.
+async fn end_of_message(
+    session: &mut mailin::Session<Handler>,
+    data: Data,
+    reservation: Reservation,
+    slot: &Arc<Mutex<Slot>>,
+    peer: SocketAddr,
+    ctx: &Arc<Context>,
+    messages: &mut u64,
+) -> Vec<u8> {
+    let _ = session.process(b".\r\n");
+    let text = deliver(data, slot, peer, ctx, messages).await;
+    drop(reservation);
+    text
+}
+
+/// The TLS handshake after STARTTLS's 220, bounded by the idle timeout; the
+/// secured stream, or why the session ends.
+async fn start_tls(
+    plain: Io<Box<dyn Stream>>,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    idle: std::time::Duration,
+) -> Result<Io<Box<dyn Stream>>, String> {
+    match tokio::time::timeout(idle, acceptor.accept(plain.into_inner())).await {
+        Ok(Ok(tls)) => {
+            let connection = tls.get_ref().1;
+            let version = connection
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default();
+            let cipher = connection
+                .negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_default();
+            info!(version, cipher, "tls established");
+            Ok(Io::new(Box::new(tls), idle))
+        }
+        Ok(Err(error)) => Err(format!("tls handshake failed: {error}")),
+        Err(_) => Err("tls handshake timed out".to_owned()),
+    }
 }
 
 /// A message arriving in BDAT chunks, held under the DATA budget like one
