@@ -103,37 +103,34 @@ pub(super) fn write_report_table(
 }
 
 fn write_envelope(out: &mut impl Write, raw: &RawMessage) -> std::io::Result<()> {
-    {
-        let e = &raw.envelope;
-        let from = match &e.mail_from {
-            crate::model::Sender::Null => "<>".to_owned(),
-            crate::model::Sender::Address(a) => visible(a).into_owned(),
-            crate::model::Sender::Unknown => "-".to_owned(),
-        };
+    let e = &raw.envelope;
+    let from = match &e.mail_from {
+        crate::model::Sender::Null => "<>".to_owned(),
+        crate::model::Sender::Address(a) => visible(a).into_owned(),
+        crate::model::Sender::Unknown => "-".to_owned(),
+    };
+    writeln!(
+        out,
+        "envelope: {} from {} (HELO {}), MAIL FROM {from}, RCPT TO {}, {} bytes",
+        e.origin.as_str(),
+        e.peer_ip.map_or("-".to_owned(), |ip| ip.to_string()),
+        visible(e.helo.as_deref().unwrap_or("-")),
+        visible(&e.rcpt_to.join(", ")),
+        raw.bytes.len()
+    )?;
+    if let Some(dsn) = &e.dsn {
         writeln!(
             out,
-            "envelope: {} from {} (HELO {}), MAIL FROM {from}, RCPT TO {}, {} bytes",
-            e.origin.as_str(),
-            e.peer_ip.map_or("-".to_owned(), |ip| ip.to_string()),
-            visible(e.helo.as_deref().unwrap_or("-")),
-            visible(&e.rcpt_to.join(", ")),
-            raw.bytes.len()
+            "  dsn (not offered, kept): {}",
+            visible(&dsn_line(dsn))
         )?;
-        if let Some(dsn) = &e.dsn {
-            writeln!(
-                out,
-                "  dsn (not offered, kept): {}",
-                visible(&dsn_line(dsn))
-            )?;
-        }
-        for name in ["from", "to", "date", "subject", "auto-submitted"] {
-            if let Some(value) = rawmail::header(&raw.bytes, name) {
-                writeln!(out, "  {name}: {}", clip(&value, 100))?;
-            }
-        }
-        writeln!(out)?;
     }
-    Ok(())
+    for name in ["from", "to", "date", "subject", "auto-submitted"] {
+        if let Some(value) = rawmail::header(&raw.bytes, name) {
+            writeln!(out, "  {name}: {}", clip(&value, 100))?;
+        }
+    }
+    writeln!(out)
 }
 
 fn write_fields(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
