@@ -110,7 +110,12 @@ pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCo
                 Format::Table => print_raw_table(&list)?,
             }
         }
-        RawCommand::Show { id, raw, format } => return raw_show(config, RawId(id), raw, format),
+        RawCommand::Show {
+            id,
+            raw,
+            force,
+            format,
+        } => return raw_show(config, RawId(id), raw, force, format),
         RawCommand::Retry { ids: given } => {
             let mut db = admin_store(config)?;
             let asked = ids(given);
@@ -142,7 +147,13 @@ const SHOWN_HEADER_LINES: usize = 60;
 
 /// `raw show`: one message, also one that is quarantined or discarded and
 /// so has no report.
-fn raw_show(config: &Config, id: RawId, raw: bool, format: Format) -> anyhow::Result<ExitCode> {
+fn raw_show(
+    config: &Config,
+    id: RawId,
+    raw: bool,
+    force: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
     let (Some((summary, report)), Some(message)) = (db.raw_summary(id)?, db.raw(id)?) else {
         eprintln!(
@@ -152,6 +163,15 @@ fn raw_show(config: &Config, id: RawId, raw: bool, format: Format) -> anyhow::Re
         return Ok(ExitCode::from(1));
     };
     if raw {
+        // A stranger's bytes must not drive the operator's terminal.
+        let to_terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        if to_terminal && !force && super::reports::has_terminal_controls(&message.bytes) {
+            anyhow::bail!(
+                "raw message {}'s bytes hold control characters that would act on this \
+                 terminal; redirect it (> message.eml), pipe it (| less) or add --force",
+                id.0
+            );
+        }
         let mut out = std::io::stdout().lock();
         out.write_all(&message.bytes)?;
         out.flush()?;

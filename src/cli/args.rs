@@ -203,6 +203,10 @@ pub enum RawCommand {
         /// The stored bytes, unchanged, on stdout.
         #[arg(long)]
         raw: bool,
+        /// With --raw: print to a terminal even when the message holds
+        /// control characters (they could drive the terminal).
+        #[arg(long, requires = "raw")]
+        force: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },

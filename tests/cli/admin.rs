@@ -267,3 +267,43 @@ fn raw_list_shows_whole_times_and_the_null_sender() {
     assert_eq!(received.len(), 27, "{text}");
     assert!(received.ends_with('Z'), "{text}");
 }
+
+/// `raw show --raw` writes a stranger's bytes as they came, but not to a
+/// terminal when they hold controls that would drive it (a pseudo-terminal
+/// from `script`); through a pipe, and with `--force`, they go out whole.
+#[test]
+fn raw_bytes_never_drive_the_operators_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(&dir);
+    let eml = dir.path().join("escape.eml");
+    std::fs::write(
+        &eml,
+        "From: x@example.net\r\nSubject: clear\r\nMessage-ID: <esc-1@example.net>\r\n\r\n\x1b[2J\x1b]0;owned\x07 192.0.2.1 scanned us\r\n",
+    )
+    .unwrap();
+    assert!(abuse_inbox(&["ingest", "--db", &db, eml.to_str().unwrap()])
+        .status
+        .success());
+    let piped = abuse_inbox(&["raw", "show", "1", "--raw", "--db", &db]);
+    assert!(piped.status.success());
+    assert!(
+        piped.stdout.windows(4).any(|w| w == b"\x1b[2J"),
+        "the bytes, whole"
+    );
+    let on_terminal = |extra: &str| {
+        let command = format!(
+            "{} raw show 1 --raw --db {db} {extra}",
+            env!("CARGO_BIN_EXE_abuse-inbox")
+        );
+        std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("script(1), from bsdutils")
+    };
+    let refused = on_terminal("");
+    let seen = String::from_utf8_lossy(&refused.stdout);
+    assert!(seen.contains("would act on this terminal"), "{seen:?}");
+    assert!(!seen.contains("\x1b[2J"), "{seen:?}");
+    let forced = on_terminal("--force");
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("\x1b[2J"));
+}
