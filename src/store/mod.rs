@@ -27,7 +27,7 @@ pub use writer::{CommitQueue, WorkerPending, WorkerSink};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest WAL file kept on disk between bursts.
 const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
@@ -119,6 +119,8 @@ pub enum Error {
     },
     #[error("the commit queue is closed")]
     Closed,
+    #[error("postgresql at {store}: the connection was lost and the last attempt to open it again failed; trying again within a second")]
+    Reconnecting { store: String },
     /// A transaction of several batches failed; each batch gets its text.
     #[error("storing reports failed: {0}")]
     Batch(String),
@@ -273,6 +275,7 @@ pub fn open(location: &Location, mode: Mode) -> Result<Db, Error> {
                     conn: std::cell::RefCell::new(conn),
                     url: url.clone(),
                     read_only: mode == Mode::ReadOnly,
+                    failed_at: std::cell::Cell::new(None),
                 })),
                 claim_lease: raw::CLAIM_LEASE,
             });
@@ -388,7 +391,13 @@ struct PgBackend {
     conn: std::cell::RefCell<sql::PgConn>,
     url: String,
     read_only: bool,
+    /// When reconnecting last failed: the next try waits [`RECONNECT_PAUSE`],
+    /// so a server that is down costs each caller an error, not a wait.
+    failed_at: std::cell::Cell<Option<Instant>>,
 }
+
+/// The pause between reconnection attempts to a PostgreSQL server.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 impl PgBackend {
     /// The connection, opened again first when the server closed it (the
@@ -397,11 +406,26 @@ impl PgBackend {
     fn conn(&self) -> Result<std::cell::RefMut<'_, sql::PgConn>, Error> {
         let mut conn = self.conn.borrow_mut();
         if conn.is_closed() {
+            if let Some(at) = self.failed_at.get() {
+                if at.elapsed() < RECONNECT_PAUSE {
+                    return Err(Error::Reconnecting {
+                        store: redact_url(&self.url),
+                    });
+                }
+            }
             let fresh = if self.read_only {
-                pg::connect_read_only(&self.url)?
+                pg::connect_read_only(&self.url)
             } else {
-                pg::connect(&self.url)?
+                pg::connect(&self.url)
             };
+            let fresh = match fresh {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    self.failed_at.set(Some(Instant::now()));
+                    return Err(error);
+                }
+            };
+            self.failed_at.set(None);
             tracing::warn!(
                 store = %redact_url(&self.url),
                 "the PostgreSQL connection was closed by the server; reconnected"

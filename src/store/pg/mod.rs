@@ -30,12 +30,27 @@ const MIGRATIONS: &[&str] = &[
 /// The advisory lock a migration holds: one node migrates, the others wait.
 const MIGRATION_LOCK: i64 = 0x6162_7573_6569_6e62; // "abuseinb"
 
+/// How long a connection attempt may take when the URL does not say
+/// (`connect_timeout`): a server that is down must not hold intake for the
+/// operating system's TCP timeout (two minutes) at each reconnect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client for `url`, TLS as it asks, within [`CONNECT_TIMEOUT`] unless it
+/// sets its own.
+fn open_client(url: &str) -> Result<Client, Error> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config.connect(tls())?)
+}
+
 /// Connects to `url` (`postgres://user@host:port/db`) and migrates.
 ///
 /// # Errors
 /// The server cannot be reached, refuses us, or has a newer schema.
 pub fn connect(url: &str) -> Result<PgConn, Error> {
-    let mut client = Client::connect(url, tls())?;
+    let mut client = open_client(url)?;
     // A 250 waits for the commit to be on disk (and on a synchronous
     // standby, when the server has one), whatever the server's default.
     // A node stopped (SIGSTOP, a stall) in the middle of a transaction
@@ -56,7 +71,7 @@ pub fn connect(url: &str) -> Result<PgConn, Error> {
 /// # Errors
 /// As [`connect`], and [`Error::TooOld`] when the schema is not migrated.
 pub fn connect_read_only(url: &str) -> Result<PgConn, Error> {
-    let mut client = Client::connect(url, tls())?;
+    let mut client = open_client(url)?;
     client.batch_execute("SET default_transaction_read_only = on; SET TIME ZONE 'UTC'")?;
     let mut pg = PgConn::new(client);
     let found = schema_version(&mut pg).unwrap_or(0);
