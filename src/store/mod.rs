@@ -434,6 +434,37 @@ impl PgBackend {
         }
         Ok(conn)
     }
+
+    /// Runs `f` on the connection. An error that says the connection is
+    /// gone (the server ended it, the socket broke) drops it, so the next
+    /// use opens a new one: a statement fails once, not until the client
+    /// happens to notice.
+    pub(super) fn run<T>(
+        &self,
+        f: impl FnOnce(&mut sql::PgConn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut conn = self.conn()?;
+        let result = f(&mut conn);
+        if let Err(Error::Postgres(error)) = &result {
+            if connection_lost(error) {
+                conn.discard();
+            }
+        }
+        result
+    }
+}
+
+/// Whether `error` means the connection is unusable: closed, an I/O
+/// failure, or the server ending the session (SQLSTATE class 08, 57P0x).
+fn connection_lost(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(code) = error.code() {
+        let code = code.code();
+        return code.starts_with("08") || code.starts_with("57P0");
+    }
+    std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// The advisory lock PostgreSQL write transactions take: reports, replies
@@ -513,7 +544,7 @@ impl Db {
     fn read<T>(&self, f: impl FnOnce(&mut dyn sql::Sql) -> Result<T, Error>) -> Result<T, Error> {
         match &self.backend {
             Backend::Sqlite(conn) => f(&mut sql::Lite(conn)),
-            Backend::Postgres(pg) => f(&mut *pg.conn()?),
+            Backend::Postgres(pg) => pg.run(|c| f(c)),
         }
     }
 
@@ -531,8 +562,7 @@ impl Db {
                 tx.commit()?;
                 Ok(out)
             }
-            Backend::Postgres(pg) => {
-                let mut pg = pg.conn()?;
+            Backend::Postgres(pg) => pg.run(|pg| {
                 let mut tx = pg.transaction()?;
                 sql::Sql::exec(
                     &mut tx,
@@ -542,7 +572,7 @@ impl Db {
                 let out = f(&mut tx)?;
                 tx.commit()?;
                 Ok(out)
-            }
+            }),
         }
     }
 
@@ -696,7 +726,7 @@ impl Db {
     pub fn schema_version(&self) -> Result<i64, Error> {
         match &self.backend {
             Backend::Sqlite(conn) => Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?),
-            Backend::Postgres(pg) => pg::schema_version(&mut *pg.conn()?),
+            Backend::Postgres(pg) => pg.run(pg::schema_version),
         }
     }
 

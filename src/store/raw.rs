@@ -20,7 +20,7 @@ impl Db {
     /// Any SQLite failure; then nothing of the batch was committed.
     pub fn commit_raws(&mut self, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
         if let super::Backend::Postgres(pg) = &self.backend {
-            return super::pg::commit_raws(&mut *pg.conn()?, messages);
+            return pg.run(|c| super::pg::commit_raws(c, messages));
         }
         let tx = self
             .lite_mut()?
@@ -171,7 +171,7 @@ impl Db {
     ) -> Result<Vec<RawMessage>, Error> {
         match &self.backend {
             super::Backend::Postgres(pg) => {
-                super::pg::claim_unprocessed(&mut *pg.conn()?, node, limit, max_bytes, lease)
+                pg.run(|c| super::pg::claim_unprocessed(c, node, limit, max_bytes, lease))
             }
             super::Backend::Sqlite(_) => Err(Error::Unsupported {
                 what: "claims on a SQLite store".into(),

@@ -408,10 +408,23 @@ impl PgConn {
         }
     }
 
-    /// Whether the server closed the connection (or it broke): every
-    /// statement on it would fail.
+    /// Whether the server closed the connection (or it broke, or it was
+    /// discarded): every statement on it would fail.
     pub fn is_closed(&self) -> bool {
         self.client.as_ref().is_none_or(postgres::Client::is_closed)
+    }
+
+    /// Gives up the connection (it is known to be broken): the next use
+    /// opens a new one. Its prepared statements go with it.
+    pub fn discard(&mut self) {
+        // Dropped as `Drop` drops it: off a runtime thread when on one.
+        drop(std::mem::replace(
+            self,
+            PgConn {
+                client: None,
+                statements: HashMap::new(),
+            },
+        ));
     }
 
     /// The client.
