@@ -142,6 +142,16 @@ pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// A stored MAIL FROM as a table shows it: the null sender (bounces,
+/// auto-replies) as SMTP writes it, `<>`; none known, `-`.
+fn mail_from_text(mail_from: Option<&str>) -> &str {
+    match mail_from {
+        Some("") => "<>",
+        Some(address) => address,
+        None => "-",
+    }
+}
+
 /// The header lines `raw show` prints, at most (the rest: `--raw`).
 const SHOWN_HEADER_LINES: usize = 60;
 
@@ -186,11 +196,7 @@ fn raw_show(
         }))?,
         Format::Table => {
             let mut out = std::io::stdout().lock();
-            let mail_from = match summary.mail_from.as_deref() {
-                Some("") => "<>",
-                Some(address) => address,
-                None => "-",
-            };
+            let mail_from = mail_from_text(summary.mail_from.as_deref());
             let rows = [
                 ("raw", summary.id.0.to_string()),
                 ("received", summary.received_at.clone()),
@@ -270,12 +276,7 @@ pub(super) fn print_raw_table(list: &[crate::store::RawSummary]) -> std::io::Res
         "RAW", "RECEIVED", "STATUS", "BYTES", "MAIL FROM"
     )?;
     for r in list {
-        // The null sender (bounces, auto-replies) as SMTP writes it.
-        let mail_from = match r.mail_from.as_deref() {
-            Some("") => "<>",
-            Some(address) => address,
-            None => "-",
-        };
+        let mail_from = mail_from_text(r.mail_from.as_deref());
         writeln!(
             out,
             "{:>7}  {:<27}  {:<9}  {:>9}  {:<30}  {}",

@@ -311,17 +311,17 @@ impl RawStatus {
         }
     }
 
+    pub const ALL: [RawStatus; 5] = [
+        RawStatus::Received,
+        RawStatus::Processed,
+        RawStatus::Failed,
+        RawStatus::Discarded,
+        RawStatus::Pruned,
+    ];
+
     /// The status a stored text names.
     pub fn parse(text: &str) -> Option<RawStatus> {
-        [
-            RawStatus::Received,
-            RawStatus::Processed,
-            RawStatus::Failed,
-            RawStatus::Discarded,
-            RawStatus::Pruned,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        RawStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 

@@ -309,6 +309,7 @@ const STEADY_PATIENCE: Duration = Duration::from_millis(100);
 /// acknowledged at full speed); later messages, under a load that goes on,
 /// have [`STEADY_PATIENCE`], so their reports keep pace with their 250s.
 struct IntakeLoad {
+    /// When the last raw commit ended.
     last_raw: Option<Instant>,
     burst_started: Option<Instant>,
 }
@@ -390,8 +391,8 @@ fn run(
     let mut open = true;
     // Bytes written since the last checkpoint (an estimate: payloads, not pages).
     let mut written = 0usize;
-    // When the last raw commit ended: report batches yield to intake.
-    let mut last_raw: Option<Instant> = None;
+    // When the last raw commit ended (report batches yield to intake), and
+    // whether intake is a burst or a load that goes on.
     let mut load = IntakeLoad::new();
     // Only for timed waits on the queue; nothing async runs here.
     let clock = match tokio::runtime::Builder::new_current_thread()
@@ -482,10 +483,9 @@ fn run(
             }
             let now = Instant::now();
             load.committed(now);
-            last_raw = Some(now);
             pace.raw_committed();
         } else if let Some(wait) = reports.front().filter(|_| open).and_then(|batch| {
-            batch.yield_to_intake(last_raw, Instant::now(), load.patience(batch.oldest))
+            batch.yield_to_intake(load.last_raw, Instant::now(), load.patience(batch.oldest))
         }) {
             // Sessions are committing: they keep the writer until they pause.
             match clock.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
@@ -500,7 +500,7 @@ fn run(
             // transaction (group commit for reports): its pages are written
             // once for all of them.
             let late = first.late(Instant::now(), load.patience(first.oldest));
-            let intake_busy = last_raw.is_some_and(|t| t.elapsed() < INTAKE_BUSY_FOR);
+            let intake_busy = load.last_raw.is_some_and(|t| t.elapsed() < INTAKE_BUSY_FOR);
             let limit = if intake_busy {
                 turn_rows(late)
             } else {
@@ -510,7 +510,7 @@ fn run(
             // its turns have grown (a long burst, not the tail of a short
             // one) the worker processes go at full pace again.
             pace.lagging.store(
-                last_raw.is_some() && late >= load.full_pace_after(first.oldest),
+                load.last_raw.is_some() && late >= load.full_pace_after(first.oldest),
                 Ordering::Relaxed,
             );
             let mut group = vec![first];
