@@ -12,6 +12,7 @@ pub mod language;
 pub mod limits;
 mod phrases;
 pub mod queue;
+pub mod report_plan;
 pub mod resolve;
 pub mod sender;
 pub mod settle;

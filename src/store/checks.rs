@@ -1,14 +1,13 @@
 //! Sender checks that end after their report was stored: the results
 //! recorded, and what waited for them (the reply, a follow-up's merge)
-//! carried out as [`crate::reply::settle`] and
-//! [`crate::reply::follow_up::plan_merge`] decide.
+//! carried out as [`crate::reply::report_plan::for_settled_checks`] decides.
 
 use super::sql::Sql;
 use super::{Db, Error};
 use crate::config::ReplyConfig;
 use crate::model::auth::AuthResults;
 use crate::model::{PendingReply, RawId, RawMessage, ReplyDecision, ReportDraft, ReportId};
-use crate::reply::Settled;
+use crate::reply::report_plan::{FollowUpStep, SettlePlan, Waiting};
 use crate::sql_params;
 
 /// The checks of one report, ended.
@@ -153,17 +152,37 @@ fn settle_one(
         .map(|t| serde_json::from_str(&t))
         .transpose()
         .map_err(|e| corrupt(format!("unreadable pending_follow_up: {e}")))?;
-    let reporter = row.opt_text(4)?;
-    let received_at = row.text(5)?;
-    let waiting = reply == ReplyDecision::Pending || follow_up.is_some();
-    if waiting && crate::reply::settle::keeps_waiting(&done.auth, done.give_up) {
-        let reason = crate::reply::settle::waiting_reason(&done.auth);
-        q.exec(
-            "UPDATE reports SET checks_due_at = ?2, reply_reason = ?3 WHERE id = ?1",
-            sql_params![done.report, retry_at, &reason],
-        )?;
-        return Ok(Settlement::Waiting { reason });
-    }
+    let waiting = Waiting {
+        id: done.report,
+        reply,
+        reason,
+        pending_reply: pending,
+        reporter: row.opt_text(4)?,
+        received_at: row.text(5)?,
+        follow_up,
+    };
+    let claim = match &waiting.follow_up {
+        Some(draft) => super::plans::read_claim(q, draft)?,
+        None => None,
+    };
+    let plan = crate::reply::report_plan::for_settled_checks(
+        &waiting,
+        &done.auth,
+        done.give_up,
+        config,
+        claim.as_ref(),
+    )
+    .map_err(|e| corrupt(e.into()))?;
+    let steps = match plan {
+        SettlePlan::Wait { reason } => {
+            q.exec(
+                "UPDATE reports SET checks_due_at = ?2, reply_reason = ?3 WHERE id = ?1",
+                sql_params![done.report, retry_at, &reason],
+            )?;
+            return Ok(Settlement::Waiting { reason });
+        }
+        SettlePlan::Record(steps) => steps,
+    };
     let auth_json = super::json_text(&done.auth);
     q.exec(
         "UPDATE raw_messages SET auth = ?2 WHERE id = ?1 AND auth IS NULL",
@@ -174,107 +193,28 @@ fn settle_one(
          WHERE id = ?1",
         sql_params![done.report, auth_json],
     )?;
-    let merged_into = None;
-    if let Some(mut draft) = follow_up {
-        draft.auth = Some(done.auth.clone());
-        let claimed = draft.follow_up.as_ref().map(|c| ReportId(c.id));
-        let merge = match claimed {
-            Some(original) => {
-                super::outbox::merge_follow_up(q, original, done.report, &draft, now)?
-            }
-            None => None,
-        };
-        match merge {
-            Some(merge) => {
-                q.exec(
-                    "UPDATE reports SET follow_up_of = ?2, evidence_rows = 0, reply = ?3,
-                         reply_reason = ?4, pending_reply = NULL
-                     WHERE id = ?1",
-                    sql_params![
-                        done.report,
-                        merge.original,
-                        ReplyDecision::Suppressed.as_str(),
-                        &merge.follow_up_reason
-                    ],
-                )?;
-                super::outbox::event(
-                    q,
-                    done.report,
-                    now,
-                    crate::model::HistoryEvent::Reply,
-                    &merge.follow_up_reason,
-                )?;
-                return Ok(Settlement::Recorded {
-                    reply: ReplyDecision::Suppressed,
-                    reason: Some(merge.follow_up_reason),
-                    merged_into: Some(ReportId(merge.original)),
-                });
-            }
-            None => {
-                if let Some(key) = crate::classify::case::key(&draft, &received_at) {
-                    super::cases::assign(q, done.report, &key, &received_at)?;
-                }
-            }
-        }
+    if let Some(draft) = &waiting.follow_up {
+        super::plans::follow_up(q, done.report, &steps.follow_up, draft, now)?;
     }
-    if reply != ReplyDecision::Pending {
-        return Ok(Settlement::Recorded {
-            reply,
-            reason,
-            merged_into,
-        });
+    if let Some(key) = &steps.case {
+        super::cases::assign(q, done.report, key, &waiting.received_at)?;
     }
-    let Some(pending) = pending else {
-        return Err(corrupt("a pending reply without its plan".into()));
+    if let Some(ack) = &steps.merge_ack {
+        super::plans::queue(q, ack, now)?;
+    }
+    let merged_into = match &steps.follow_up {
+        FollowUpStep::Merge(merge) => Some(ReportId(merge.original)),
+        _ => None,
     };
-    let (decision, reason, queue) = match crate::reply::settle(
-        &pending,
-        reporter.as_deref(),
-        &done.auth,
-        config,
-        done.give_up,
-    ) {
-        Settled::Decided {
-            decision,
-            reason,
-            queue,
-        } => (decision, reason, queue),
-        // Not reached: `keeps_waiting` is the same rule, asked above.
-        Settled::Wait { reason } => return Ok(Settlement::Waiting { reason }),
-    };
-    let (decision, reason) = match queue {
-        Some(p) => match super::outbox::queue(q, done.report, p.kind, &p.plan, None, now)? {
-            Ok(_) => (decision, reason),
-            Err(limited) => {
-                let event = crate::reply::queue::suppressed_event(&limited);
-                super::outbox::event(
-                    q,
-                    done.report,
-                    now,
-                    crate::model::HistoryEvent::Reply,
-                    &event,
-                )?;
-                (ReplyDecision::Suppressed, Some(limited))
-            }
+    let (reply, reason) = match &steps.reply {
+        Some(step) => match super::plans::reply(q, step, now)? {
+            Some(update) => (update.decision, update.reason),
+            None => (waiting.reply, waiting.reason),
         },
-        None => {
-            let event = decision.event(reason.as_deref());
-            super::outbox::event(
-                q,
-                done.report,
-                now,
-                crate::model::HistoryEvent::Reply,
-                &event,
-            )?;
-            (decision, reason)
-        }
+        None => (waiting.reply, waiting.reason),
     };
-    q.exec(
-        "UPDATE reports SET reply = ?2, reply_reason = ?3, pending_reply = NULL WHERE id = ?1",
-        sql_params![done.report, decision.as_str(), reason.clone()],
-    )?;
     Ok(Settlement::Recorded {
-        reply: decision,
+        reply,
         reason,
         merged_into,
     })

@@ -12,6 +12,7 @@ mod copy;
 mod evidence;
 mod outbox;
 pub mod pg;
+mod plans;
 mod raw;
 mod reports;
 pub mod sql;

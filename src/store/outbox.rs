@@ -124,7 +124,7 @@ pub(super) fn queue(
 
 /// What the store holds of report `id` for a follow-up to join it; `None`
 /// when there is none, or it was itself merged into another.
-fn original_report(
+pub(super) fn original_report(
     q: &mut dyn Sql,
     id: ReportId,
 ) -> Result<Option<crate::reply::follow_up::OriginalReport>, Error> {
@@ -167,76 +167,6 @@ pub(super) fn claim_has_token(
     };
     let secret = secret(q)?;
     Ok(crate::reply::token::is_valid(&secret, claim.id, token))
-}
-
-/// Carries out what [`crate::reply::follow_up::plan_merge`] decides for
-/// new report `id`, a follow-up of another: the original takes its
-/// evidence, addresses and URLs, its new type and what is still missing,
-/// and queues an ack when that completes it. The merge's plan, or `None`
-/// when the follow-up stays a report of its own.
-pub(super) fn merge_follow_up(
-    q: &mut dyn Sql,
-    original: ReportId,
-    id: ReportId,
-    follow_up: &crate::model::ReportDraft,
-    now: &str,
-) -> Result<Option<crate::reply::follow_up::Merge>, Error> {
-    use crate::reply::follow_up::{plan_merge, MergePlan};
-    let found = original_report(q, original)?;
-    let has_token = match &follow_up.follow_up {
-        Some(claim) => claim_has_token(q, claim)?,
-        None => false,
-    };
-    let merge = match plan_merge(found.as_ref(), id.0, follow_up, has_token) {
-        None => return Ok(None),
-        Some(MergePlan::Refused { event: why }) => {
-            event(q, id, now, crate::model::HistoryEvent::FollowUp, &why)?;
-            return Ok(None);
-        }
-        Some(MergePlan::Merge(merge)) => *merge,
-    };
-    let target = ReportId(merge.original);
-    q.exec(
-        "UPDATE reports SET abuse_type = ?2, subtype = ?3, missing = ?4, ips = ?5, urls = ?6,
-             evidence_rows = evidence_rows + ?7, rsit_taxonomy = ?8, rsit_type = ?9,
-             reasons = ?10
-         WHERE id = ?1",
-        sql_params![
-            target,
-            merge.abuse_type.as_str(),
-            merge.subtype.map(crate::model::NetworkSubtype::as_str),
-            super::json_list(&merge.missing),
-            super::json_list(&merge.ips),
-            super::json_list(&merge.urls),
-            merge.evidence_rows_added,
-            &merge.rsit.taxonomy,
-            &merge.rsit.kind,
-            super::json_list(&merge.reasons),
-        ],
-    )?;
-    q.exec(
-        "UPDATE evidence SET report_id = ?1 WHERE report_id = ?2",
-        sql_params![target, id],
-    )?;
-    super::add_report_ips(q, target, &follow_up.ips)?;
-    event(
-        q,
-        target,
-        now,
-        crate::model::HistoryEvent::FollowUp,
-        &merge.event,
-    )?;
-    if let Some(plan) = &merge.ack {
-        let note = Some(crate::reply::FOLLOW_UP_NOTE);
-        let kind = crate::model::ReplyKind::Ack;
-        if queue(q, target, kind, plan, note, now)?.is_ok() {
-            q.exec(
-                "UPDATE reports SET reply = ?2 WHERE id = ?1",
-                sql_params![target, crate::model::ReplyDecision::Ack.as_str()],
-            )?;
-        }
-    }
-    Ok(Some(merge))
 }
 
 /// Replies of the kinds that count ([`crate::reply::queue::COUNTED`])

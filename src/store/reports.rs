@@ -4,7 +4,7 @@ use super::sql::{Dialect, Sql, Value};
 use super::{json_list, parse_json_list, Db, Error};
 use crate::evidence::{Kind, Row};
 use crate::model::{
-    AbuseType, NetworkSubtype, RawId, RawStatus, ReplyDecision, ReplyKind, Report, ReportDraft,
+    AbuseType, HistoryEvent, NetworkSubtype, RawId, RawStatus, ReplyDecision, Report, ReportDraft,
     ReportId,
 };
 use crate::sql_params;
@@ -232,72 +232,26 @@ fn save_outcome(
     if !is_new {
         return Ok(Some(stored));
     }
-    // A follow-up without the report's token merges only when its sender
-    // is authenticated: while the checks run, it waits (and so does its case).
-    let merge_waits = match &d.follow_up {
-        Some(claim) if d.checks_pending => !super::outbox::claim_has_token(q, claim)?,
-        _ => false,
-    };
-    let merged = match &d.follow_up {
-        Some(_) if merge_waits => {
-            q.exec(
-                "UPDATE reports SET pending_follow_up = ?2 WHERE id = ?1",
-                sql_params![id, super::json_text(&d.for_later())],
-            )?;
-            None
-        }
-        Some(claim) => super::outbox::merge_follow_up(q, ReportId(claim.id), id, d, processed_at)?,
-        None => None,
-    };
-    if merged.is_none() && !merge_waits {
-        if let Some(key) = crate::classify::case::key(d, received_at) {
-            super::cases::assign(q, id, &key, received_at)?;
-        }
+    let claim = super::plans::read_claim(q, d)?;
+    let plan = crate::reply::report_plan::for_new_report(id, d, received_at, claim.as_ref());
+    super::plans::follow_up(q, id, &plan.follow_up, d, processed_at)?;
+    if let Some(key) = &plan.case {
+        super::cases::assign(q, id, key, received_at)?;
     }
-    super::outbox::event(q, id, received_at, crate::model::HistoryEvent::Received, "")?;
+    super::outbox::event(q, id, received_at, HistoryEvent::Received, "")?;
     super::outbox::event(
         q,
         id,
         processed_at,
-        crate::model::HistoryEvent::Classified,
+        HistoryEvent::Classified,
         &d.class_label(),
     )?;
-    let suppressed = if let Some(merge) = &merged {
-        q.exec(
-            "UPDATE reports SET follow_up_of = ?2, evidence_rows = 0 WHERE id = ?1",
-            sql_params![id, merge.original],
-        )?;
-        Some(merge.follow_up_reason.clone())
-    } else if let (Some(plan), Some(kind)) = (&d.reply_plan, ReplyKind::for_decision(d.reply)) {
-        let queued = super::outbox::queue(q, id, kind, plan, None, processed_at)?;
-        if let Err(reason) = &queued {
-            let event = crate::reply::queue::suppressed_event(reason);
-            super::outbox::event(
-                q,
-                id,
-                processed_at,
-                crate::model::HistoryEvent::Reply,
-                &event,
-            )?;
-        }
-        queued.err()
-    } else {
-        super::outbox::event(
-            q,
-            id,
-            processed_at,
-            crate::model::HistoryEvent::Reply,
-            &d.reply_event(),
-        )?;
-        None
-    };
-    if let Some(reason) = suppressed {
-        q.exec(
-            "UPDATE reports SET reply = ?2, reply_reason = ?3, pending_reply = NULL WHERE id = ?1",
-            sql_params![id, ReplyDecision::Suppressed.as_str(), &reason],
-        )?;
-        stored.reply = ReplyDecision::Suppressed;
-        stored.reply_reason = Some(reason);
+    if let Some(ack) = &plan.merge_ack {
+        super::plans::queue(q, ack, processed_at)?;
+    }
+    if let Some(update) = super::plans::reply(q, &plan.reply, processed_at)? {
+        stored.reply = update.decision;
+        stored.reply_reason = update.reason;
     }
     Ok(Some(stored))
 }
