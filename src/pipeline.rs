@@ -195,7 +195,7 @@ impl Pipeline {
             reply::decide_before_checks(&facts, &self.reply)
         } else {
             let (reply, reason) = reply::decide(&facts, &self.reply);
-            (reply, reason, None)
+            (reply, reason.map(|r| r.to_string()), None)
         };
         let reply_to =
             reply::reply_address(reply_reporter.as_deref(), parsed.headers.get("reply-to"));

@@ -6,6 +6,7 @@
 //! `+tag`, so `Victim+1@Example.org` and `victim@example.org` share one limit.
 
 pub use crate::model::reply::Limits;
+use crate::model::reply::{LimitScope, Suppression};
 
 /// Replies queued in the last hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,26 +54,22 @@ pub fn same_organisation(a: &str, b: &str) -> bool {
 }
 
 /// `Err(reason)` when one more reply would pass a limit.
-pub fn check(recent: Recent, limits: Limits) -> Result<(), String> {
-    if recent.global >= u64::from(limits.global) {
-        return Err(format!(
-            "rate limit: {} replies in all in the last hour (reply.rate_limit_global_per_hour)",
-            recent.global
-        ));
+pub fn check(recent: Recent, limits: Limits) -> Result<(), Suppression> {
+    let passed = [
+        (LimitScope::Global, recent.global, limits.global),
+        (LimitScope::Domain, recent.domain, limits.per_domain),
+        (
+            LimitScope::Recipient,
+            recent.recipient,
+            limits.per_recipient,
+        ),
+    ]
+    .into_iter()
+    .find(|(_, count, limit)| *count >= u64::from(*limit));
+    match passed {
+        Some((scope, count, _)) => Err(Suppression::RateLimit { scope, count }),
+        None => Ok(()),
     }
-    if recent.domain >= u64::from(limits.per_domain) {
-        return Err(format!(
-            "rate limit: {} replies to this domain in the last hour",
-            recent.domain
-        ));
-    }
-    if recent.recipient >= u64::from(limits.per_recipient) {
-        return Err(format!(
-            "rate limit: {} replies to this address in the last hour",
-            recent.recipient
-        ));
-    }
-    Ok(())
 }
 
 /// `plan`, to another recipient: its rate-limit key and domain follow.
@@ -137,8 +134,25 @@ mod tests {
             domain,
             global,
         };
-        assert!(check(at(5, 5, 5), limits).unwrap_err().contains("address"));
-        assert!(check(at(0, 20, 20), limits).unwrap_err().contains("domain"));
-        assert!(check(at(0, 0, 200), limits).unwrap_err().contains("in all"));
+        let scope = |r: Result<(), Suppression>| match r {
+            Err(Suppression::RateLimit { scope, .. }) => Some(scope),
+            _ => None,
+        };
+        assert_eq!(
+            scope(check(at(5, 5, 5), limits)),
+            Some(LimitScope::Recipient)
+        );
+        assert_eq!(
+            scope(check(at(0, 20, 20), limits)),
+            Some(LimitScope::Domain)
+        );
+        assert_eq!(
+            scope(check(at(0, 0, 200), limits)),
+            Some(LimitScope::Global)
+        );
+        assert_eq!(
+            check(at(0, 0, 200), limits).unwrap_err().to_string(),
+            "rate limit: 200 replies in all in the last hour (reply.rate_limit_global_per_hour)"
+        );
     }
 }

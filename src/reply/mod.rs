@@ -19,6 +19,7 @@ pub mod settle;
 pub mod token;
 mod wrap;
 
+pub use crate::model::reply::Suppression;
 pub use compose::{body, compose, Draft, Templates, FOLLOW_UP_NOTE};
 pub use language::Language;
 pub use settle::{settle, Settled};
@@ -46,12 +47,9 @@ pub struct Facts<'a> {
 }
 
 /// Decides the reply; the reason is `Some` when the reply is suppressed or off.
-pub fn decide(facts: &Facts<'_>, config: &ReplyConfig) -> (ReplyDecision, Option<String>) {
+pub fn decide(facts: &Facts<'_>, config: &ReplyConfig) -> (ReplyDecision, Option<Suppression>) {
     if !config.enabled {
-        return (
-            ReplyDecision::None,
-            Some("replies are switched off (reply.enabled)".into()),
-        );
+        return (ReplyDecision::None, Some(Suppression::RepliesOff));
     }
     let reason = suppression_before_checks(facts, config).or_else(|| {
         facts
@@ -81,10 +79,10 @@ pub fn decide_before_checks(
 ) {
     if !config.enabled {
         let (decision, reason) = decide(facts, config);
-        return (decision, reason, None);
+        return (decision, reason.map(|r| r.to_string()), None);
     }
     if let Some(reason) = suppression_before_checks(facts, config) {
-        return (ReplyDecision::Suppressed, Some(reason), None);
+        return (ReplyDecision::Suppressed, Some(reason.to_string()), None);
     }
     let kind = if facts.missing.is_empty() {
         crate::model::ReplyKind::Ack
@@ -99,12 +97,12 @@ pub fn decide_before_checks(
 }
 
 /// Every rule but those that need the sender checks.
-fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<String> {
+fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<Suppression> {
     if *facts.sender == Sender::Null {
-        return Some("null envelope sender".into());
+        return Some(Suppression::NullSender);
     }
     let Some(reporter) = facts.reporter.map(str::to_ascii_lowercase) else {
-        return Some("no reporter address".into());
+        return Some(Suppression::NoReporter);
     };
     let local = reporter.split('@').next().unwrap_or("");
     if local == "mailer-daemon"
@@ -114,16 +112,16 @@ fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<
         || local == "noreply"
         || local == "no-reply"
     {
-        return Some(format!("automated sender {local}"));
+        return Some(Suppression::AutomatedSender(local.to_owned()));
     }
     if facts.headers.get(OUR_REPLY_HEADER).is_some() {
-        return Some("the message is one of our own replies".into());
+        return Some(Suppression::OurOwnReply);
     }
     if let Some(why) = auto_reply(facts.headers) {
         return Some(why);
     }
     if config.from.eq_ignore_ascii_case(&reporter) {
-        return Some("the reporter is our own address".into());
+        return Some(Suppression::ReporterIsUs);
     }
     if let Some(auto) = facts.headers.get("auto-submitted") {
         let value = auto
@@ -133,36 +131,33 @@ fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<
             .trim()
             .to_ascii_lowercase();
         if value != "no" && !allowed(config, &reporter) {
-            return Some(format!("auto-submitted: {value}"));
+            return Some(Suppression::AutoSubmitted(value));
         }
     }
     if let Some(p) = facts.headers.get("precedence") {
         let p = p.trim().to_ascii_lowercase();
         if matches!(p.as_str(), "bulk" | "junk" | "list") {
-            return Some(format!("precedence: {p}"));
+            return Some(Suppression::Precedence(p));
         }
     }
     for list in ["list-id", "list-unsubscribe"] {
         if facts.headers.get(list).is_some() {
-            return Some(format!("mailing-list mail ({list})"));
+            return Some(Suppression::MailingList(list));
         }
     }
     if (facts.formats.contains(&Format::Arf) || facts.formats.contains(&Format::Xarf))
         && !allowed(config, &reporter)
     {
-        return Some("automated feed (ARF/X-ARF) not in reply.automated_allow".into());
+        return Some(Suppression::AutomatedFormat);
     }
     if let Some(feed) = facts.feed.filter(|f| f.automated) {
         if !allowed(config, &reporter) {
-            return Some(format!(
-                "automated feed {:?} not in reply.automated_allow",
-                feed.id
-            ));
+            return Some(Suppression::AutomatedFeed(feed.id.clone()));
         }
     }
     let domain = limits::domain(&reporter);
     if let Some(why) = not_public(&domain) {
-        return Some(format!("the reporter's domain {domain:?} {why}"));
+        return Some(Suppression::DomainNotPublic { domain, why });
     }
     None
 }
@@ -174,13 +169,11 @@ pub fn checks_suppression(
     reporter: &str,
     auth: Option<&crate::model::auth::AuthResults>,
     config: &ReplyConfig,
-) -> Option<String> {
+) -> Option<Suppression> {
     let domain = limits::domain(&reporter.to_ascii_lowercase());
     if let Some(auth) = auth {
         if auth.accepts_mail == Some(false) && auth.domain.as_deref() == Some(domain.as_str()) {
-            return Some(format!(
-                "the reporter's domain {domain:?} has no MX or address record"
-            ));
+            return Some(Suppression::DomainTakesNoMail(domain));
         }
     }
     if config.require_auth && !in_domains(&config.unauthenticated_allow, &domain) {
@@ -188,7 +181,7 @@ pub fn checks_suppression(
             auth.is_some_and(|a| a.authenticated && a.domain.as_deref() == Some(domain.as_str()));
         if !authenticated {
             let detail = auth.map_or("not checked".to_owned(), |a| a.summary.clone());
-            return Some(format!("unauthenticated sender ({detail})"));
+            return Some(Suppression::Unauthenticated(detail));
         }
     }
     None
@@ -245,11 +238,11 @@ const AUTO_REPLY_SUBJECTS: &[&str] = &[
 /// says so other than by `Auto-Submitted`: Microsoft's
 /// `X-Auto-Response-Suppress`, `X-Autoreply`/`X-Autorespond`, a vacation
 /// subject, or a subject quoting one of our report tags back.
-fn auto_reply(headers: &Headers) -> Option<String> {
+fn auto_reply(headers: &Headers) -> Option<Suppression> {
     if let Some(v) = headers.get("x-auto-response-suppress") {
         let v = v.to_ascii_lowercase();
         if v.contains("all") || v.contains("autoreply") || v.contains("oof") {
-            return Some(format!("x-auto-response-suppress: {}", v.trim()));
+            return Some(Suppression::AutoResponseSuppress(v.trim().to_owned()));
         }
     }
     for name in [
@@ -259,7 +252,7 @@ fn auto_reply(headers: &Headers) -> Option<String> {
         "x-autorespond-to",
     ] {
         if headers.get(name).is_some() {
-            return Some(format!("auto-reply ({name})"));
+            return Some(Suppression::AutoReplyHeader(name));
         }
     }
     let subject = headers.get("subject")?.trim().to_lowercase();
@@ -269,10 +262,10 @@ fn auto_reply(headers: &Headers) -> Option<String> {
         .trim_start_matches("aw:")
         .trim_start();
     if let Some(opening) = AUTO_REPLY_SUBJECTS.iter().find(|o| bare.starts_with(*o)) {
-        return Some(format!("auto-reply (subject \"{opening}…\")"));
+        return Some(Suppression::AutoReplySubject(opening));
     }
     if subject.contains("[abuse #") {
-        return Some("the subject quotes one of our report tags".into());
+        return Some(Suppression::QuotesOurTag);
     }
     None
 }
@@ -361,7 +354,8 @@ mod tests {
             require_auth: false,
             ..ReplyConfig::default()
         };
-        decide(&facts, &config)
+        let (decision, reason) = decide(&facts, &config);
+        (decision, reason.map(|r| r.to_string()))
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! why the reply is suppressed. Pure.
 
 use super::limits::{self, Recent};
+use crate::model::reply::Suppression;
 use crate::model::{OutboxState, ReplyKind, ReplyPlan};
 
 /// The hour the rate limits count replies in: queued at or after this
@@ -49,7 +50,7 @@ pub fn plan(
     kind: ReplyKind,
     plan: &ReplyPlan,
     counted: &Counted<'_>,
-) -> Result<Queued, String> {
+) -> Result<Queued, Suppression> {
     if kind != ReplyKind::Concluded {
         limits::check(counted.recent, plan.limits)?;
     }
@@ -71,7 +72,7 @@ pub fn plan(
 }
 
 /// The history line of a report whose reply was suppressed.
-pub fn suppressed_event(reason: &str) -> String {
+pub fn suppressed_event(reason: &Suppression) -> String {
     format!("suppressed: {reason}")
 }
 
@@ -108,6 +109,7 @@ mod tests {
         let plan_ = reply_plan(false);
         assert!(plan(7, ReplyKind::Ack, &plan_, &counted)
             .unwrap_err()
+            .to_string()
             .contains("to this address"));
         let queued = plan(7, ReplyKind::Concluded, &plan_, &counted).unwrap();
         assert_eq!(queued.state, OutboxState::Pending);

@@ -14,6 +14,7 @@ use super::settle::{keeps_waiting, settle, waiting_reason, Settled};
 use crate::classify::case::CaseKey;
 use crate::config::ReplyConfig;
 use crate::model::auth::AuthResults;
+use crate::model::reply::Suppression;
 use crate::model::{PendingReply, ReplyDecision, ReplyKind, ReplyPlan, ReportDraft, ReportId};
 
 /// What the store read for a follow-up: the report it names (`None`: no
@@ -140,14 +141,14 @@ pub struct QueueReply {
 impl QueueReply {
     /// What the report's reply becomes after the queue answered
     /// (`Err(reason)`: the limits refused it).
-    pub fn after(&self, answer: Result<(), String>) -> Option<ReplyUpdate> {
+    pub fn after(&self, answer: Result<(), Suppression>) -> Option<ReplyUpdate> {
         match answer {
             Ok(()) => self.queued.clone(),
             Err(reason) if self.refusal_suppresses => Some(ReplyUpdate {
                 report: self.report,
                 decision: ReplyDecision::Suppressed,
                 event: Some(super::queue::suppressed_event(&reason)),
-                reason: Some(reason),
+                reason: Some(reason.to_string()),
             }),
             Err(_) => None,
         }
@@ -423,13 +424,15 @@ mod tests {
         };
         assert_eq!((q.report, q.kind), (ReportId(7), ReplyKind::Ack));
         assert_eq!(q.after(Ok(())), None);
-        let refused = q.after(Err("rate limit: 5 replies".into())).unwrap();
+        let limit = Suppression::RateLimit {
+            scope: crate::model::reply::LimitScope::Recipient,
+            count: 5,
+        };
+        let refused = q.after(Err(limit)).unwrap();
         assert_eq!(refused.decision, ReplyDecision::Suppressed);
-        assert_eq!(refused.reason.as_deref(), Some("rate limit: 5 replies"));
-        assert_eq!(
-            refused.event.as_deref(),
-            Some("suppressed: rate limit: 5 replies")
-        );
+        let text = "rate limit: 5 replies to this address in the last hour";
+        assert_eq!(refused.reason.as_deref(), Some(text));
+        assert_eq!(refused.event, Some(format!("suppressed: {text}")));
         assert_eq!(p.merge_ack, None);
     }
 
@@ -487,7 +490,7 @@ mod tests {
             (ReportId(3), ReplyDecision::Ack)
         );
         // Refused by the limits, the original stays as it was.
-        assert_eq!(ack.after(Err("rate limit".into())), None);
+        assert_eq!(ack.after(Err(Suppression::NoReporter)), None);
     }
 
     #[test]

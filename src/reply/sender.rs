@@ -176,16 +176,23 @@ pub async fn run<T>(
         drop(current);
         for draft in &due {
             let result = match compose(&templates, &config.from, draft) {
-                Err(problem) => Err((problem, true)),
+                Err(problem) => Err(SendFailure::Permanent(problem)),
                 Ok(message) => match draft.recipient.parse() {
-                    Err(e) => Err((format!("bad recipient: {e}"), true)),
+                    Err(e) => Err(SendFailure::Permanent(format!("bad recipient: {e}"))),
                     Ok(to) => match Envelope::new(None, vec![to]) {
-                        Err(e) => Err((e.to_string(), true)),
+                        Err(e) => Err(SendFailure::Permanent(e.to_string())),
                         Ok(envelope) => transport
                             .send_raw(&envelope, &message.formatted())
                             .await
                             .map(|_| ())
-                            .map_err(|e| (relay_error(&config, &e), e.is_permanent())),
+                            .map_err(|e| {
+                                let error = relay_error(&config, &e);
+                                if e.is_permanent() {
+                                    SendFailure::Permanent(error)
+                                } else {
+                                    SendFailure::Temporary(error)
+                                }
+                            }),
                     },
                 },
             };
@@ -209,6 +216,14 @@ fn relay_error(config: &ReplyConfig, error: &impl std::fmt::Display) -> String {
     format!("relay {host}:{}: {error}", config.relay_port)
 }
 
+/// Why a reply did not go: for good (the relay refused it, or it could
+/// not be written), or for now (tried again after a backoff).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    Permanent(String),
+    Temporary(String),
+}
+
 /// How long a reply has been tried: when it was queued and how often it
 /// was tried (the store reads it).
 pub struct Progress {
@@ -222,7 +237,7 @@ pub struct Progress {
 /// `reply.retry_min_seconds`, capped at an hour. Pure.
 pub fn after_send(
     draft: &super::Draft,
-    result: Result<(), (String, bool)>,
+    result: Result<(), SendFailure>,
     progress: &Progress,
     now: chrono::DateTime<chrono::Utc>,
     config: &ReplyConfig,
@@ -235,14 +250,14 @@ pub fn after_send(
                 report_id,
             }
         }
-        Err((error, true)) => {
+        Err(SendFailure::Permanent(error)) => {
             return OutboxChange::Failed {
                 outbox_id,
                 report_id,
                 error,
             }
         }
-        Err((error, false)) => error,
+        Err(SendFailure::Temporary(error)) => error,
     };
     let give_up = Duration::from_secs(config.give_up_after_hours * 3600);
     let age = chrono::DateTime::parse_from_rfc3339(&progress.created_at)
@@ -274,7 +289,7 @@ async fn record(
     db: Db,
     queue: &CommitQueue,
     draft: &super::Draft,
-    result: Result<(), (String, bool)>,
+    result: Result<(), SendFailure>,
     config: &ReplyConfig,
 ) -> Db {
     let id = draft.outbox_id;
@@ -356,7 +371,7 @@ mod tests {
             attempts,
         };
         let fresh = progress("2026-12-02T11:00:00Z", 3);
-        let temporary = || Err(("451 try later".to_owned(), false));
+        let temporary = || Err(SendFailure::Temporary("451 try later".to_owned()));
         assert_eq!(
             after_send(&draft(), temporary(), &fresh, now, &config),
             OutboxChange::Retry {
@@ -370,7 +385,7 @@ mod tests {
             after_send(&draft(), temporary(), &old, now, &config),
             OutboxChange::Failed { error, .. } if error.starts_with("given up")
         ));
-        let refused = Err(("550 no".to_owned(), true));
+        let refused = Err(SendFailure::Permanent("550 no".to_owned()));
         assert!(matches!(
             after_send(&draft(), refused, &fresh, now, &config),
             OutboxChange::Failed { .. }

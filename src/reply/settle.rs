@@ -7,7 +7,7 @@
 //! temporary failure keeps it waiting, and giving up suppresses it with the
 //! reason said.
 
-use super::checks_suppression;
+use super::{checks_suppression, Suppression};
 use crate::config::ReplyConfig;
 use crate::model::auth::AuthResults;
 use crate::model::{PendingReply, ReplyDecision, ReplyKind};
@@ -60,16 +60,19 @@ pub fn settle(
     }
     let suppressed = match reporter {
         Some(reporter) => checks_suppression(reporter, Some(auth), config),
-        None => Some("no reporter address".to_owned()),
+        None => Some(Suppression::NoReporter),
     };
     match suppressed {
         Some(reason) => Settled::Decided {
             decision: ReplyDecision::Suppressed,
-            reason: Some(if auth.is_temporary() {
-                format!("{reason}; the checks failed until the desk stopped waiting")
-            } else {
-                reason
-            }),
+            reason: Some(
+                if auth.is_temporary() {
+                    Suppression::GaveUpWaiting(Box::new(reason))
+                } else {
+                    reason
+                }
+                .to_string(),
+            ),
             queue: None,
         },
         None => Settled::Decided {

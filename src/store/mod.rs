@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_dsn.sql"),
     include_str!("migrations/0014_pending_checks.sql"),
     include_str!("migrations/0015_follow_up_index.sql"),
+    include_str!("migrations/0016_rsit_backfill.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
@@ -934,6 +935,63 @@ mod tests {
             bad.unwrap_err().to_string(),
             "row 7 of reports is unreadable: unknown value \"teleport\""
         );
+    }
+
+    #[test]
+    fn the_rsit_backfill_gives_old_rows_the_pair_their_type_maps_to() {
+        use crate::model::{AbuseType, NetworkSubtype};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path, Role::Cli).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let subtypes = [
+            None,
+            Some(NetworkSubtype::Intrusion),
+            Some(NetworkSubtype::Dos),
+            Some(NetworkSubtype::PortScan),
+            Some(NetworkSubtype::BruteForce),
+            Some(NetworkSubtype::Other),
+        ];
+        let mut expected = Vec::new();
+        for t in AbuseType::ALL {
+            for s in subtypes {
+                conn.execute(
+                    "INSERT INTO raw_messages (received_at, origin, rcpt_to, dedup_key,
+                         size_bytes, bytes, status)
+                     VALUES ('2026-01-01T00:00:00Z', 'ingest', '[]', randomblob(32), 1, x'00',
+                         'processed')",
+                    [],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO reports (raw_id, received_at, abuse_type, subtype, ips, urls,
+                         evidence_rows, missing, reply, parse_warnings, processed_at, formats,
+                         reasons)
+                     VALUES (last_insert_rowid(), '2026-01-01T00:00:00Z', ?1, ?2, '[]', '[]',
+                         0, '[]', 'none', '[]', '2026-01-01T00:00:00Z', '[]', '[]')",
+                    rusqlite::params![t.as_str(), s.map(NetworkSubtype::as_str)],
+                )
+                .unwrap();
+                expected.push(crate::model::RsitPair::from(
+                    crate::classify::rsit::for_type(t, s),
+                ));
+            }
+        }
+        conn.execute_batch(MIGRATIONS[15]).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT rsit_taxonomy, rsit_type FROM reports ORDER BY id")
+            .unwrap();
+        let got: Vec<crate::model::RsitPair> = stmt
+            .query_map([], |r| {
+                Ok(crate::model::RsitPair {
+                    taxonomy: r.get(0)?,
+                    kind: r.get(1)?,
+                })
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub(super) fn queue(
     plan: &ReplyPlan,
     note: Option<&str>,
     now: &str,
-) -> Result<Result<OutboxId, String>, Error> {
+) -> Result<Result<OutboxId, crate::model::reply::Suppression>, Error> {
     let since = crate::reply::queue::window_start(now);
     let counted = crate::reply::queue::COUNTED.map(crate::model::ReplyKind::as_str);
     let recent = crate::reply::limits::Recent {

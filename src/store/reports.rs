@@ -758,7 +758,8 @@ const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, sub
 /// points at (migration 9).
 const EVIDENCE_COLUMNS: &str =
     "kind, source_ip, target_ip, source_port, target_port, occurred_at, url,
-     COALESCE(e.line, (SELECT l.line FROM evidence l WHERE l.id = e.line_of)), origin, role";
+     COALESCE(e.line, (SELECT l.line FROM evidence l WHERE l.id = e.line_of)), origin, role,
+     e.id";
 
 /// `id, reply, reply_reason` of a report.
 fn read_stored(r: &super::sql::Row) -> Result<Stored, Error> {
@@ -771,27 +772,40 @@ fn read_stored(r: &super::sql::Row) -> Result<Stored, Error> {
 }
 
 fn read_evidence(r: &super::sql::Row) -> Result<Row, Error> {
-    let ip = |i: usize| -> Result<Option<std::net::IpAddr>, Error> {
-        Ok(r.opt_text(i)?.and_then(|s| s.parse().ok()))
+    // Read with the one policy for stored values (`known`): a value this
+    // build cannot read is an error naming the row, never a default.
+    let id = r.int(10)?;
+    let corrupt = |what: &str, text: &str| Error::Corrupt {
+        table: "evidence",
+        id,
+        detail: format!("unreadable {what} {text:?}"),
     };
-    let port = |i: usize| -> Result<Option<u16>, Error> {
-        Ok(r.opt_int(i)?.and_then(|p| u16::try_from(p).ok()))
+    let ip = |i: usize, what: &str| -> Result<Option<std::net::IpAddr>, Error> {
+        r.opt_text(i)?
+            .map(|s| s.parse().map_err(|_| corrupt(what, &s)))
+            .transpose()
+    };
+    let port = |i: usize, what: &str| -> Result<Option<u16>, Error> {
+        r.opt_int(i)?
+            .map(|p| u16::try_from(p).map_err(|_| corrupt(what, &p.to_string())))
+            .transpose()
     };
     Ok(Row {
-        kind: Kind::parse(&r.text(0)?).unwrap_or(Kind::Ip),
-        source_ip: ip(1)?,
-        target_ip: ip(2)?,
-        source_port: port(3)?,
-        target_port: port(4)?,
+        kind: super::known("evidence", id, &r.text(0)?, Kind::parse)?,
+        source_ip: ip(1, "source_ip")?,
+        target_ip: ip(2, "target_ip")?,
+        source_port: port(3, "source_port")?,
+        target_port: port(4, "target_port")?,
         occurred_at: r.opt_text(5)?,
         url: r.opt_text(6)?,
         line: r.opt_text(7)?,
         origin: r.text(8)?,
-        // Rows stored before migration 11 named offenders only as sources.
-        role: r
-            .opt_text(9)?
-            .and_then(|s| crate::evidence::roles::Role::parse(&s))
-            .unwrap_or_default(),
+        // Rows stored before migration 11 have no role: they named
+        // offenders only as sources, which the default role says.
+        role: match r.opt_text(9)? {
+            None => crate::evidence::roles::Role::default(),
+            Some(s) => super::known("evidence", id, &s, crate::evidence::roles::Role::parse)?,
+        },
     })
 }
 
@@ -850,10 +864,10 @@ fn read_report(row: &super::sql::Row) -> Result<Report, Error> {
             )),
             (None, None) => None,
         },
+        // Every row has its pair (migration 16 gave older rows theirs).
         rsit: match (row.opt_text(21)?, row.opt_text(22)?) {
             (Some(taxonomy), Some(kind)) => crate::model::RsitPair { taxonomy, kind },
-            // Stored before migration 12: the pair its type maps to.
-            _ => crate::classify::rsit::for_type(abuse_type_parsed, subtype).into(),
+            _ => return Err(corrupt("no RSIT pair".into())),
         },
         feed: row.opt_text(23)?,
     })
