@@ -215,7 +215,7 @@ impl Pipeline {
                 .collect(),
             None => Vec::new(),
         };
-        let reasons: Vec<String> = class.reasons.iter().map(|r| r.describe()).collect();
+        let reasons = class.reasons.clone();
         let rsit = classify::rsit::for_report(class.abuse_type, class.subtype, &reasons).into();
         let own_text = parsed.texts.first().map_or("", |t| t.text.as_str());
         let language = reply::language::detect(parsed.subject.as_deref(), own_text);

@@ -83,7 +83,7 @@ fn report(pipeline: &Pipeline, bytes: &[u8]) -> Value {
         "reply_reason": d.reply_reason,
         "formats": d.formats,
         "parse_warnings": d.parse_warnings,
-        "reasons": d.reasons,
+        "reasons": d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "evidence": d.evidence.iter().take(GOLDEN_ROWS).collect::<Vec<_>>(),
         "language": d.language,
     })

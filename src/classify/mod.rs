@@ -40,36 +40,7 @@ const URLS_NAMED: u32 = 2;
 /// Below this total a report stays `unknown`.
 const THRESHOLD: u32 = 3;
 
-/// One thing that counted toward the decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason {
-    pub abuse_type: AbuseType,
-    pub subtype: Option<NetworkSubtype>,
-    pub score: u32,
-    /// What it was: `arf feedback-type abuse`, `rule en.spam matched "spam"`.
-    pub what: String,
-}
-
-impl Reason {
-    /// As stored and shown: `email_abuse +100: arf feedback-type "abuse"`.
-    pub fn describe(&self) -> String {
-        match self.subtype {
-            Some(s) => format!(
-                "{}/{} +{}: {}",
-                self.abuse_type.as_str(),
-                s.as_str(),
-                self.score,
-                self.what
-            ),
-            None => format!(
-                "{} +{}: {}",
-                self.abuse_type.as_str(),
-                self.score,
-                self.what
-            ),
-        }
-    }
-}
+pub use crate::model::{Place, Reason, Signal};
 
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +64,11 @@ pub fn classify(
         reasons.push(Reason {
             abuse_type,
             subtype: feed.subtype,
-            score: FEED_PROFILE,
-            what: format!("feed {:?} ({})", feed.id, feed.name),
+            weight: FEED_PROFILE,
+            signal: Signal::Feed {
+                id: feed.id.clone(),
+                name: feed.name.clone(),
+            },
         });
     }
     reasons.extend(log_reasons(evidence));
@@ -102,8 +76,8 @@ pub fn classify(
         reasons.push(Reason {
             abuse_type: AbuseType::EmailAbuse,
             subtype: None,
-            score: CARRIED_MESSAGE,
-            what: "a carried message with its Received chain".into(),
+            weight: CARRIED_MESSAGE,
+            signal: Signal::CarriedMessage,
         });
     }
     if !evidence.facts.has_full_headers && evidence.facts.has_partial_headers {
@@ -112,8 +86,8 @@ pub fn classify(
         reasons.push(Reason {
             abuse_type: AbuseType::EmailAbuse,
             subtype: None,
-            score: PARTIAL_HEADERS,
-            what: "a forwarded message without its Received chain".into(),
+            weight: PARTIAL_HEADERS,
+            signal: Signal::ForwardedWithoutReceived,
         });
     }
     let urls = evidence.count(Kind::Url);
@@ -123,17 +97,17 @@ pub fn classify(
         reasons.push(Reason {
             abuse_type: AbuseType::WebContent,
             subtype: None,
-            score: URLS_NAMED,
-            what: format!("{urls} URLs named, no logs and no carried message"),
+            weight: URLS_NAMED,
+            signal: Signal::UrlsNamed { urls: urls as u64 },
         });
     }
     if let Some(subject) = subject {
-        reasons.extend(rule_reasons(subject, rules, 2, "subject"));
+        reasons.extend(rule_reasons(subject, rules, 2, Place::Subject));
     }
-    reasons.extend(rule_reasons(&evidence.facts.prose, rules, 1, "text"));
-    reasons.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.what.cmp(&b.what)));
+    reasons.extend(rule_reasons(&evidence.facts.prose, rules, 1, Place::Text));
+    sort_strongest_first(&mut reasons);
 
-    let (best, subtype) = decide(reasons.iter().map(|r| (r.abuse_type, r.subtype, r.score)));
+    let (best, subtype) = decide(&reasons);
     let abuse_type = best.unwrap_or(AbuseType::Unknown);
     let missing = missing::missing(abuse_type, evidence);
     Classification {
@@ -144,16 +118,9 @@ pub fn classify(
     }
 }
 
-/// A stored reason read back: type, subtype and score
-/// (`network_activity/brute_force +20: …`).
-fn parse_reason(reason: &str) -> Option<(AbuseType, Option<NetworkSubtype>, u32)> {
-    let (kind, rest) = reason.split_once(" +")?;
-    let score: u32 = rest.split(':').next()?.parse().ok()?;
-    let (t, s) = match kind.split_once('/') {
-        Some((t, s)) => (t, NetworkSubtype::parse(s)),
-        None => (kind, None),
-    };
-    Some((AbuseType::parse(t)?, s, score))
+/// Strongest first; among equals, in the order of their text.
+fn sort_strongest_first(reasons: &mut [Reason]) {
+    reasons.sort_by_cached_key(|r| (std::cmp::Reverse(r.weight), r.signal.to_string()));
 }
 
 /// A report and the follow-up merged into it, classified again from the
@@ -161,21 +128,18 @@ fn parse_reason(reason: &str) -> Option<(AbuseType, Option<NetworkSubtype>, u32)
 /// the type, subtype and the reasons, strongest first. `None` when even
 /// together nothing reaches the threshold.
 pub fn reclassify_merged(
-    original: &[String],
-    follow_up: &[String],
-) -> Option<(AbuseType, Option<NetworkSubtype>, Vec<String>)> {
-    let mut reasons: Vec<(u32, String)> = Vec::new();
+    original: &[Reason],
+    follow_up: &[Reason],
+) -> Option<(AbuseType, Option<NetworkSubtype>, Vec<Reason>)> {
+    let mut reasons: Vec<Reason> = Vec::new();
     for r in original.iter().chain(follow_up) {
-        if let Some((_, _, score)) = parse_reason(r) {
-            if !reasons.iter().any(|(_, seen)| seen == r) {
-                reasons.push((score, r.clone()));
-            }
+        if !reasons.contains(r) {
+            reasons.push(r.clone());
         }
     }
-    reasons.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let (best, subtype) = decide(reasons.iter().filter_map(|(_, r)| parse_reason(r)));
-    let best = best?;
-    Some((best, subtype, reasons.into_iter().map(|(_, r)| r).collect()))
+    sort_strongest_first(&mut reasons);
+    let (best, subtype) = decide(&reasons);
+    Some((best?, subtype, reasons))
 }
 
 /// What a report still lacks once a follow-up merged into it as
@@ -206,15 +170,13 @@ pub fn merged_missing(
 /// The type with the highest total (at least [`THRESHOLD`]; on a tie the
 /// one with the more specific requirements), and for network activity the
 /// subtype its reasons support most (else `other`).
-fn decide(
-    scored: impl Iterator<Item = (AbuseType, Option<NetworkSubtype>, u32)>,
-) -> (Option<AbuseType>, Option<NetworkSubtype>) {
+fn decide(reasons: &[Reason]) -> (Option<AbuseType>, Option<NetworkSubtype>) {
     let mut totals: BTreeMap<AbuseType, u32> = BTreeMap::new();
     let mut subtypes: BTreeMap<NetworkSubtype, u32> = BTreeMap::new();
-    for (abuse_type, subtype, score) in scored {
-        *totals.entry(abuse_type).or_default() += score;
-        if let (AbuseType::NetworkActivity, Some(s)) = (abuse_type, subtype) {
-            *subtypes.entry(s).or_default() += score;
+    for r in reasons {
+        *totals.entry(r.abuse_type).or_default() += r.weight;
+        if let (AbuseType::NetworkActivity, Some(s)) = (r.abuse_type, r.subtype) {
+            *subtypes.entry(s).or_default() += r.weight;
         }
     }
     let best = totals
@@ -249,12 +211,12 @@ fn priority(t: AbuseType) -> u8 {
 /// categories and types, ACNS). Documented in README "Classification".
 fn structured(ev: &Evidence) -> Vec<Reason> {
     let mut out = Vec::new();
-    let mut push = |abuse_type, subtype, what: String| {
+    let mut push = |abuse_type, subtype, signal| {
         out.push(Reason {
             abuse_type,
             subtype,
-            score: STRUCTURED,
-            what,
+            weight: STRUCTURED,
+            signal,
         })
     };
     if let Some(ft) = &ev.facts.arf_feedback_type {
@@ -262,27 +224,29 @@ fn structured(ev: &Evidence) -> Vec<Reason> {
             "abuse" | "fraud" | "virus" | "auth-failure" | "other" => push(
                 AbuseType::EmailAbuse,
                 None,
-                format!("arf feedback-type {ft:?}"),
+                Signal::ArfFeedbackType { value: ft.clone() },
             ),
             _ => {}
         }
     }
     for t in &ev.facts.xarf_types {
         if let Some((abuse_type, subtype)) = xarf_type(t) {
-            push(abuse_type, subtype, format!("x-arf type {t:?}"));
+            push(abuse_type, subtype, Signal::XarfType { value: t.clone() });
         }
     }
     for name in &ev.facts.feed_reports {
         if let Some((abuse_type, subtype)) = feed_report_type(name) {
-            push(abuse_type, subtype, format!("feed report {name:?}"));
+            push(
+                abuse_type,
+                subtype,
+                Signal::FeedReport {
+                    value: name.clone(),
+                },
+            );
         }
     }
     if ev.facts.has_acns {
-        push(
-            AbuseType::Copyright,
-            None,
-            "acns infringement notice".into(),
-        );
+        push(AbuseType::Copyright, None, Signal::AcnsNotice);
     }
     out
 }
@@ -394,29 +358,36 @@ fn log_reasons(ev: &Evidence) -> Vec<Reason> {
         }
     }
     let scan = ports.values().map(|p| p.len()).max().unwrap_or(0);
+    let of = logs.len() as u64;
     let mut candidates = [
         (
             NetworkSubtype::BruteForce,
             brute,
-            format!("{brute} of {} log lines show failed logins", logs.len()),
+            Signal::FailedLogins {
+                lines: brute as u64,
+                of,
+            },
         ),
         (
             NetworkSubtype::Dos,
             dos,
-            format!("{dos} of {} log lines show flooding", logs.len()),
+            Signal::Flooding {
+                lines: dos as u64,
+                of,
+            },
         ),
         (
             NetworkSubtype::Intrusion,
             intrusion,
-            format!(
-                "{intrusion} of {} log lines carry exploit strings",
-                logs.len()
-            ),
+            Signal::ExploitStrings {
+                lines: intrusion as u64,
+                of,
+            },
         ),
         (
             NetworkSubtype::PortScan,
             if scan >= 5 { scan } else { 0 },
-            format!("one source probed {scan} distinct destination ports"),
+            Signal::PortsProbed { ports: scan as u64 },
         ),
     ];
     candidates.sort_by_key(|c| std::cmp::Reverse(c.1));
@@ -430,22 +401,21 @@ fn log_reasons(ev: &Evidence) -> Vec<Reason> {
     let mut out = vec![Reason {
         abuse_type: AbuseType::NetworkActivity,
         subtype: None,
-        score: weight,
-        what: format!("{} log rows with addresses", logs.len()),
+        weight,
+        signal: Signal::LogRows { rows: of },
     }];
-    if let Some((subtype, n, what)) = candidates.into_iter().find(|c| c.1 > 0) {
-        let _ = n;
+    if let Some((subtype, _, signal)) = candidates.into_iter().find(|c| c.1 > 0) {
         out.push(Reason {
             abuse_type: AbuseType::NetworkActivity,
             subtype: Some(subtype),
-            score: weight,
-            what,
+            weight,
+            signal,
         });
     }
     out
 }
 
-fn rule_reasons(text: &str, rules: &Rules, factor: u32, place: &str) -> Vec<Reason> {
+fn rule_reasons(text: &str, rules: &Rules, factor: u32, place: Place) -> Vec<Reason> {
     rules
         .matches(text)
         .map(|rule| {
@@ -453,8 +423,12 @@ fn rule_reasons(text: &str, rules: &Rules, factor: u32, place: &str) -> Vec<Reas
             Reason {
                 abuse_type: rule.abuse_type,
                 subtype: rule.subtype,
-                score: rule.weight * factor,
-                what: format!("rule {} matched {matched:?} in the {place}", rule.id),
+                weight: rule.weight * factor,
+                signal: Signal::Rule {
+                    id: rule.id.clone(),
+                    matched: matched.to_owned(),
+                    place,
+                },
             }
         })
         .collect()
@@ -464,7 +438,7 @@ fn rule_reasons(text: &str, rules: &Rules, factor: u32, place: &str) -> Vec<Reas
 pub fn explain(
     abuse_type: AbuseType,
     subtype: Option<NetworkSubtype>,
-    reasons: &[String],
+    reasons: &[Reason],
     missing: &[Missing],
 ) -> String {
     let kind = match subtype {
@@ -474,7 +448,7 @@ pub fn explain(
     let mut text = if reasons.is_empty() {
         format!("Classified as {kind}: nothing in the message pointed to any abuse type.")
     } else {
-        let shown: Vec<&str> = reasons.iter().take(4).map(String::as_str).collect();
+        let shown: Vec<String> = reasons.iter().take(4).map(ToString::to_string).collect();
         let more = if reasons.len() > 4 {
             format!(" and {} weaker signals", reasons.len() - 4)
         } else {
@@ -502,19 +476,25 @@ mod tests {
 
     #[test]
     fn a_merged_follow_up_reclassifies_from_the_reasons_of_both() {
-        let original = vec![
-            "web_content +2: 1 URLs named, no logs and no carried message".to_owned(),
-            "network_activity +6: rule en.attack matched \"attack\" in the subject".to_owned(),
-        ];
-        let follow_up = vec![
-            "network_activity/brute_force +20: 3 of 3 log lines show failed logins".to_owned(),
-            "network_activity +20: 3 log rows with addresses".to_owned(),
-        ];
+        let read = |texts: &[&str]| -> Vec<Reason> {
+            texts
+                .iter()
+                .map(|t| Reason::from_text(t).unwrap())
+                .collect()
+        };
+        let original = read(&[
+            "web_content +2: 1 URLs named, no logs and no carried message",
+            "network_activity +6: rule en.attack matched \"attack\" in the subject",
+        ]);
+        let follow_up = read(&[
+            "network_activity/brute_force +20: 3 of 3 log lines show failed logins",
+            "network_activity +20: 3 log rows with addresses",
+        ]);
         let (t, s, reasons) = reclassify_merged(&original, &follow_up).unwrap();
         assert_eq!(t, AbuseType::NetworkActivity);
         assert_eq!(s, Some(NetworkSubtype::BruteForce));
         assert_eq!(reasons.len(), 4);
-        assert!(reasons[0].contains("+20"));
+        assert_eq!(reasons[0].weight, 20);
         assert_eq!(reclassify_merged(&[], &[]), None);
     }
 }

@@ -8,7 +8,7 @@
 //! matched refine our type (phishing, malware); otherwise our type and
 //! subtype map to the pair that covers them. One table, here. Pure.
 
-use crate::model::{AbuseType, NetworkSubtype};
+use crate::model::{AbuseType, NetworkSubtype, Reason, Signal};
 use serde::Serialize;
 
 /// An RSIT taxonomy and type.
@@ -182,35 +182,23 @@ fn arf(feedback_type: &str) -> Option<Rsit> {
     })
 }
 
-/// The text between the first pair of double quotes in `s`.
-fn quoted(s: &str) -> Option<&str> {
-    let start = s.find('"')? + 1;
-    let end = start + s[start..].find('"')?;
-    Some(&s[start..end])
-}
-
 /// The pair for a report of `abuse_type`/`subtype` whose classification
-/// kept `reasons` (as [`super::Reason::describe`] writes them).
+/// kept `reasons`.
 pub fn for_report(
     abuse_type: AbuseType,
     subtype: Option<NetworkSubtype>,
-    reasons: &[String],
+    reasons: &[Reason],
 ) -> Rsit {
     // A structured field of the winning type names the pair; a type
     // (`phishing`) before the category it is filed under (`content`).
-    let winning = |r: &&String| r.starts_with(abuse_type.as_str());
+    let winning = |r: &&Reason| r.abuse_type == abuse_type;
     let mut by_category = None;
     for reason in reasons.iter().filter(winning) {
-        let what = reason.split_once(": ").map_or("", |(_, w)| w);
-        let Some(value) = quoted(what) else { continue };
-        let named = if what.starts_with("x-arf type") {
-            xarf(value)
-        } else if what.starts_with("feed report") {
-            feed_report(value)
-        } else if what.starts_with("arf feedback-type") {
-            arf(value)
-        } else {
-            None
+        let (named, value) = match &reason.signal {
+            Signal::XarfType { value } => (xarf(value), value),
+            Signal::FeedReport { value } => (feed_report(value), value),
+            Signal::ArfFeedbackType { value } => (arf(value), value),
+            _ => continue,
         };
         match named {
             Some(rsit) if GENERIC_CATEGORIES.contains(&super::xarf_key(value).as_str()) => {
@@ -224,15 +212,14 @@ pub fn for_report(
         return rsit;
     }
     // The words that decided the type say which kind it is: what a rule
-    // matched is quoted in its reason.
+    // matched is kept in its reason.
     let said = |words: &[&str]| {
-        reasons.iter().filter(winning).any(|r| {
-            let matched = r
-                .split_once(" matched ")
-                .and_then(|(_, m)| quoted(m))
-                .unwrap_or("")
-                .to_lowercase();
-            words.iter().any(|w| matched.contains(w))
+        reasons.iter().filter(winning).any(|r| match &r.signal {
+            Signal::Rule { matched, .. } => {
+                let matched = matched.to_lowercase();
+                words.iter().any(|w| matched.contains(w))
+            }
+            _ => false,
         })
     };
     match abuse_type {
@@ -328,7 +315,10 @@ mod tests {
             for_report(
                 t,
                 s,
-                &reasons.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>(),
+                &reasons
+                    .iter()
+                    .map(|r| Reason::from_text(r).unwrap())
+                    .collect::<Vec<_>>(),
             )
         };
         use AbuseType::*;

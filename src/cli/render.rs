@@ -206,7 +206,7 @@ fn write_fields(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     if !r.reasons.is_empty() {
         writeln!(out, "\nreasons:")?;
         for reason in &r.reasons {
-            writeln!(out, "  {}", visible(reason))?;
+            writeln!(out, "  {}", visible(&reason.to_string()))?;
         }
     }
     Ok(())

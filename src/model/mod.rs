@@ -6,7 +6,10 @@
 
 pub mod auth;
 pub mod evidence;
+pub mod reason;
 pub mod reply;
+
+pub use reason::{Place, Reason, Signal};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -504,7 +507,7 @@ pub struct ReportDraft {
     /// Formats recognised (`arf`, `csv`, …).
     pub formats: Vec<crate::model::evidence::Format>,
     /// Why the report got its type, strongest first.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     pub evidence: Vec<crate::model::evidence::Row>,
     /// Where the decided reply goes, if one is decided (`ack`/`needs_info`).
     pub reply_plan: Option<ReplyPlan>,
@@ -740,7 +743,10 @@ pub struct Report {
     pub reply: ReplyDecision,
     pub reply_reason: Option<String>,
     pub formats: Vec<crate::model::evidence::Format>,
-    pub reasons: Vec<String>,
+    /// Why the report has its type, strongest first; its JSON shows each
+    /// as text (`network_activity +20: 50 log rows with addresses`).
+    #[serde(serialize_with = "reason::as_texts")]
+    pub reasons: Vec<Reason>,
     pub parse_warnings: Vec<String>,
     pub status: ReportStatus,
     /// The case grouping reports about the same source network and type.

@@ -10,8 +10,8 @@
 
 use super::limits;
 use crate::model::{
-    AbuseType, Missing, NetworkSubtype, ReplyDecision, ReplyPlan, ReportDraft, ReportStatus,
-    RsitPair,
+    AbuseType, Missing, NetworkSubtype, Reason, ReplyDecision, ReplyPlan, ReportDraft,
+    ReportStatus, RsitPair,
 };
 
 /// The original report, as stored.
@@ -82,7 +82,7 @@ pub struct OriginalReport {
     pub ips: Vec<String>,
     pub urls: Vec<String>,
     pub reporter: Option<String>,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 /// What becomes of a follow-up: the store carries it out in the follow-up
@@ -102,7 +102,7 @@ pub struct Merge {
     pub abuse_type: AbuseType,
     pub subtype: Option<NetworkSubtype>,
     pub rsit: RsitPair,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     pub missing: Vec<Missing>,
     /// Both reports' addresses and URLs, sorted, once each.
     pub ips: Vec<String>,

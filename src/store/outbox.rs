@@ -153,7 +153,7 @@ pub(super) fn original_report(
         ips: list(5)?,
         urls: list(6)?,
         reporter: r.opt_text(7)?,
-        reasons: list(8)?,
+        reasons: super::parse_json_list("reports", id.0, &r.text(8)?)?,
     }))
 }
 

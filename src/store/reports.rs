@@ -847,7 +847,7 @@ fn read_report(row: &super::sql::Row) -> Result<Report, Error> {
             .ok_or_else(|| corrupt(format!("unknown reply {reply:?}")))?,
         parse_warnings: list(13)?,
         formats: parse_json_list("reports", id, &row.text(14)?)?,
-        reasons: list(15)?,
+        reasons: parse_json_list("reports", id, &row.text(15)?)?,
         reply_reason: row.opt_text(16)?,
         status: crate::model::ReportStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
