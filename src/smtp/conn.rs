@@ -12,6 +12,7 @@ use super::io::{Data, Io, ReadError};
 use super::{reply, Context, Stops};
 use crate::model::{Envelope, Incoming, Origin, Sender};
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -50,285 +51,417 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// can swap it for its TLS wrapper in the middle of the session.
 pub async fn run(stream: Box<dyn Stream>, peer: SocketAddr, ctx: Arc<Context>, stops: Stops) {
     let started = Instant::now();
-    let runtime = ctx.runtime.current();
-    let (config, tls) = (runtime.config.clone(), runtime.tls.clone());
-    let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
-    let idle = std::time::Duration::from_secs(if stops.under_pressure {
-        (config.smtp.idle_timeout_seconds / super::PRESSURE_IDLE_DIVISOR)
-            .max(super::PRESSURE_IDLE_FLOOR_SECONDS)
-            .min(config.smtp.idle_timeout_seconds)
-    } else {
-        config.smtp.idle_timeout_seconds
-    });
-    let slot = Arc::new(Mutex::new(Slot::default()));
-    let mut builder = mailin::SessionBuilder::new(config.smtp.hostname.clone());
-    if tls.is_some() {
-        builder.enable_start_tls();
-    }
-    let mut session = builder.build(peer.ip(), Handler::new(config.clone(), slot.clone()));
-    let mut is_tls = false;
-    let mut io = Io::new(stream, idle);
-    let mut line = Vec::with_capacity(128);
-    let mut messages = 0u64;
-    // Between MAIL and the end of DATA: shutdown waits for the grace period.
-    let mut in_transaction = false;
-    // A message being sent in BDAT chunks (RFC 3030), from its first chunk.
-    let mut chunks: Option<Chunks> = None;
-
+    let mut conn = Conn::new(stream, peer, ctx, stops, started);
     info!("session opened");
-    io.queue(&reply::greeting(&config.smtp.hostname));
-    let end = loop {
-        // RFC 2920: replies to a pipelined group may be held until the input runs dry.
-        if !io.has_buffered_input() {
-            if let Err(error) = io.flush().await {
-                break format!("write failed: {error}");
+    let greeting = reply::greeting(&conn.config.smtp.hostname);
+    conn.io.queue(&greeting);
+    let end = conn.command_loop().await;
+    let _ = conn.io.flush().await;
+    let _ = conn.io.shutdown().await;
+    info!(
+        reason = %end,
+        messages = conn.messages,
+        seconds = started.elapsed().as_secs_f64(),
+        "session closed"
+    );
+}
+
+/// What a step of the session leaves: go on reading commands, or end the
+/// session for the reason given (logged with "session closed").
+type Step = ControlFlow<String>;
+
+/// One session's state, from greeting to close.
+struct Conn {
+    ctx: Arc<Context>,
+    stops: Stops,
+    peer: SocketAddr,
+    /// The configuration and certificate the session started with: a
+    /// reload applies to the next session.
+    config: Arc<crate::config::Config>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The end of `smtp.max_session_seconds`.
+    deadline: Instant,
+    /// `smtp.idle_timeout_seconds`, shortened when the server was busy.
+    idle: std::time::Duration,
+    /// mailin's state machine and where its handler leaves the envelope.
+    session: mailin::Session<Handler>,
+    slot: Arc<Mutex<Slot>>,
+    io: Io<Box<dyn Stream>>,
+    is_tls: bool,
+    /// Messages delivered in this session.
+    messages: u64,
+    /// Between MAIL and the end of DATA: shutdown waits for the grace period.
+    in_transaction: bool,
+    /// A message being sent in BDAT chunks (RFC 3030), from its first chunk.
+    chunks: Option<Chunks>,
+}
+
+impl Conn {
+    fn new(
+        stream: Box<dyn Stream>,
+        peer: SocketAddr,
+        ctx: Arc<Context>,
+        stops: Stops,
+        started: Instant,
+    ) -> Conn {
+        let runtime = ctx.runtime.current();
+        let (config, tls) = (runtime.config.clone(), runtime.tls.clone());
+        drop(runtime);
+        let deadline = started + std::time::Duration::from_secs(config.smtp.max_session_seconds);
+        let idle = std::time::Duration::from_secs(if stops.under_pressure {
+            (config.smtp.idle_timeout_seconds / super::PRESSURE_IDLE_DIVISOR)
+                .max(super::PRESSURE_IDLE_FLOOR_SECONDS)
+                .min(config.smtp.idle_timeout_seconds)
+        } else {
+            config.smtp.idle_timeout_seconds
+        });
+        let slot = Arc::new(Mutex::new(Slot::default()));
+        let mut builder = mailin::SessionBuilder::new(config.smtp.hostname.clone());
+        if tls.is_some() {
+            builder.enable_start_tls();
+        }
+        let session = builder.build(peer.ip(), Handler::new(config.clone(), slot.clone()));
+        Conn {
+            ctx,
+            stops,
+            peer,
+            config,
+            tls,
+            deadline,
+            idle,
+            session,
+            slot,
+            io: Io::new(stream, idle),
+            is_tls: false,
+            messages: 0,
+            in_transaction: false,
+            chunks: None,
+        }
+    }
+
+    /// Reads and answers commands until the session ends; why it ended.
+    async fn command_loop(&mut self) -> String {
+        let mut line = Vec::with_capacity(128);
+        loop {
+            // RFC 2920: replies to a pipelined group may be held until the
+            // input runs dry.
+            if !self.io.has_buffered_input() {
+                if let Err(error) = self.io.flush().await {
+                    return format!("write failed: {error}");
+                }
+            }
+            if let ControlFlow::Break(end) = self.read_command(&mut line).await {
+                return end;
+            }
+            debug!(command = %printable(&line), "command");
+            let command = match prepare(&line, self.config.smtp.max_message_bytes) {
+                Prepared::Reply(text) => {
+                    self.io.queue(text);
+                    continue;
+                }
+                Prepared::Line(command) => command,
+                Prepared::Path { line, quoted, dsn } => {
+                    let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.pending_quoted = quoted;
+                    slot.pending_dsn = Some(dsn);
+                    line
+                }
+            };
+            if let ControlFlow::Break(end) = self.command(&command).await {
+                return end;
             }
         }
+    }
+
+    /// Reads one command line, unless the client goes, idles, or the
+    /// server stops first.
+    async fn read_command(&mut self, line: &mut Vec<u8>) -> Step {
+        let stops = &self.stops;
         let read = tokio::select! {
             biased;
-            _ = stops.soft.cancelled(), if !in_transaction => Err(Stop::ShuttingDown),
+            _ = stops.soft.cancelled(), if !self.in_transaction => Err(Stop::ShuttingDown),
             _ = stops.hard.cancelled() => Err(Stop::ShuttingDown),
-            _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
-            r = io.read_line(&mut line, config.smtp.max_line_bytes) => Ok(r),
+            _ = tokio::time::sleep_until(self.deadline) => Err(Stop::SessionTooLong),
+            r = self.io.read_line(line, self.config.smtp.max_line_bytes) => Ok(r),
         };
         match read {
-            Ok(Ok(())) => stops.touch(&ctx),
-            Ok(Err(ReadError::Eof)) => break "client closed".to_owned(),
-            Ok(Err(ReadError::Io(error))) => break format!("read failed: {error}"),
-            Ok(Err(ReadError::Idle)) => {
-                io.queue(stop_reply(&Stop::Idle));
-                break stop_reason(&Stop::Idle).to_owned();
+            Ok(Ok(())) => {
+                self.stops.touch(&self.ctx);
+                ControlFlow::Continue(())
             }
             Ok(Err(ReadError::TooLong)) => {
                 warn!(limit = "max_line_bytes", "limit hit");
                 crate::metrics::get().reject("max_line_bytes");
-                io.queue(reply::LINE_TOO_LONG);
-                break "line too long".to_owned();
+                self.io.queue(reply::LINE_TOO_LONG);
+                ControlFlow::Break("line too long".to_owned())
             }
-            Err(stop) => {
-                io.queue(stop_reply(&stop));
-                break stop_reason(&stop).to_owned();
-            }
+            other => self.read_failed(other, Phase::Command),
         }
-        debug!(command = %printable(&line), "command");
-        let prepared = prepare(&line, config.smtp.max_message_bytes);
-        let command = match prepared {
-            Prepared::Reply(text) => {
-                io.queue(text);
-                continue;
-            }
-            Prepared::Line(command) => command,
-            Prepared::Path { line, quoted, dsn } => {
-                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-                slot.pending_quoted = quoted;
-                slot.pending_dsn = Some(dsn);
-                line
-            }
-        };
-        if config.tls.require_tls && !is_tls && is_verb(&command, b"MAIL") {
+    }
+
+    /// One command (after our pre-filter), answered.
+    async fn command(&mut self, command: &[u8]) -> Step {
+        if self.config.tls.require_tls && !self.is_tls && is_verb(command, b"MAIL") {
             crate::metrics::get().reject("tls_required");
-            io.queue(reply::TLS_REQUIRED);
-            continue;
+            self.io.queue(reply::TLS_REQUIRED);
+            return ControlFlow::Continue(());
         }
-        if chunks.is_some() && !is_verb(&command, b"BDAT") {
-            if is_verb(&command, b"NOOP") {
-                io.queue(b"250 2.0.0 Ok\r\n");
-                continue;
-            }
-            if !(is_verb(&command, b"RSET") || is_verb(&command, b"QUIT")) {
-                io.queue(if is_verb(&command, b"DATA") {
-                    reply::DATA_AFTER_BDAT
-                } else {
-                    reply::BDAT_IN_PROGRESS
-                });
-                continue;
-            }
-            // RSET or QUIT between chunks: the message is dropped and
-            // mailin leaves its DATA state before it sees the command.
-            let _ = session.process(b".\r\n");
-            slot.lock().unwrap_or_else(|p| p.into_inner()).envelope = None;
-            chunks = None;
-            in_transaction = false;
+        if self.chunks.is_some() && !is_verb(command, b"BDAT") && !self.between_chunks(command) {
+            return ControlFlow::Continue(());
         }
-        if is_verb(&command, b"BDAT") {
-            let Some((size, last)) = parse_bdat(&command) else {
-                io.queue(reply::BDAT_SYNTAX);
-                break "BDAT without a readable size".to_owned();
-            };
-            if chunks.is_none() {
-                let refusal = if data_budget_exhausted(&ctx, config.smtp.max_message_bytes) {
-                    Some(reply::INSUFFICIENT_STORAGE.to_vec())
-                } else {
-                    // mailin checks the transaction as for DATA and stays in
-                    // its DATA state until the last chunk.
-                    let response = session.process(b"DATA\r\n");
-                    if response.code == 354 {
-                        chunks = Some(Chunks::new(Reservation::new(&ctx.data_budget)));
-                        None
-                    } else {
-                        let mut text = Vec::new();
-                        reply::render(&response, &mut text);
-                        Some(text)
-                    }
-                };
-                if let Some(text) = refusal {
-                    // The refused chunk is read and dropped: its bytes are
-                    // message data, never commands.
-                    let read = bounded(&stops, deadline, io.read_exact_into(size, |_| {})).await;
-                    if let Some(end) = chunk_read_failed(read, &mut io) {
-                        break end;
-                    }
-                    io.queue(&text);
-                    continue;
-                }
-            }
-            let max = config.smtp.max_message_bytes;
-            let Some(current) = chunks.as_mut() else {
-                continue;
-            };
-            let read = bounded(
-                &stops,
-                deadline,
-                io.read_exact_into(size, |bytes| current.take(bytes, max)),
-            )
-            .await;
-            if let Some(end) = chunk_read_failed(read, &mut io) {
-                break end;
-            }
-            if !last {
-                io.queue(&reply::chunk_received(size));
-                continue;
-            }
-            in_transaction = false;
-            let Some(done) = chunks.take() else {
-                continue;
-            };
-            let (data, reservation) = done.finish();
-            let text = end_of_message(
-                &mut session,
-                data,
-                reservation,
-                &slot,
-                peer,
-                &ctx,
-                &mut messages,
-            )
-            .await;
-            io.queue(&text);
-            continue;
+        if is_verb(command, b"BDAT") {
+            return self.bdat(command).await;
         }
-        // Memory for the message is reserved as it arrives; with none left
-        // for even its start, the client is told to come back later
-        // before it sends anything (RFC 5321 §4.2.5: 452 is temporary).
-        if is_verb(&command, b"DATA")
-            && in_transaction
-            && data_budget_exhausted(&ctx, config.smtp.max_message_bytes)
-        {
-            io.queue(reply::INSUFFICIENT_STORAGE);
-            continue;
+        if is_verb(command, b"DATA") && self.in_transaction && self.refuse_for_memory() {
+            self.io.queue(reply::INSUFFICIENT_STORAGE);
+            return ControlFlow::Continue(());
         }
-        let response = session.process(&command);
+        let response = self.session.process(command);
         if response.code == 250 {
-            if is_verb(&command, b"MAIL") {
-                in_transaction = true;
+            if is_verb(command, b"MAIL") {
+                self.in_transaction = true;
             } else if ["RSET", "HELO", "EHLO"]
                 .iter()
-                .any(|v| is_verb(&command, v.as_bytes()))
+                .any(|v| is_verb(command, v.as_bytes()))
             {
-                in_transaction = false;
+                self.in_transaction = false;
             }
         }
-        if response.code == 250 && is_verb(&command, b"EHLO") {
-            let offer_starttls = tls.is_some() && !is_tls;
-            io.queue(&reply::ehlo(
-                &config.smtp.hostname,
-                config.smtp.max_message_bytes,
+        if response.code == 250 && is_verb(command, b"EHLO") {
+            let offer_starttls = self.tls.is_some() && !self.is_tls;
+            self.io.queue(&reply::ehlo(
+                &self.config.smtp.hostname,
+                self.config.smtp.max_message_bytes,
                 offer_starttls,
             ));
-            continue;
+            return ControlFlow::Continue(());
         }
         let mut text = Vec::with_capacity(64);
         reply::render(&response, &mut text);
-        io.queue(&text);
-        if response.action == mailin::Action::Close {
-            break "quit".to_owned();
+        self.io.queue(&text);
+        match response.action {
+            mailin::Action::Close => ControlFlow::Break("quit".to_owned()),
+            mailin::Action::UpgradeTls => self.start_tls().await,
+            _ if response.code == 354 => self.data().await,
+            _ => ControlFlow::Continue(()),
         }
-        if response.action == mailin::Action::UpgradeTls {
-            // RFC 3207 §4: the 220 goes out, then the handshake; commands
-            // pipelined after STARTTLS were sent in clear and must not be
-            // executed under TLS (command injection), so we close instead.
-            if let Err(error) = io.flush().await {
-                break format!("write failed: {error}");
-            }
-            if io.has_buffered_input() {
-                warn!("commands pipelined after STARTTLS");
-                break "commands pipelined after STARTTLS".to_owned();
-            }
-            let Some(acceptor) = tls.clone() else {
-                break "STARTTLS without a certificate".to_owned();
-            };
-            // The plain stream goes to the handshake; a stand-in keeps `io`
-            // usable for the final flush if the handshake fails.
-            let plain = std::mem::replace(&mut io, Io::new(Box::new(tokio::io::duplex(1).0), idle));
-            match start_tls(plain, &acceptor, idle).await {
-                Ok(secured) => {
-                    io = secured;
-                    // The client starts over with EHLO (RFC 3207 §4.2).
-                    session.tls_active();
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::default();
-                    in_transaction = false;
-                    is_tls = true;
-                    continue;
-                }
-                Err(end) => break end,
-            }
-        }
-        if response.code != 354 {
-            continue;
-        }
+    }
 
-        // DATA accepted: the 354 goes out now, then we read the message ourselves.
-        if let Err(error) = io.flush().await {
-            break format!("write failed: {error}");
+    /// A command other than BDAT while a chunked message is open: NOOP is
+    /// answered, RSET and QUIT drop the message and go on to be executed
+    /// (`true`), anything else is refused.
+    fn between_chunks(&mut self, command: &[u8]) -> bool {
+        if is_verb(command, b"NOOP") {
+            self.io.queue(b"250 2.0.0 Ok\r\n");
+            return false;
+        }
+        if !(is_verb(command, b"RSET") || is_verb(command, b"QUIT")) {
+            self.io.queue(if is_verb(command, b"DATA") {
+                reply::DATA_AFTER_BDAT
+            } else {
+                reply::BDAT_IN_PROGRESS
+            });
+            return false;
+        }
+        // The message is dropped, and mailin leaves its DATA state before
+        // it sees the command.
+        let _ = self.session.process(b".\r\n");
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).envelope = None;
+        self.chunks = None;
+        self.in_transaction = false;
+        true
+    }
+
+    /// One BDAT chunk (RFC 3030): read under the same limits as DATA; the
+    /// last one ends the message.
+    async fn bdat(&mut self, command: &[u8]) -> Step {
+        let Some((size, last)) = parse_bdat(command) else {
+            self.io.queue(reply::BDAT_SYNTAX);
+            return ControlFlow::Break("BDAT without a readable size".to_owned());
+        };
+        if self.chunks.is_none() {
+            if let Some(refusal) = self.open_chunks() {
+                // The refused chunk is read and dropped: its bytes are
+                // message data, never commands.
+                let read = bounded(
+                    &self.stops,
+                    self.deadline,
+                    self.io.read_exact_into(size, |_| {}),
+                )
+                .await;
+                self.chunk_read(read)?;
+                self.io.queue(&refusal);
+                return ControlFlow::Continue(());
+            }
+        }
+        let max = self.config.smtp.max_message_bytes;
+        let Some(current) = self.chunks.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let read = bounded(
+            &self.stops,
+            self.deadline,
+            self.io
+                .read_exact_into(size, |bytes| current.take(bytes, max)),
+        )
+        .await;
+        self.chunk_read(read)?;
+        if !last {
+            self.io.queue(&reply::chunk_received(size));
+            return ControlFlow::Continue(());
+        }
+        let Some(done) = self.chunks.take() else {
+            return ControlFlow::Continue(());
+        };
+        let (data, reservation) = done.finish();
+        self.end_of_message(data, reservation).await;
+        ControlFlow::Continue(())
+    }
+
+    /// Opens a chunked message at its first chunk; the refusal to send
+    /// instead when memory or the transaction does not allow one.
+    fn open_chunks(&mut self) -> Option<Vec<u8>> {
+        if self.refuse_for_memory() {
+            return Some(reply::INSUFFICIENT_STORAGE.to_vec());
+        }
+        // mailin checks the transaction as for DATA and stays in its DATA
+        // state until the last chunk.
+        let response = self.session.process(b"DATA\r\n");
+        if response.code == 354 {
+            self.chunks = Some(Chunks::new(Reservation::new(&self.ctx.data_budget)));
+            None
+        } else {
+            let mut text = Vec::new();
+            reply::render(&response, &mut text);
+            Some(text)
+        }
+    }
+
+    /// After DATA's 354: the message, read by us up to the lone dot.
+    async fn data(&mut self) -> Step {
+        if let Err(error) = self.io.flush().await {
+            return ControlFlow::Break(format!("write failed: {error}"));
         }
         // Held until the message is committed (or refused): then its bytes are gone.
-        let mut reservation = Reservation::new(&ctx.data_budget);
+        let mut reservation = Reservation::new(&self.ctx.data_budget);
         let read = bounded(
-            &stops,
-            deadline,
-            io.read_data(config.smtp.max_message_bytes, &mut reservation),
+            &self.stops,
+            self.deadline,
+            self.io
+                .read_data(self.config.smtp.max_message_bytes, &mut reservation),
         )
         .await;
         let data = match read {
             Ok(Ok(data)) => data,
-            Ok(Err(ReadError::Eof)) => break "client closed during DATA".to_owned(),
-            Ok(Err(ReadError::Io(error))) => break format!("read failed during DATA: {error}"),
-            Ok(Err(ReadError::Idle)) => {
-                io.queue(stop_reply(&Stop::Idle));
-                break stop_reason(&Stop::Idle).to_owned();
-            }
-            Ok(Err(ReadError::TooLong)) => break "line too long during DATA".to_owned(),
-            Err(stop) => {
-                io.queue(stop_reply(&stop));
-                break stop_reason(&stop).to_owned();
-            }
+            failed => return self.read_failed(failed, Phase::Data),
         };
-        in_transaction = false;
-        let text = end_of_message(
-            &mut session,
-            data,
-            reservation,
-            &slot,
-            peer,
-            &ctx,
-            &mut messages,
-        )
-        .await;
-        io.queue(&text);
-    };
-    let _ = io.flush().await;
-    let _ = io.shutdown().await;
-    info!(reason = %end, messages, seconds = started.elapsed().as_secs_f64(), "session closed");
+        self.end_of_message(data, reservation).await;
+        ControlFlow::Continue(())
+    }
+
+    /// The TLS handshake after STARTTLS's 220 (RFC 3207). Commands
+    /// pipelined after STARTTLS were sent in clear and must not be executed
+    /// under TLS (command injection): the session closes instead.
+    async fn start_tls(&mut self) -> Step {
+        if let Err(error) = self.io.flush().await {
+            return ControlFlow::Break(format!("write failed: {error}"));
+        }
+        if self.io.has_buffered_input() {
+            warn!("commands pipelined after STARTTLS");
+            return ControlFlow::Break("commands pipelined after STARTTLS".to_owned());
+        }
+        let Some(acceptor) = self.tls.clone() else {
+            return ControlFlow::Break("STARTTLS without a certificate".to_owned());
+        };
+        // The plain stream goes to the handshake; a stand-in keeps `io`
+        // usable for the final flush if the handshake fails.
+        let stand_in: Box<dyn Stream> = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.io, Io::new(stand_in, self.idle));
+        match start_tls(plain, &acceptor, self.idle).await {
+            Ok(secured) => self.io = secured,
+            Err(end) => return ControlFlow::Break(end),
+        }
+        // The client starts over with EHLO (RFC 3207 §4.2).
+        self.session.tls_active();
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::default();
+        self.in_transaction = false;
+        self.is_tls = true;
+        ControlFlow::Continue(())
+    }
+
+    /// Whether the daemon-wide DATA budget cannot hold even a message's
+    /// start: then the client is told to come back later before it sends
+    /// anything (RFC 5321 §4.2.5: 452 is temporary). Counted and logged
+    /// here, the one check for DATA and BDAT.
+    fn refuse_for_memory(&self) -> bool {
+        let max = self.config.smtp.max_message_bytes;
+        let exhausted = self.ctx.data_budget.available() < super::budget::MIN_START_BYTES.min(max);
+        if exhausted {
+            warn!(limit = "max_data_bytes_in_flight", "limit hit");
+            crate::metrics::get().reject("max_data_bytes_in_flight");
+        }
+        exhausted
+    }
+
+    /// The one end of a message, by DATA or by BDAT: mailin leaves its
+    /// DATA state (its `data_end` always says OK; the real answer is
+    /// decided here), the message is committed or refused, and its bytes
+    /// leave the budget.
+    async fn end_of_message(&mut self, data: Data, reservation: Reservation) {
+        self.in_transaction = false;
+        let _ = self.session.process(b".\r\n");
+        let text = deliver(data, &self.slot, self.peer, &self.ctx, &mut self.messages).await;
+        drop(reservation);
+        self.io.queue(&text);
+    }
+
+    /// A chunk's read: go on, or why the session ends.
+    fn chunk_read(&mut self, read: Result<Result<(), ReadError>, Stop>) -> Step {
+        match read {
+            Ok(Ok(())) => ControlFlow::Continue(()),
+            Ok(Err(ReadError::TooLong)) => ControlFlow::Break("chunk too long".to_owned()),
+            other => self.read_failed(other, Phase::Bdat),
+        }
+    }
+
+    /// A read that did not deliver (not a line too long, which each phase
+    /// answers its own way): the reply the client gets, if any, and why the
+    /// session ends.
+    fn read_failed<T>(&mut self, read: Result<Result<T, ReadError>, Stop>, phase: Phase) -> Step {
+        let during = phase.during();
+        let stop = match read {
+            Ok(Ok(_)) => return ControlFlow::Continue(()),
+            Ok(Err(ReadError::Eof)) => return ControlFlow::Break(format!("client closed{during}")),
+            Ok(Err(ReadError::Io(error))) => {
+                return ControlFlow::Break(format!("read failed{during}: {error}"))
+            }
+            Ok(Err(ReadError::TooLong)) => {
+                return ControlFlow::Break(format!("line too long{during}"))
+            }
+            Ok(Err(ReadError::Idle)) => Stop::Idle,
+            Err(stop) => stop,
+        };
+        self.io.queue(stop_reply(&stop));
+        ControlFlow::Break(stop_reason(&stop).to_owned())
+    }
+}
+
+/// Which read of the session failed, for the reason logged.
+#[derive(Clone, Copy)]
+enum Phase {
+    Command,
+    Data,
+    Bdat,
+}
+
+impl Phase {
+    fn during(self) -> &'static str {
+        match self {
+            Phase::Command => "",
+            Phase::Data => " during DATA",
+            Phase::Bdat => " during BDAT",
+        }
+    }
 }
 
 /// `read`, unless the server stops for good or the session runs past its
@@ -344,38 +477,6 @@ async fn bounded<F: std::future::Future>(
         _ = tokio::time::sleep_until(deadline) => Err(Stop::SessionTooLong),
         r = read => Ok(r),
     }
-}
-
-/// Whether the daemon-wide DATA budget cannot hold even a message's start:
-/// then the client is told to come back later before it sends anything
-/// (RFC 5321 §4.2.5: 452 is temporary). Counted and logged here, once.
-fn data_budget_exhausted(ctx: &Context, max_message_bytes: u64) -> bool {
-    let exhausted =
-        ctx.data_budget.available() < super::budget::MIN_START_BYTES.min(max_message_bytes);
-    if exhausted {
-        warn!(limit = "max_data_bytes_in_flight", "limit hit");
-        crate::metrics::get().reject("max_data_bytes_in_flight");
-    }
-    exhausted
-}
-
-/// The one end of a message, by DATA or by BDAT: mailin leaves its DATA
-/// state (its `data_end` always says OK; the real answer is decided here),
-/// the message is committed or refused, and its bytes leave the budget.
-/// The reply to send.
-async fn end_of_message(
-    session: &mut mailin::Session<Handler>,
-    data: Data,
-    reservation: Reservation,
-    slot: &Arc<Mutex<Slot>>,
-    peer: SocketAddr,
-    ctx: &Arc<Context>,
-    messages: &mut u64,
-) -> Vec<u8> {
-    let _ = session.process(b".\r\n");
-    let text = deliver(data, slot, peer, ctx, messages).await;
-    drop(reservation);
-    text
 }
 
 /// The TLS handshake after STARTTLS's 220, bounded by the idle timeout; the
@@ -477,27 +578,6 @@ fn parse_bdat(line: &[u8]) -> Option<(u64, bool)> {
         Some(_) => return None,
     };
     words.next().is_none().then_some((size, last))
-}
-
-/// Why the session ends after a chunk could not be read, if it must.
-fn chunk_read_failed<S: AsyncRead + AsyncWrite + Unpin>(
-    read: Result<Result<(), ReadError>, Stop>,
-    io: &mut Io<S>,
-) -> Option<String> {
-    match read {
-        Ok(Ok(())) => None,
-        Ok(Err(ReadError::Eof)) => Some("client closed during BDAT".to_owned()),
-        Ok(Err(ReadError::Io(error))) => Some(format!("read failed during BDAT: {error}")),
-        Ok(Err(ReadError::Idle)) => {
-            io.queue(stop_reply(&Stop::Idle));
-            Some(stop_reason(&Stop::Idle).to_owned())
-        }
-        Ok(Err(ReadError::TooLong)) => Some("chunk too long".to_owned()),
-        Err(stop) => {
-            io.queue(stop_reply(&stop));
-            Some(stop_reason(&stop).to_owned())
-        }
-    }
 }
 
 /// The end of a message (DATA or BDAT LAST): the commit and its reply.
