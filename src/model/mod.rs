@@ -63,6 +63,12 @@ impl Origin {
             Origin::Ingest => "ingest",
         }
     }
+
+    pub const ALL: [Origin; 2] = [Origin::Smtp, Origin::Ingest];
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        Origin::ALL.into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 /// The SMTP reverse path.

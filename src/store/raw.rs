@@ -1,5 +1,6 @@
 //! Raw messages: the durable commit that a 250 promises, and reading them back.
 
+use super::sql::Value;
 use super::{parse_json_list, Db, Error};
 use crate::model::{Committed, Envelope, Incoming, Origin, RawId, RawMessage, RawStatus, Sender};
 use crate::parse::rawmail;
@@ -27,30 +28,11 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(messages.len());
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
-                     message_id, dedup_key, size_bytes, bytes, dsn)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (dedup_key) DO NOTHING",
-            )?;
-            let mut existing =
-                tx.prepare_cached("SELECT id FROM raw_messages WHERE dedup_key = ?1")?;
+            let mut insert = tx.prepare_cached(INSERT_RAW)?;
+            let mut existing = tx.prepare_cached(RAW_BY_KEY)?;
             for msg in messages {
-                let key = rawmail::dedup_key(&msg.bytes);
-                let env = &msg.envelope;
-                let inserted = insert.execute(params![
-                    msg.received_at,
-                    env.origin.as_str(),
-                    env.peer_ip.map(|ip| ip.to_string()),
-                    env.helo,
-                    env.mail_from.as_column(),
-                    super::json_list(&env.rcpt_to),
-                    rawmail::message_id(&msg.bytes),
-                    &key[..],
-                    msg.bytes.len() as i64,
-                    msg.bytes,
-                    env.dsn.as_ref().map(super::json_text),
-                ])?;
+                let (key, values) = insert_values(msg);
+                let inserted = insert.execute(rusqlite::params_from_iter(&values))?;
                 out.push(if inserted == 1 {
                     Committed {
                         raw_id: RawId(tx.last_insert_rowid()),
@@ -380,22 +362,53 @@ fn read_raw_lite(row: &rusqlite::Row<'_>) -> Result<RawMessage, Error> {
     read_raw(&super::sql::Row(values))
 }
 
+/// A new raw message; one already stored (the same dedup key) is left
+/// alone. Both stores run it (PostgreSQL with [`INSERT_RAW_RETURNING`]).
+macro_rules! insert_raw {
+    () => {
+        "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
+             message_id, dedup_key, size_bytes, bytes, dsn)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (dedup_key) DO NOTHING"
+    };
+}
+pub(super) const INSERT_RAW: &str = insert_raw!();
+pub(super) const INSERT_RAW_RETURNING: &str = concat!(insert_raw!(), " RETURNING id");
+/// The stored message a duplicate is.
+pub(super) const RAW_BY_KEY: &str = "SELECT id FROM raw_messages WHERE dedup_key = ?1";
+
+/// The values of [`INSERT_RAW`] for `msg`, and its dedup key.
+pub(super) fn insert_values(msg: &Incoming) -> ([u8; 32], [Value; 11]) {
+    let key = rawmail::dedup_key(&msg.bytes);
+    let env = &msg.envelope;
+    let text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::Text(s.to_owned()));
+    let values = [
+        Value::Text(msg.received_at.clone()),
+        Value::Text(env.origin.as_str().to_owned()),
+        text(env.peer_ip.map(|ip| ip.to_string()).as_deref()),
+        text(env.helo.as_deref()),
+        text(env.mail_from.as_column()),
+        Value::Text(super::json_list(&env.rcpt_to)),
+        text(rawmail::message_id(&msg.bytes).as_deref()),
+        Value::Blob(key.to_vec()),
+        Value::Int(msg.bytes.len() as i64),
+        Value::Blob(msg.bytes.clone()),
+        text(env.dsn.as_ref().map(super::json_text).as_deref()),
+    ];
+    (key, values)
+}
+
 pub(super) const RAW_COLUMNS: &str =
     "id, received_at, origin, peer_ip, helo, mail_from, rcpt_to, bytes, auth, dsn";
 
 /// A raw message from the columns of [`RAW_COLUMNS`].
 pub(super) fn read_raw(row: &super::sql::Row) -> Result<RawMessage, Error> {
     let id = row.int(0)?;
-    let origin = row.text(2)?;
     Ok(RawMessage {
         claim: None,
         id: RawId(id),
         envelope: Envelope {
-            origin: if origin == "smtp" {
-                Origin::Smtp
-            } else {
-                Origin::Ingest
-            },
+            origin: super::known("raw_messages", id, &row.text(2)?, Origin::parse)?,
             peer_ip: row.opt_text(3)?.and_then(|ip| ip.parse().ok()),
             helo: row.opt_text(4)?,
             mail_from: Sender::from_column(row.opt_text(5)?),

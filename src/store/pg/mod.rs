@@ -16,7 +16,6 @@
 use super::sql::PgConn;
 use super::Error;
 use crate::model::{Committed, Incoming, RawId, RawMessage};
-use crate::parse::rawmail;
 use postgres::Client;
 use std::time::Duration;
 
@@ -161,35 +160,17 @@ fn migrate(client: &mut Client, url: &str) -> Result<(), Error> {
 /// Any failure; then nothing of the batch was committed.
 pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
     // Prepared once per connection, not per group commit.
-    let insert = pg.statement(
-        "INSERT INTO raw_messages (received_at, origin, peer_ip, helo, mail_from, rcpt_to,
-                 message_id, dedup_key, size_bytes, bytes, dsn)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (dedup_key) DO NOTHING
-             RETURNING id",
-    )?;
-    let existing = pg.statement("SELECT id FROM raw_messages WHERE dedup_key = ?1")?;
+    let insert = pg.statement(super::raw::INSERT_RAW_RETURNING)?;
+    let existing = pg.statement(super::raw::RAW_BY_KEY)?;
     let mut tx = pg.client().transaction()?;
     let mut out = Vec::with_capacity(messages.len());
     for msg in messages {
-        let key = rawmail::dedup_key(&msg.bytes);
-        let env = &msg.envelope;
-        let inserted = tx.query_opt(
-            &insert,
-            &[
-                &msg.received_at,
-                &env.origin.as_str(),
-                &env.peer_ip.map(|ip| ip.to_string()),
-                &env.helo,
-                &env.mail_from.as_column(),
-                &super::json_list(&env.rcpt_to),
-                &rawmail::message_id(&msg.bytes).map(|id| super::sql::pg_text(&id).into_owned()),
-                &&key[..],
-                &(msg.bytes.len() as i64),
-                &msg.bytes,
-                &env.dsn.as_ref().map(super::json_text),
-            ],
-        )?;
+        let (key, values) = super::raw::insert_values(msg);
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let inserted = tx.query_opt(&insert, &params)?;
         out.push(match inserted {
             Some(row) => Committed {
                 raw_id: RawId(row.get(0)),
