@@ -248,3 +248,26 @@ fn the_scanner_sees_what_it_should() {
     let used: Vec<String> = rooms_used(&code).into_iter().collect();
     assert_eq!(used, ["model", "reply", "store"]);
 }
+
+#[test]
+fn every_regex_is_compiled_with_bounded_caches() {
+    let direct: Vec<String> = files()
+        .into_iter()
+        .filter(|f| f.name != "model/pattern.rs")
+        .filter(|f| {
+            [
+                "Regex::new(",
+                "RegexSet::new(",
+                "RegexBuilder::new(",
+                "RegexSetBuilder::new(",
+            ]
+            .iter()
+            .any(|call| f.code.contains(call))
+        })
+        .map(|f| f.name)
+        .collect();
+    assert!(
+        direct.is_empty(),
+        "compile regexes with crate::model::pattern (bounded caches; see its docs): {direct:?}"
+    );
+}

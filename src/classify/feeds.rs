@@ -95,7 +95,7 @@ impl Feeds {
         let mut feeds = Vec::new();
         for (i, def) in file.feed.into_iter().enumerate() {
             let regex = |what: &str, pattern: &str, problems: &mut Vec<String>| {
-                Regex::new(pattern)
+                crate::model::pattern::regex(pattern)
                     .map_err(|e| problems.push(format!("feed[{i}].{what}: {e}")))
                     .ok()
             };

@@ -15,39 +15,44 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static VIDEO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(video|vídeo|vidéo|clip|stream|youtube|\.mp4|\.webm|film)\b")
-        .expect("valid regex")
+    crate::model::pattern::regex(
+        r"(?i)\b(video|vídeo|vidéo|clip|stream|youtube|\.mp4|\.webm|film)\b",
+    )
+    .expect("valid regex")
 });
 static VIDEO_TIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(\b\d{1,2}:\d{2}(:\d{2})?\b|\b\d+\s*(min|minute|minuto|minuten|sec|second|segundo)s?\b|[?&]t=\d+)").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(\b[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?\b|\b[0-9]+\s*(min|minute|minuto|minuten|sec|second|segundo)s?\b|[?&]t=[0-9]+)").expect("valid regex")
 });
 static GOOD_FAITH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(good[- ]faith|guten glauben|buena fe|bonne foi|boa[- ]fé)")
+    crate::model::pattern::regex(r"(?i)(good[- ]faith|guten glauben|buena fe|bonne foi|boa[- ]fé)")
         .expect("valid regex")
 });
 static ACCURACY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    crate::model::pattern::regex(
         r"(?i)(accurate|perjur|exactitude|exact[ao]s?\b|richtig und vollständig|an eides statt|parjure|perjurio|perjúrio)",
     )
     .expect("valid regex")
 });
 static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?im)(/s/|^\s*signed?:|^\s*signature:|electronic signature|firma|signé|unterschrift|assinatura)").expect("valid regex")
+    crate::model::pattern::regex(r"(?im)(/s/|^\s*signed?:|^\s*signature:|electronic signature|firma|signé|unterschrift|assinatura)").expect("valid regex")
 });
 /// A closing line ("Sincerely,") followed by a typed name: the signature
 /// §512(c)(3)(A)(i) accepts.
 static CLOSING: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?im)^\s*(sincerely|regards|best regards|kind regards|respectfully|respectfully submitted|yours (truly|faithfully|sincerely)|thank you|mit freundlichen grüßen|freundliche grüße|cordialement|bien à vous|atentamente|saludos( cordiales)?|atenciosamente|cumprimentos)[,.!]?\s*\n+\s*\p{Lu}[\p{L}.'-]+(\s+\p{Lu}[\p{L}.'-]*)+").expect("valid regex")
+    crate::model::pattern::regex(r"(?im)^\s*(sincerely|regards|best regards|kind regards|respectfully|respectfully submitted|yours (truly|faithfully|sincerely)|thank you|mit freundlichen grüßen|freundliche grüße|cordialement|bien à vous|atentamente|saludos( cordiales)?|atenciosamente|cumprimentos)[,.!]?\s*\n+\s*\p{Lu}[\p{L}.'-]+(\s+\p{Lu}[\p{L}.'-]*)+").expect("valid regex")
 });
 static WORK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(copyrighted work|copyrighted (material|content|recordings?|images?|photos?|software|films?|movies?)|sound recordings?|work(s)? (is|are|titled|called|listed|identified|described)|title:|original work|(our|my) (film|movie|song|album|book|software|photograph|photos?|image|video|game|article|artwork|recording|music|series|show)s?|urheberrechtlich geschützte|œuvre|obra protegida|obras? (protegidas?|originales?|originais))").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(copyrighted work|copyrighted (material|content|recordings?|images?|photos?|software|films?|movies?)|sound recordings?|work(s)? (is|are|titled|called|listed|identified|described)|title:|original work|(our|my) (film|movie|song|album|book|software|photograph|photos?|image|video|game|article|artwork|recording|music|series|show)s?|urheberrechtlich geschützte|œuvre|obra protegida|obras? (protegidas?|originales?|originais))").expect("valid regex")
 });
 /// A telephone number or a postal address: contact details besides e-mail.
+/// Digits are ASCII and a street name's letters ASCII or non-ASCII, as in
+/// every stage's patterns: Unicode `\d` and bounded repeats of `\p{L}`
+/// compile to megabytes ([`crate::model::pattern`]).
 static PHONE_OR_POST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)((phone|tel|telephone|telefon|téléphone|teléfono|telefone)\.?:?\s*\+?[\d(][\d\s().-]{6,}\d|\+\d{1,3}[\s.-]?\(?\d{1,4}\)?[\d\s.-]{5,}\d|\b\d{1,5}\s+[\p{L} .]{2,40}\b(street|st\.|avenue|ave\.|road|rd\.|boulevard|blvd|suite|lane|drive|straße|strasse|weg|platz|rue|calle|avenida|rua)\b)").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)((phone|tel|telephone|telefon|téléphone|teléfono|telefone)\.?:?\s*\+?[0-9(][0-9\s().-]{6,}[0-9]|\+[0-9]{1,3}[\s.-]?\(?[0-9]{1,4}\)?[0-9\s.-]{5,}[0-9]|\b[0-9]{1,5}\s+[a-z .[^\x00-\x7F]]{2,40}\b(street|st\.|avenue|ave\.|road|rd\.|boulevard|blvd|suite|lane|drive|straße|strasse|weg|platz|rue|calle|avenida|rua)\b)").expect("valid regex")
 });
 static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
 });
 
 /// At least one log line (or structured record) with an offending source
@@ -65,10 +70,13 @@ fn has_network_logs(ev: &Evidence) -> bool {
     logged || (ev.rows.iter().any(|r| r.is_offender()) && has_dated_field(&ev.facts.text))
 }
 
-/// A `Label: time` line ("Last seen: 2026-11-30 08:12:00 UTC").
+/// A `Label: time` line ("Last seen: 2026-11-30 08:12:00 UTC"). The label's
+/// letters after the first are ASCII or any non-ASCII character: a bounded
+/// repeat of `\p{L}` compiles to 1.5 MB (`crate::model::pattern`).
 fn has_dated_field(text: &str) -> bool {
     static FIELD: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?im)^\s*[\p{L}][\p{L} _-]{1,30}:\s*\S").expect("valid regex")
+        crate::model::pattern::regex(r"(?im)^\s*\p{L}[a-z _\-[^\x00-\x7F]]{1,30}:\s*\S")
+            .expect("valid regex")
     });
     // Any reference will do: only whether a time is there matters.
     let reference = chrono::DateTime::UNIX_EPOCH;

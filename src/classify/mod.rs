@@ -329,13 +329,13 @@ pub fn feed_report_type(name: &str) -> Option<(AbuseType, Option<NetworkSubtype>
 }
 
 static BRUTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(failed password|invalid user|authentication failure|login failed|failed login|sasl login authentication failed|auth fail|possible break-in|maximum authentication attempts|brute|an account failed to log on|POST /(xmlrpc|wp-login)\.php)").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(failed password|invalid user|authentication failure|login failed|failed login|sasl login authentication failed|auth fail|possible break-in|maximum authentication attempts|brute|an account failed to log on|POST /(xmlrpc|wp-login)\.php)").expect("valid regex")
 });
 static DOS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(syn flood|udp flood|icmp flood|flood|ddos|dos attack|amplification|rate limit exceeded|too many requests|pps|mbps|gbps)").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(syn flood|udp flood|icmp flood|flood|ddos|dos attack|amplification|rate limit exceeded|too many requests|pps|mbps|gbps)").expect("valid regex")
 });
 static INTRUSION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(union(\s|%20|\+)+select|\.\./\.\./|/etc/passwd|cmd=|exec=|wget(\s|%20)+http|curl(\s|%20)+http|\(\)\s*\{\s*:;\s*\}|<script|/wp-admin/admin-ajax|phpunit|eval-stdin|jndi:|shellshock|exploit|cgi-bin/.*\.(sh|cgi))").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(union(\s|%20|\+)+select|\.\./\.\./|/etc/passwd|cmd=|exec=|wget(\s|%20)+http|curl(\s|%20)+http|\(\)\s*\{\s*:;\s*\}|<script|/wp-admin/admin-ajax|phpunit|eval-stdin|jndi:|shellshock|exploit|cgi-bin/.*\.(sh|cgi))").expect("valid regex")
 });
 
 /// Network activity from log rows; the subtype from what the lines say.

@@ -43,7 +43,7 @@ impl Rule {
     pub fn matched<'t>(&self, text: &'t str) -> Option<&'t str> {
         let regex = self
             .regex
-            .get_or_init(|| Regex::new(&self.pattern).ok())
+            .get_or_init(|| crate::model::pattern::regex(&self.pattern).ok())
             .as_ref()?;
         let m = regex.find(text)?;
         let end = m
@@ -139,7 +139,7 @@ impl Rules {
 
     /// The rules matching `text`.
     pub fn matches<'a>(&'a self, text: &str) -> impl Iterator<Item = &'a Rule> + 'a {
-        let set = self.set.get_or_init(|| match RegexSet::new(&self.patterns) {
+        let set = self.set.get_or_init(|| match crate::model::pattern::regex_set(&self.patterns) {
             Ok(set) => Some(set),
             Err(error) => {
                 // Parsed fine at load, so only a size limit can get here.

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 pub const MAX_XML_BYTES: usize = 1024 * 1024;
 
 static TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)(?:\s[^>]*)?>([^<]*)</")
+    crate::model::pattern::regex(r"<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)(?:\s[^>]*)?>([^<]*)</")
         .expect("valid regex")
 });
 

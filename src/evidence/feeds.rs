@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 /// A report name: one of the families' prefixes, then words joined by `_`.
 static REPORT_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:^|[^a-z0-9])((?:scan|scan6|event4|event6|botnet|sinkhole|sinkhole6|compromised|honeypot|blocklist|drone|ddos|spam|phish|malware|device|darknet|amplification)_[a-z0-9_]+)")
+    crate::model::pattern::regex(r"(?i)(?:^|[^a-z0-9])((?:scan|scan6|event4|event6|botnet|sinkhole|sinkhole6|compromised|honeypot|blocklist|drone|ddos|spam|phish|malware|device|darknet|amplification)_[a-z0-9_]+)")
         .expect("valid regex")
 });
 

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 /// URLs (also defanged), e-mail addresses and dotted host names.
 static NOT_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    crate::model::pattern::regex(
         r#"(?i)\b(?:h[tx]{2}ps?|ftp)(?:://|\[://\]|\[:\]//)[^\s<>"']+|[a-z0-9._%+-]+@[a-z0-9.-]+|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+[a-z]{2,}\b"#,
     )
     .expect("valid regex")

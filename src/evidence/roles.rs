@@ -275,7 +275,8 @@ static LABELS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         .collect();
     all.sort_by_key(|l| std::cmp::Reverse(l.len()));
     let alternatives: Vec<String> = all.iter().map(|l| regex::escape(l)).collect();
-    regex::Regex::new(&format!(r"(?i)\b(?:{})\b", alternatives.join("|"))).expect("valid regex")
+    crate::model::pattern::regex(&format!(r"(?i)\b(?:{})\b", alternatives.join("|")))
+        .expect("valid regex")
 });
 
 /// The role a matched label (any case) gives.

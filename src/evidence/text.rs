@@ -10,64 +10,71 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
 static IPV4: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\d{1,3}(?:(?:\.|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{\.\})\d{1,3}){3}(?::\d{1,5})?")
+    crate::model::pattern::regex(r"(?i)[0-9]{1,3}(?:(?:\.|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{\.\})[0-9]{1,3}){3}(?::[0-9]{1,5})?")
         .expect("valid regex")
 });
 static IPV6: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[?[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?\]?(?::\d{1,5})?")
-        .expect("valid regex")
+    crate::model::pattern::regex(
+        r"\[?[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?\]?(?::[0-9]{1,5})?",
+    )
+    .expect("valid regex")
 });
 static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b(?:h[tx]{2}ps?|ftp)(?:://|\[://\]|\[:\]//|\(:\)//)[^\s<>"'`]+"#)
-        .expect("valid regex")
+    crate::model::pattern::regex(
+        r#"(?i)\b(?:h[tx]{2}ps?|ftp)(?:://|\[://\]|\[:\]//|\(:\)//)[^\s<>"'`]+"#,
+    )
+    .expect("valid regex")
 });
 static DST_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:\bDPT=|\bdport[=: ]\s*|\bdst[ _-]?port[=: ]\s*|\bdestination port[=: ]\s*|\bto port\s+)(\d{1,5})\b").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(?:\bDPT=|\bdport[=: ]\s*|\bdst[ _-]?port[=: ]\s*|\bdestination port[=: ]\s*|\bto port\s+)([0-9]{1,5})\b").expect("valid regex")
 });
 /// `port 22` / `puerto 22` / `porta 22`, wherever no more specific form says which end it is.
 static ANY_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:port|puerto|porta|Port:)\s*(\d{1,5})\b").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)\b(?:port|puerto|porta|Port:)\s*([0-9]{1,5})\b")
+        .expect("valid regex")
 });
 static SRC_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)(?:\bSPT=|\bsport[=: ]\s*|\bsrc[ _-]?port[=: ]\s*|\bsource port[=: ]\s*)(\d{1,5})\b",
+    crate::model::pattern::regex(
+        r"(?i)(?:\bSPT=|\bsport[=: ]\s*|\bsrc[ _-]?port[=: ]\s*|\bsource port[=: ]\s*)([0-9]{1,5})\b",
     )
     .expect("valid regex")
 });
 static SRC_DST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:SRC|DST|saddr|daddr|src_ip|dst_ip)=\S+").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)\b(?:SRC|DST|saddr|daddr|src_ip|dst_ip)=\S+")
+        .expect("valid regex")
 });
 static ISO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?").expect("valid regex")
+    crate::model::pattern::regex(r"\b[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?(?:\s?(?:Z|UTC|[+-][0-9]{2}:?[0-9]{2}))?").expect("valid regex")
 });
 static RFC2822: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+)?\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{4}\s+\d{2}:\d{2}(?::\d{2})?\s+(?:[+-]\d{4}|UT|GMT|UTC|[A-Z]{3,5}\b)").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+)?[0-9]{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+[0-9]{4}\s+[0-9]{2}:[0-9]{2}(?::[0-9]{2})?\s+(?:[+-][0-9]{4}|UT|GMT|UTC|[A-Z]{3,5}\b)").expect("valid regex")
 });
 static CLF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{2})/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/(\d{4}):(\d{2}):(\d{2}):(\d{2})\s([+-]\d{4})").expect("valid regex")
+    crate::model::pattern::regex(r"\b([0-9]{2})/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/([0-9]{4}):([0-9]{2}):([0-9]{2}):([0-9]{2})\s([+-][0-9]{4})").expect("valid regex")
 });
 /// `date`/ctime output: `Thu Jun 30 01:01:10 CEST 2022`.
 static CTIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:([A-Z]{2,5})\s+)?(\d{4})\b").expect("valid regex")
+    crate::model::pattern::regex(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+([0-9]{1,2})\s+([0-9]{2}):([0-9]{2}):([0-9]{2})\s+(?:([A-Z]{2,5})\s+)?([0-9]{4})\b").expect("valid regex")
 });
 /// Windows event logs and US tools: `11/30/2026 3:12:44 AM` (month first,
 /// unless the first number cannot be a month).
 static US_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\s*([AaPp][Mm]))?")
+    crate::model::pattern::regex(r"\b([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\s+([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\s*([AaPp][Mm]))?")
         .expect("valid regex")
 });
 /// tcpdump's time of day (`07:58:01.120311 IP …`): no date, so the report's.
 static TCPDUMP_TIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(\d{2}):(\d{2}):(\d{2})\.\d{3,9}\s+IP6?\s").expect("valid regex")
+    crate::model::pattern::regex(r"^\s*([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{3,9}\s+IP6?\s")
+        .expect("valid regex")
 });
 /// A time-zone abbreviation right after a time.
 static ZONE_AFTER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s?\(?([A-Z]{2,5})\b").expect("valid regex"));
+    LazyLock::new(|| crate::model::pattern::regex(r"^\s?\(?([A-Z]{2,5})\b").expect("valid regex"));
 static SYSLOG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s(\d{2}):(\d{2}):(\d{2})\b").expect("valid regex")
+    crate::model::pattern::regex(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+([0-9]{1,2})\s([0-9]{2}):([0-9]{2}):([0-9]{2})\b").expect("valid regex")
 });
 static LOG_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:sshd|Failed password|Invalid user|authentication failure|\bIN=\S*\s|SRC=|DPT=|PROTO=|fail2ban|\bBan\b|GET /|POST /|HEAD /|HTTP/1\.[01]|kernel:|iptables|nftables|UFW BLOCK|dropbear|postfix/|SASL|connection attempt|port scan|SYN|Flags \[|\bIP6? \S+ > )").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)\b(?:sshd|Failed password|Invalid user|authentication failure|\bIN=\S*\s|SRC=|DPT=|PROTO=|fail2ban|\bBan\b|GET /|POST /|HEAD /|HTTP/1\.[01]|kernel:|iptables|nftables|UFW BLOCK|dropbear|postfix/|SASL|connection attempt|port scan|SYN|Flags \[|\bIP6? \S+ > )").expect("valid regex")
 });
 
 /// What one line of text names.

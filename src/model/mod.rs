@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod evidence;
+pub mod pattern;
 pub mod reason;
 pub mod reply;
 
