@@ -117,6 +117,12 @@ impl Pipeline {
         })
     }
 
+    /// Compiles now what is otherwise compiled at the first message (the
+    /// rules' set): a worker child does this when it starts.
+    pub fn prepare(&self) {
+        self.rules.prepare();
+    }
+
     /// The configuration this pipeline was built from.
     pub fn config(&self) -> &Config {
         &self.config

@@ -110,11 +110,20 @@ impl Rules {
                 });
             }
         }
-        // Parsing names every bad pattern without compiling anything: the
-        // set is compiled when the first message needs it (idle memory).
+        // Each bad pattern is named; then the set is compiled once to be
+        // sure the patterns fit together (a size limit), and dropped: the
+        // daemon does not classify, its worker children keep their own
+        // ([`Rules::prepare`]).
         for (i, def) in file.rule.iter().enumerate() {
             if let Err(e) = regex_syntax::Parser::new().parse(&def.pattern) {
                 problems.push(format!("rule[{i}].pattern: {e}"));
+            }
+        }
+        if problems.is_empty() {
+            if let Err(e) = crate::model::pattern::regex_set(file.rule.iter().map(|r| &r.pattern)) {
+                problems.push(format!(
+                    "the patterns do not compile together ({e}): make them smaller or fewer"
+                ));
             }
         }
         problems.sort_by_key(|p| {
@@ -137,18 +146,29 @@ impl Rules {
         })
     }
 
+    /// Compiles the set now rather than at the first message (a worker
+    /// child, when it starts).
+    pub fn prepare(&self) {
+        let _ = self.set();
+    }
+
+    fn set(&self) -> Option<&regex::RegexSet> {
+        self.set
+            .get_or_init(|| match crate::model::pattern::regex_set(&self.patterns) {
+                Ok(set) => Some(set),
+                Err(error) => {
+                    // They compiled together at load: not reached.
+                    tracing::error!(%error, "classification rules do not compile; free text is not classified");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
     /// The rules matching `text`.
     pub fn matches<'a>(&'a self, text: &str) -> impl Iterator<Item = &'a Rule> + 'a {
-        let set = self.set.get_or_init(|| match crate::model::pattern::regex_set(&self.patterns) {
-            Ok(set) => Some(set),
-            Err(error) => {
-                // Parsed fine at load, so only a size limit can get here.
-                tracing::error!(%error, "classification rules do not compile; free text is not classified");
-                None
-            }
-        });
-        let matched: Vec<usize> = set
-            .as_ref()
+        let matched: Vec<usize> = self
+            .set()
             .map(|s| s.matches(text).into_iter().collect())
             .unwrap_or_default();
         matched.into_iter().map(move |i| &self.rules[i])
@@ -178,5 +198,17 @@ mod tests {
         assert!(err[0].starts_with("rule[0].pattern:"), "{err:?}");
         assert!(err[1].starts_with("rule[1].abuse_type:"), "{err:?}");
         assert!(err[2].starts_with("rule[1].weight:"), "{err:?}");
+    }
+
+    #[test]
+    fn patterns_too_big_to_compile_are_refused_at_load_not_at_the_first_message() {
+        let rule = |id: &str| {
+            format!(
+                "[[rule]]\nid='{id}'\nabuse_type='web_content'\npattern='\\w{{1000}}'\nweight=1\n"
+            )
+        };
+        let err = Rules::parse(&(rule("a") + &rule("b"))).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].contains("do not compile together"), "{err:?}");
     }
 }

@@ -323,6 +323,7 @@ pub fn child_main() -> u8 {
             return 2;
         }
     };
+    pipeline.prepare();
     set_limits(&config);
     // The work runs on a thread with a large stack: deep structures that
     // the budgets miss are dropped recursively by mail-parser.
