@@ -20,6 +20,12 @@
 //! DNS, systemd notifications), `metrics`, `reply::sender` and `cli`; the
 //! stages inside `pipeline` (`parse`, `evidence`, `classify`), the rules in
 //! `reply` (but its sender) and `export` are pure.
+//!
+//! What storing a report does beyond its row (a follow-up's merge, the
+//! case, the reply and what a refusal changes) is decided by
+//! `reply::report_plan` from what the store read, and carried out by
+//! `store/plans.rs`; the store decides nothing. Regexes are compiled through
+//! `model::pattern`, which bounds what each may hold in memory.
 
 pub mod classify;
 pub mod cli;
