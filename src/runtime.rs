@@ -31,6 +31,10 @@ impl Runtime {
             .ok()
             .flatten();
         let pipeline = Pipeline::new(&config).map_err(|p| problems.extend(p)).ok();
+        // Checking the rules compiles them whole once, then drops them (the
+        // daemon does not classify): give those pages back rather than keep
+        // them in the allocator's free lists.
+        return_freed_memory();
         let templates = Templates::load(config.reply.templates_dir.as_deref())
             .map_err(|p| problems.push(format!("reply.templates_dir: {p}")))
             .ok();
@@ -63,5 +67,15 @@ impl SharedRuntime {
     /// From now on, `runtime`.
     pub fn swap(&self, runtime: Runtime) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(runtime);
+    }
+}
+
+/// Returns the heap's free pages to the system (glibc keeps them).
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator; it
+    // touches nothing the program holds.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
