@@ -14,6 +14,7 @@ mod outbox;
 pub mod pg;
 mod plans;
 mod raw;
+mod raw_rows;
 mod reports;
 pub mod sql;
 mod writer;

@@ -160,12 +160,12 @@ fn migrate(client: &mut Client, url: &str) -> Result<(), Error> {
 /// Any failure; then nothing of the batch was committed.
 pub fn commit_raws(pg: &mut PgConn, messages: &[&Incoming]) -> Result<Vec<Committed>, Error> {
     // Prepared once per connection, not per group commit.
-    let insert = pg.statement(super::raw::INSERT_RAW_RETURNING)?;
-    let existing = pg.statement(super::raw::RAW_BY_KEY)?;
+    let insert = pg.statement(super::raw_rows::INSERT_RAW_RETURNING)?;
+    let existing = pg.statement(super::raw_rows::RAW_BY_KEY)?;
     let mut tx = pg.client().transaction()?;
     let mut out = Vec::with_capacity(messages.len());
     for msg in messages {
-        let (key, values) = super::raw::insert_values(msg);
+        let (key, values) = super::raw_rows::insert_values(msg);
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = values
             .iter()
             .map(|v| v as &(dyn postgres::types::ToSql + Sync))
@@ -222,7 +222,7 @@ pub fn claim_unprocessed(
     )?;
     let mut claimed = rows
         .iter()
-        .map(super::raw::read_raw)
+        .map(super::raw_rows::read_raw)
         .collect::<Result<Vec<_>, Error>>()?;
     claimed.sort_by_key(|r| r.id);
     for raw in &mut claimed {
