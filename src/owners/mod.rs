@@ -7,6 +7,7 @@
 //! Pure: the [`Index`] is built once from the assignments and rebuilt when
 //! they change.
 
+pub mod import;
 pub mod netblock;
 
 pub use netblock::Netblock;
