@@ -40,7 +40,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
     };
     let url = cluster.create_db();
     let mut pg = connect(&url).unwrap();
-    assert_eq!(pg.schema_version().unwrap(), 4);
+    assert_eq!(pg.schema_version().unwrap(), 5);
     let (a, b) = (incoming(1), incoming(2));
     let first = pg.commit_raws(&[&a, &b]).unwrap();
     assert!(first.iter().all(|c| !c.is_duplicate));
@@ -56,7 +56,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
         .get(0);
     assert_eq!(stored, 2);
     // A reconnect does not migrate again.
-    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 4);
+    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 5);
 }
 
 #[test]
@@ -388,7 +388,7 @@ fn nodes_starting_together_migrate_a_new_database_once() {
         })
         .collect();
     for start in starts {
-        assert_eq!(start.join().unwrap().unwrap(), 4);
+        assert_eq!(start.join().unwrap().unwrap(), 5);
     }
 }
 
@@ -667,6 +667,11 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
         crate::util::abuse_inbox(&args);
     };
     ingest(first);
+    let owners =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/customers.csv");
+    let imported =
+        crate::util::abuse_inbox(&["owners", "import", owners.to_str().unwrap(), "--db", db]);
+    assert!(imported.status.success());
     let migrate = || cli_json(&["migrate-store", "--from", db, "--to", &url]);
     let copied = migrate();
     let rows = |copied: &serde_json::Value, table: &str| {
@@ -706,6 +711,17 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
     };
     same(&["reports", "list", "--limit", "1000", "--format", "json"]);
     same(&["cases", "list", "--format", "json"]);
+    for query in ["203.0.113.9", "198.51.100.5", "www.shop.example.co.uk"] {
+        same(&[
+            "owners",
+            "lookup",
+            query,
+            "--at",
+            "2026-10-31T23:00:00Z",
+            "--format",
+            "json",
+        ]);
+    }
     same(&["replies", "list", "--limit", "1000", "--format", "json"]);
     same(&["export", "--format", "xarf"]);
     same(&[

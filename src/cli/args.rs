@@ -80,6 +80,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
+    /// Customers and the netblocks and domains they hold, over time.
+    Owners {
+        #[command(subcommand)]
+        command: OwnersCommand,
+    },
     /// The outbox of replies to reporters.
     Replies {
         #[command(subcommand)]
@@ -220,6 +225,38 @@ pub enum RawCommand {
     Discard {
         #[arg(required = true)]
         ids: Vec<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OwnersCommand {
+    /// Import customers and their assignments from a CSV file (header row:
+    /// customer,name,email,language,netblock,domain,valid_from,valid_until)
+    /// or JSON lines (`.jsonl`, `.ndjson`) with the same names. Importing
+    /// the same file twice changes nothing; an assignment the source no
+    /// longer lists is ended, never deleted; a bad row stops the import.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// What the file stands for (default: its file name): a later
+        /// import of the same source ends what it no longer lists.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Which customer held an address or a domain at a time (default: now),
+    /// and what matched.
+    Lookup {
+        #[arg(value_name = "ADDRESS|DOMAIN")]
+        query: String,
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 

@@ -9,6 +9,7 @@ mod args;
 mod cases;
 mod export;
 mod ingest;
+mod owners;
 mod progress;
 mod render;
 mod replies;
@@ -20,7 +21,7 @@ pub use args::{Cli, Command, ExportFormat, Format, Global};
 use crate::config::{self, Config};
 use crate::pipeline::Pipeline;
 use crate::store::{Db, Location, Mode, Role};
-use args::{CasesCommand, RepliesCommand, ReportsCommand};
+use args::{CasesCommand, OwnersCommand, RepliesCommand, ReportsCommand};
 use std::process::ExitCode;
 
 /// The configuration with the command line's overrides applied.
@@ -78,6 +79,17 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Cases { command } => match command {
             CasesCommand::List { limit, format } => cases::list(config, limit, format),
             CasesCommand::Show { id, format } => cases::show(config, id, format),
+        },
+        Command::Owners { command } => match command {
+            OwnersCommand::Import {
+                file,
+                dry_run,
+                source,
+                format,
+            } => owners::import(config, &file, dry_run, source, format),
+            OwnersCommand::Lookup { query, at, format } => {
+                owners::lookup(config, &query, at.as_deref(), format)
+            }
         },
         Command::Export { format, since } => export::run(config, format, since),
         Command::Prune {

@@ -6,7 +6,8 @@
 //! that stopped (or a second run after the daemon took more mail) picks up
 //! where the last one ended. Tables go in the order their references need:
 //! raw messages, cases, reports (with their address index and search text),
-//! evidence, replies, history; then the installation's secret, so report
+//! evidence, replies, history, customers and their assignments; then the
+//! installation's secret, so report
 //! tokens and export ids stay what they were.
 
 use super::sql::{Dialect, Sql, Value};
@@ -45,6 +46,14 @@ const TABLES: &[(&str, &str)] = &[
          last_error, created_at, sent_at, recipient_key, recipient_domain",
     ),
     ("report_events", "id, report_id, at, kind, detail"),
+    (
+        "customers",
+        "id, reference, name, emails, language, policy, enabled, updated_at",
+    ),
+    (
+        "assignments",
+        "id, customer_id, netblock, domain, valid_from, valid_until, source, created_at",
+    ),
 ];
 
 /// What one table's copy did.

@@ -11,6 +11,7 @@ mod checks;
 mod copy;
 mod evidence;
 mod outbox;
+mod owners;
 pub mod pg;
 mod plans;
 mod raw;
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_pending_checks.sql"),
     include_str!("migrations/0015_follow_up_index.sql"),
     include_str!("migrations/0016_rsit_backfill.sql"),
+    include_str!("migrations/0017_owners.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

@@ -300,6 +300,8 @@ impl postgres::types::ToSql for Value {
             Value::Null => Ok(postgres::types::IsNull::Yes),
             Value::Int(v) => match *ty {
                 Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                // SQLite keeps booleans as integers (a copied store).
+                Type::BOOL => (*v != 0).to_sql(ty, out),
                 Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
                 Type::FLOAT8 => (*v as f64).to_sql(ty, out),
                 Type::TEXT | Type::VARCHAR => v.to_string().to_sql(ty, out),

@@ -1,0 +1,172 @@
+//! Customers and their assignments: read whole (the lookup index is built
+//! from them), and an import's plan carried out in one transaction.
+
+use super::sql::Row;
+use super::{Db, Error};
+use crate::model::reply::Language;
+use crate::owners::import::{Customer, ImportPlan, Stored};
+use crate::owners::{Assignment, Netblock, Target};
+use crate::sql_params;
+use chrono::{DateTime, Utc};
+
+fn time(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+impl Db {
+    /// Every customer and every assignment (ended ones too), in the order
+    /// they were stored.
+    ///
+    /// # Errors
+    /// Storage errors; a row this build cannot read names itself.
+    pub fn owners(&self) -> Result<(Vec<Customer>, Vec<Stored>), Error> {
+        self.read(|q| {
+            let customers = q
+                .rows(
+                    "SELECT id, reference, name, emails, language, policy, enabled
+                     FROM customers ORDER BY id",
+                    &[],
+                )?
+                .iter()
+                .map(read_customer)
+                .collect::<Result<Vec<Customer>, Error>>()?;
+            let stored = q
+                .rows(
+                    "SELECT a.id, c.reference, a.netblock, a.domain, a.valid_from, a.valid_until,
+                         a.source
+                     FROM assignments a JOIN customers c ON c.id = a.customer_id
+                     ORDER BY a.id",
+                    &[],
+                )?
+                .iter()
+                .map(read_assignment)
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((customers, stored))
+        })
+    }
+
+    /// Carries out an import of `source` at `now`, in one transaction.
+    ///
+    /// # Errors
+    /// Storage errors; then nothing of the import was written.
+    pub fn apply_owners_import(
+        &mut self,
+        plan: &ImportPlan,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let stamp = time(Some(now));
+        self.write(|q| {
+            for c in &plan.new_customers {
+                q.exec(
+                    "INSERT INTO customers (reference, name, emails, language, policy, enabled,
+                         updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    sql_params![
+                        &c.reference,
+                        &c.name,
+                        super::json_list(&c.emails),
+                        c.language.as_str(),
+                        c.policy.clone(),
+                        c.enabled,
+                        stamp.clone()
+                    ],
+                )?;
+            }
+            for c in &plan.changed_customers {
+                q.exec(
+                    "UPDATE customers SET name = ?2, emails = ?3, language = ?4, policy = ?5,
+                         enabled = ?6, updated_at = ?7
+                     WHERE reference = ?1",
+                    sql_params![
+                        &c.reference,
+                        &c.name,
+                        super::json_list(&c.emails),
+                        c.language.as_str(),
+                        c.policy.clone(),
+                        c.enabled,
+                        stamp.clone()
+                    ],
+                )?;
+            }
+            for a in &plan.new_assignments {
+                let (netblock, domain) = match &a.target {
+                    Target::Netblock(block) => (Some(block.to_string()), None),
+                    Target::Domain(domain) => (None, Some(domain.clone())),
+                };
+                q.exec(
+                    "INSERT INTO assignments (customer_id, netblock, domain, valid_from,
+                         valid_until, source, created_at)
+                     SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM customers WHERE reference = ?1",
+                    sql_params![
+                        &a.customer,
+                        netblock,
+                        domain,
+                        time(a.valid_from),
+                        time(a.valid_until),
+                        source,
+                        stamp.clone()
+                    ],
+                )?;
+            }
+            for (id, until) in &plan.updated {
+                q.exec(
+                    "UPDATE assignments SET valid_until = ?2 WHERE id = ?1",
+                    sql_params![*id, time(*until)],
+                )?;
+            }
+            for id in &plan.ended {
+                q.exec(
+                    "UPDATE assignments SET valid_until = ?2 WHERE id = ?1",
+                    sql_params![*id, stamp.clone()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn read_customer(r: &Row) -> Result<Customer, Error> {
+    let id = r.int(0)?;
+    Ok(Customer {
+        reference: r.text(1)?,
+        name: r.text(2)?,
+        emails: super::parse_json_list("customers", id, &r.text(3)?)?,
+        language: super::known("customers", id, &r.text(4)?, Language::parse)?,
+        policy: r.opt_text(5)?,
+        enabled: r.bool(6)?,
+    })
+}
+
+fn read_assignment(r: &Row) -> Result<Stored, Error> {
+    let id = r.int(0)?;
+    let corrupt = |detail: String| Error::Corrupt {
+        table: "assignments",
+        id,
+        detail,
+    };
+    let target = match (r.opt_text(2)?, r.opt_text(3)?) {
+        (Some(net), None) => Target::Netblock(Netblock::parse(&net).map_err(corrupt)?),
+        (None, Some(domain)) => Target::Domain(domain),
+        _ => return Err(corrupt("neither a netblock nor a domain".into())),
+    };
+    let at = |i: usize| -> Result<Option<DateTime<Utc>>, Error> {
+        r.opt_text(i)?
+            .map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| corrupt(format!("unreadable time {t:?}")))
+            })
+            .transpose()
+    };
+    Ok(Stored {
+        id,
+        assignment: Assignment {
+            customer: r.text(1)?,
+            target,
+            valid_from: at(4)?,
+            valid_until: at(5)?,
+        },
+        source: r.text(6)?,
+    })
+}
