@@ -248,6 +248,15 @@ pub enum OwnersCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Customers, with how many assignments each holds now and in all.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Every customer and assignment (ended ones too) as the CSV that
+    /// `owners import` reads, one assignment a row: to load into another
+    /// store, or keep.
+    Export,
     /// Which customer held an address or a domain at a time (default: now),
     /// and what matched.
     Lookup {

@@ -87,6 +87,8 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 source,
                 format,
             } => owners::import(config, &file, dry_run, source, format),
+            OwnersCommand::List { format } => owners::list(config, format),
+            OwnersCommand::Export => owners::export(config),
             OwnersCommand::Lookup { query, at, format } => {
                 owners::lookup(config, &query, at.as_deref(), format)
             }

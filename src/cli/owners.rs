@@ -5,9 +5,11 @@ use super::render::print_json;
 use crate::config::Config;
 use crate::owners::import::{parse_csv, parse_json_lines, plan};
 use crate::owners::Index;
+use crate::safe_text::visible;
 use crate::store::{Location, Mode, Role};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -102,6 +104,112 @@ pub(super) fn import(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `owners list`.
+pub(super) fn list(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
+    let db = super::query_store(config)?;
+    let (customers, stored) = db.owners()?;
+    let now = Utc::now();
+    let counts = |reference: &str| {
+        let theirs = stored.iter().filter(|s| s.assignment.customer == reference);
+        let current = theirs
+            .clone()
+            .filter(|s| s.assignment.valid_at(now))
+            .count();
+        (current, theirs.count())
+    };
+    match format {
+        Format::Json => {
+            let listed: Vec<serde_json::Value> = customers
+                .iter()
+                .map(|c| {
+                    let (current, all) = counts(&c.reference);
+                    serde_json::json!({
+                        "customer": c,
+                        "assignments_now": current,
+                        "assignments": all,
+                    })
+                })
+                .collect();
+            print_json(&listed)?;
+        }
+        Format::Table => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<16}  {:<30}  {:<4}  {:>5}  {:>5}  EMAIL",
+                "CUSTOMER", "NAME", "LANG", "NOW", "ALL"
+            )?;
+            for c in &customers {
+                let (current, all) = counts(&c.reference);
+                writeln!(
+                    out,
+                    "{:<16}  {:<30}  {:<4}  {:>5}  {:>5}  {}{}",
+                    visible(&c.reference),
+                    visible(&c.name),
+                    c.language.as_str(),
+                    current,
+                    all,
+                    visible(&c.emails.join(" ")),
+                    if c.enabled { "" } else { "  (disabled)" }
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `owners export`: in the import format, to load into another store (or
+/// keep): the assignments keep their times, not their sources.
+pub(super) fn export(config: &Config) -> anyhow::Result<ExitCode> {
+    let db = super::query_store(config)?;
+    let (customers, stored) = db.owners()?;
+    let by_reference: std::collections::HashMap<&str, &crate::owners::import::Customer> = customers
+        .iter()
+        .map(|c| (c.reference.as_str(), c))
+        .collect();
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record([
+        "customer",
+        "name",
+        "email",
+        "language",
+        "netblock",
+        "domain",
+        "valid_from",
+        "valid_until",
+        "policy",
+        "enabled",
+    ])?;
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default()
+    };
+    for s in &stored {
+        let a = &s.assignment;
+        let Some(c) = by_reference.get(a.customer.as_str()) else {
+            continue;
+        };
+        let (netblock, domain) = match &a.target {
+            crate::owners::Target::Netblock(block) => (block.to_string(), String::new()),
+            crate::owners::Target::Domain(domain) => (String::new(), domain.clone()),
+        };
+        out.write_record([
+            c.reference.as_str(),
+            &c.name,
+            &c.emails.join(";"),
+            c.language.as_str(),
+            &netblock,
+            &domain,
+            &time(a.valid_from),
+            &time(a.valid_until),
+            c.policy.as_deref().unwrap_or(""),
+            if c.enabled { "true" } else { "false" },
+        ])?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `owners lookup ADDRESS|DOMAIN`: exit 1 when nobody held it then.
 pub(super) fn lookup(
     config: &Config,
@@ -157,8 +265,8 @@ pub(super) fn lookup(
                 println!(
                     "{query} at {}: customer {} ({}), by {} (valid from {} to {})",
                     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    crate::safe_text::visible(&c.reference),
-                    crate::safe_text::visible(&c.name),
+                    visible(&c.reference),
+                    visible(&c.name),
                     a.target,
                     time(a.valid_from).unwrap_or_else(|| "ever".into()),
                     time(a.valid_until).unwrap_or_else(|| "now".into()),

@@ -91,6 +91,45 @@ fn owners_import_is_idempotent_ends_what_is_gone_and_lookups_are_time_aware(stor
         Some("c-500")
     );
     assert_eq!(owner(&db, "2001:db8:42::1", "2099-01-01T00:00:00Z"), None);
+    // Exported and imported into another store: the same answers, the
+    // ended block included.
+    let exported = abuse_inbox(&["owners", "export", "--db", &db]);
+    assert!(exported.status.success());
+    let file = dir.path().join("exported.csv");
+    std::fs::write(&file, &exported.stdout).unwrap();
+    let other = dir.path().join("other.db");
+    let other = other.to_str().unwrap();
+    let loaded = import(other, &file, &[]);
+    assert_eq!(loaded["counts"]["assignments_created"], 6, "{loaded}");
+    for (query, at) in [
+        ("203.0.113.9", now),
+        ("198.51.100.5", "2026-10-31T23:00:00Z"),
+        ("2001:db8:42::1", "2026-06-01T00:00:00Z"),
+        ("2001:db8:42::1", "2099-01-01T00:00:00Z"),
+        ("www.shop.example.co.uk", now),
+    ] {
+        assert_eq!(
+            owner(other, query, at),
+            owner(&db, query, at),
+            "{query} at {at}"
+        );
+    }
+    let listed = json(&abuse_inbox(&[
+        "owners", "list", "--db", &db, "--format", "json",
+    ]));
+    let c500 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["customer"]["reference"] == "c-500")
+        .unwrap();
+    assert_eq!(
+        (
+            c500["assignments_now"].as_u64(),
+            c500["assignments"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
     let table = abuse_inbox(&["owners", "lookup", "203.0.113.9", "--at", now, "--db", &db]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(
