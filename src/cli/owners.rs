@@ -3,7 +3,7 @@
 use super::args::Format;
 use super::render::print_json;
 use crate::config::Config;
-use crate::owners::import::{parse_csv, parse_json_lines, plan};
+use crate::owners::import::{parse_csv, parse_json_lines, plan, REQUIRED};
 use crate::owners::Index;
 use crate::safe_text::visible;
 use crate::store::{Location, Mode, Role};
@@ -168,18 +168,7 @@ pub(super) fn export(config: &Config) -> anyhow::Result<ExitCode> {
         .map(|c| (c.reference.as_str(), c))
         .collect();
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_record([
-        "customer",
-        "name",
-        "email",
-        "language",
-        "netblock",
-        "domain",
-        "valid_from",
-        "valid_until",
-        "policy",
-        "enabled",
-    ])?;
+    out.write_record(REQUIRED.iter().chain(&["policy", "enabled"]))?;
     let time = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
             .unwrap_or_default()

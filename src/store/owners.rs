@@ -9,6 +9,14 @@ use crate::owners::{Assignment, Netblock, Target};
 use crate::sql_params;
 use chrono::{DateTime, Utc};
 
+const INSERT_CUSTOMER: &str =
+    "INSERT INTO customers (reference, name, emails, language, policy, enabled, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const UPDATE_CUSTOMER: &str =
+    "UPDATE customers SET name = ?2, emails = ?3, language = ?4, policy = ?5, enabled = ?6,
+         updated_at = ?7
+     WHERE reference = ?1";
+
 fn time(at: Option<DateTime<Utc>>) -> Option<String> {
     at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
@@ -57,27 +65,16 @@ impl Db {
     ) -> Result<(), Error> {
         let stamp = time(Some(now));
         self.write(|q| {
-            for c in &plan.new_customers {
+            // New customers are inserted, changed ones rewritten: the same
+            // values, bound as ?1..?7.
+            let writes = plan
+                .new_customers
+                .iter()
+                .map(|c| (INSERT_CUSTOMER, c))
+                .chain(plan.changed_customers.iter().map(|c| (UPDATE_CUSTOMER, c)));
+            for (statement, c) in writes {
                 q.exec(
-                    "INSERT INTO customers (reference, name, emails, language, policy, enabled,
-                         updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    sql_params![
-                        &c.reference,
-                        &c.name,
-                        super::json_list(&c.emails),
-                        c.language.as_str(),
-                        c.policy.clone(),
-                        c.enabled,
-                        stamp.clone()
-                    ],
-                )?;
-            }
-            for c in &plan.changed_customers {
-                q.exec(
-                    "UPDATE customers SET name = ?2, emails = ?3, language = ?4, policy = ?5,
-                         enabled = ?6, updated_at = ?7
-                     WHERE reference = ?1",
+                    statement,
                     sql_params![
                         &c.reference,
                         &c.name,
