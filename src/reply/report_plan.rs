@@ -43,7 +43,8 @@ pub enum FollowUpStep {
 
 impl FollowUpStep {
     /// Decides for follow-up `id` (its draft `draft`), from what was read.
-    /// `checks_pending`: the sender checks have not run yet.
+    /// `waits`: the sender checks have not run yet, so a claim without the
+    /// token waits for them.
     fn decide(id: ReportId, draft: &ReportDraft, read: Option<&ClaimRead>, waits: bool) -> Self {
         let Some(read) = read.filter(|_| draft.follow_up.is_some()) else {
             return FollowUpStep::NotOne;
