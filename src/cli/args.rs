@@ -253,6 +253,13 @@ pub enum OwnersCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// One customer and every assignment they held or hold.
+    Show {
+        #[arg(value_name = "REF")]
+        reference: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Every customer and assignment (ended ones too) as the CSV that
     /// `owners import` reads, one assignment a row: to load into another
     /// store, or keep.

@@ -89,6 +89,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             } => owners::import(config, &file, dry_run, source, format),
             OwnersCommand::List { format } => owners::list(config, format),
             OwnersCommand::Export => owners::export(config),
+            OwnersCommand::Show { reference, format } => owners::show(config, &reference, format),
             OwnersCommand::Lookup { query, at, format } => {
                 owners::lookup(config, &query, at.as_deref(), format)
             }

@@ -158,6 +158,62 @@ pub(super) fn list(config: &Config, format: Format) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// `owners show REF`: exit 2 for a customer that is not there.
+pub(super) fn show(config: &Config, reference: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let db = super::query_store(config)?;
+    let (customers, stored) = db.owners()?;
+    let Some(customer) = customers.iter().find(|c| c.reference == reference) else {
+        bail!("no customer {reference:?} (abuse-inbox owners list shows them)");
+    };
+    let theirs: Vec<_> = stored
+        .iter()
+        .filter(|s| s.assignment.customer == reference)
+        .collect();
+    let time =
+        |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let now = Utc::now();
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "customer": customer,
+            "assignments": theirs.iter().map(|s| serde_json::json!({
+                "matched": s.assignment.target.to_string(),
+                "valid_from": time(s.assignment.valid_from),
+                "valid_until": time(s.assignment.valid_until),
+                "current": s.assignment.valid_at(now),
+                "source": s.source,
+            })).collect::<Vec<_>>(),
+        }))?,
+        Format::Table => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "customer {} ({}), {}, language {}{}",
+                visible(&customer.reference),
+                visible(&customer.name),
+                visible(&customer.emails.join(" ")),
+                customer.language.as_str(),
+                if customer.enabled { "" } else { ", disabled" }
+            )?;
+            for s in &theirs {
+                writeln!(
+                    out,
+                    "  {:<40}  {} to {}  ({}{})",
+                    s.assignment.target.to_string(),
+                    time(s.assignment.valid_from).unwrap_or_else(|| "ever".into()),
+                    time(s.assignment.valid_until).unwrap_or_else(|| "now".into()),
+                    visible(&s.source),
+                    if s.assignment.valid_at(now) {
+                        ""
+                    } else {
+                        ", ended"
+                    }
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `owners export`: in the import format, to load into another store (or
 /// keep): the assignments keep their times, not their sources.
 pub(super) fn export(config: &Config) -> anyhow::Result<ExitCode> {

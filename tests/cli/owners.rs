@@ -114,6 +114,13 @@ fn owners_import_is_idempotent_ends_what_is_gone_and_lookups_are_time_aware(stor
             "{query} at {at}"
         );
     }
+    let shown = abuse_inbox(&["owners", "show", "c-500", "--db", &db]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("customer c-500 (IPv6 Customer)"), "{shown}");
+    assert!(shown.contains("netblock 2001:db8:42::/48"), "{shown}");
+    assert!(shown.contains("(billing, ended)"), "{shown}");
+    let missing = abuse_inbox(&["owners", "show", "c-999", "--db", &db]);
+    assert_eq!(missing.status.code(), Some(2));
     let listed = json(&abuse_inbox(&[
         "owners", "list", "--db", &db, "--format", "json",
     ]));
