@@ -5,22 +5,14 @@
 //! then 200,000 lookups by address and 200,000 by host name at random
 //! times. Prints one JSON line: build time, lookup p50/p99 in µs.
 
-use abuse_inbox::owners::{Assignment, Index, Netblock, Target};
-use chrono::{DateTime, Duration, Utc};
+#[path = "common/owners_data.rs"]
+mod owners_data;
+
+use abuse_inbox::owners::Index;
+use chrono::Duration;
+use owners_data::Lcg;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
@@ -30,58 +22,8 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
     let mut rng = Lcg(42);
-    let start: DateTime<Utc> = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
-        .expect("a time")
-        .to_utc();
-    let day = |n: u64| start + Duration::days(n as i64);
-    let mut assignments = Vec::new();
-    let mut push = |customer: String, target: Target, from, until| {
-        assignments.push(Assignment {
-            customer,
-            target,
-            valid_from: from,
-            valid_until: until,
-        })
-    };
-    let blocks = 100_000 / scale;
-    for n in 0..blocks as u64 {
-        let customer = format!("c{}", n % 20_000);
-        let r = rng.next();
-        let target = if n % 4 == 3 {
-            let prefix =
-                0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(r & 0xffff_ffff) << 64;
-            let len = [40, 48, 56, 64][(r >> 40) as usize % 4];
-            let mask = !(u128::MAX >> len);
-            Netblock::parse(&format!("{}/{len}", Ipv6Addr::from(prefix & mask)))
-        } else {
-            let addr = 0x0a00_0000u32 | (r as u32 & 0x00ff_ffff);
-            let len = [16, 24, 24, 29][(r >> 40) as usize % 4];
-            let mask = !(u32::MAX >> len);
-            Netblock::parse(&format!("{}/{len}", Ipv4Addr::from(addr & mask)))
-        }
-        .expect("a block");
-        // A tenth are reassigned: one holder until a day, another after.
-        if n % 10 == 0 {
-            let t = day(r % 600);
-            push(customer.clone(), Target::Netblock(target), None, Some(t));
-            push(
-                format!("c{}", (n + 1) % 20_000),
-                Target::Netblock(target),
-                Some(t),
-                None,
-            );
-        } else {
-            push(customer, Target::Netblock(target), None, None);
-        }
-    }
-    for n in 0..(100_000 / scale) as u64 {
-        push(
-            format!("c{}", n % 20_000),
-            Target::Domain(format!("site{n}.example.com")),
-            None,
-            None,
-        );
-    }
+    let day = |n: u64| owners_data::start() + Duration::days(n as i64);
+    let assignments = owners_data::assignments(scale, &mut rng);
     let count = assignments.len();
     let t = Instant::now();
     let index = Index::new(assignments);

@@ -3,15 +3,20 @@
 //! - `csv_10k`: one message with a 10,000-row CSV (the evidence budget per message) attachment, committed,
 //!   then parsed, extracted, classified and stored (evidence rows included).
 //! - `reprocess_10k`: 10,000 stored messages (the fixture corpus, each copy
-//!   with its own Message-ID) processed again in place, as `reprocess --all` does.
+//!   with its own Message-ID) processed again in place, as `reprocess --all` does:
+//!   once with no owners, once routed by 200,000 assignments.
 //!
 //! - `store_6k`: the single writer's time per 6 KB report of the SMTP benchmark
 //!   (50 CSV rows), stored in the daemon's batches.
 //!
 //! Each prints one JSON line. Pass `--quick` for a smoke run (CI does not run benches).
 
+#[path = "common/owners_data.rs"]
+mod owners_data;
+
 use abuse_inbox::config::Config;
 use abuse_inbox::model::{Envelope, Incoming, Origin, RawId, Sender};
+use abuse_inbox::owners::Index;
 use abuse_inbox::pipeline::Pipeline;
 use abuse_inbox::store::{Db, Role};
 use std::path::Path;
@@ -196,11 +201,16 @@ fn csv_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
     let started = Instant::now();
     let committed = db.commit_raws(&[&incoming(msg)]).unwrap()[0];
     let raw = db.raw(committed.raw_id).unwrap().unwrap();
-    let ids = pipeline
-        .process_and_store(&mut db, &mut worker(), std::slice::from_ref(&raw))
+    let stored = pipeline
+        .process_and_store(
+            &mut db,
+            &mut worker(),
+            &Index::default(),
+            std::slice::from_ref(&raw),
+        )
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    let report = db.report(ids[0].unwrap()).unwrap().unwrap();
+    let report = db.report(stored[0].as_ref().unwrap().id).unwrap().unwrap();
     assert_eq!(report.evidence_rows as usize, rows);
     println!(
         "{{\"bench\":\"csv_{rows}\",\"message_bytes\":{size},\"evidence_rows\":{},\"seconds\":{seconds:.3}}}",
@@ -208,10 +218,19 @@ fn csv_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
     );
 }
 
+/// Reprocessing, as `reprocess --all` does it: once with no owners, once
+/// routed by 200,000 assignments (`common/owners_data.rs`); the second
+/// line's `routing` says which.
 fn reprocess_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
+    reprocess_with(quick, pipeline, dir, &Index::default(), "none");
+    let owners = Index::new(owners_data::assignments(1, &mut owners_data::Lcg(42)));
+    reprocess_with(quick, pipeline, dir, &owners, "200k");
+}
+
+fn reprocess_with(quick: bool, pipeline: &Pipeline, dir: &Path, owners: &Index, label: &str) {
     let count = if quick { 500 } else { 10_000 };
     let corpus = fixture_corpus();
-    let path = dir.join("reprocess.db");
+    let path = dir.join(format!("reprocess-{label}.db"));
     let mut db = Db::open(&path, Role::Cli).unwrap();
     commit_copies(&mut db, count, |i| &corpus[i % corpus.len()]);
     let mut after = RawId(0);
@@ -223,13 +242,13 @@ fn reprocess_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
         let Some(last) = batch.last() else { break };
         after = last.id;
         done += pipeline
-            .process_and_store(&mut db, &mut worker, &batch)
+            .process_and_store(&mut db, &mut worker, owners, &batch)
             .unwrap()
             .len();
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{{\"bench\":\"reprocess_{count}\",\"messages\":{done},\"seconds\":{seconds:.3},\"messages_per_second\":{:.0}}}",
+        "{{\"bench\":\"reprocess_{count}\",\"routing\":\"{label}\",\"messages\":{done},\"seconds\":{seconds:.3},\"messages_per_second\":{:.0}}}",
         done as f64 / seconds
     );
 }

@@ -10,8 +10,9 @@ use crate::classify::{self, Rules};
 use crate::config::{Config, ReplyConfig};
 use crate::evidence;
 use crate::model::{
-    AbuseType, PendingReply, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, ReportId, Sender,
+    AbuseType, PendingReply, RawMessage, ReplyDecision, ReplyPlan, ReportDraft, Sender,
 };
+use crate::owners;
 use crate::parse;
 use crate::reply;
 use crate::store::{self, Outcome, ReportSink};
@@ -269,6 +270,7 @@ impl Pipeline {
             search_text: crate::truncate_at_char(&ev.facts.text, SEARCH_TEXT_BYTES).to_owned(),
             sources,
             language,
+            owners: Vec::new(),
         }
     }
 
@@ -314,10 +316,33 @@ impl Pipeline {
         &self,
         sink: &mut S,
         processor: &mut impl Processor,
+        owners: &owners::Index,
         raws: &[RawMessage],
-    ) -> Result<Vec<Option<ReportId>>, store::Error> {
-        let outcomes = self.outcomes(processor, raws);
+    ) -> Result<Vec<Option<store::Stored>>, store::Error> {
+        let mut outcomes = self.outcomes(processor, raws);
+        self.route(owners, &mut outcomes);
         self.store_outcomes(sink, outcomes)
+    }
+
+    /// Says whose each report's offenders are, at each event's time (see
+    /// [`owners::route`]), and turns the reply of a report about none of
+    /// ours into the "not on our network" one when configured.
+    pub fn route(&self, owners: &owners::Index, outcomes: &mut [Outcome]) {
+        for outcome in outcomes.iter_mut() {
+            let Ok(draft) = &mut outcome.result else {
+                continue;
+            };
+            let received_at = DateTime::parse_from_rfc3339(&outcome.received_at)
+                .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+            let (routed, left_out) = owners::route::route(owners, draft, received_at);
+            draft.owners = routed;
+            if left_out > 0 {
+                draft.parse_warnings.push(format!(
+                    "owners: {left_out} more offenders and hosts than the {} looked up per report; not routed",
+                    owners::route::MAX_LOOKUPS
+                ));
+            }
+        }
     }
 
     /// Stores `outcomes` through `sink`, cut into transactions at a number
@@ -331,7 +356,7 @@ impl Pipeline {
         &self,
         sink: &mut S,
         outcomes: Vec<Outcome>,
-    ) -> Result<Vec<Option<ReportId>>, store::Error> {
+    ) -> Result<Vec<Option<store::Stored>>, store::Error> {
         let submitted = self.submit_outcomes(sink, outcomes)?;
         self.finish_outcomes(sink, submitted)
     }
@@ -375,7 +400,7 @@ impl Pipeline {
         &self,
         sink: &mut S,
         submitted: Submitted<S::Pending>,
-    ) -> Result<Vec<Option<ReportId>>, store::Error> {
+    ) -> Result<Vec<Option<store::Stored>>, store::Error> {
         let mut ids = Vec::new();
         for (pending, summaries) in submitted.parts {
             ids.extend(stored(sink, pending, &summaries)?);
@@ -436,14 +461,14 @@ fn stored<S: ReportSink>(
     sink: &mut S,
     pending: S::Pending,
     summaries: &[Option<Summary>],
-) -> Result<Vec<Option<ReportId>>, store::Error> {
+) -> Result<Vec<Option<store::Stored>>, store::Error> {
     let stored = sink.finish(pending)?;
     for (summary, report) in summaries.iter().zip(&stored) {
         if let (Some(s), Some(report)) = (summary, report) {
             s.log(report);
         }
     }
-    Ok(stored.into_iter().map(|s| s.map(|s| s.id)).collect())
+    Ok(stored)
 }
 
 /// What the INFO line of a stored report says.

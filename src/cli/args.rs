@@ -280,6 +280,12 @@ pub enum OwnersCommand {
 pub enum CasesCommand {
     /// Cases, most recently active first.
     List {
+        /// Only this customer's cases (its reference).
+        #[arg(long, value_name = "REF")]
+        customer: Option<String>,
+        /// Only open or only resolved cases.
+        #[arg(long, value_enum)]
+        status: Option<crate::model::CaseStatus>,
         #[arg(long, default_value_t = 50, value_parser = parse_count)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
@@ -329,6 +335,12 @@ pub struct ListArgs {
     /// Only this RSIT classification type (brute-force, phishing, spam, …).
     #[arg(long, value_parser = parse_rsit)]
     rsit: Option<String>,
+    /// Only reports with an offender of this customer (its reference).
+    #[arg(long, value_name = "REF", conflicts_with = "unowned")]
+    customer: Option<String>,
+    /// Only reports none of whose offenders is on our network.
+    #[arg(long)]
+    unowned: bool,
     /// open or resolved.
     #[arg(long, value_enum)]
     status: Option<crate::model::ReportStatus>,
@@ -368,6 +380,8 @@ impl ListArgs {
             search: self.search,
             after: None,
             rsit_type: self.rsit,
+            customer: self.customer,
+            unowned: self.unowned,
             limit: self.limit,
             offset: self.offset,
         }

@@ -1,34 +1,42 @@
-//! `cases`: reports about one network and type, handled once.
+//! `cases`: reports of one customer (or, unowned, one network) and type,
+//! handled once.
 
 use super::args::Format;
 use super::query_store;
 use super::render::{print_json, print_reports};
 use crate::config::Config;
-use crate::model::CaseId;
+use crate::model::{CaseId, CaseStatus};
 use anyhow::bail;
 use std::io::Write;
 use std::process::ExitCode;
 
 /// `cases list`.
-pub(super) fn list(config: &Config, limit: usize, format: Format) -> anyhow::Result<ExitCode> {
+pub(super) fn list(
+    config: &Config,
+    customer: Option<&str>,
+    status: Option<CaseStatus>,
+    limit: usize,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
-    let cases = db.cases(limit)?;
+    let cases = db.cases(customer, status, limit)?;
     match format {
         Format::Json => print_json(&cases)?,
         Format::Table => {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "{:>6}  {:<16}  {:<22}  {:>7}  {:<20}  LAST",
-                "CASE", "TYPE", "NETWORK", "REPORTS", "FIRST"
+                "{:>6}  {:<16}  {:<24}  {:<8}  {:>7}  {:<20}  LAST",
+                "CASE", "TYPE", "CUSTOMER|NETWORK", "STATUS", "REPORTS", "FIRST"
             )?;
             for c in &cases {
                 writeln!(
                     out,
-                    "{:>6}  {:<16}  {:<22}  {:>7}  {:<20}  {}",
+                    "{:>6}  {:<16}  {:<24}  {:<8}  {:>7}  {:<20}  {}",
                     c.id,
                     c.abuse_type.as_str(),
-                    c.network,
+                    c.group(),
+                    c.status.as_str(),
                     c.reports,
                     c.first_at.get(..19).unwrap_or(&c.first_at),
                     c.last_at.get(..19).unwrap_or(&c.last_at)
@@ -50,10 +58,11 @@ pub(super) fn show(config: &Config, id: i64, format: Format) -> anyhow::Result<E
         Format::Json => print_json(&serde_json::json!({ "case": case, "reports": reports }))?,
         Format::Table => {
             println!(
-                "case {}: {} from {}, {} reports, {} .. {}\n",
+                "case {} ({}): {} from {}, {} reports, {} .. {}\n",
                 case.id,
+                case.status.as_str(),
                 case.abuse_type.as_str(),
-                case.network,
+                case.group(),
                 case.reports,
                 case.first_at,
                 case.last_at

@@ -6,6 +6,7 @@ use super::{admin_store, pipeline};
 use crate::config::Config;
 use crate::daemon::isolate::Isolated;
 use crate::model::{Envelope, Incoming, Origin, RawId, RawMessage, Report};
+use crate::owners::Index;
 use crate::parse::rawmail;
 use crate::pipeline::Pipeline;
 use crate::store::{Db, Location, Mode, Role};
@@ -25,13 +26,21 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
     )?;
     let mut failed = false;
     let mut worker = Isolated::new();
+    let (_, owners) = db.owners_index()?;
     let checks = if config.auth.enabled {
         Some(InlineChecks::new(config)?)
     } else {
         None
     };
     for file in files {
-        match ingest_one(&mut db, &pipeline, &mut worker, checks.as_ref(), file) {
+        match ingest_one(
+            &mut db,
+            &pipeline,
+            &mut worker,
+            &owners,
+            checks.as_ref(),
+            file,
+        ) {
             Ok(report) => print_json(&report)?,
             Err(error) => {
                 failed = true;
@@ -82,6 +91,7 @@ pub(super) fn ingest_one(
     db: &mut Db,
     pipeline: &Pipeline,
     worker: &mut Isolated,
+    owners: &Index,
     checks: Option<&InlineChecks>,
     file: &Path,
 ) -> anyhow::Result<Report> {
@@ -120,8 +130,8 @@ pub(super) fn ingest_one(
     if let Some(checks) = checks {
         checks.run(&mut raw);
     }
-    let ids = pipeline.process_and_store(db, worker, std::slice::from_ref(&raw))?;
-    let Some(id) = ids.first().copied().flatten() else {
+    let stored = pipeline.process_and_store(db, worker, owners, std::slice::from_ref(&raw))?;
+    let Some(id) = stored.first().cloned().flatten().map(|s| s.id) else {
         bail!(
             "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
             raw.id.0
@@ -145,7 +155,11 @@ pub(super) fn reprocess(
     let mut db = admin_store(config)?;
     let started = std::time::Instant::now();
     let (mut done, mut failed, mut after) = (0u64, 0u64, RawId(0));
+    let mut rerouted = 0u64;
     let mut worker = Isolated::new();
+    // Routed by the owners as they are now (after an import, that is the
+    // point of reprocessing).
+    let (_, owners) = db.owners_index()?;
     // The whole store's count is known at once; since a moment, it is not.
     let total = all.then(|| {
         db.raw_status_counts()
@@ -156,12 +170,17 @@ pub(super) fn reprocess(
         let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        let ids = pipeline.process_and_store(&mut db, &mut worker, &batch)?;
-        if ids.len() < batch.len() {
+        let stored = pipeline.process_and_store(&mut db, &mut worker, &owners, &batch)?;
+        if stored.len() < batch.len() {
             bail!("no worker process could be started; {done} messages were reprocessed");
         }
-        done += ids.len() as u64;
-        failed += ids.iter().filter(|id| id.is_none()).count() as u64;
+        done += stored.len() as u64;
+        failed += stored.iter().filter(|s| s.is_none()).count() as u64;
+        rerouted += stored
+            .iter()
+            .flatten()
+            .filter(|s| s.customers_changed)
+            .count() as u64;
         progress.set(done);
     }
     drop(progress);
@@ -169,6 +188,7 @@ pub(super) fn reprocess(
     print_json(&serde_json::json!({
         "reprocessed": done,
         "failed": failed,
+        "customers_changed": rerouted,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "messages_per_second": if seconds > 0.0 { (done as f64 / seconds).round() } else { 0.0 },
     }))?;

@@ -77,7 +77,12 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             RepliesCommand::Discard { ids, held } => replies::discard(config, ids, held),
         },
         Command::Cases { command } => match command {
-            CasesCommand::List { limit, format } => cases::list(config, limit, format),
+            CasesCommand::List {
+                customer,
+                status,
+                limit,
+                format,
+            } => cases::list(config, customer.as_deref(), status, limit, format),
             CasesCommand::Show { id, format } => cases::show(config, id, format),
         },
         Command::Owners { command } => match command {

@@ -25,7 +25,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tracing::{debug, error};
+use tracing::{debug, error, info};
 
 /// Messages in hand per worker process, at most (fewer when they are large),
 /// counting those processed and waiting for the writer...
@@ -115,6 +115,7 @@ impl Worker {
                 .spawn(move || {
                     let mut dispatcher = Dispatcher {
                         db,
+                        owners: OwnersCache::new(),
                         sink,
                         runtime,
                         replies_queued,
@@ -200,9 +201,62 @@ impl Drop for Processor {
     }
 }
 
+/// How often the dispatcher asks the store whether the owners changed.
+const OWNERS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The routing index, rebuilt when an import changed the owners (the
+/// store's import log says so); checked at most once a second.
+struct OwnersCache {
+    version: Option<i64>,
+    index: Arc<crate::owners::Index>,
+    checked: Option<Instant>,
+}
+
+impl OwnersCache {
+    fn new() -> OwnersCache {
+        OwnersCache {
+            version: None,
+            index: Arc::new(crate::owners::Index::default()),
+            checked: None,
+        }
+    }
+
+    /// The index as of the store's latest import. A store error keeps the
+    /// index it had (reports are routed by it rather than held back).
+    fn current(&mut self, db: &Db) -> Arc<crate::owners::Index> {
+        if self
+            .checked
+            .is_some_and(|t| t.elapsed() < OWNERS_CHECK_INTERVAL)
+        {
+            return self.index.clone();
+        }
+        self.checked = Some(Instant::now());
+        match db.owners_version() {
+            Ok(version) if Some(version) == self.version => {}
+            Ok(_) => match db.owners_index() {
+                Ok((version, index)) => {
+                    info!(
+                        version,
+                        assignments = index.len(),
+                        "owners loaded for routing"
+                    );
+                    self.version = Some(version);
+                    self.index = Arc::new(index);
+                }
+                Err(error) => error!(%error, "cannot load the owners; routing by the last ones"),
+            },
+            Err(error) => {
+                error!(%error, "cannot read the owners' version; routing by the last ones")
+            }
+        }
+        self.index.clone()
+    }
+}
+
 /// The dispatcher's state.
 struct Dispatcher {
     db: Db,
+    owners: OwnersCache,
     sink: WorkerSink,
     runtime: SharedRuntime,
     replies_queued: Arc<tokio::sync::Notify>,
@@ -475,6 +529,8 @@ impl Dispatcher {
             let ready = std::mem::take(&mut self.ready);
             let (raws, outcomes): (Vec<RawMessage>, Vec<Outcome>) = ready.into_iter().unzip();
             let pipeline = self.runtime.current().pipeline.clone();
+            let mut outcomes = outcomes;
+            pipeline.route(&self.owners.current(&self.db), &mut outcomes);
             match pipeline.submit_outcomes(&mut self.sink, outcomes) {
                 Ok(submitted) => self.writing.push_back((raws, submitted)),
                 Err(error) => {
@@ -508,9 +564,9 @@ impl Dispatcher {
                 // The stored reports' sender checks start now, beside the
                 // pipeline: no report waits for their DNS.
                 if let (Some(checks), true) = (&self.checks, checks_enabled) {
-                    for (raw, id) in raws.into_iter().zip(ids) {
-                        if let (Some(id), None) = (id, &raw.auth) {
-                            checks.submit(id, raw);
+                    for (raw, stored) in raws.into_iter().zip(ids) {
+                        if let (Some(stored), None) = (stored, &raw.auth) {
+                            checks.submit(stored.id, raw);
                         }
                     }
                 }

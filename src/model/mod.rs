@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod evidence;
+pub mod owner;
 pub mod pattern;
 pub mod reason;
 pub mod reply;
@@ -204,6 +205,31 @@ impl ReportStatus {
         [ReportStatus::Open, ReportStatus::Resolved]
             .into_iter()
             .find(|r| r.as_str() == s)
+    }
+}
+
+/// Whether a case is being worked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Reports join it.
+    Open,
+    /// Closed by an operator: a later report opens a new case.
+    Resolved,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 2] = [CaseStatus::Open, CaseStatus::Resolved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CaseStatus> {
+        CaseStatus::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -549,6 +575,10 @@ pub struct ReportDraft {
     pub missing_by_type: Vec<(AbuseType, Vec<Missing>)>,
     /// The language the reporter wrote in; replies use it.
     pub language: crate::model::reply::Language,
+    /// Whose each offender and reported host is (empty until routed, and
+    /// when no owners are known).
+    #[serde(default)]
+    pub owners: Vec<owner::Owner>,
 }
 
 impl ReportDraft {
@@ -612,6 +642,7 @@ impl ReportDraft {
             feed: None,
             missing_by_type: Vec::new(),
             language: crate::model::reply::Language::En,
+            owners: Vec::new(),
         }
     }
 }
@@ -767,6 +798,11 @@ pub struct Report {
     pub rsit: RsitPair,
     /// The known feed that sent it, if any (`config/feeds.toml` id).
     pub feed: Option<String>,
+    /// Whose each offender and reported host is, with why and when.
+    pub owners: Vec<owner::Owner>,
+    /// What the owners say together: `owned`, `partly`, `not_ours`, or
+    /// `unrouted` (nothing to look up, or no owners known).
+    pub ownership: owner::Ownership,
 }
 
 #[cfg(test)]

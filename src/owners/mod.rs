@@ -9,6 +9,7 @@
 
 pub mod import;
 pub mod netblock;
+pub mod route;
 
 pub use netblock::Netblock;
 

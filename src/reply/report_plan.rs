@@ -59,13 +59,13 @@ impl FollowUpStep {
         }
     }
 
-    /// The report's case, unless it joined another report or waits to.
-    fn case(&self, draft: &ReportDraft, received_at: &str) -> Option<CaseKey> {
+    /// The report's cases, unless it joined another report or waits to.
+    fn cases(&self, draft: &ReportDraft, received_at: &str) -> Vec<CaseKey> {
         match self {
             FollowUpStep::NotOne | FollowUpStep::Refused { .. } => {
-                crate::classify::case::key(draft, received_at)
+                crate::classify::case::keys(draft, received_at)
             }
-            FollowUpStep::Wait | FollowUpStep::Merge(_) => None,
+            FollowUpStep::Wait | FollowUpStep::Merge(_) => Vec::new(),
         }
     }
 
@@ -171,7 +171,7 @@ pub enum ReplyStep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPlan {
     pub follow_up: FollowUpStep,
-    pub case: Option<CaseKey>,
+    pub cases: Vec<CaseKey>,
     pub reply: ReplyStep,
     /// The ack a merge queues to the original report's reporter.
     pub merge_ack: Option<QueueReply>,
@@ -186,7 +186,7 @@ pub fn for_new_report(
     claim: Option<&ClaimRead>,
 ) -> ReportPlan {
     let follow_up = FollowUpStep::decide(id, draft, claim, draft.checks_pending);
-    let case = follow_up.case(draft, received_at);
+    let cases = follow_up.cases(draft, received_at);
     let (reply, merge_ack) = match follow_up.merged(id) {
         Some((own, ack)) => (ReplyStep::Update(own), ack),
         None => match (&draft.reply_plan, ReplyKind::for_decision(draft.reply)) {
@@ -212,7 +212,7 @@ pub fn for_new_report(
     };
     ReportPlan {
         follow_up,
-        case,
+        cases,
         reply,
         merge_ack,
     }
@@ -244,7 +244,7 @@ pub enum SettlePlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settle {
     pub follow_up: FollowUpStep,
-    pub case: Option<CaseKey>,
+    pub cases: Vec<CaseKey>,
     /// `None`: the reply did not wait for the checks.
     pub reply: Option<ReplyStep>,
     pub merge_ack: Option<QueueReply>,
@@ -269,21 +269,21 @@ pub fn for_settled_checks(
             reason: waiting_reason(auth),
         });
     }
-    let (follow_up, case) = match &waiting.follow_up {
+    let (follow_up, cases) = match &waiting.follow_up {
         Some(draft) => {
             let mut draft = draft.clone();
             draft.auth = Some(auth.clone());
             let step = FollowUpStep::decide(waiting.id, &draft, claim, false);
-            let case = step.case(&draft, &waiting.received_at);
-            (step, case)
+            let cases = step.cases(&draft, &waiting.received_at);
+            (step, cases)
         }
-        None => (FollowUpStep::NotOne, None),
+        None => (FollowUpStep::NotOne, Vec::new()),
     };
     if let Some((own, ack)) = follow_up.merged(waiting.id) {
         // Joined: the reply that waited is not sent.
         return Ok(SettlePlan::Record(Box::new(Settle {
             follow_up,
-            case,
+            cases,
             reply: Some(ReplyStep::Update(own)),
             merge_ack: ack,
         })));
@@ -299,7 +299,7 @@ pub fn for_settled_checks(
     };
     Ok(SettlePlan::Record(Box::new(Settle {
         follow_up,
-        case,
+        cases,
         reply,
         merge_ack: None,
     })))
@@ -419,7 +419,11 @@ mod tests {
     fn a_plain_report_gets_its_case_and_queues_its_reply_which_a_refusal_suppresses() {
         let p = for_new_report(ReportId(7), &report(), AT, None);
         assert_eq!(p.follow_up, FollowUpStep::NotOne);
-        assert_eq!(p.case.as_ref().unwrap().network, "192.0.2.0/24");
+        assert!(matches!(
+            &p.cases[..],
+            [CaseKey { group: crate::classify::case::Group::Network { network, .. }, .. }]
+                if network == "192.0.2.0/24"
+        ));
         let ReplyStep::Queue(q) = &p.reply else {
             panic!("{:?}", p.reply)
         };
@@ -461,7 +465,7 @@ mod tests {
         };
         let p = for_new_report(ReportId(9), &follow_up(), AT, Some(&read));
         assert!(matches!(p.follow_up, FollowUpStep::Merge(_)), "{p:?}");
-        assert_eq!(p.case, None);
+        assert_eq!(p.cases, vec![]);
         let ReplyStep::Update(own) = &p.reply else {
             panic!("{:?}", p.reply)
         };
@@ -507,7 +511,7 @@ mod tests {
             panic!("{:?}", p.follow_up)
         };
         assert!(event.starts_with("not merged into report 3"), "{event}");
-        assert!(p.case.is_some());
+        assert_eq!(p.cases.len(), 1);
         assert!(matches!(p.reply, ReplyStep::Queue(_)));
     }
 
@@ -527,8 +531,8 @@ mod tests {
         });
         let p = for_new_report(ReportId(9), &d, AT, Some(&read));
         assert_eq!(
-            (p.follow_up.clone(), p.case.clone()),
-            (FollowUpStep::Wait, None)
+            (p.follow_up.clone(), p.cases.clone()),
+            (FollowUpStep::Wait, vec![])
         );
 
         let waiting = Waiting {
@@ -554,7 +558,7 @@ mod tests {
             panic!()
         };
         assert!(matches!(s.follow_up, FollowUpStep::Merge(_)));
-        assert_eq!(s.case, None);
+        assert_eq!(s.cases, vec![]);
         let Some(ReplyStep::Update(own)) = &s.reply else {
             panic!("{:?}", s.reply)
         };
@@ -567,7 +571,7 @@ mod tests {
             panic!()
         };
         assert!(matches!(s.follow_up, FollowUpStep::Refused { .. }));
-        assert!(s.case.is_some());
+        assert_eq!(s.cases.len(), 1);
         assert!(s.reply.is_some());
     }
 

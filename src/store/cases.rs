@@ -3,8 +3,8 @@
 
 use super::sql::{Row, Sql};
 use super::{Db, Error};
-use crate::classify::case::CaseKey;
-use crate::model::{CaseId, Report, ReportId};
+use crate::classify::case::{CaseKey, Group};
+use crate::model::{CaseId, CaseStatus, Report, ReportId};
 use crate::sql_params;
 use serde::Serialize;
 
@@ -13,14 +13,30 @@ use serde::Serialize;
 pub struct Case {
     pub id: CaseId,
     pub abuse_type: crate::model::AbuseType,
+    /// The customer whose reports it groups; `None` for a network case.
+    pub customer: Option<String>,
+    /// The source network of a network case (`192.0.2.0/24`); empty for
+    /// a customer's.
     pub network: String,
+    pub status: CaseStatus,
     pub reports: i64,
     pub first_at: String,
     pub last_at: String,
 }
 
-/// Puts report `report` into the newest case of `key` still open to it,
-/// or into a new one.
+impl Case {
+    /// Whose it is, as a listing shows it: `customer C-1001`, or the
+    /// network.
+    pub fn group(&self) -> String {
+        match &self.customer {
+            Some(customer) => format!("customer {customer}"),
+            None => self.network.clone(),
+        }
+    }
+}
+
+/// Puts report `report` into the open case of `key` (for a network, the
+/// newest one still in its window), or into a new one.
 pub(super) fn assign(
     q: &mut dyn Sql,
     report: ReportId,
@@ -28,11 +44,20 @@ pub(super) fn assign(
     received_at: &str,
 ) -> Result<(), Error> {
     let abuse_type = key.abuse_type.as_str();
-    let found = q.row(
-        "SELECT id FROM cases WHERE abuse_type = ?1 AND net_key = ?2 AND last_at >= ?3
-         ORDER BY last_at DESC LIMIT 1",
-        sql_params![abuse_type, key.net_key.clone(), &key.since],
-    )?;
+    let open = CaseStatus::Open.as_str();
+    let found = match &key.group {
+        Group::Customer(customer) => q.row(
+            "SELECT id FROM cases WHERE customer = ?1 AND abuse_type = ?2 AND status = ?3
+             ORDER BY id DESC LIMIT 1",
+            sql_params![customer, abuse_type, open],
+        )?,
+        Group::Network { net_key, since, .. } => q.row(
+            "SELECT id FROM cases WHERE abuse_type = ?1 AND net_key = ?2 AND last_at >= ?3
+                 AND customer IS NULL AND status = ?4
+             ORDER BY last_at DESC LIMIT 1",
+            sql_params![abuse_type, net_key.clone(), since, open],
+        )?,
+    };
     let case = match found {
         Some(row) => {
             let case = row.int(0)?;
@@ -44,28 +69,53 @@ pub(super) fn assign(
             )?;
             case
         }
-        None => q.insert(
-            "INSERT INTO cases (abuse_type, net_key, network, first_at, last_at, reports)
-             VALUES (?1, ?2, ?3, ?4, ?4, 1)",
-            sql_params![abuse_type, key.net_key.clone(), &key.network, received_at],
-        )?,
+        None => {
+            let (customer, net_key, network) = match &key.group {
+                Group::Customer(customer) => (Some(customer.clone()), Vec::new(), String::new()),
+                Group::Network {
+                    net_key, network, ..
+                } => (None, net_key.clone(), network.clone()),
+            };
+            q.insert(
+                "INSERT INTO cases (abuse_type, net_key, network, first_at, last_at, reports,
+                     customer, status)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?6)",
+                sql_params![abuse_type, net_key, network, received_at, customer, open],
+            )?
+        }
     };
     q.exec(
-        "UPDATE reports SET case_id = ?2 WHERE id = ?1",
+        "INSERT INTO report_cases (case_id, report_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        sql_params![case, report],
+    )?;
+    // The report's first case is the one its row names.
+    q.exec(
+        "UPDATE reports SET case_id = ?2 WHERE id = ?1 AND case_id IS NULL",
         sql_params![report, case],
     )?;
     Ok(())
 }
 
-const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at";
+const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at, customer, status";
 
 impl Db {
-    /// Cases, most recently active first.
-    pub fn cases(&self, limit: usize) -> Result<Vec<Case>, Error> {
+    /// Cases, most recently active first; only `customer`'s, and only
+    /// those of `status`, when given.
+    pub fn cases(
+        &self,
+        customer: Option<&str>,
+        status: Option<CaseStatus>,
+        limit: usize,
+    ) -> Result<Vec<Case>, Error> {
         self.read(|q| {
             q.rows(
-                &format!("SELECT {CASE_COLUMNS} FROM cases ORDER BY last_at DESC LIMIT ?1"),
-                sql_params![limit],
+                &format!(
+                    "SELECT {CASE_COLUMNS} FROM cases
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR customer = ?1)
+                       AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+                     ORDER BY last_at DESC LIMIT ?3"
+                ),
+                sql_params![customer, status.map(CaseStatus::as_str), limit],
             )?
             .iter()
             .map(read_case)
@@ -90,7 +140,7 @@ impl Db {
     pub fn case_reports(&self, id: CaseId) -> Result<Vec<Report>, Error> {
         let ids = self.read(|q| {
             q.rows(
-                "SELECT id FROM reports WHERE case_id = ?1 ORDER BY id",
+                "SELECT report_id FROM report_cases WHERE case_id = ?1 ORDER BY report_id",
                 sql_params![id],
             )?
             .iter()
@@ -112,5 +162,7 @@ fn read_case(r: &Row) -> Result<Case, Error> {
         reports: r.int(3)?,
         first_at: r.text(4)?,
         last_at: r.text(5)?,
+        customer: r.opt_text(6)?,
+        status: super::known("cases", id, &r.text(7)?, CaseStatus::parse)?,
     })
 }

@@ -196,7 +196,7 @@ fn settle_one(
     if let Some(draft) = &waiting.follow_up {
         super::plans::follow_up(q, done.report, &steps.follow_up, draft, now)?;
     }
-    if let Some(key) = &steps.case {
+    for key in &steps.cases {
         super::cases::assign(q, done.report, key, &waiting.received_at)?;
     }
     if let Some(ack) = &steps.merge_ack {

@@ -26,14 +26,15 @@ const TABLES: &[(&str, &str)] = &[
     ),
     (
         "cases",
-        "id, abuse_type, net_key, network, first_at, last_at, reports",
+        "id, abuse_type, net_key, network, first_at, last_at, reports, customer, status",
     ),
     (
         "reports",
         "id, raw_id, message_id, received_at, reporter, subject, abuse_type, subtype, ips, urls, \
          evidence_rows, missing, reply, parse_warnings, processed_at, formats, reasons, \
          reply_reason, status, resolved_at, follow_up_of, case_id, language, auth, \
-         rsit_taxonomy, rsit_type, feed, pending_reply, pending_follow_up, checks_due_at",
+         rsit_taxonomy, rsit_type, feed, pending_reply, pending_follow_up, checks_due_at, \
+         owners, ownership",
     ),
     (
         "evidence",
@@ -54,7 +55,14 @@ const TABLES: &[(&str, &str)] = &[
         "assignments",
         "id, customer_id, netblock, domain, valid_from, valid_until, source, created_at",
     ),
+    (
+        "owner_imports",
+        "id, source, imported_at, created, updated, ended",
+    ),
 ];
+
+/// Where `owners` is among the reports' columns above.
+const REPORT_OWNERS_COLUMN: usize = 30;
 
 /// What one table's copy did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -95,14 +103,21 @@ impl Db {
                 })?;
                 let Some(last) = batch.last() else { break };
                 after = last.int(0)?;
-                // The search text lives apart in SQLite (FTS5).
-                let texts = if *table == "reports" {
-                    batch
-                        .iter()
-                        .map(|row| self.search_text(row.int(0)?))
-                        .collect::<Result<Vec<_>, Error>>()?
+                // The search text lives apart in SQLite (FTS5); a report's
+                // cases (it may be in several) in their own table.
+                let (texts, cases) = if *table == "reports" {
+                    (
+                        batch
+                            .iter()
+                            .map(|row| self.search_text(row.int(0)?))
+                            .collect::<Result<Vec<_>, Error>>()?,
+                        batch
+                            .iter()
+                            .map(|row| self.cases_of(row.int(0)?))
+                            .collect::<Result<Vec<_>, Error>>()?,
+                    )
                 } else {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 };
                 let placeholders: Vec<String> = (1..=columns.split(',').count())
                     .map(|i| format!("?{i}"))
@@ -121,6 +136,19 @@ impl Db {
                             super::index_report_ips(q, id, &ips)?;
                             let (subject, body) = &texts[i];
                             super::reports::index_text(q, id, subject, body, true)?;
+                            let owners: Vec<crate::model::owner::Owner> = super::parse_json_list(
+                                "reports",
+                                id.0,
+                                &row.text(REPORT_OWNERS_COLUMN)?,
+                            )?;
+                            super::reports::index_customers(q, id, &owners)?;
+                            for case in &cases[i] {
+                                q.exec(
+                                    "INSERT INTO report_cases (case_id, report_id) VALUES (?1, ?2)
+                                     ON CONFLICT DO NOTHING",
+                                    sql_params![*case, id],
+                                )?;
+                            }
                         }
                     }
                     Ok(())
@@ -140,6 +168,19 @@ impl Db {
             )
         })?;
         Ok(out)
+    }
+
+    /// The cases report `id` is in.
+    fn cases_of(&self, id: i64) -> Result<Vec<i64>, Error> {
+        self.read(|q| {
+            q.rows(
+                "SELECT case_id FROM report_cases WHERE report_id = ?1 ORDER BY case_id",
+                sql_params![id],
+            )?
+            .iter()
+            .map(|r| r.int(0))
+            .collect()
+        })
     }
 
     /// A report's subject and search body as the source holds them.

@@ -60,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_follow_up_index.sql"),
     include_str!("migrations/0016_rsit_backfill.sql"),
     include_str!("migrations/0017_owners.sql"),
+    include_str!("migrations/0018_routing.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

@@ -1,11 +1,11 @@
 //! Customers and their assignments: read whole (the lookup index is built
 //! from them), and an import's plan carried out in one transaction.
 
-use super::sql::Row;
+use super::sql::{Row, Sql};
 use super::{Db, Error};
 use crate::model::reply::Language;
 use crate::owners::import::{Customer, ImportPlan, Stored};
-use crate::owners::{Assignment, Netblock, Target};
+use crate::owners::{Assignment, Index, Netblock, Target};
 use crate::sql_params;
 use chrono::{DateTime, Utc};
 
@@ -16,6 +16,20 @@ const UPDATE_CUSTOMER: &str =
     "UPDATE customers SET name = ?2, emails = ?3, language = ?4, policy = ?5, enabled = ?6,
          updated_at = ?7
      WHERE reference = ?1";
+
+const ASSIGNMENTS: &str =
+    "SELECT a.id, c.reference, a.netblock, a.domain, a.valid_from, a.valid_until, a.source
+     FROM assignments a JOIN customers c ON c.id = a.customer_id
+     ORDER BY a.id";
+
+fn owners_version(q: &mut dyn Sql) -> Result<i64, Error> {
+    Ok(
+        q.row("SELECT coalesce(max(id), 0) FROM owner_imports", &[])?
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0),
+    )
+}
 
 fn time(at: Option<DateTime<Utc>>) -> Option<String> {
     at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
@@ -39,18 +53,39 @@ impl Db {
                 .map(read_customer)
                 .collect::<Result<Vec<Customer>, Error>>()?;
             let stored = q
-                .rows(
-                    "SELECT a.id, c.reference, a.netblock, a.domain, a.valid_from, a.valid_until,
-                         a.source
-                     FROM assignments a JOIN customers c ON c.id = a.customer_id
-                     ORDER BY a.id",
-                    &[],
-                )?
+                .rows(ASSIGNMENTS, &[])?
                 .iter()
                 .map(read_assignment)
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok((customers, stored))
         })
+    }
+
+    /// The version of the owners: it changes with every import that
+    /// changed something (0 before the first).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn owners_version(&self) -> Result<i64, Error> {
+        self.read(|q| owners_version(q))
+    }
+
+    /// The routing index of the assignments as of the version returned
+    /// with it.
+    ///
+    /// # Errors
+    /// Storage errors; a row this build cannot read names itself.
+    pub fn owners_index(&self) -> Result<(i64, Index), Error> {
+        let (version, assignments) = self.read(|q| {
+            let version = owners_version(q)?;
+            let assignments = q
+                .rows(ASSIGNMENTS, &[])?
+                .iter()
+                .map(|r| read_assignment(r).map(|s| s.assignment))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((version, assignments))
+        })?;
+        Ok((version, Index::new(assignments)))
     }
 
     /// Carries out an import of `source` at `now`, in one transaction.
@@ -118,6 +153,20 @@ impl Db {
                     sql_params![*id, stamp.clone()],
                 )?;
             }
+            // The log's new row is the new version of the owners: routing
+            // rebuilds its index when it sees it.
+            let counts = plan.counts();
+            q.exec(
+                "INSERT INTO owner_imports (source, imported_at, created, updated, ended)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                sql_params![
+                    source,
+                    stamp.clone(),
+                    counts.assignments_created + counts.customers_created,
+                    counts.assignments_updated + counts.customers_updated,
+                    counts.assignments_ended
+                ],
+            )?;
             Ok(())
         })
     }

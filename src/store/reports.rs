@@ -3,6 +3,7 @@
 use super::sql::{Dialect, Sql, Value};
 use super::{json_list, parse_json_list, Db, Error};
 use crate::evidence::{Kind, Row};
+use crate::model::owner::{self, Owner, Ownership};
 use crate::model::{
     AbuseType, HistoryEvent, NetworkSubtype, RawId, RawStatus, ReplyDecision, Report, ReportDraft,
     ReportId,
@@ -33,6 +34,9 @@ pub struct Stored {
     pub id: ReportId,
     pub reply: ReplyDecision,
     pub reply_reason: Option<String>,
+    /// Processed again, and its offenders' customers are not the ones it
+    /// had (`reprocess` after an import counts these).
+    pub customers_changed: bool,
 }
 
 /// Where processed reports go: the database directly (one-shot commands) or
@@ -87,9 +91,9 @@ macro_rules! insert_report {
         "INSERT INTO reports (raw_id, message_id, received_at, reporter, subject, abuse_type,
              subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, processed_at,
              formats, reasons, reply_reason, language, auth, rsit_taxonomy, rsit_type, feed,
-             pending_reply, checks_due_at)
+             pending_reply, checks_due_at, owners, ownership)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-             ?18, ?19, ?20, ?21, ?22, ?23, ?24"
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26"
     };
 }
 
@@ -136,7 +140,7 @@ fn save_outcome(
         // refused follow-up also writes a `follow_up` event, on its own
         // report, and stays a report like any other.
         "SELECT r.id, r.reply, r.reply_reason, (r.follow_up_of IS NOT NULL OR EXISTS (
-             SELECT 1 FROM reports f WHERE f.follow_up_of = r.id))
+             SELECT 1 FROM reports f WHERE f.follow_up_of = r.id)), r.owners
          FROM reports r WHERE r.raw_id = ?1",
         sql_params![*raw_id],
     )?;
@@ -147,6 +151,21 @@ fn save_outcome(
         }
     }
     let is_new = before.is_none();
+    let customers_before = match &before {
+        Some(row) => {
+            let id = row.int(0)?;
+            let owners: Vec<Owner> = parse_json_list("reports", id, &row.text(4)?)?;
+            let mut list: Vec<String> = owner::customers(&owners)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            list.sort_unstable();
+            list
+        }
+        None => Vec::new(),
+    };
+    let mut customers = owner::customers(&d.owners);
+    customers.sort_unstable();
     let auth_json = d.auth.as_ref().map(super::json_text);
     let params = sql_params![
         *raw_id,
@@ -173,6 +192,8 @@ fn save_outcome(
         d.feed.clone(),
         d.pending_reply.as_ref().map(super::json_text),
         d.checks_pending.then_some(processed_at),
+        json_list(&d.owners),
+        Ownership::of(&d.owners).as_str(),
     ];
     let mut stored = if is_new {
         let id = q.insert(concat!(insert_report!(), ")"), params)?;
@@ -180,6 +201,7 @@ fn save_outcome(
             id: ReportId(id),
             reply: d.reply,
             reply_reason: d.reply_reason.clone(),
+            customers_changed: false,
         }
     } else {
         let row = q
@@ -195,7 +217,8 @@ fn save_outcome(
                  processed_at = excluded.processed_at, formats = excluded.formats,
                  reasons = excluded.reasons, language = excluded.language,
                  auth = excluded.auth, rsit_taxonomy = excluded.rsit_taxonomy,
-                 rsit_type = excluded.rsit_type, feed = excluded.feed
+                 rsit_type = excluded.rsit_type, feed = excluded.feed,
+                 owners = excluded.owners, ownership = excluded.ownership
              RETURNING id, reply, reply_reason"
                 ),
                 params,
@@ -205,7 +228,9 @@ fn save_outcome(
                 id: raw_id.0,
                 detail: "the upsert returned no row".into(),
             })?;
-        read_stored(&row)?
+        let mut stored = read_stored(&row)?;
+        stored.customers_changed = customers != customers_before;
+        stored
     };
     let id = stored.id;
     // A new report has nothing to replace.
@@ -215,6 +240,7 @@ fn save_outcome(
         q.exec("DELETE FROM evidence WHERE report_id = ?1", sql_params![id])?;
         super::index_report_ips(q, id, &d.ips)?;
     }
+    index_customers(q, id, &d.owners)?;
     index_text(
         q,
         id,
@@ -235,7 +261,7 @@ fn save_outcome(
     let claim = super::plans::read_claim(q, d)?;
     let plan = crate::reply::report_plan::for_new_report(id, d, received_at, claim.as_ref());
     super::plans::follow_up(q, id, &plan.follow_up, d, processed_at)?;
-    if let Some(key) = &plan.case {
+    for key in &plan.cases {
         super::cases::assign(q, id, key, received_at)?;
     }
     super::outbox::event(q, id, received_at, HistoryEvent::Received, "")?;
@@ -254,6 +280,26 @@ fn save_outcome(
         stored.reply_reason = update.reason;
     }
     Ok(Some(stored))
+}
+
+/// Indexes the customers of report `id` (for `reports list --customer`),
+/// replacing what was indexed for it.
+pub(super) fn index_customers(
+    q: &mut dyn Sql,
+    id: ReportId,
+    owners: &[Owner],
+) -> Result<(), Error> {
+    q.exec(
+        "DELETE FROM report_customers WHERE report_id = ?1",
+        sql_params![id],
+    )?;
+    for customer in owner::customers(owners) {
+        q.exec(
+            "INSERT INTO report_customers (customer, report_id) VALUES (?1, ?2)",
+            sql_params![customer, id],
+        )?;
+    }
+    Ok(())
 }
 
 fn mark_raw(
@@ -319,6 +365,10 @@ pub struct ListFilter {
     pub after: Option<ReportId>,
     /// Only this RSIT type (`brute-force`, `phishing`, …).
     pub rsit_type: Option<String>,
+    /// Only reports with an offender of this customer (its reference).
+    pub customer: Option<String>,
+    /// Only reports whose offenders are all outside our assignments.
+    pub unowned: bool,
     pub limit: usize,
     pub offset: usize,
 }
@@ -641,6 +691,9 @@ impl Db {
                AND (CAST(?12 AS TEXT) IS NULL OR {search_filter})
                AND (CAST(?13 AS BIGINT) IS NULL OR id > ?13)
                AND (CAST(?14 AS TEXT) IS NULL OR rsit_type = ?14)
+               AND (CAST(?15 AS TEXT) IS NULL
+                    OR id IN (SELECT report_id FROM report_customers WHERE customer = ?15))
+               AND (CAST(?16 AS TEXT) IS NULL OR ownership = ?16)
              ORDER BY id {order} LIMIT ?3 OFFSET ?11"
         );
         let params = [
@@ -658,6 +711,8 @@ impl Db {
             search.into(),
             filter.after.into(),
             filter.rsit_type.clone().into(),
+            filter.customer.clone().into(),
+            filter.unowned.then_some(Ownership::NotOurs.as_str()).into(),
         ];
         self.read(|q| q.rows(&sql, &params)?.iter().map(read_report).collect())
     }
@@ -752,7 +807,7 @@ impl Db {
 
 const REPORT_COLUMNS: &str = "id, raw_id, message_id, received_at, reporter, subject, abuse_type, \
      subtype, ips, urls, evidence_rows, missing, reply, parse_warnings, formats, reasons, reply_reason, status, case_id, language, \
-     auth, rsit_taxonomy, rsit_type, feed, checks_due_at";
+     auth, rsit_taxonomy, rsit_type, feed, checks_due_at, owners, ownership";
 
 /// An evidence row's columns; its line is its own, or that of the row it
 /// points at (migration 9).
@@ -768,6 +823,7 @@ fn read_stored(r: &super::sql::Row) -> Result<Stored, Error> {
         id: ReportId(id),
         reply: super::known("reports", id, &r.text(1)?, ReplyDecision::parse)?,
         reply_reason: r.opt_text(2)?,
+        customers_changed: false,
     })
 }
 
@@ -870,5 +926,7 @@ fn read_report(row: &super::sql::Row) -> Result<Report, Error> {
             _ => return Err(corrupt("no RSIT pair".into())),
         },
         feed: row.opt_text(23)?,
+        owners: parse_json_list("reports", id, &row.text(25)?)?,
+        ownership: super::known("reports", id, &row.text(26)?, Ownership::parse)?,
     })
 }

@@ -88,7 +88,12 @@ fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
     // later migrations add is taken out too, or is made again harmlessly).
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP TABLE assignments; DROP TABLE customers;
+        "DROP TABLE owner_imports; DROP TABLE report_cases; DROP TABLE report_customers;
+         DROP INDEX cases_customer; ALTER TABLE cases DROP COLUMN customer;
+         ALTER TABLE cases DROP COLUMN status;
+         DROP INDEX reports_ownership; ALTER TABLE reports DROP COLUMN owners;
+         ALTER TABLE reports DROP COLUMN ownership;
+         DROP TABLE assignments; DROP TABLE customers;
          DROP INDEX reports_checks_due;
          ALTER TABLE reports DROP COLUMN pending_reply;
          ALTER TABLE reports DROP COLUMN pending_follow_up;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0003_follow_up_index.sql"),
     include_str!("0004_rsit_backfill.sql"),
     include_str!("0005_owners.sql"),
+    include_str!("0006_routing.sql"),
 ];
 
 /// The advisory lock a migration holds: one node migrates, the others wait.
