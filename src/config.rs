@@ -24,6 +24,25 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub auth: AuthConfig,
     pub export: ExportConfig,
+    pub owners: OwnersConfig,
+}
+
+/// `[owners]`: what routing to customers does beyond recording it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OwnersConfig {
+    /// A reporter whose report names no offender of ours (and owners are
+    /// imported) is answered "not on our network" instead of the ack or
+    /// the request for evidence; off: the ordinary reply.
+    pub unowned_reply: bool,
+}
+
+impl Default for OwnersConfig {
+    fn default() -> Self {
+        OwnersConfig {
+            unowned_reply: true,
+        }
+    }
 }
 
 /// `[export]`: how this desk names itself in exported reports.

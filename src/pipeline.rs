@@ -342,6 +342,9 @@ impl Pipeline {
                     owners::route::MAX_LOOKUPS
                 ));
             }
+            if self.config.owners.unowned_reply {
+                reply::not_ours::apply(draft);
+            }
         }
     }
 

@@ -97,6 +97,7 @@ pub(super) fn write_report_table(
         write_envelope(out, raw)?;
     }
     write_fields(out, r)?;
+    write_owners(out, &r.owners)?;
     write_evidence(out, evidence, r.evidence_rows)?;
     write_replies(out, replies)?;
     write_history(out, events)
@@ -154,7 +155,7 @@ fn write_fields(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             format!("{verdict}: {}", a.summary)
         }
     };
-    let rows: [(&str, String); 16] = [
+    let rows: [(&str, String); 17] = [
         ("id", r.id.0.to_string()),
         ("raw_id", r.raw_id.0.to_string()),
         (
@@ -180,6 +181,7 @@ fn write_fields(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         ("reply", r.reply.as_str().to_owned()),
         ("auth", auth),
         ("status", r.status.as_str().to_owned()),
+        ("ownership", r.ownership.as_str().to_owned()),
     ];
     for (key, value) in rows {
         writeln!(out, "{key:>14}: {}", visible(&value))?;
@@ -208,6 +210,34 @@ fn write_fields(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         for reason in &r.reasons {
             writeln!(out, "  {}", visible(&reason.to_string()))?;
         }
+    }
+    Ok(())
+}
+
+/// Whose each offender is: `owners:` and one line each (the customer, what
+/// matched, the time used); nothing when nothing was routed.
+pub(super) fn write_owners(
+    out: &mut impl Write,
+    owners: &[crate::model::owner::Owner],
+) -> std::io::Result<()> {
+    if owners.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nowners (whose each offender was at the event's time):"
+    )?;
+    for o in owners {
+        writeln!(
+            out,
+            "  {:<7} {:<40} {:<16} {:<32} at {} ({})",
+            o.looked.as_str(),
+            clip(&o.value, 40),
+            clip(o.customer.as_deref().unwrap_or("-"), 16),
+            visible(&o.why()),
+            o.at,
+            o.time_from.as_str()
+        )?;
     }
     Ok(())
 }

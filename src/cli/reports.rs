@@ -66,7 +66,17 @@ pub(super) fn explain(config: &Config, id: i64, format: Format) -> anyhow::Resul
         bail!("no report {id}")
     };
     let rows = db.evidence(report.id, crate::evidence::MAX_ROWS)?;
-    let explained = explain_roles(&rows);
+    let mut explained = explain_roles(&rows);
+    for e in &mut explained {
+        // An address as looked up, or a URL by its host.
+        let host = crate::evidence::text::url_host(&e.address)
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+        e.owner = report
+            .owners
+            .iter()
+            .find(|o| o.value == e.address || Some(&o.value) == host.as_ref())
+            .cloned();
+    }
     match format {
         Format::Json => print_json(&explained)?,
         Format::Table => {
@@ -86,6 +96,7 @@ pub(super) fn explain(config: &Config, id: i64, format: Format) -> anyhow::Resul
                     visible(&e.why)
                 )?;
             }
+            super::render::write_owners(&mut out, &report.owners)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -212,6 +223,10 @@ pub(super) struct Explained {
     role: &'static str,
     why: String,
     origin: String,
+    /// Whose it was at the event's time, and why (routed offenders and
+    /// hosts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<crate::model::owner::Owner>,
 }
 
 /// Each address (the first row naming it) and URL, with its role and why.
@@ -228,6 +243,7 @@ pub(super) fn explain_roles(rows: &[crate::evidence::Row]) -> Vec<Explained> {
                     role: role.as_str(),
                     why,
                     origin: row.origin.clone(),
+                    owner: None,
                 });
             }
         };

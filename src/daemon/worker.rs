@@ -201,15 +201,13 @@ impl Drop for Processor {
     }
 }
 
-/// How often the dispatcher asks the store whether the owners changed.
-const OWNERS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
 /// The routing index, rebuilt when an import changed the owners (the
-/// store's import log says so); checked at most once a second.
+/// store's import log says so). Asked before each round is stored (one
+/// read of the log's last id), so a report stored after an import is
+/// routed by it.
 struct OwnersCache {
     version: Option<i64>,
     index: Arc<crate::owners::Index>,
-    checked: Option<Instant>,
 }
 
 impl OwnersCache {
@@ -217,20 +215,12 @@ impl OwnersCache {
         OwnersCache {
             version: None,
             index: Arc::new(crate::owners::Index::default()),
-            checked: None,
         }
     }
 
     /// The index as of the store's latest import. A store error keeps the
     /// index it had (reports are routed by it rather than held back).
     fn current(&mut self, db: &Db) -> Arc<crate::owners::Index> {
-        if self
-            .checked
-            .is_some_and(|t| t.elapsed() < OWNERS_CHECK_INTERVAL)
-        {
-            return self.index.clone();
-        }
-        self.checked = Some(Instant::now());
         match db.owners_version() {
             Ok(version) if Some(version) == self.version => {}
             Ok(_) => match db.owners_index() {

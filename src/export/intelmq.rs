@@ -5,7 +5,8 @@
 //! `source.*` is the offender (addresses with the `source` role only),
 //! `destination.*` the victim from the same evidence row, `time.source` when
 //! it happened, `time.observation` when the report arrived, the RSIT pair,
-//! `raw` the evidence line in base64, and our report id in `extra.*`. Pure.
+//! `raw` the evidence line in base64, the customer the offender belonged to
+//! in `source.account`, and our report id and the routing in `extra.*`. Pure.
 
 use crate::evidence::{Kind, Row};
 use crate::model::Report;
@@ -44,6 +45,20 @@ fn common(report: &Report) -> Map<String, Value> {
     event
 }
 
+/// Whose the event's offender was (`value`: the address or host as it
+/// was looked up): the customer in `source.account`, what matched and
+/// the time used in `extra.*`.
+fn add_owner(event: &mut Map<String, Value>, report: &Report, value: &str) {
+    let Some(owner) = report.owners.iter().find(|o| o.value == value) else {
+        return;
+    };
+    if let Some(customer) = &owner.customer {
+        event.insert("source.account".into(), json!(customer));
+    }
+    event.insert("extra.owner_match".into(), json!(owner.why()));
+    event.insert("extra.owner_at".into(), json!(owner.at));
+}
+
 fn add_row_details(event: &mut Map<String, Value>, row: &Row) {
     if let Some(t) = row.occurred_at.as_deref().and_then(intelmq_time) {
         event.insert("time.source".into(), json!(t));
@@ -67,6 +82,7 @@ pub fn events(report: &Report, rows: &[Row]) -> Vec<Value> {
         }
         let mut event = common(report);
         event.insert("source.ip".into(), json!(ip.to_string()));
+        add_owner(&mut event, report, &ip.to_string());
         if let Some(port) = row.source_port {
             event.insert("source.port".into(), json!(port));
         }
@@ -93,9 +109,12 @@ pub fn events(report: &Report, rows: &[Row]) -> Vec<Value> {
         match host.parse::<IpAddr>() {
             Ok(ip) => {
                 event.insert("source.ip".into(), json!(ip.to_string()));
+                add_owner(&mut event, report, &ip.to_string());
             }
             Err(_) if host.contains('.') && host.is_ascii() => {
-                event.insert("source.fqdn".into(), json!(host.to_ascii_lowercase()));
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                add_owner(&mut event, report, &host);
+                event.insert("source.fqdn".into(), json!(host));
             }
             Err(_) => {}
         }

@@ -243,16 +243,24 @@ pub enum ReplyKind {
     NeedsInfo,
     /// `reports resolve`: the investigation is concluded.
     Concluded,
+    /// None of the report's offenders is on our network.
+    NotOurs,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 3] = [ReplyKind::Ack, ReplyKind::NeedsInfo, ReplyKind::Concluded];
+    pub const ALL: [ReplyKind; 4] = [
+        ReplyKind::Ack,
+        ReplyKind::NeedsInfo,
+        ReplyKind::Concluded,
+        ReplyKind::NotOurs,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ReplyKind::Ack => "ack",
             ReplyKind::NeedsInfo => "needs_info",
             ReplyKind::Concluded => "concluded",
+            ReplyKind::NotOurs => "not_ours",
         }
     }
 
@@ -265,6 +273,7 @@ impl ReplyKind {
         match decision {
             ReplyDecision::Ack => Some(ReplyKind::Ack),
             ReplyDecision::NeedsInfo => Some(ReplyKind::NeedsInfo),
+            ReplyDecision::NotOurs => Some(ReplyKind::NotOurs),
             _ => None,
         }
     }
@@ -481,15 +490,19 @@ pub enum ReplyDecision {
     /// Waiting for the sender checks (SPF, DKIM, DMARC): the reply is held
     /// until they end, then decided ([`crate::reply::settle`]).
     Pending,
+    /// Answered "not on our network": none of its offenders is ours
+    /// (`owners.unowned_reply`).
+    NotOurs,
 }
 
 impl ReplyDecision {
-    pub const ALL: [ReplyDecision; 5] = [
+    pub const ALL: [ReplyDecision; 6] = [
         ReplyDecision::Ack,
         ReplyDecision::NeedsInfo,
         ReplyDecision::Suppressed,
         ReplyDecision::None,
         ReplyDecision::Pending,
+        ReplyDecision::NotOurs,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -499,6 +512,7 @@ impl ReplyDecision {
             ReplyDecision::Suppressed => "suppressed",
             ReplyDecision::None => "none",
             ReplyDecision::Pending => "pending",
+            ReplyDecision::NotOurs => "not_ours",
         }
     }
 

@@ -16,13 +16,14 @@ use std::path::Path;
 
 /// The shipped texts, per language: `config/templates/{kind}.txt` for
 /// English, `{kind}.{language}.txt` for the others.
-const BUILTIN: [(Language, [&str; 3]); 5] = [
+const BUILTIN: [(Language, [&str; 4]); 5] = [
     (
         Language::En,
         [
             include_str!("../../config/templates/ack.txt"),
             include_str!("../../config/templates/needs_info.txt"),
             include_str!("../../config/templates/concluded.txt"),
+            include_str!("../../config/templates/not_ours.txt"),
         ],
     ),
     (
@@ -31,6 +32,7 @@ const BUILTIN: [(Language, [&str; 3]); 5] = [
             include_str!("../../config/templates/ack.de.txt"),
             include_str!("../../config/templates/needs_info.de.txt"),
             include_str!("../../config/templates/concluded.de.txt"),
+            include_str!("../../config/templates/not_ours.de.txt"),
         ],
     ),
     (
@@ -39,6 +41,7 @@ const BUILTIN: [(Language, [&str; 3]); 5] = [
             include_str!("../../config/templates/ack.es.txt"),
             include_str!("../../config/templates/needs_info.es.txt"),
             include_str!("../../config/templates/concluded.es.txt"),
+            include_str!("../../config/templates/not_ours.es.txt"),
         ],
     ),
     (
@@ -47,6 +50,7 @@ const BUILTIN: [(Language, [&str; 3]); 5] = [
             include_str!("../../config/templates/ack.fr.txt"),
             include_str!("../../config/templates/needs_info.fr.txt"),
             include_str!("../../config/templates/concluded.fr.txt"),
+            include_str!("../../config/templates/not_ours.fr.txt"),
         ],
     ),
     (
@@ -55,14 +59,15 @@ const BUILTIN: [(Language, [&str; 3]); 5] = [
             include_str!("../../config/templates/ack.pt.txt"),
             include_str!("../../config/templates/needs_info.pt.txt"),
             include_str!("../../config/templates/concluded.pt.txt"),
+            include_str!("../../config/templates/not_ours.pt.txt"),
         ],
     ),
 ];
 
 /// The reply kinds, in the order of [`BUILTIN`]'s texts.
-const KINDS: [&str; 3] = ["ack", "needs_info", "concluded"];
+const KINDS: [&str; 4] = ["ack", "needs_info", "concluded", "not_ours"];
 
-/// The three reply texts in each language. Placeholders: `{tag}` (the
+/// The four reply texts in each language. Placeholders: `{tag}` (the
 /// report's subject tag with its follow-up token), `{report_id}`,
 /// `{abuse_type}`, `{subject}`, `{missing}` (needs_info), `{note}` (concluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,7 +370,7 @@ mod tests {
             Language::Pt,
         ] {
             d.language = language;
-            for kind in ["ack", "needs_info", "concluded"] {
+            for kind in KINDS {
                 d.kind = crate::model::ReplyKind::parse(kind).unwrap();
                 let text = body(&Templates::builtin(), &d);
                 for line in text.lines() {

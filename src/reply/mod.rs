@@ -10,6 +10,7 @@ mod compose;
 pub mod follow_up;
 pub mod language;
 pub mod limits;
+pub mod not_ours;
 mod phrases;
 pub mod queue;
 pub mod report_plan;

@@ -20,7 +20,7 @@ pub fn window_start(now: &str) -> String {
 
 /// The replies the rate limits count: what we start. The concluded reply
 /// answers someone we already answered, and never counts.
-pub const COUNTED: [ReplyKind; 2] = [ReplyKind::Ack, ReplyKind::NeedsInfo];
+pub const COUNTED: [ReplyKind; 3] = [ReplyKind::Ack, ReplyKind::NeedsInfo, ReplyKind::NotOurs];
 
 /// An outbox row to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,8 +40,12 @@ pub fn plan(current: Option<&Current>, replies: Option<&ReplyPlan>) -> Plan {
             at: current.resolved_at.clone().unwrap_or_default(),
         };
     }
-    // Only a reporter we answered (ack or needs_info) hears the end.
-    let answered = ReplyKind::for_decision(current.reply).is_some();
+    // Only a reporter we answered (ack or needs_info) hears the end; one
+    // told "not on our network" has heard it.
+    let answered = matches!(
+        ReplyKind::for_decision(current.reply),
+        Some(ReplyKind::Ack | ReplyKind::NeedsInfo)
+    );
     let concluded = match (replies, &current.reporter) {
         (Some(plan), Some(reporter)) if answered => Some(super::limits::plan_for(plan, reporter)),
         _ => None,

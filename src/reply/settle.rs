@@ -78,6 +78,7 @@ pub fn settle(
         None => Settled::Decided {
             decision: match pending.kind {
                 ReplyKind::NeedsInfo => ReplyDecision::NeedsInfo,
+                ReplyKind::NotOurs => ReplyDecision::NotOurs,
                 ReplyKind::Ack | ReplyKind::Concluded => ReplyDecision::Ack,
             },
             reason: None,

@@ -173,3 +173,280 @@ fn a_bad_owners_file_names_every_bad_row_and_imports_nothing() {
     // Nothing was imported, not even the good row: no store was made.
     assert!(!Path::new(&db).exists());
 }
+
+fn ingest(db: &str, name: &str) -> serde_json::Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/owners")
+        .join(name);
+    json(&abuse_inbox(&[
+        "ingest",
+        "--db",
+        db,
+        file.to_str().unwrap(),
+    ]))
+}
+
+fn listed(db: &str, args: &[&str]) -> Vec<i64> {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--db", db, "--format", "json"]);
+    json(&abuse_inbox(&all))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+on_both_stores_sync!(
+    reports_are_routed_to_the_customer_of_the_events_time_and_cases_group_by_customer
+);
+fn reports_are_routed_to_the_customer_of_the_events_time_and_cases_group_by_customer(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
+    // Before any import, nothing is routed and the ordinary reply stands.
+    let early = dir.path().join("early.eml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/not-ours.eml"),
+    )
+    .unwrap();
+    std::fs::write(&early, text.replace("routing-2@", "routing-0@")).unwrap();
+    let before = json(&abuse_inbox(&[
+        "ingest",
+        "--db",
+        &db,
+        early.to_str().unwrap(),
+    ]));
+    assert_eq!(before["ownership"], "unrouted", "{before}");
+    assert_eq!(before["owners"], serde_json::json!([]));
+    assert_eq!(before["reply"], "ack");
+
+    import(&db, &fixture(), &[]);
+    let report = ingest(&db, "moved-block.eml");
+    let owners: Vec<(String, String, String, String)> = report["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["value"].as_str().unwrap().to_owned(),
+                o["customer"].as_str().unwrap_or("-").to_owned(),
+                format!(
+                    "{} {}",
+                    o["matched"].as_str().unwrap(),
+                    o["by"].as_str().unwrap_or("")
+                ),
+                format!(
+                    "{} {}",
+                    o["at"].as_str().unwrap(),
+                    o["time_from"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect();
+    let row = |v: &str, c: &str, m: &str, t: &str| (v.into(), c.into(), m.into(), t.into());
+    assert_eq!(
+        owners,
+        vec![
+            // 198.51.100.0/24 moved from c-300 to c-400 on 1 November: the
+            // event of 31 October, reported in December, is c-300's.
+            row(
+                "198.51.100.7",
+                "c-300",
+                "netblock 198.51.100.0/24",
+                "2026-10-31T23:00:00Z evidence"
+            ),
+            // A /29 inside c-100's /24 is the reseller's.
+            row(
+                "203.0.113.9",
+                "c-200",
+                "netblock 203.0.113.8/29",
+                "2026-11-30T10:00:00Z evidence"
+            ),
+            row(
+                "203.0.113.77",
+                "c-100",
+                "netblock 203.0.113.0/24",
+                "2026-11-30T10:05:00Z evidence"
+            ),
+        ],
+        "{report}"
+    );
+    assert_eq!(report["ownership"], "owned");
+    assert_eq!(report["reply"], "ack");
+    let id = report["id"].as_i64().unwrap();
+
+    // None of ours: marked so, and answered "not on our network".
+    let other = ingest(&db, "not-ours.eml");
+    let other_id = other["id"].as_i64().unwrap();
+    assert_eq!(other["ownership"], "not_ours", "{other}");
+    assert_eq!(other["reply"], "not_ours");
+    let replies = json(&abuse_inbox(&[
+        "replies", "list", "--db", &db, "--format", "json",
+    ]));
+    let kinds: Vec<(i64, &str)> = replies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["report_id"].as_i64().unwrap(),
+                r["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&(other_id, "not_ours")), "{replies}");
+    assert!(kinds.contains(&(id, "ack")), "{replies}");
+
+    // Filters.
+    let list = |args: &[&str]| listed(&db, &[&["reports", "list"][..], args].concat());
+    assert_eq!(list(&["--customer", "c-300"]), vec![id]);
+    assert_eq!(list(&["--customer", "c-400"]), Vec::<i64>::new());
+    assert_eq!(list(&["--unowned"]), vec![other_id]);
+
+    // One case per customer, the report in each; the unowned report in a
+    // network case.
+    let cases = json(&abuse_inbox(&[
+        "cases", "list", "--db", &db, "--format", "json",
+    ]));
+    let mut groups: Vec<String> = cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["customer"].as_str().unwrap_or("-"),
+                c["network"].as_str().unwrap()
+            )
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        ["- 192.0.2.0/24", "c-100 ", "c-200 ", "c-300 "],
+        "{cases}"
+    );
+    let of_c200 = json(&abuse_inbox(&[
+        "cases",
+        "list",
+        "--customer",
+        "c-200",
+        "--status",
+        "open",
+        "--db",
+        &db,
+        "--format",
+        "json",
+    ]));
+    let case = of_c200[0]["id"].as_i64().unwrap().to_string();
+    let shown = json(&abuse_inbox(&[
+        "cases", "show", &case, "--db", &db, "--format", "json",
+    ]));
+    assert_eq!(shown["reports"][0]["id"], id, "{shown}");
+
+    // IntelMQ events carry the customer.
+    let out = abuse_inbox(&["export", "--format", "intelmq", "--db", &db]);
+    assert!(out.status.success());
+    let accounts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["extra.abuse_inbox_report_id"] == id)
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["source.ip"].as_str().unwrap(),
+                e["source.account"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        [
+            "198.51.100.7 c-300",
+            "203.0.113.9 c-200",
+            "203.0.113.77 c-100"
+        ]
+    );
+
+    // An import gives 203.0.113.64/26 to a new customer: reprocess
+    // re-routes the stored reports and says how many changed customer.
+    let more = dir.path().join("more.csv");
+    std::fs::write(
+        &more,
+        "customer,name,email,language,netblock,domain,valid_from,valid_until\n\
+         c-600,Upper Half,abuse@upper.example,en,203.0.113.64/26,,,\n",
+    )
+    .unwrap();
+    json(&abuse_inbox(&[
+        "owners",
+        "import",
+        more.to_str().unwrap(),
+        "--source",
+        "override",
+        "--db",
+        &db,
+        "--format",
+        "json",
+    ]));
+    let done = json(&abuse_inbox(&["reprocess", "--all", "--db", &db]));
+    assert_eq!(done["customers_changed"], 1, "{done}");
+    assert_eq!(list(&["--customer", "c-600"]), vec![id]);
+    assert_eq!(list(&["--customer", "c-100"]), Vec::<i64>::new());
+}
+
+on_both_stores_sync!(the_daemon_routes_by_the_owners_imported_while_it_runs);
+fn the_daemon_routes_by_the_owners_imported_while_it_runs(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
+    let daemon = crate::util::Daemon::start(&db);
+    let deliver = |name: &str| {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/owners")
+                .join(name),
+        )
+        .unwrap();
+        let (mut c, _) = crate::util::Smtp::connect(daemon.addr);
+        c.expect("EHLO routing.example", "250");
+        let reply = c.send_message("soc@cert.example.org", "abuse@hosting.example", &bytes);
+        assert!(reply.starts_with("250"), "{reply}");
+    };
+    let report_of = |message_id: &str| {
+        crate::util::wait_for(20, "the report", || {
+            listed(&db, &["reports", "list"])
+                .into_iter()
+                .find_map(|id| {
+                    let r = json(&abuse_inbox(&[
+                        "reports",
+                        "show",
+                        &id.to_string(),
+                        "--db",
+                        &db,
+                        "--format",
+                        "json",
+                    ]));
+                    (r["message_id"] == message_id).then_some(r)
+                })
+        })
+    };
+    deliver("not-ours.eml");
+    let first = report_of("routing-2@cert.example.org");
+    assert_eq!(first["ownership"], "unrouted", "{first}");
+
+    // Imported while it runs: the next report is routed by it.
+    import(&db, &fixture(), &[]);
+    deliver("moved-block.eml");
+    let routed = report_of("routing-1@cert.example.org");
+    let customers: Vec<&str> = routed["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["customer"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(customers, ["c-300", "c-200", "c-100"], "{routed}");
+    daemon.wait_for_log(5, "owners loaded for routing");
+}
