@@ -16,6 +16,7 @@ mod owners_data;
 
 use abuse_inbox::config::Config;
 use abuse_inbox::model::{Envelope, Incoming, Origin, RawId, Sender};
+use abuse_inbox::owners::route::LocalOnly;
 use abuse_inbox::owners::Index;
 use abuse_inbox::pipeline::Pipeline;
 use abuse_inbox::store::{Db, Role};
@@ -206,6 +207,7 @@ fn csv_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
             &mut db,
             &mut worker(),
             &Index::default(),
+            &mut LocalOnly,
             std::slice::from_ref(&raw),
         )
         .unwrap();
@@ -242,7 +244,7 @@ fn reprocess_with(quick: bool, pipeline: &Pipeline, dir: &Path, owners: &Index, 
         let Some(last) = batch.last() else { break };
         after = last.id;
         done += pipeline
-            .process_and_store(&mut db, &mut worker, owners, &batch)
+            .process_and_store(&mut db, &mut worker, owners, &mut LocalOnly, &batch)
             .unwrap()
             .len();
     }

@@ -35,12 +35,23 @@ pub struct OwnersConfig {
     /// imported) is answered "not on our network" instead of the ack or
     /// the request for evidence; off: the ordinary reply.
     pub unowned_reply: bool,
+    /// The operator's resolver of owners (`http://` or `https://`), asked
+    /// before the local assignments; empty: none.
+    pub http_url: String,
+    /// How long one call, and one round of reports' calls together, may
+    /// wait; then the local assignments decide.
+    pub http_timeout_ms: u64,
+    /// How long an answer is reused (within the window it gave), at most.
+    pub http_cache_seconds: u64,
 }
 
 impl Default for OwnersConfig {
     fn default() -> Self {
         OwnersConfig {
             unowned_reply: true,
+            http_url: String::new(),
+            http_timeout_ms: 2000,
+            http_cache_seconds: 3600,
         }
     }
 }
@@ -662,6 +673,20 @@ impl Config {
                 problems.push(format!("{key}: {what}"));
             }
         };
+        let owners = &self.owners;
+        let url = owners.http_url.trim();
+        check(
+            url.is_empty()
+                || ((url.starts_with("http://") || url.starts_with("https://"))
+                    && !url.contains(char::is_whitespace)),
+            "owners.http_url",
+            "must be empty or an http:// or https:// URL (e.g. \"http://127.0.0.1:8081/owner\")",
+        );
+        check(
+            (1..=30_000).contains(&owners.http_timeout_ms),
+            "owners.http_timeout_ms",
+            "must be 1 to 30000 (a round of reports waits at most this long for the resolver)",
+        );
         let smtp = &self.smtp;
         check(
             smtp.listen.parse::<SocketAddr>().is_ok(),

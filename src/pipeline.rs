@@ -317,24 +317,30 @@ impl Pipeline {
         sink: &mut S,
         processor: &mut impl Processor,
         owners: &owners::Index,
+        resolver: &mut dyn owners::route::Resolver,
         raws: &[RawMessage],
     ) -> Result<Vec<Option<store::Stored>>, store::Error> {
         let mut outcomes = self.outcomes(processor, raws);
-        self.route(owners, &mut outcomes);
+        self.route(owners, resolver, &mut outcomes);
         self.store_outcomes(sink, outcomes)
     }
 
     /// Says whose each report's offenders are, at each event's time (see
     /// [`owners::route`]), and turns the reply of a report about none of
     /// ours into the "not on our network" one when configured.
-    pub fn route(&self, owners: &owners::Index, outcomes: &mut [Outcome]) {
+    pub fn route(
+        &self,
+        owners: &owners::Index,
+        resolver: &mut dyn owners::route::Resolver,
+        outcomes: &mut [Outcome],
+    ) {
         for outcome in outcomes.iter_mut() {
             let Ok(draft) = &mut outcome.result else {
                 continue;
             };
             let received_at = DateTime::parse_from_rfc3339(&outcome.received_at)
                 .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
-            let (routed, left_out) = owners::route::route(owners, draft, received_at);
+            let (routed, left_out) = owners::route::route(owners, resolver, draft, received_at);
             draft.owners = routed;
             if left_out > 0 {
                 draft.parse_warnings.push(format!(

@@ -6,6 +6,7 @@ use super::{admin_store, pipeline};
 use crate::config::Config;
 use crate::daemon::isolate::Isolated;
 use crate::model::{Envelope, Incoming, Origin, RawId, RawMessage, Report};
+use crate::owners::route::{LocalOnly, Resolver};
 use crate::owners::Index;
 use crate::parse::rawmail;
 use crate::pipeline::Pipeline;
@@ -27,6 +28,7 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
     let mut failed = false;
     let mut worker = Isolated::new();
     let (_, owners) = db.owners_index()?;
+    let mut resolver = owners_resolver(config);
     let checks = if config.auth.enabled {
         Some(InlineChecks::new(config)?)
     } else {
@@ -37,7 +39,7 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
             &mut db,
             &pipeline,
             &mut worker,
-            &owners,
+            (&owners, resolver.as_mut()),
             checks.as_ref(),
             file,
         ) {
@@ -91,7 +93,7 @@ pub(super) fn ingest_one(
     db: &mut Db,
     pipeline: &Pipeline,
     worker: &mut Isolated,
-    owners: &Index,
+    (owners, resolver): (&Index, &mut dyn Resolver),
     checks: Option<&InlineChecks>,
     file: &Path,
 ) -> anyhow::Result<Report> {
@@ -130,7 +132,8 @@ pub(super) fn ingest_one(
     if let Some(checks) = checks {
         checks.run(&mut raw);
     }
-    let stored = pipeline.process_and_store(db, worker, owners, std::slice::from_ref(&raw))?;
+    let stored =
+        pipeline.process_and_store(db, worker, owners, resolver, std::slice::from_ref(&raw))?;
     let Some(id) = stored.first().cloned().flatten().map(|s| s.id) else {
         bail!(
             "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
@@ -138,6 +141,32 @@ pub(super) fn ingest_one(
         )
     };
     db.report(id)?.context("the stored report vanished")
+}
+
+/// Routing's resolver: the configured HTTP one, or the local owners alone.
+fn owners_resolver(config: &Config) -> Box<dyn Resolver> {
+    match crate::daemon::resolver::HttpResolver::new(&config.owners) {
+        Some(resolver) => Box::new(Round(resolver)),
+        None => Box::new(LocalOnly),
+    }
+}
+
+/// The HTTP resolver with one round's budget per call from the command
+/// line (a message at a time: each may wait one timeout).
+struct Round(crate::daemon::resolver::HttpResolver);
+
+impl Resolver for Round {
+    fn active(&self) -> bool {
+        true
+    }
+
+    fn resolve(
+        &mut self,
+        query: &crate::owners::route::Query,
+    ) -> Option<crate::owners::route::Answer> {
+        self.0.begin_round();
+        self.0.resolve(query)
+    }
 }
 
 /// Messages re-processed per transaction.
@@ -160,6 +189,7 @@ pub(super) fn reprocess(
     // Routed by the owners as they are now (after an import, that is the
     // point of reprocessing).
     let (_, owners) = db.owners_index()?;
+    let mut resolver = owners_resolver(config);
     // The whole store's count is known at once; since a moment, it is not.
     let total = all.then(|| {
         db.raw_status_counts()
@@ -170,7 +200,8 @@ pub(super) fn reprocess(
         let batch = db.raws_after(after, since.as_deref(), REPROCESS_BATCH)?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        let stored = pipeline.process_and_store(&mut db, &mut worker, &owners, &batch)?;
+        let stored =
+            pipeline.process_and_store(&mut db, &mut worker, &owners, resolver.as_mut(), &batch)?;
         if stored.len() < batch.len() {
             bail!("no worker process could be started; {done} messages were reprocessed");
         }

@@ -10,5 +10,6 @@ pub mod checks;
 pub mod isolate;
 pub mod lease;
 pub mod notify;
+pub mod resolver;
 pub mod server;
 pub mod worker;

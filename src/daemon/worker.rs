@@ -15,6 +15,7 @@
 
 use crate::daemon::checks::CheckQueue;
 use crate::daemon::isolate::Isolated;
+use crate::daemon::resolver::HttpResolver;
 use crate::model::{RawId, RawMessage};
 use crate::pipeline::Submitted;
 use crate::runtime::SharedRuntime;
@@ -208,6 +209,10 @@ impl Drop for Processor {
 struct OwnersCache {
     version: Option<i64>,
     index: Arc<crate::owners::Index>,
+    /// The HTTP resolver and the configuration it was made from (a reload
+    /// that changes `[owners]` makes a new one).
+    resolver: Option<(crate::config::OwnersConfig, HttpResolver)>,
+    local_only: crate::owners::route::LocalOnly,
 }
 
 impl OwnersCache {
@@ -215,6 +220,25 @@ impl OwnersCache {
         OwnersCache {
             version: None,
             index: Arc::new(crate::owners::Index::default()),
+            resolver: None,
+            local_only: crate::owners::route::LocalOnly,
+        }
+    }
+
+    /// The resolver for this round (its time budget starts now), or none.
+    fn resolver(
+        &mut self,
+        config: &crate::config::OwnersConfig,
+    ) -> &mut dyn crate::owners::route::Resolver {
+        if self.resolver.as_ref().is_none_or(|(c, _)| c != config) {
+            self.resolver = HttpResolver::new(config).map(|r| (config.clone(), r));
+        }
+        match &mut self.resolver {
+            Some((_, resolver)) => {
+                resolver.begin_round();
+                resolver
+            }
+            None => &mut self.local_only,
         }
     }
 
@@ -520,7 +544,9 @@ impl Dispatcher {
             let (raws, outcomes): (Vec<RawMessage>, Vec<Outcome>) = ready.into_iter().unzip();
             let pipeline = self.runtime.current().pipeline.clone();
             let mut outcomes = outcomes;
-            pipeline.route(&self.owners.current(&self.db), &mut outcomes);
+            let index = self.owners.current(&self.db);
+            let resolver = self.owners.resolver(&pipeline.config().owners);
+            pipeline.route(&index, resolver, &mut outcomes);
             match pipeline.submit_outcomes(&mut self.sink, outcomes) {
                 Ok(submitted) => self.writing.push_back((raws, submitted)),
                 Err(error) => {

@@ -155,19 +155,81 @@ pub fn local(index: &Index, query: &Query) -> Owner {
     }
 }
 
-/// Routes a report: whose each offender and host is, by the local
-/// assignments. Empty when no owners are known (a desk that imported none
-/// routes nothing). The second value counts lookups left out.
+/// What the operator's resolver said of a query: the customer (`None`:
+/// none it knows of) and the window its answer holds for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub customer: Option<String>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl Answer {
+    /// Whether the answer holds at `at`.
+    pub fn holds_at(&self, at: DateTime<Utc>) -> bool {
+        self.valid_from.is_none_or(|from| from <= at)
+            && self.valid_until.is_none_or(|until| at < until)
+    }
+}
+
+/// Another source of owners, asked before the local assignments (the
+/// operator's HTTP resolver). `None`: no answer (not configured, an error,
+/// out of time): the local assignments decide.
+pub trait Resolver {
+    /// Whether it may answer at all.
+    fn active(&self) -> bool;
+    fn resolve(&mut self, query: &Query) -> Option<Answer>;
+}
+
+/// No resolver: the local assignments alone.
+pub struct LocalOnly;
+
+impl Resolver for LocalOnly {
+    fn active(&self) -> bool {
+        false
+    }
+
+    fn resolve(&mut self, _: &Query) -> Option<Answer> {
+        None
+    }
+}
+
+/// Whose `query` is: the resolver's customer when it names one, else the
+/// local assignments'.
+pub fn owner(index: &Index, resolver: &mut dyn Resolver, query: &Query) -> Owner {
+    match resolver.resolve(query) {
+        Some(Answer {
+            customer: Some(customer),
+            ..
+        }) => Owner {
+            looked: query.looked,
+            value: query.value.clone(),
+            customer: Some(customer),
+            matched: MatchKind::Http,
+            by: None,
+            at: query.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            time_from: query.time_from,
+        },
+        _ => local(index, query),
+    }
+}
+
+/// Routes a report: whose each offender and host is, by the resolver and
+/// the local assignments. Empty when no owners are known (a desk that
+/// imported none and runs no resolver routes nothing). The second value
+/// counts lookups left out.
 pub fn route(
     index: &Index,
+    resolver: &mut dyn Resolver,
     draft: &ReportDraft,
     received_at: DateTime<Utc>,
 ) -> (Vec<Owner>, usize) {
-    if index.is_empty() {
+    if index.is_empty() && !resolver.active() {
         return (Vec::new(), 0);
     }
     let Queries { queries, left_out } = queries(draft, received_at);
-    (queries.iter().map(|q| local(index, q)).collect(), left_out)
+    let owners = queries.iter().map(|q| owner(index, resolver, q)).collect();
+    (owners, left_out)
 }
 
 #[cfg(test)]
@@ -218,7 +280,7 @@ mod tests {
             // After it arrived: not believed.
             row("198.51.100.9", Some("2027-01-01T00:00:00Z")),
         ];
-        let (owners, left_out) = route(&index, &draft, at("2026-11-03T00:00:00Z"));
+        let (owners, left_out) = route(&index, &mut LocalOnly, &draft, at("2026-11-03T00:00:00Z"));
         assert_eq!(left_out, 0);
         let got: Vec<_> = owners
             .iter()
@@ -278,7 +340,7 @@ mod tests {
             "http://other.co.uk/".into(),
             "https://WWW.Shop.Example.co.uk/again".into(),
         ];
-        let (owners, _) = route(&index, &draft, at("2026-11-03T00:00:00Z"));
+        let (owners, _) = route(&index, &mut LocalOnly, &draft, at("2026-11-03T00:00:00Z"));
         let got: Vec<_> = owners
             .iter()
             .map(|o| (o.looked, o.value.as_str(), o.customer.as_deref()))
@@ -300,9 +362,77 @@ mod tests {
             .map(|n| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n)))
             .collect();
         let received = at("2026-11-03T00:00:00Z");
-        assert_eq!(route(&Index::default(), &draft, received), (Vec::new(), 0));
+        assert_eq!(
+            route(&Index::default(), &mut LocalOnly, &draft, received),
+            (Vec::new(), 0)
+        );
         let index = Index::new(vec![block("A", "10.0.0.0/8", None, None)]);
-        let (owners, left_out) = route(&index, &draft, received);
+        let (owners, left_out) = route(&index, &mut LocalOnly, &draft, received);
         assert_eq!((owners.len(), left_out), (MAX_LOOKUPS, 10));
+    }
+
+    struct Fixed(Vec<(&'static str, Option<Answer>)>, usize);
+
+    impl Resolver for Fixed {
+        fn active(&self) -> bool {
+            true
+        }
+
+        fn resolve(&mut self, query: &Query) -> Option<Answer> {
+            self.1 += 1;
+            self.0
+                .iter()
+                .find(|(v, _)| *v == query.value)
+                .and_then(|(_, a)| a.clone())
+        }
+    }
+
+    #[test]
+    fn the_resolver_names_the_customer_and_the_local_tables_answer_the_rest() {
+        let index = Index::new(vec![block("local", "192.0.2.0/24", None, None)]);
+        let named = Answer {
+            customer: Some("ipam".into()),
+            valid_from: None,
+            valid_until: None,
+        };
+        let unknown = Answer {
+            customer: None,
+            ..named.clone()
+        };
+        let mut resolver = Fixed(
+            vec![
+                ("192.0.2.1", Some(named)),
+                ("192.0.2.2", Some(unknown)),
+                ("192.0.2.3", None),
+            ],
+            0,
+        );
+        let mut draft = ReportDraft::empty();
+        draft.sources = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "198.51.100.1"]
+            .map(|s| s.parse().unwrap())
+            .to_vec();
+        let (owners, _) = route(&index, &mut resolver, &draft, at("2026-11-03T00:00:00Z"));
+        let got: Vec<_> = owners
+            .iter()
+            .map(|o| (o.customer.as_deref(), o.why()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("ipam"), "http resolver".to_owned()),
+                (Some("local"), "netblock 192.0.2.0/24".to_owned()),
+                (Some("local"), "netblock 192.0.2.0/24".to_owned()),
+                (None, "not ours".to_owned()),
+            ]
+        );
+        assert_eq!(resolver.1, 4);
+        // With no assignments, an active resolver still routes.
+        let (owners, _) = route(
+            &Index::default(),
+            &mut resolver,
+            &draft,
+            at("2026-11-03T00:00:00Z"),
+        );
+        assert_eq!(owners.len(), 4);
     }
 }

@@ -450,3 +450,152 @@ fn the_daemon_routes_by_the_owners_imported_while_it_runs(store: Store) {
     assert_eq!(customers, ["c-300", "c-200", "c-100"], "{routed}");
     daemon.wait_for_log(5, "owners loaded for routing");
 }
+
+/// How the test's resolver answers.
+#[derive(Clone, Copy)]
+enum Resolver {
+    /// `ipam-7` for 192.0.2.55 through November 2026; no customer for the rest.
+    Answers,
+    /// Waits 3 s before a word.
+    Slow,
+    /// Answers what is not JSON.
+    Garbled,
+}
+
+/// A real HTTP server on 127.0.0.1 answering as `mode`; its URL, and the
+/// request lines it was sent.
+fn resolver(mode: Resolver) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/owner", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    return;
+                }
+                // The rest of the head.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                log.lock().unwrap().push(request.trim().to_owned());
+                let body = match mode {
+                    Resolver::Answers if request.contains("address=192.0.2.55") => {
+                        r#"{"customer":"ipam-7","valid_from":"2026-11-01T00:00:00Z","valid_until":"2026-12-01T00:00:00Z"}"#
+                    }
+                    Resolver::Answers => r#"{"customer":null}"#,
+                    Resolver::Slow => {
+                        std::thread::sleep(std::time::Duration::from_secs(3));
+                        r#"{"customer":"too-late"}"#
+                    }
+                    Resolver::Garbled => "<html>owner: ipam-7</html>",
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// `not-ours.eml` (about 192.0.2.55 on 30 November) under `n` new
+/// Message-IDs, in `dir`.
+fn copies_of_not_ours(dir: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/not-ours.eml"),
+    )
+    .unwrap();
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("copy-{i}.eml"));
+            std::fs::write(&path, text.replace("routing-2@", &format!("copy-{i}@"))).unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn ingest_all(db: &str, config: &Path, files: &[String]) -> Vec<serde_json::Value> {
+    let mut args = vec!["ingest", "--config", config.to_str().unwrap(), "--db", db];
+    args.extend(files.iter().map(String::as_str));
+    let out = abuse_inbox(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One JSON document per message, pretty-printed one after another.
+    serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<serde_json::Value>()
+        .map(Result::unwrap)
+        .collect()
+}
+
+on_both_stores_sync!(the_http_resolver_answers_once_per_window_and_anything_else_falls_through);
+fn the_http_resolver_answers_once_per_window_and_anything_else_falls_through(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
+    let config_for = |url: &str| {
+        crate::util::test_config(
+            dir.path(),
+            "",
+            &format!("[owners]\nhttp_url = {url:?}\nhttp_timeout_ms = 300\n"),
+        )
+    };
+    // Three reports about one address within the answer's window: one call.
+    let (url, seen) = resolver(Resolver::Answers);
+    let reports = ingest_all(&db, &config_for(&url), &copies_of_not_ours(dir.path(), 3));
+    assert_eq!(reports.len(), 3);
+    for r in &reports {
+        assert_eq!(r["owners"][0]["customer"], "ipam-7", "{r}");
+        assert_eq!(r["owners"][0]["matched"], "http");
+        assert_eq!(r["ownership"], "owned");
+    }
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(
+        requests,
+        ["GET /owner?address=192.0.2.55&at=2026-11-30T10%3A00%3A00Z HTTP/1.1"],
+        "one call for the window"
+    );
+
+    // A resolver that does not answer in time, or answers garbage: the
+    // imported owners decide, and nothing is lost.
+    import(&db, &fixture(), &[]);
+    for (n, mode) in [Resolver::Slow, Resolver::Garbled].into_iter().enumerate() {
+        let (url, seen) = resolver(mode);
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/moved-block.eml"),
+        )
+        .unwrap();
+        let file = dir.path().join("moved.eml");
+        let id = format!("moved-{n}@");
+        std::fs::write(&file, text.replace("routing-1@", &id)).unwrap();
+        let started = std::time::Instant::now();
+        let reports = ingest_all(&db, &config_for(&url), &[file.to_str().unwrap().to_owned()]);
+        let customers: Vec<&str> = reports[0]["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["customer"].as_str().unwrap_or("-"))
+            .collect();
+        assert_eq!(customers, ["c-300", "c-200", "c-100"], "{}", reports[0]);
+        // After the first failure it rests: one call, not three.
+        let calls = seen.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        if matches!(mode, Resolver::Slow) {
+            // Not the server's 3 s: the timeout (generous for a slow machine).
+            assert!(started.elapsed() < std::time::Duration::from_millis(2900));
+        }
+    }
+}
