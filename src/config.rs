@@ -35,6 +35,9 @@ pub struct OwnersConfig {
     /// imported) is answered "not on our network" instead of the ack or
     /// the request for evidence; off: the ordinary reply.
     pub unowned_reply: bool,
+    /// A reporter whose events are all older than this many days (by their
+    /// evidence times) is answered "too old to act on"; 0: never.
+    pub max_event_age_days: u64,
     /// The operator's resolver of owners (`http://` or `https://`), asked
     /// before the local assignments; empty: none.
     pub http_url: String,
@@ -49,6 +52,7 @@ impl Default for OwnersConfig {
     fn default() -> Self {
         OwnersConfig {
             unowned_reply: true,
+            max_event_age_days: 0,
             http_url: String::new(),
             http_timeout_ms: 2000,
             http_cache_seconds: 3600,

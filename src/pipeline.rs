@@ -124,6 +124,16 @@ impl Pipeline {
         self.rules.prepare();
     }
 
+    /// The replies routing may call for, as configured.
+    fn routed_replies(&self) -> reply::routed::Rules {
+        let owners = &self.config.owners;
+        reply::routed::Rules {
+            not_ours: owners.unowned_reply,
+            max_event_age: (owners.max_event_age_days > 0)
+                .then(|| chrono::Duration::days(owners.max_event_age_days.min(36_500) as i64)),
+        }
+    }
+
     /// The configuration this pipeline was built from.
     pub fn config(&self) -> &Config {
         &self.config
@@ -348,9 +358,7 @@ impl Pipeline {
                     owners::route::MAX_LOOKUPS
                 ));
             }
-            if self.config.owners.unowned_reply {
-                reply::not_ours::apply(draft);
-            }
+            reply::routed::apply(draft, received_at, self.routed_replies());
         }
     }
 

@@ -329,7 +329,8 @@ pub struct ListArgs {
     /// Only this network subtype (intrusion, dos, port_scan, brute_force, other).
     #[arg(long, value_parser = parse_subtype)]
     subtype: Option<NetworkSubtype>,
-    /// Only this reply decision (ack, needs_info, suppressed, none, pending).
+    /// Only this reply decision (ack, needs_info, suppressed, none, pending,
+    /// not_ours, too_old).
     #[arg(long, value_parser = parse_reply)]
     reply: Option<ReplyDecision>,
     /// Only this RSIT classification type (brute-force, phishing, spam, …).

@@ -245,14 +245,17 @@ pub enum ReplyKind {
     Concluded,
     /// None of the report's offenders is on our network.
     NotOurs,
+    /// Every event is older than the desk can act on.
+    TooOld,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 4] = [
+    pub const ALL: [ReplyKind; 5] = [
         ReplyKind::Ack,
         ReplyKind::NeedsInfo,
         ReplyKind::Concluded,
         ReplyKind::NotOurs,
+        ReplyKind::TooOld,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -261,6 +264,7 @@ impl ReplyKind {
             ReplyKind::NeedsInfo => "needs_info",
             ReplyKind::Concluded => "concluded",
             ReplyKind::NotOurs => "not_ours",
+            ReplyKind::TooOld => "too_old",
         }
     }
 
@@ -274,6 +278,7 @@ impl ReplyKind {
             ReplyDecision::Ack => Some(ReplyKind::Ack),
             ReplyDecision::NeedsInfo => Some(ReplyKind::NeedsInfo),
             ReplyDecision::NotOurs => Some(ReplyKind::NotOurs),
+            ReplyDecision::TooOld => Some(ReplyKind::TooOld),
             _ => None,
         }
     }
@@ -493,16 +498,20 @@ pub enum ReplyDecision {
     /// Answered "not on our network": none of its offenders is ours
     /// (`owners.unowned_reply`).
     NotOurs,
+    /// Answered "too old to act on": every event is older than
+    /// `owners.max_event_age_days`.
+    TooOld,
 }
 
 impl ReplyDecision {
-    pub const ALL: [ReplyDecision; 6] = [
+    pub const ALL: [ReplyDecision; 7] = [
         ReplyDecision::Ack,
         ReplyDecision::NeedsInfo,
         ReplyDecision::Suppressed,
         ReplyDecision::None,
         ReplyDecision::Pending,
         ReplyDecision::NotOurs,
+        ReplyDecision::TooOld,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -513,6 +522,7 @@ impl ReplyDecision {
             ReplyDecision::None => "none",
             ReplyDecision::Pending => "pending",
             ReplyDecision::NotOurs => "not_ours",
+            ReplyDecision::TooOld => "too_old",
         }
     }
 
@@ -739,6 +749,25 @@ pub struct ReplyPlan {
     pub limits: crate::model::reply::Limits,
     /// Domain of our reply Message-IDs.
     pub domain: String,
+}
+
+#[cfg(test)]
+impl ReplyPlan {
+    /// A plan for unit tests: to `recipient`, one reply an hour allowed.
+    pub fn for_tests(recipient: &str) -> ReplyPlan {
+        ReplyPlan {
+            recipient: recipient.to_owned(),
+            hold: false,
+            recipient_key: String::new(),
+            recipient_domain: String::new(),
+            limits: crate::model::reply::Limits {
+                per_recipient: 1,
+                per_domain: 1,
+                global: 1,
+            },
+            domain: "abuse.example".into(),
+        }
+    }
 }
 
 /// A reply decided but for the sender checks: what it would be, and where

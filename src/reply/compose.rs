@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// The shipped texts, per language: `config/templates/{kind}.txt` for
 /// English, `{kind}.{language}.txt` for the others.
-const BUILTIN: [(Language, [&str; 4]); 5] = [
+const BUILTIN: [(Language, [&str; 5]); 5] = [
     (
         Language::En,
         [
@@ -24,6 +24,7 @@ const BUILTIN: [(Language, [&str; 4]); 5] = [
             include_str!("../../config/templates/needs_info.txt"),
             include_str!("../../config/templates/concluded.txt"),
             include_str!("../../config/templates/not_ours.txt"),
+            include_str!("../../config/templates/too_old.txt"),
         ],
     ),
     (
@@ -33,6 +34,7 @@ const BUILTIN: [(Language, [&str; 4]); 5] = [
             include_str!("../../config/templates/needs_info.de.txt"),
             include_str!("../../config/templates/concluded.de.txt"),
             include_str!("../../config/templates/not_ours.de.txt"),
+            include_str!("../../config/templates/too_old.de.txt"),
         ],
     ),
     (
@@ -42,6 +44,7 @@ const BUILTIN: [(Language, [&str; 4]); 5] = [
             include_str!("../../config/templates/needs_info.es.txt"),
             include_str!("../../config/templates/concluded.es.txt"),
             include_str!("../../config/templates/not_ours.es.txt"),
+            include_str!("../../config/templates/too_old.es.txt"),
         ],
     ),
     (
@@ -51,6 +54,7 @@ const BUILTIN: [(Language, [&str; 4]); 5] = [
             include_str!("../../config/templates/needs_info.fr.txt"),
             include_str!("../../config/templates/concluded.fr.txt"),
             include_str!("../../config/templates/not_ours.fr.txt"),
+            include_str!("../../config/templates/too_old.fr.txt"),
         ],
     ),
     (
@@ -60,14 +64,15 @@ const BUILTIN: [(Language, [&str; 4]); 5] = [
             include_str!("../../config/templates/needs_info.pt.txt"),
             include_str!("../../config/templates/concluded.pt.txt"),
             include_str!("../../config/templates/not_ours.pt.txt"),
+            include_str!("../../config/templates/too_old.pt.txt"),
         ],
     ),
 ];
 
 /// The reply kinds, in the order of [`BUILTIN`]'s texts.
-const KINDS: [&str; 4] = ["ack", "needs_info", "concluded", "not_ours"];
+const KINDS: [&str; 5] = ["ack", "needs_info", "concluded", "not_ours", "too_old"];
 
-/// The four reply texts in each language. Placeholders: `{tag}` (the
+/// The five reply texts in each language. Placeholders: `{tag}` (the
 /// report's subject tag with its follow-up token), `{report_id}`,
 /// `{abuse_type}`, `{subject}`, `{missing}` (needs_info), `{note}` (concluded).
 #[derive(Debug, Clone, PartialEq, Eq)]

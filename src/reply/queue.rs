@@ -20,7 +20,12 @@ pub fn window_start(now: &str) -> String {
 
 /// The replies the rate limits count: what we start. The concluded reply
 /// answers someone we already answered, and never counts.
-pub const COUNTED: [ReplyKind; 3] = [ReplyKind::Ack, ReplyKind::NeedsInfo, ReplyKind::NotOurs];
+pub const COUNTED: [ReplyKind; 4] = [
+    ReplyKind::Ack,
+    ReplyKind::NeedsInfo,
+    ReplyKind::NotOurs,
+    ReplyKind::TooOld,
+];
 
 /// An outbox row to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]

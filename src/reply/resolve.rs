@@ -67,18 +67,7 @@ mod tests {
     }
 
     fn replies() -> ReplyPlan {
-        ReplyPlan {
-            recipient: String::new(),
-            hold: false,
-            recipient_key: String::new(),
-            recipient_domain: String::new(),
-            limits: crate::reply::limits::Limits {
-                per_recipient: 1,
-                per_domain: 1,
-                global: 1,
-            },
-            domain: "abuse.example".into(),
-        }
+        ReplyPlan::for_tests("")
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub fn settle(
             decision: match pending.kind {
                 ReplyKind::NeedsInfo => ReplyDecision::NeedsInfo,
                 ReplyKind::NotOurs => ReplyDecision::NotOurs,
+                ReplyKind::TooOld => ReplyDecision::TooOld,
                 ReplyKind::Ack | ReplyKind::Concluded => ReplyDecision::Ack,
             },
             reason: None,

@@ -599,3 +599,51 @@ fn the_http_resolver_answers_once_per_window_and_anything_else_falls_through(sto
         }
     }
 }
+
+on_both_stores_sync!(a_report_whose_events_are_all_too_old_is_told_so);
+fn a_report_whose_events_are_all_too_old_is_told_so(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
+    import(&db, &fixture(), &[]);
+    let config = crate::util::test_config(dir.path(), "", "[owners]\nmax_event_age_days = 30\n");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/moved-block.eml"),
+    )
+    .unwrap();
+    // Every event in September: older than 30 days.
+    let old = dir.path().join("old.eml");
+    std::fs::write(
+        &old,
+        text.replace("routing-1@", "old-1@")
+            .replace("2026-10-31T23:00:00Z", "2026-09-01T10:00:00Z")
+            .replace("2026-11-30T10:0", "2026-09-02T10:0"),
+    )
+    .unwrap();
+    // The fixture as it is: one event within 30 days of now.
+    let recent = dir.path().join("recent.eml");
+    std::fs::write(&recent, &text).unwrap();
+    let reports = ingest_all(
+        &db,
+        &config,
+        &[
+            old.to_str().unwrap().to_owned(),
+            recent.to_str().unwrap().to_owned(),
+        ],
+    );
+    assert_eq!(reports[0]["reply"], "too_old", "{}", reports[0]);
+    assert_eq!(reports[0]["ownership"], "owned");
+    assert_eq!(reports[1]["reply"], "ack", "{}", reports[1]);
+    let replies = json(&abuse_inbox(&[
+        "replies", "list", "--db", &db, "--format", "json",
+    ]));
+    assert!(
+        replies
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["report_id"] == reports[0]["id"] && r["kind"] == "too_old"),
+        "{replies}"
+    );
+}
