@@ -832,3 +832,46 @@ fn the_database_its_wal_and_backups_are_private_whatever_the_umask() {
         }
     }
 }
+
+on_both_stores!(not_on_our_network_goes_only_to_authenticated_reporters);
+async fn not_on_our_network_goes_only_to_authenticated_reporters(store: Store) {
+    let Some((_key, _dns, server)) = checked_server(store).await else {
+        return;
+    };
+    let db = server.db_path();
+    let owners =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/customers.csv");
+    // Customers hold 203.0.113.0/24 and more; 192.0.2.77, the offender of
+    // these reports, is none of theirs.
+    json(&abuse_inbox(&[
+        "owners",
+        "import",
+        owners.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    let server_ref = &server;
+    tokio::task::block_in_place(|| {
+        // Authenticated (SPF passes for the From domain): told "not ours".
+        let spf_only = report("noc@spfonly.example", "n1@spfonly.example", "SSH attack");
+        accepted(server_ref, "noc@spfonly.example", &spf_only);
+        // Forged: no reply of any kind.
+        let forged = report("ceo@victim.example", "n2@victim.example", "SSH attack");
+        accepted(server_ref, "ceo@victim.example", &forged);
+        assert_eq!(wait_processed(&db), 2);
+        crate::util::wait_for(20, "the sender checks", || {
+            (show(&db, 1)["reply"] != "pending" && show(&db, 2)["reply"] != "pending").then_some(())
+        });
+    });
+    let answered = show(&db, 1);
+    assert_eq!(answered["ownership"], "not_ours", "{answered}");
+    assert_eq!(answered["reply"], "not_ours", "{answered}");
+    assert_eq!(replies_of(&db, 1), [Some("not_ours".to_owned())]);
+    let forged = show(&db, 2);
+    assert_eq!(forged["ownership"], "not_ours", "{forged}");
+    assert_eq!(forged["reply"], "suppressed", "{forged}");
+    assert_eq!(replies_of(&db, 2), Vec::<Option<String>>::new());
+    server.stop().await;
+}
