@@ -177,6 +177,13 @@ pub struct ReportPlan {
     pub merge_ack: Option<QueueReply>,
 }
 
+/// The cases of a report processed again whose offenders' customers
+/// changed (`reprocess` after an import): those of its owners now. A
+/// follow-up merged into another report is never processed again.
+pub fn for_rerouted_report(draft: &ReportDraft, received_at: &str) -> Vec<CaseKey> {
+    crate::classify::case::keys(draft, received_at)
+}
+
 /// The plan for new report `id`, stored from `draft` (the message arrived
 /// at `received_at`); `claim`: what was read of the report it follows up.
 pub fn for_new_report(

@@ -96,6 +96,48 @@ pub(super) fn assign(
     Ok(())
 }
 
+/// Takes report `report` out of its cases (a case left with no report is
+/// deleted) and puts it into those of `keys`.
+pub(super) fn regroup(
+    q: &mut dyn Sql,
+    report: ReportId,
+    keys: &[CaseKey],
+    received_at: &str,
+) -> Result<(), Error> {
+    let left: Vec<i64> = q
+        .rows(
+            "SELECT case_id FROM report_cases WHERE report_id = ?1",
+            sql_params![report],
+        )?
+        .iter()
+        .map(|r| r.int(0))
+        .collect::<Result<_, _>>()?;
+    q.exec(
+        "DELETE FROM report_cases WHERE report_id = ?1",
+        sql_params![report],
+    )?;
+    q.exec(
+        "UPDATE reports SET case_id = NULL WHERE id = ?1",
+        sql_params![report],
+    )?;
+    for case in left {
+        q.exec(
+            "UPDATE cases SET reports = reports - 1 WHERE id = ?1",
+            sql_params![case],
+        )?;
+        q.exec(
+            "DELETE FROM cases WHERE id = ?1 AND reports <= 0
+                 AND NOT EXISTS (SELECT 1 FROM report_cases WHERE case_id = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM reports WHERE case_id = ?1)",
+            sql_params![case],
+        )?;
+    }
+    for key in keys {
+        assign(q, report, key, received_at)?;
+    }
+    Ok(())
+}
+
 const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at, customer, status";
 
 impl Db {

@@ -256,6 +256,12 @@ fn save_outcome(
         sql_params![*raw_id, RawStatus::Processed.as_str(), auth_json],
     )?;
     if !is_new {
+        // Processed again with other customers (an import since): its cases
+        // are those of its customers now.
+        if stored.customers_changed {
+            let keys = crate::reply::report_plan::for_rerouted_report(d, received_at);
+            super::cases::regroup(q, id, &keys, received_at)?;
+        }
         return Ok(Some(stored));
     }
     let claim = super::plans::read_claim(q, d)?;

@@ -394,6 +394,27 @@ fn reports_are_routed_to_the_customer_of_the_events_time_and_cases_group_by_cust
     assert_eq!(done["customers_changed"], 1, "{done}");
     assert_eq!(list(&["--customer", "c-600"]), vec![id]);
     assert_eq!(list(&["--customer", "c-100"]), Vec::<i64>::new());
+    // Its cases are its customers' now: c-100's, left empty, is gone.
+    let cases_of = |customer: &str| {
+        json(&abuse_inbox(&[
+            "cases",
+            "list",
+            "--customer",
+            customer,
+            "--db",
+            &db,
+            "--format",
+            "json",
+        ]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["reports"].as_i64().unwrap())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(cases_of("c-600"), [1]);
+    assert_eq!(cases_of("c-100"), Vec::<i64>::new());
+    assert_eq!(cases_of("c-300"), [1]);
 }
 
 on_both_stores_sync!(the_daemon_routes_by_the_owners_imported_while_it_runs);
