@@ -1,7 +1,7 @@
 //! Customers and their assignments: read whole (the lookup index is built
 //! from them), and an import's plan carried out in one transaction.
 
-use super::sql::{Row, Sql};
+use super::sql::{Row, Sql, Value};
 use super::{Db, Error};
 use crate::model::reply::Language;
 use crate::owners::import::{Customer, ImportPlan, Stored};
@@ -9,9 +9,44 @@ use crate::owners::{Assignment, Index, Netblock, Target};
 use crate::sql_params;
 use chrono::{DateTime, Utc};
 
-const INSERT_CUSTOMER: &str =
-    "INSERT INTO customers (reference, name, emails, language, policy, enabled, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// Rows of an import written by one statement on PostgreSQL, at most (7
+/// values each: well under its limit on bound values). SQLite writes one
+/// row a statement: it has no round trips to save, and reusing one cached
+/// statement is faster there than compiling long ones (1.0 s against
+/// 1.3 s for 100,000 rows).
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn rows_per_statement(q: &dyn Sql) -> usize {
+    match q.dialect() {
+        super::sql::Dialect::Sqlite => 1,
+        super::sql::Dialect::Postgres => ROWS_PER_STATEMENT,
+    }
+}
+
+/// Runs `head (?1, …), (…), … tail` for `rows`, as many a statement as
+/// [`rows_per_statement`] says; every row has the same number of values.
+fn batched(
+    q: &mut dyn Sql,
+    head: &str,
+    tail: &str,
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<(), Error> {
+    let rows: Vec<Vec<Value>> = rows.collect();
+    for chunk in rows.chunks(rows_per_statement(q)) {
+        let mut groups = Vec::with_capacity(chunk.len());
+        let mut values = Vec::new();
+        for row in chunk {
+            let first = values.len() + 1;
+            let marks: Vec<String> = (first..first + row.len())
+                .map(|i| format!("?{i}"))
+                .collect();
+            groups.push(format!("({})", marks.join(", ")));
+            values.extend(row.iter().cloned());
+        }
+        q.exec(&format!("{head}{}{tail}", groups.join(", ")), &values)?;
+    }
+    Ok(())
+}
 const UPDATE_CUSTOMER: &str =
     "UPDATE customers SET name = ?2, emails = ?3, language = ?4, policy = ?5, enabled = ?6,
          updated_at = ?7
@@ -100,46 +135,68 @@ impl Db {
     ) -> Result<(), Error> {
         let stamp = time(Some(now));
         self.write(|q| {
-            // New customers are inserted, changed ones rewritten: the same
-            // values, bound as ?1..?7.
-            let writes = plan
-                .new_customers
-                .iter()
-                .map(|c| (INSERT_CUSTOMER, c))
-                .chain(plan.changed_customers.iter().map(|c| (UPDATE_CUSTOMER, c)));
-            for (statement, c) in writes {
-                q.exec(
-                    statement,
-                    sql_params![
-                        &c.reference,
-                        &c.name,
-                        super::json_list(&c.emails),
-                        c.language.as_str(),
-                        c.policy.clone(),
-                        c.enabled,
-                        stamp.clone()
-                    ],
-                )?;
+            let customer_values = |c: &Customer| -> Vec<Value> {
+                sql_params![
+                    &c.reference,
+                    &c.name,
+                    super::json_list(&c.emails),
+                    c.language.as_str(),
+                    c.policy.clone(),
+                    c.enabled,
+                    stamp.clone()
+                ]
+                .to_vec()
+            };
+            // New customers and assignments go in many rows a statement: an
+            // import of 100,000 rows is a few hundred round trips, not
+            // 100,000 (PostgreSQL).
+            batched(
+                q,
+                "INSERT INTO customers (reference, name, emails, language, policy, enabled,
+                     updated_at) VALUES ",
+                "",
+                plan.new_customers.iter().map(customer_values),
+            )?;
+            for c in &plan.changed_customers {
+                q.exec(UPDATE_CUSTOMER, &customer_values(c))?;
             }
-            for a in &plan.new_assignments {
+            let assignment_values = plan.new_assignments.iter().map(|a| {
                 let (netblock, domain) = match &a.target {
                     Target::Netblock(block) => (Some(block.to_string()), None),
                     Target::Domain(domain) => (None, Some(domain.clone())),
                 };
-                q.exec(
+                sql_params![
+                    &a.customer,
+                    netblock,
+                    domain,
+                    time(a.valid_from),
+                    time(a.valid_until),
+                    source,
+                    stamp.clone()
+                ]
+                .to_vec()
+            });
+            match q.dialect() {
+                super::sql::Dialect::Sqlite => {
+                    for values in assignment_values {
+                        q.exec(
+                            "INSERT INTO assignments (customer_id, netblock, domain, valid_from,
+                                 valid_until, source, created_at)
+                             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM customers WHERE reference = ?1",
+                            &values,
+                        )?;
+                    }
+                }
+                super::sql::Dialect::Postgres => batched(
+                    q,
                     "INSERT INTO assignments (customer_id, netblock, domain, valid_from,
                          valid_until, source, created_at)
-                     SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM customers WHERE reference = ?1",
-                    sql_params![
-                        &a.customer,
-                        netblock,
-                        domain,
-                        time(a.valid_from),
-                        time(a.valid_until),
-                        source,
-                        stamp.clone()
-                    ],
-                )?;
+                     SELECT (SELECT id FROM customers WHERE reference = v.column1), v.column2,
+                         v.column3, v.column4, v.column5, v.column6, v.column7
+                     FROM (VALUES ",
+                    ") AS v",
+                    assignment_values,
+                )?,
             }
             for (id, until) in &plan.updated {
                 q.exec(
@@ -147,10 +204,16 @@ impl Db {
                     sql_params![*id, time(*until)],
                 )?;
             }
-            for id in &plan.ended {
+            for ids in plan.ended.chunks(rows_per_statement(q)) {
+                let list: Vec<String> = (2..ids.len() + 2).map(|i| format!("?{i}")).collect();
+                let mut values = vec![Value::from(stamp.clone())];
+                values.extend(ids.iter().map(|id| Value::from(*id)));
                 q.exec(
-                    "UPDATE assignments SET valid_until = ?2 WHERE id = ?1",
-                    sql_params![*id, stamp.clone()],
+                    &format!(
+                        "UPDATE assignments SET valid_until = ?1 WHERE id IN ({})",
+                        list.join(", ")
+                    ),
+                    &values,
                 )?;
             }
             // The log's new row is the new version of the owners: routing
