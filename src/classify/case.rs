@@ -10,7 +10,7 @@
 //! Pure.
 
 use crate::model::owner;
-use crate::model::{ip_key, network_len, AbuseType, ReportDraft};
+use crate::model::{ip_key, network_len, AbuseType, CaseId, CaseStatus, ReportDraft, ReportId};
 
 /// A network case takes a report whose last report is at most this old.
 pub const WINDOW_DAYS: i64 = 7;
@@ -73,6 +73,29 @@ pub fn keys(draft: &ReportDraft, received_at: &str) -> Vec<CaseKey> {
         });
     }
     keys
+}
+
+/// A report of a case with every case it is in, and each one's status.
+pub type Membership = (ReportId, Vec<(CaseId, CaseStatus)>);
+
+/// Which reports resolving case `case` closes, and which stay open: a
+/// report closes when every other case it is in is resolved too (a report
+/// about two customers stays open until both cases are). `reports`: each
+/// report of the case with all its cases.
+pub fn reports_to_close(case: CaseId, reports: &[Membership]) -> (Vec<ReportId>, Vec<ReportId>) {
+    let (mut close, mut keep) = (Vec::new(), Vec::new());
+    for (id, cases) in reports {
+        let others_done = cases
+            .iter()
+            .filter(|(c, _)| *c != case)
+            .all(|(_, status)| *status == CaseStatus::Resolved);
+        if others_done {
+            close.push(*id);
+        } else {
+            keep.push(*id);
+        }
+    }
+    (close, keep)
 }
 
 fn network_text(key: &[u8; 16]) -> String {
@@ -163,5 +186,25 @@ mod tests {
         // All owned: no network case.
         draft.owners[2].customer = Some("C".into());
         assert_eq!(keys(&draft, "2026-12-08T00:00:00Z").len(), 3);
+    }
+
+    #[test]
+    fn a_report_closes_with_its_last_open_case() {
+        let (a, b) = (CaseId(1), CaseId(2));
+        let reports = vec![
+            (ReportId(10), vec![(a, CaseStatus::Open)]),
+            (
+                ReportId(11),
+                vec![(a, CaseStatus::Open), (b, CaseStatus::Open)],
+            ),
+            (
+                ReportId(12),
+                vec![(a, CaseStatus::Open), (b, CaseStatus::Resolved)],
+            ),
+        ];
+        assert_eq!(
+            reports_to_close(a, &reports),
+            (vec![ReportId(10), ReportId(12)], vec![ReportId(11)])
+        );
     }
 }

@@ -297,6 +297,14 @@ pub enum CasesCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Close a case: each of its reports closes too (its reporter is told
+    /// the matter is concluded) unless it is also in another open case.
+    Resolve {
+        id: i64,
+        /// Kept with the case and its reports, and added to the replies.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

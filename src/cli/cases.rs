@@ -72,3 +72,39 @@ pub(super) fn show(config: &Config, id: i64, format: Format) -> anyhow::Result<E
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `cases resolve`: the case's reports are resolved (each reporter we
+/// answered hears "concluded", once) unless another open case holds them;
+/// then the case. A run cut short is finished by running it again.
+pub(super) fn resolve(config: &Config, id: i64, note: Option<String>) -> anyhow::Result<ExitCode> {
+    let pipeline = super::pipeline(config)?;
+    let mut db = super::admin_store(config)?;
+    let case_id = CaseId(id);
+    let Some(case) = db.case(case_id)? else {
+        bail!("no case {id}")
+    };
+    if case.status == CaseStatus::Resolved {
+        eprintln!(
+            "abuse-inbox: case {id} was already resolved at {}; nothing sent again",
+            case.resolved_at.as_deref().unwrap_or("?")
+        );
+        print_json(&case)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let memberships = db.case_memberships(case_id)?;
+    let (close, keep) = crate::classify::case::reports_to_close(case_id, &memberships);
+    // The recipient is each report's reporter; the plan only carries the policy.
+    let plan = config.reply.enabled.then(|| pipeline.reply_plan(""));
+    let now = crate::now_rfc3339();
+    for report in &close {
+        // One already resolved by itself stays as it was.
+        db.resolve(*report, note.as_deref(), plan.as_ref(), &now)?;
+    }
+    db.resolve_case(case_id, note.as_deref(), &now)?;
+    print_json(&serde_json::json!({
+        "case": db.case(case_id)?,
+        "reports_resolved": close,
+        "reports_still_open": keep,
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -84,6 +84,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 format,
             } => cases::list(config, customer.as_deref(), status, limit, format),
             CasesCommand::Show { id, format } => cases::show(config, id, format),
+            CasesCommand::Resolve { id, note } => cases::resolve(config, id, note),
         },
         Command::Owners { command } => match command {
             OwnersCommand::Import {

@@ -3,7 +3,7 @@
 
 use super::sql::{Row, Sql};
 use super::{Db, Error};
-use crate::classify::case::{CaseKey, Group};
+use crate::classify::case::{CaseKey, Group, Membership};
 use crate::model::{CaseId, CaseStatus, Report, ReportId};
 use crate::sql_params;
 use serde::Serialize;
@@ -19,6 +19,9 @@ pub struct Case {
     /// a customer's.
     pub network: String,
     pub status: CaseStatus,
+    /// When an operator resolved it, and their note.
+    pub resolved_at: Option<String>,
+    pub note: Option<String>,
     pub reports: i64,
     pub first_at: String,
     pub last_at: String,
@@ -138,7 +141,8 @@ pub(super) fn regroup(
     Ok(())
 }
 
-const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at, customer, status";
+const CASE_COLUMNS: &str =
+    "id, abuse_type, network, reports, first_at, last_at, customer, status, resolved_at, note";
 
 impl Db {
     /// Cases, most recently active first; only `customer`'s, and only
@@ -178,6 +182,62 @@ impl Db {
         })
     }
 
+    /// The reports of case `id`, each with every case it is in.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn case_memberships(&self, id: CaseId) -> Result<Vec<Membership>, Error> {
+        let rows = self.read(|q| {
+            q.rows(
+                "SELECT mine.report_id, c.id, c.status
+                 FROM report_cases mine
+                 JOIN report_cases other ON other.report_id = mine.report_id
+                 JOIN cases c ON c.id = other.case_id
+                 WHERE mine.case_id = ?1
+                 ORDER BY mine.report_id, c.id",
+                sql_params![id],
+            )
+        })?;
+        let mut out: Vec<Membership> = Vec::new();
+        for r in &rows {
+            let report = ReportId(r.int(0)?);
+            let case = r.int(1)?;
+            let status = super::known("cases", case, &r.text(2)?, CaseStatus::parse)?;
+            match out.last_mut() {
+                Some((last, cases)) if *last == report => cases.push((CaseId(case), status)),
+                _ => out.push((report, vec![(CaseId(case), status)])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks case `id` resolved at `now` with `note`; `false` when it was
+    /// not open (already resolved, or no such case).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn resolve_case(
+        &mut self,
+        id: CaseId,
+        note: Option<&str>,
+        now: &str,
+    ) -> Result<bool, Error> {
+        let changed = self.write(|q| {
+            q.exec(
+                "UPDATE cases SET status = ?2, resolved_at = ?3, note = ?4
+                 WHERE id = ?1 AND status = ?5",
+                sql_params![
+                    id,
+                    CaseStatus::Resolved.as_str(),
+                    now,
+                    note,
+                    CaseStatus::Open.as_str()
+                ],
+            )
+        })?;
+        Ok(changed > 0)
+    }
+
     /// The reports of a case, oldest first.
     pub fn case_reports(&self, id: CaseId) -> Result<Vec<Report>, Error> {
         let ids = self.read(|q| {
@@ -206,5 +266,7 @@ fn read_case(r: &Row) -> Result<Case, Error> {
         last_at: r.text(5)?,
         customer: r.opt_text(6)?,
         status: super::known("cases", id, &r.text(7)?, CaseStatus::parse)?,
+        resolved_at: r.opt_text(8)?,
+        note: r.opt_text(9)?,
     })
 }

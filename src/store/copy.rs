@@ -26,7 +26,8 @@ const TABLES: &[(&str, &str)] = &[
     ),
     (
         "cases",
-        "id, abuse_type, net_key, network, first_at, last_at, reports, customer, status",
+        "id, abuse_type, net_key, network, first_at, last_at, reports, customer, status, \
+         resolved_at, note",
     ),
     (
         "reports",

@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_rsit_backfill.sql"),
     include_str!("migrations/0017_owners.sql"),
     include_str!("migrations/0018_routing.sql"),
+    include_str!("migrations/0019_case_resolution.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

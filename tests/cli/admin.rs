@@ -89,6 +89,7 @@ fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DROP TABLE owner_imports; DROP TABLE report_cases; DROP TABLE report_customers;
+         ALTER TABLE cases DROP COLUMN resolved_at; ALTER TABLE cases DROP COLUMN note;
          DROP INDEX cases_customer; ALTER TABLE cases DROP COLUMN customer;
          ALTER TABLE cases DROP COLUMN status;
          DROP INDEX reports_ownership; ALTER TABLE reports DROP COLUMN owners;

@@ -186,6 +186,23 @@ fn ingest(db: &str, name: &str) -> serde_json::Value {
     ]))
 }
 
+/// The id of `customer`'s open case (the newest).
+fn open_case(db: &str, customer: &str) -> String {
+    let cases = json(&abuse_inbox(&[
+        "cases",
+        "list",
+        "--customer",
+        customer,
+        "--status",
+        "open",
+        "--db",
+        db,
+        "--format",
+        "json",
+    ]));
+    cases[0]["id"].as_i64().unwrap().to_string()
+}
+
 fn listed(db: &str, args: &[&str]) -> Vec<i64> {
     let mut all = args.to_vec();
     all.extend_from_slice(&["--db", db, "--format", "json"]);
@@ -328,19 +345,7 @@ fn reports_are_routed_to_the_customer_of_the_events_time_and_cases_group_by_cust
         ["- 192.0.2.0/24", "c-100 ", "c-200 ", "c-300 "],
         "{cases}"
     );
-    let of_c200 = json(&abuse_inbox(&[
-        "cases",
-        "list",
-        "--customer",
-        "c-200",
-        "--status",
-        "open",
-        "--db",
-        &db,
-        "--format",
-        "json",
-    ]));
-    let case = of_c200[0]["id"].as_i64().unwrap().to_string();
+    let case = open_case(&db, "c-200");
     let shown = json(&abuse_inbox(&[
         "cases", "show", &case, "--db", &db, "--format", "json",
     ]));
@@ -667,4 +672,98 @@ fn a_report_whose_events_are_all_too_old_is_told_so(store: Store) {
             .any(|r| r["report_id"] == reports[0]["id"] && r["kind"] == "too_old"),
         "{replies}"
     );
+}
+
+on_both_stores_sync!(resolving_a_customers_case_closes_the_reports_no_other_case_holds);
+fn resolving_a_customers_case_closes_the_reports_no_other_case_holds(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
+    import(&db, &fixture(), &[]);
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/not-ours.eml"),
+    )
+    .unwrap();
+    let about_c100 = |n: usize| {
+        let path = dir.path().join(format!("c100-{n}.eml"));
+        std::fs::write(
+            &path,
+            text.replace("routing-2@", &format!("c100-{n}@"))
+                .replace("192.0.2.55", "203.0.113.20"),
+        )
+        .unwrap();
+        ingest_all(
+            &db,
+            &crate::util::test_config(dir.path(), "", ""),
+            &[path.to_str().unwrap().to_owned()],
+        )
+        .remove(0)
+    };
+    let three = ingest(&db, "moved-block.eml"); // c-300, c-200 and c-100
+    let only = about_c100(1);
+    let case_of = |customer: &str| open_case(&db, customer);
+    let resolve = |case: &str| {
+        json(&abuse_inbox(&[
+            "cases",
+            "resolve",
+            case,
+            "--note",
+            "customer cleaned the host",
+            "--db",
+            &db,
+        ]))
+    };
+    let status = |r: &serde_json::Value| {
+        json(&abuse_inbox(&[
+            "reports",
+            "show",
+            &r["id"].to_string(),
+            "--db",
+            &db,
+            "--format",
+            "json",
+        ]))["status"]
+            .clone()
+    };
+    let c100 = case_of("c-100");
+    let done = resolve(&c100);
+    assert_eq!(done["case"]["status"], "resolved", "{done}");
+    assert_eq!(done["case"]["note"], "customer cleaned the host");
+    assert_eq!(
+        done["reports_resolved"],
+        serde_json::json!([only["id"]]),
+        "{done}"
+    );
+    assert_eq!(done["reports_still_open"], serde_json::json!([three["id"]]));
+    assert_eq!(
+        (status(&only), status(&three)),
+        ("resolved".into(), "open".into())
+    );
+    // Its reporter hears "concluded" (it was acked).
+    let replies = json(&abuse_inbox(&[
+        "replies", "list", "--db", &db, "--format", "json",
+    ]));
+    let concluded: Vec<&serde_json::Value> = replies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "concluded")
+        .map(|r| &r["report_id"])
+        .collect();
+    assert_eq!(concluded, [&only["id"]], "{replies}");
+    // Again: nothing more.
+    let again = abuse_inbox(&["cases", "resolve", &c100, "--db", &db]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already resolved"));
+    // The report about three customers closes with the last of its cases.
+    resolve(&case_of("c-200"));
+    assert_eq!(status(&three), "open");
+    resolve(&case_of("c-300"));
+    assert_eq!(status(&three), "resolved");
+    // A new report about c-100 opens a new case.
+    about_c100(2);
+    assert_ne!(case_of("c-100"), c100);
+    let missing = abuse_inbox(&["cases", "resolve", "999999", "--db", &db]);
+    assert!(!missing.status.success());
 }
