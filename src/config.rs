@@ -25,6 +25,16 @@ pub struct Config {
     pub auth: AuthConfig,
     pub export: ExportConfig,
     pub owners: OwnersConfig,
+    pub notices: NoticesConfig,
+}
+
+/// `[notices]`: the customer notice policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoticesConfig {
+    /// A policies file in the format of `config/notices.toml`; unset: the
+    /// built-in policies.
+    pub file: Option<PathBuf>,
 }
 
 /// `[owners]`: what routing to customers does beyond recording it.

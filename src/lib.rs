@@ -35,6 +35,7 @@ pub mod evidence;
 pub mod export;
 pub mod metrics;
 pub mod model;
+pub mod notices;
 pub mod owners;
 pub mod parse;
 pub mod pipeline;

@@ -1,5 +1,6 @@
 //! What the daemon runs with: compiled once from a [`Config`] (the TLS
-//! acceptor, the pipeline with its rules and feeds, the reply templates)
+//! acceptor, the pipeline with its rules and feeds, the reply templates,
+//! the notice policies)
 //! and swapped whole on SIGHUP, so every part of a reload applies at once
 //! or not at all. A session, a worker batch and a sender round each take
 //! the runtime current when they start and keep it to their end.
@@ -15,6 +16,22 @@ pub struct Runtime {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub pipeline: Arc<Pipeline>,
     pub templates: Arc<Templates>,
+    /// The customer notice policies.
+    pub notices: Arc<crate::notices::Policies>,
+}
+
+/// The notice policies the configuration names: its file's, or the built-in ones.
+fn load_notices(config: &Config) -> Result<crate::notices::Policies, Vec<String>> {
+    let prefix = |p: String| format!("notices.file: {p}");
+    match &config.notices.file {
+        None => Ok(crate::notices::Policies::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![prefix(format!("cannot read {}: {e}", path.display()))])?;
+            crate::notices::Policies::parse(&text)
+                .map_err(|problems| problems.into_iter().map(prefix).collect())
+        }
+    }
 }
 
 impl Runtime {
@@ -38,13 +55,17 @@ impl Runtime {
         let templates = Templates::load(config.reply.templates_dir.as_deref())
             .map_err(|p| problems.push(format!("reply.templates_dir: {p}")))
             .ok();
-        match (pipeline, templates) {
-            (Some(pipeline), Some(templates)) if problems.is_empty() => Ok(Runtime {
-                config: Arc::new(config),
-                tls,
-                pipeline: Arc::new(pipeline),
-                templates: Arc::new(templates),
-            }),
+        let notices = load_notices(&config).map_err(|p| problems.extend(p)).ok();
+        match (pipeline, templates, notices) {
+            (Some(pipeline), Some(templates), Some(notices)) if problems.is_empty() => {
+                Ok(Runtime {
+                    config: Arc::new(config),
+                    tls,
+                    pipeline: Arc::new(pipeline),
+                    templates: Arc::new(templates),
+                    notices: Arc::new(notices),
+                })
+            }
             _ => Err(problems),
         }
     }

@@ -29,6 +29,27 @@ fn a_bad_config_fails_at_start_naming_every_key() {
     let out = abuse_inbox(&["serve", "--config", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_mesage_bytes"));
+    // A notice policies file with a bad type and no default policy.
+    let notices = dir.path().join("notices.toml");
+    std::fs::write(
+        &notices,
+        "[[policy]]\nname = \"fast\"\ntypes = [\"spamm\"]\ndigest_minutes = 0\nrepeat_hours = 0\n\
+         remind_hours = 0\nescalate_after_events = 0\nescalate_after_hours = 0\nclose_after_days = 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[notices]\nfile = {:?}\n", notices.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = abuse_inbox(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notices.file: policy[0] (\"fast\").types: \"spamm\"")
+            && err.contains("no [[policy]] named \"default\""),
+        "{err}"
+    );
 }
 
 on_both_stores_sync!(kill_9_while_clients_send_loses_no_acknowledged_message);
