@@ -48,9 +48,18 @@ pub struct Assignment {
 
 impl Assignment {
     pub fn valid_at(&self, at: DateTime<Utc>) -> bool {
-        self.valid_from.is_none_or(|from| from <= at)
-            && self.valid_until.is_none_or(|until| at < until)
+        within(self.valid_from, self.valid_until, at)
     }
+}
+
+/// Whether `at` lies in the window from `from` (open: since ever) until
+/// `until` (open: still), the end excluded.
+pub fn within(
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> bool {
+    from.is_none_or(|from| from <= at) && until.is_none_or(|until| at < until)
 }
 
 /// A domain as assignments and lookups compare it: lower case, without a

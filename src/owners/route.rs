@@ -167,8 +167,7 @@ pub struct Answer {
 impl Answer {
     /// Whether the answer holds at `at`.
     pub fn holds_at(&self, at: DateTime<Utc>) -> bool {
-        self.valid_from.is_none_or(|from| from <= at)
-            && self.valid_until.is_none_or(|until| at < until)
+        super::within(self.valid_from, self.valid_until, at)
     }
 }
 
