@@ -202,11 +202,17 @@ impl Index {
 mod tests {
     use super::*;
 
-    fn at(text: &str) -> DateTime<Utc> {
+    pub(super) fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
     }
 
-    fn block(customer: &str, net: &str, from: Option<&str>, until: Option<&str>) -> Assignment {
+    /// A netblock assignment, for the tests of this room.
+    pub(super) fn block(
+        customer: &str,
+        net: &str,
+        from: Option<&str>,
+        until: Option<&str>,
+    ) -> Assignment {
         Assignment {
             customer: customer.into(),
             target: Target::Netblock(Netblock::parse(net).unwrap()),

@@ -235,20 +235,8 @@ pub fn route(
 mod tests {
     use super::*;
     use crate::model::evidence::{Kind, Row};
-    use crate::owners::{Assignment, Netblock};
-
-    fn at(text: &str) -> DateTime<Utc> {
-        parse_time(text).unwrap()
-    }
-
-    fn block(customer: &str, net: &str, from: Option<&str>, until: Option<&str>) -> Assignment {
-        Assignment {
-            customer: customer.into(),
-            target: Target::Netblock(Netblock::parse(net).unwrap()),
-            valid_from: from.map(at),
-            valid_until: until.map(at),
-        }
-    }
+    use crate::owners::tests::{at, block};
+    use crate::owners::Assignment;
 
     fn row(ip: &str, when: Option<&str>) -> Row {
         let mut r = Row::new(Kind::LogRow, "body");
