@@ -212,7 +212,7 @@ fn csv_10k(quick: bool, pipeline: &Pipeline, dir: &Path) {
         )
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    let report = db.report(stored[0].as_ref().unwrap().id).unwrap().unwrap();
+    let report = db.report(stored[0].report().unwrap().id).unwrap().unwrap();
     assert_eq!(report.evidence_rows as usize, rows);
     println!(
         "{{\"bench\":\"csv_{rows}\",\"message_bytes\":{size},\"evidence_rows\":{},\"seconds\":{seconds:.3}}}",

@@ -29,12 +29,27 @@ pub struct Config {
 }
 
 /// `[notices]`: the customer notice policies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoticesConfig {
     /// A policies file in the format of `config/notices.toml`; unset: the
     /// built-in policies.
     pub file: Option<PathBuf>,
+    /// Whether `serve` notifies customers of their cases (customers come
+    /// from `owners import`; without any, there is nothing to do).
+    pub enabled: bool,
+    /// How often `serve` runs a notice round.
+    pub interval_seconds: u64,
+}
+
+impl Default for NoticesConfig {
+    fn default() -> NoticesConfig {
+        NoticesConfig {
+            file: None,
+            enabled: true,
+            interval_seconds: 60,
+        }
+    }
 }
 
 /// `[owners]`: what routing to customers does beyond recording it.
@@ -700,6 +715,11 @@ impl Config {
             (1..=30_000).contains(&owners.http_timeout_ms),
             "owners.http_timeout_ms",
             "must be 1 to 30000 (a round of reports waits at most this long for the resolver)",
+        );
+        check(
+            (1..=86_400).contains(&self.notices.interval_seconds),
+            "notices.interval_seconds",
+            "must be 1 to 86400 (how often serve looks for notices due)",
         );
         let smtp = &self.smtp;
         check(

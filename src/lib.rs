@@ -63,7 +63,12 @@ pub fn describe_error(error: &anyhow::Error) -> String {
 /// Now, as RFC 3339 UTC with microseconds: the one timestamp format we store,
 /// fixed-width so that text order is time order.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    rfc3339(chrono::Utc::now())
+}
+
+/// `t` in the one timestamp format we store (see [`now_rfc3339`]).
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// At most the first `max_bytes` of `text`, cut back to a character boundary.

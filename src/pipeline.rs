@@ -236,6 +236,15 @@ impl Pipeline {
         let rsit = classify::rsit::for_report(class.abuse_type, class.subtype, &reasons).into();
         let own_text = parsed.texts.first().map_or("", |t| t.text.as_str());
         let language = reply::language::detect(parsed.subject.as_deref(), own_text);
+        let case_answer = self
+            .case_claim(&parsed)
+            .map(|claim| crate::model::case::CaseAnswer {
+                claim,
+                sender: reporter.clone(),
+                subject: parsed.subject.clone(),
+                status: crate::notices::answer::status(own_text),
+                text: crate::notices::answer::statement(own_text),
+            });
         let mut warnings = parsed.warnings;
         warnings.extend(ev.warnings.iter().cloned());
         ReportDraft {
@@ -281,7 +290,38 @@ impl Pipeline {
             sources,
             language,
             owners: Vec::new(),
+            case_answer,
         }
+    }
+
+    /// The case a message answers: `In-Reply-To`/`References` naming one
+    /// of our notices (`<case-ID.N.TOKEN@our-domain>`), or `[case #ID-TOKEN]`
+    /// in the subject. Only a claim with a token counts; whether it is the
+    /// case's is for the store to check.
+    fn case_claim(&self, parsed: &parse::Parsed) -> Option<reply::token::Claim> {
+        // Our own notice come back (an escalation to the desk's own
+        // address): not an answer.
+        if parsed.headers.get(reply::OUR_REPLY_HEADER).is_some() {
+            return None;
+        }
+        let domain = self.reply.from.rsplit('@').next().unwrap_or("");
+        let from_headers = ["in-reply-to", "references"].iter().find_map(|h| {
+            let value = parsed.headers.get(h)?;
+            value
+                .split(['<', '>', ' ', ',', '\t', '\r', '\n'])
+                .take(64)
+                .find_map(|id| reply::token::case_claim_in_message_id(id, domain))
+        });
+        let from_subject = || {
+            parsed
+                .subject
+                .as_deref()
+                .and_then(reply::token::case_claim_in_subject)
+        };
+        from_headers
+            .filter(|c| c.token.is_some())
+            .or_else(from_subject)
+            .filter(|c| c.token.is_some())
     }
 
     /// The report a message says it follows up: `In-Reply-To`/`References`
@@ -329,7 +369,7 @@ impl Pipeline {
         owners: &owners::Index,
         resolver: &mut dyn owners::route::Resolver,
         raws: &[RawMessage],
-    ) -> Result<Vec<Option<store::Stored>>, store::Error> {
+    ) -> Result<Vec<store::Saved>, store::Error> {
         let mut outcomes = self.outcomes(processor, raws);
         self.route(owners, resolver, &mut outcomes);
         self.store_outcomes(sink, outcomes)
@@ -373,7 +413,7 @@ impl Pipeline {
         &self,
         sink: &mut S,
         outcomes: Vec<Outcome>,
-    ) -> Result<Vec<Option<store::Stored>>, store::Error> {
+    ) -> Result<Vec<store::Saved>, store::Error> {
         let submitted = self.submit_outcomes(sink, outcomes)?;
         self.finish_outcomes(sink, submitted)
     }
@@ -417,7 +457,7 @@ impl Pipeline {
         &self,
         sink: &mut S,
         submitted: Submitted<S::Pending>,
-    ) -> Result<Vec<Option<store::Stored>>, store::Error> {
+    ) -> Result<Vec<store::Saved>, store::Error> {
         let mut ids = Vec::new();
         for (pending, summaries) in submitted.parts {
             ids.extend(stored(sink, pending, &summaries)?);
@@ -478,10 +518,10 @@ fn stored<S: ReportSink>(
     sink: &mut S,
     pending: S::Pending,
     summaries: &[Option<Summary>],
-) -> Result<Vec<Option<store::Stored>>, store::Error> {
+) -> Result<Vec<store::Saved>, store::Error> {
     let stored = sink.finish(pending)?;
     for (summary, report) in summaries.iter().zip(&stored) {
-        if let (Some(s), Some(report)) = (summary, report) {
+        if let (Some(s), Some(report)) = (summary, report.report()) {
             s.log(report);
         }
     }

@@ -40,7 +40,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
     };
     let url = cluster.create_db();
     let mut pg = connect(&url).unwrap();
-    assert_eq!(pg.schema_version().unwrap(), 7);
+    assert_eq!(pg.schema_version().unwrap(), 8);
     let (a, b) = (incoming(1), incoming(2));
     let first = pg.commit_raws(&[&a, &b]).unwrap();
     assert!(first.iter().all(|c| !c.is_duplicate));
@@ -56,7 +56,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
         .get(0);
     assert_eq!(stored, 2);
     // A reconnect does not migrate again.
-    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 7);
+    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 8);
 }
 
 #[test]
@@ -169,15 +169,15 @@ fn a_paused_node_whose_claim_was_taken_stores_nothing_and_a_heartbeat_keeps_clai
     };
     // The paused node resumes first: the message is no longer its own.
     let late = pg.save_outcomes(&[outcome(&paused[0])], "2026-12-02T10:01:00.000000Z");
-    assert_eq!(late.unwrap(), vec![None]);
+    assert_eq!(late.unwrap(), vec![abuse_inbox::store::Saved::NotStored]);
     assert_eq!(count(&url, "SELECT count(*) FROM reports"), 0);
     let stored = taker
         .save_outcomes(&[outcome(&taken[0])], "2026-12-02T10:01:00.000000Z")
         .unwrap();
-    assert!(stored[0].is_some());
+    assert!(stored[0].is_stored());
     // ...and after the taker stored it, still nothing.
     let again = pg.save_outcomes(&[outcome(&paused[0])], "2026-12-02T10:01:01.000000Z");
-    assert_eq!(again.unwrap(), vec![None]);
+    assert_eq!(again.unwrap(), vec![abuse_inbox::store::Saved::NotStored]);
     assert_eq!(count(&url, "SELECT count(*) FROM reports"), 1);
 }
 
@@ -388,7 +388,7 @@ fn nodes_starting_together_migrate_a_new_database_once() {
         })
         .collect();
     for start in starts {
-        assert_eq!(start.join().unwrap().unwrap(), 7);
+        assert_eq!(start.join().unwrap().unwrap(), 8);
     }
 }
 

@@ -80,6 +80,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
+    /// Notices to customers about their cases, on their policies' schedule.
+    Notices {
+        #[command(subcommand)]
+        command: NoticesCommand,
+    },
     /// Customers and the netblocks and domains they hold, over time.
     Owners {
         #[command(subcommand)]
@@ -283,27 +288,48 @@ pub enum CasesCommand {
         /// Only this customer's cases (its reference).
         #[arg(long, value_name = "REF")]
         customer: Option<String>,
-        /// Only open or only resolved cases.
+        /// Only cases of this status.
         #[arg(long, value_enum)]
         status: Option<crate::model::CaseStatus>,
+        /// Only cases whose customer was told and has not answered since.
+        #[arg(long, conflicts_with = "customer_answered")]
+        awaiting_customer: bool,
+        /// Only cases (not closed) whose customer answered.
+        #[arg(long)]
+        customer_answered: bool,
         #[arg(long, default_value_t = 50, value_parser = parse_count)]
         limit: usize,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// One case with its reports.
+    /// One case: its reports, notices, the customer's answers and history.
     Show {
         id: i64,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
     /// Close a case: each of its reports closes too (its reporter is told
-    /// the matter is concluded) unless it is also in another open case.
+    /// the matter is concluded) unless it is also in another open case; the
+    /// customer is told the case is closed.
     Resolve {
         id: i64,
-        /// Kept with the case and its reports, and added to the replies.
+        /// Kept with the case and its reports, and added to the replies
+        /// and the customer's closing notice.
         #[arg(long)]
         note: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NoticesCommand {
+    /// Runs one notice round: every notice, digest, reminder, escalation
+    /// and idle close due now is queued (what `serve` does every
+    /// `notices.interval_seconds`).
+    Run {
+        /// The time to run the round at, instead of the clock's (RFC 3339):
+        /// to see what a schedule does, or to catch up.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -489,6 +515,12 @@ fn parse_abuse_type(s: &str) -> Result<AbuseType, String> {
         let names: Vec<_> = AbuseType::ALL.iter().map(|t| t.as_str()).collect();
         format!("unknown abuse type {s:?}; one of: {}", names.join(", "))
     })
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-11-26T00:00:00Z"))
 }
 
 fn parse_since(s: &str) -> Result<String, String> {

@@ -5,6 +5,7 @@ use super::args::Format;
 use super::query_store;
 use super::render::{print_json, print_reports};
 use crate::config::Config;
+use crate::model::case::{ClosedBy, FixedClock, SystemClock};
 use crate::model::{CaseId, CaseStatus};
 use anyhow::bail;
 use std::io::Write;
@@ -15,29 +16,31 @@ pub(super) fn list(
     config: &Config,
     customer: Option<&str>,
     status: Option<CaseStatus>,
+    waiting: Option<crate::store::Waiting>,
     limit: usize,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
-    let cases = db.cases(customer, status, limit)?;
+    let cases = db.cases(customer, status, waiting, limit)?;
     match format {
         Format::Json => print_json(&cases)?,
         Format::Table => {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "{:>6}  {:<16}  {:<24}  {:<8}  {:>7}  {:<20}  LAST",
-                "CASE", "TYPE", "CUSTOMER|NETWORK", "STATUS", "REPORTS", "FIRST"
+                "{:>6}  {:<16}  {:<24}  {:<17}  {:>7}  {:>7}  {:<20}  LAST",
+                "CASE", "TYPE", "CUSTOMER|NETWORK", "STATUS", "REPORTS", "NOTICES", "FIRST"
             )?;
             for c in &cases {
                 writeln!(
                     out,
-                    "{:>6}  {:<16}  {:<24}  {:<8}  {:>7}  {:<20}  {}",
+                    "{:>6}  {:<16}  {:<24}  {:<17}  {:>7}  {:>7}  {:<20}  {}",
                     c.id,
                     c.abuse_type.as_str(),
-                    c.group(),
+                    crate::safe_text::clip(&c.group(), 24),
                     c.status.as_str(),
                     c.reports,
+                    c.notices,
                     c.first_at.get(..19).unwrap_or(&c.first_at),
                     c.last_at.get(..19).unwrap_or(&c.last_at)
                 )?;
@@ -47,26 +50,84 @@ pub(super) fn list(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cases show`: a case and its reports.
+/// `cases show`: a case, its reports, its notices, the customer's
+/// answers and its history.
 pub(super) fn show(config: &Config, id: i64, format: Format) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
-    let Some(case) = db.case(CaseId(id))? else {
+    let case_id = CaseId(id);
+    let Some(case) = db.case(case_id)? else {
         bail!("no case {id}")
     };
-    let reports = db.case_reports(CaseId(id))?;
+    let reports = db.case_reports(case_id)?;
+    let notices = db.case_notices(case_id)?;
+    let statements = db.case_statements(case_id)?;
+    let history = db.case_history(case_id)?;
     match format {
-        Format::Json => print_json(&serde_json::json!({ "case": case, "reports": reports }))?,
+        Format::Json => print_json(&serde_json::json!({
+            "case": case,
+            "reports": reports,
+            "notices": notices,
+            "statements": statements,
+            "history": history,
+        }))?,
         Format::Table => {
-            println!(
-                "case {} ({}): {} from {}, {} reports, {} .. {}\n",
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "case {} ({}): {} from {}, {} reports, {} .. {}",
                 case.id,
                 case.status.as_str(),
                 case.abuse_type.as_str(),
-                case.group(),
+                crate::safe_text::clip(&case.group(), 80),
                 case.reports,
                 case.first_at,
                 case.last_at
-            );
+            )?;
+            if let Some(at) = &case.resolved_at {
+                let by = case.closed_by.map_or("operator", |b| b.as_str());
+                writeln!(out, "closed {at} by {by}")?;
+            }
+            if let Some(note) = &case.note {
+                writeln!(out, "note: {}", crate::safe_text::clip(note, 500))?;
+            }
+            writeln!(out, "\nnotices:")?;
+            for n in &notices {
+                writeln!(
+                    out,
+                    "  {:>6}  {:<12}  {:<9}  {}  {}",
+                    n.id,
+                    n.kind.as_str(),
+                    n.state.as_str(),
+                    n.created_at.get(..19).unwrap_or(&n.created_at),
+                    crate::safe_text::clip(&n.recipient, 80)
+                )?;
+            }
+            writeln!(out, "\nthe customer's answers:")?;
+            for s in &statements {
+                writeln!(
+                    out,
+                    "  {}  {}  from {}",
+                    s.received_at.get(..19).unwrap_or(&s.received_at),
+                    s.status.as_str(),
+                    crate::safe_text::clip(s.sender.as_deref().unwrap_or("-"), 80)
+                )?;
+                for line in s.text.lines().take(20) {
+                    writeln!(out, "    | {}", crate::safe_text::clip(line, 200))?;
+                }
+            }
+            writeln!(out, "\nhistory:")?;
+            for h in &history {
+                writeln!(
+                    out,
+                    "  {}  {:<17}  {:<8}  {}",
+                    h.at.get(..19).unwrap_or(&h.at),
+                    h.kind.as_str(),
+                    h.actor,
+                    crate::safe_text::clip(&h.detail, 200)
+                )?;
+            }
+            writeln!(out)?;
+            drop(out);
             print_reports(&reports, Format::Table)?;
         }
     }
@@ -75,9 +136,10 @@ pub(super) fn show(config: &Config, id: i64, format: Format) -> anyhow::Result<E
 
 /// `cases resolve`: the case's reports are resolved (each reporter we
 /// answered hears "concluded", once) unless another open case holds them;
-/// then the case. A run cut short is finished by running it again.
+/// then the case, and its customer is told. A run cut short is finished by
+/// running it again.
 pub(super) fn resolve(config: &Config, id: i64, note: Option<String>) -> anyhow::Result<ExitCode> {
-    let pipeline = super::pipeline(config)?;
+    let runtime = runtime(config)?;
     let mut db = super::admin_store(config)?;
     let case_id = CaseId(id);
     let Some(case) = db.case(case_id)? else {
@@ -91,20 +153,40 @@ pub(super) fn resolve(config: &Config, id: i64, note: Option<String>) -> anyhow:
         print_json(&case)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let memberships = db.case_memberships(case_id)?;
-    let (close, keep) = crate::classify::case::reports_to_close(case_id, &memberships);
-    // The recipient is each report's reporter; the plan only carries the policy.
-    let plan = config.reply.enabled.then(|| pipeline.reply_plan(""));
-    let now = crate::now_rfc3339();
-    for report in &close {
-        // One already resolved by itself stays as it was.
-        db.resolve(*report, note.as_deref(), plan.as_ref(), &now)?;
-    }
-    db.resolve_case(case_id, note.as_deref(), &now)?;
+    let closed = crate::daemon::notices::close(
+        &mut db,
+        &runtime,
+        case_id,
+        ClosedBy::Operator,
+        note.as_deref(),
+        chrono::Utc::now(),
+    )?;
     print_json(&serde_json::json!({
         "case": db.case(case_id)?,
-        "reports_resolved": close,
-        "reports_still_open": keep,
+        "reports_resolved": closed.reports_resolved,
+        "reports_still_open": closed.reports_still_open,
+        "customer_told": closed.customer_told,
     }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `notices run`: one notice round, at `now` or the clock's time.
+pub(super) fn run_notices(
+    config: &Config,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = runtime(config)?;
+    let mut db = super::admin_store(config)?;
+    let summary = match now {
+        Some(at) => crate::daemon::notices::round(&mut db, &runtime, &FixedClock(at))?,
+        None => crate::daemon::notices::round(&mut db, &runtime, &SystemClock)?,
+    };
+    print_json(&summary)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the configuration compiles to (rules, templates, notice policies).
+fn runtime(config: &Config) -> anyhow::Result<crate::runtime::Runtime> {
+    crate::runtime::Runtime::compile(config.clone())
+        .map_err(|problems| anyhow::anyhow!("invalid configuration: {}", problems.join("; ")))
 }

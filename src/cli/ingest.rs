@@ -10,7 +10,7 @@ use crate::owners::route::{LocalOnly, Resolver};
 use crate::owners::Index;
 use crate::parse::rawmail;
 use crate::pipeline::Pipeline;
-use crate::store::{Db, Location, Mode, Role};
+use crate::store::{Db, Location, Mode, Role, Saved};
 use anyhow::{bail, Context as _};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,10 @@ pub(super) fn ingest(config: &Config, files: &[PathBuf]) -> anyhow::Result<ExitC
             checks.as_ref(),
             file,
         ) {
-            Ok(report) => print_json(&report)?,
+            Ok(Ingested::Report(report)) => print_json(&report)?,
+            Ok(Ingested::Answer(case)) => print_json(&serde_json::json!({
+                "answer_to_case": case,
+            }))?,
             Err(error) => {
                 failed = true;
                 eprintln!(
@@ -89,6 +92,13 @@ impl InlineChecks {
     }
 }
 
+/// What one ingested message became.
+pub(super) enum Ingested {
+    Report(Box<Report>),
+    /// A customer's answer to a notice, kept on its case.
+    Answer(crate::model::CaseId),
+}
+
 pub(super) fn ingest_one(
     db: &mut Db,
     pipeline: &Pipeline,
@@ -96,7 +106,7 @@ pub(super) fn ingest_one(
     (owners, resolver): (&Index, &mut dyn Resolver),
     checks: Option<&InlineChecks>,
     file: &Path,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<Ingested> {
     let bytes = if file.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -124,7 +134,7 @@ pub(super) fn ingest_one(
     };
     let committed = db.commit_raws(&[&incoming])?[0];
     if let Some(report) = db.report_for_raw(committed.raw_id)? {
-        return Ok(report); // delivered before: one report (DESIGN rule 5)
+        return Ok(Ingested::Report(Box::new(report))); // delivered before: one report (DESIGN rule 5)
     }
     let mut raw: RawMessage = db
         .raw(committed.raw_id)?
@@ -134,13 +144,16 @@ pub(super) fn ingest_one(
     }
     let stored =
         pipeline.process_and_store(db, worker, owners, resolver, std::slice::from_ref(&raw))?;
-    let Some(id) = stored.first().cloned().flatten().map(|s| s.id) else {
-        bail!(
+    let id = match stored.first() {
+        Some(Saved::Report(s)) => s.id,
+        Some(Saved::Answer(case)) => return Ok(Ingested::Answer(*case)),
+        _ => bail!(
             "processing failed; the message is stored as raw {} (abuse-inbox raw list --status failed)",
             raw.id.0
-        )
+        ),
     };
-    db.report(id)?.context("the stored report vanished")
+    let report = db.report(id)?.context("the stored report vanished")?;
+    Ok(Ingested::Report(Box::new(report)))
 }
 
 /// Routing's resolver: the configured HTTP one, or the local owners alone.
@@ -206,10 +219,10 @@ pub(super) fn reprocess(
             bail!("no worker process could be started; {done} messages were reprocessed");
         }
         done += stored.len() as u64;
-        failed += stored.iter().filter(|s| s.is_none()).count() as u64;
+        failed += stored.iter().filter(|s| !s.is_stored()).count() as u64;
         rerouted += stored
             .iter()
-            .flatten()
+            .filter_map(Saved::report)
             .filter(|s| s.customers_changed)
             .count() as u64;
         progress.set(done);

@@ -21,7 +21,7 @@ pub use args::{Cli, Command, ExportFormat, Format, Global};
 use crate::config::{self, Config};
 use crate::pipeline::Pipeline;
 use crate::store::{Db, Location, Mode, Role};
-use args::{CasesCommand, OwnersCommand, RepliesCommand, ReportsCommand};
+use args::{CasesCommand, NoticesCommand, OwnersCommand, RepliesCommand, ReportsCommand};
 use std::process::ExitCode;
 
 /// The configuration with the command line's overrides applied.
@@ -80,11 +80,23 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             CasesCommand::List {
                 customer,
                 status,
+                awaiting_customer,
+                customer_answered,
                 limit,
                 format,
-            } => cases::list(config, customer.as_deref(), status, limit, format),
+            } => {
+                let waiting = if awaiting_customer {
+                    Some(crate::store::Waiting::OnCustomer)
+                } else {
+                    customer_answered.then_some(crate::store::Waiting::CustomerAnswered)
+                };
+                cases::list(config, customer.as_deref(), status, waiting, limit, format)
+            }
             CasesCommand::Show { id, format } => cases::show(config, id, format),
             CasesCommand::Resolve { id, note } => cases::resolve(config, id, note),
+        },
+        Command::Notices { command } => match command {
+            NoticesCommand::Run { now } => cases::run_notices(config, now),
         },
         Command::Owners { command } => match command {
             OwnersCommand::Import {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod checks;
 pub mod isolate;
 pub mod lease;
+pub mod notices;
 pub mod notify;
 pub mod resolver;
 pub mod server;

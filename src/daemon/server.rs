@@ -115,7 +115,9 @@ pub struct Server {
     listener: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<bool>,
     sender: Option<tokio::task::JoinHandle<()>>,
-    /// Stops the reply sender and the metrics listener.
+    /// The notice rounds.
+    notices: tokio::task::JoinHandle<()>,
+    /// Stops the reply sender, the notice rounds and the metrics listener.
     sender_stop: CancellationToken,
     reloader: Reloader,
     metrics_addr: Option<SocketAddr>,
@@ -258,6 +260,13 @@ impl Server {
         let sender_stop = CancellationToken::new();
         let relay = crate::reply::sender::relay(&config.reply, &config.smtp.hostname)
             .map_err(|p| Error::Invalid(vec![p]))?;
+        // Notices are queued with or without a relay (held without one).
+        let notices = tokio::spawn(crate::daemon::notices::run(
+            config.store.path.clone(),
+            runtime.clone(),
+            replies_queued.clone(),
+            sender_stop.clone(),
+        ));
         let sender = relay.map(|transport| {
             tokio::spawn(crate::reply::sender::run(
                 transport,
@@ -304,6 +313,7 @@ impl Server {
             checks,
             heartbeat,
             sender,
+            notices,
             sender_stop,
             reloader,
             metrics_addr,
@@ -350,6 +360,14 @@ impl Server {
             warn!("listener task panicked");
         }
         self.sender_stop.cancel();
+        // A round in progress finishes its transaction; the next is not started.
+        let mut notices = self.notices;
+        if tokio::time::timeout(Duration::from_secs(30), &mut notices)
+            .await
+            .is_err()
+        {
+            notices.abort();
+        }
         if let Some(mut sender) = self.sender {
             // Its handle to the writer must go before the writer can end.
             if tokio::time::timeout(Duration::from_secs(10), &mut sender)

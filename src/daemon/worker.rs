@@ -581,7 +581,7 @@ impl Dispatcher {
                 // pipeline: no report waits for their DNS.
                 if let (Some(checks), true) = (&self.checks, checks_enabled) {
                     for (raw, stored) in raws.into_iter().zip(ids) {
-                        if let (Some(stored), None) = (stored, &raw.auth) {
+                        if let (Some(stored), None) = (stored.report(), &raw.auth) {
                             checks.submit(stored.id, raw);
                         }
                     }

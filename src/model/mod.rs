@@ -5,6 +5,7 @@
 //! This module does no I/O and knows nothing of SQL or SMTP.
 
 pub mod auth;
+pub mod case;
 pub mod evidence;
 pub mod owner;
 pub mod pattern;
@@ -214,18 +215,32 @@ impl ReportStatus {
 pub enum CaseStatus {
     /// Reports join it.
     Open,
-    /// Closed by an operator: a later report opens a new case.
+    /// The customer answered that it is dealt with: no reminder, no
+    /// escalation by time; a new report opens it again.
+    CustomerResolved,
+    /// Closed by an operator or by its policy (idle): a later report opens
+    /// a new case, or (closed by the policy) reopens this one.
     Resolved,
 }
 
 impl CaseStatus {
-    pub const ALL: [CaseStatus; 2] = [CaseStatus::Open, CaseStatus::Resolved];
+    pub const ALL: [CaseStatus; 3] = [
+        CaseStatus::Open,
+        CaseStatus::CustomerResolved,
+        CaseStatus::Resolved,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             CaseStatus::Open => "open",
+            CaseStatus::CustomerResolved => "customer_resolved",
             CaseStatus::Resolved => "resolved",
         }
+    }
+
+    /// Whether reports still join it.
+    pub fn is_active(self) -> bool {
+        self != CaseStatus::Resolved
     }
 
     pub fn parse(s: &str) -> Option<CaseStatus> {
@@ -247,15 +262,30 @@ pub enum ReplyKind {
     NotOurs,
     /// Every event is older than the desk can act on.
     TooOld,
+    /// To a customer: the first notice of their case, with its events.
+    Notice,
+    /// To a customer: the events since the last notice.
+    Digest,
+    /// To a customer: no answer since the last notice.
+    Reminder,
+    /// To the escalation contact: the case passed its policy's count or time.
+    Escalation,
+    /// To a customer: the case is closed.
+    CaseClosed,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 5] = [
+    pub const ALL: [ReplyKind; 10] = [
         ReplyKind::Ack,
         ReplyKind::NeedsInfo,
         ReplyKind::Concluded,
         ReplyKind::NotOurs,
         ReplyKind::TooOld,
+        ReplyKind::Notice,
+        ReplyKind::Digest,
+        ReplyKind::Reminder,
+        ReplyKind::Escalation,
+        ReplyKind::CaseClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -265,7 +295,25 @@ impl ReplyKind {
             ReplyKind::Concluded => "concluded",
             ReplyKind::NotOurs => "not_ours",
             ReplyKind::TooOld => "too_old",
+            ReplyKind::Notice => "notice",
+            ReplyKind::Digest => "digest",
+            ReplyKind::Reminder => "reminder",
+            ReplyKind::Escalation => "escalation",
+            ReplyKind::CaseClosed => "case_closed",
         }
+    }
+
+    /// Whether it goes to a customer about a case (its text is written
+    /// when it is queued), not to a reporter about a report.
+    pub fn is_notice(self) -> bool {
+        matches!(
+            self,
+            ReplyKind::Notice
+                | ReplyKind::Digest
+                | ReplyKind::Reminder
+                | ReplyKind::Escalation
+                | ReplyKind::CaseClosed
+        )
     }
 
     pub fn parse(s: &str) -> Option<ReplyKind> {
@@ -603,6 +651,10 @@ pub struct ReportDraft {
     /// when no owners are known).
     #[serde(default)]
     pub owners: Vec<owner::Owner>,
+    /// It answers one of our notices to a customer: kept on the case, not
+    /// as a report, when the store finds the token is the case's.
+    #[serde(default)]
+    pub case_answer: Option<case::CaseAnswer>,
 }
 
 impl ReportDraft {
@@ -667,6 +719,7 @@ impl ReportDraft {
             missing_by_type: Vec::new(),
             language: crate::model::reply::Language::En,
             owners: Vec::new(),
+            case_answer: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// The shipped texts, per language: `config/templates/{kind}.txt` for
 /// English, `{kind}.{language}.txt` for the others.
-const BUILTIN: [(Language, [&str; 5]); 5] = [
+const BUILTIN: [(Language, [&str; 10]); 5] = [
     (
         Language::En,
         [
@@ -25,6 +25,11 @@ const BUILTIN: [(Language, [&str; 5]); 5] = [
             include_str!("../../config/templates/concluded.txt"),
             include_str!("../../config/templates/not_ours.txt"),
             include_str!("../../config/templates/too_old.txt"),
+            include_str!("../../config/templates/notice.txt"),
+            include_str!("../../config/templates/digest.txt"),
+            include_str!("../../config/templates/reminder.txt"),
+            include_str!("../../config/templates/escalation.txt"),
+            include_str!("../../config/templates/case_closed.txt"),
         ],
     ),
     (
@@ -35,6 +40,11 @@ const BUILTIN: [(Language, [&str; 5]); 5] = [
             include_str!("../../config/templates/concluded.de.txt"),
             include_str!("../../config/templates/not_ours.de.txt"),
             include_str!("../../config/templates/too_old.de.txt"),
+            include_str!("../../config/templates/notice.de.txt"),
+            include_str!("../../config/templates/digest.de.txt"),
+            include_str!("../../config/templates/reminder.de.txt"),
+            include_str!("../../config/templates/escalation.de.txt"),
+            include_str!("../../config/templates/case_closed.de.txt"),
         ],
     ),
     (
@@ -45,6 +55,11 @@ const BUILTIN: [(Language, [&str; 5]); 5] = [
             include_str!("../../config/templates/concluded.es.txt"),
             include_str!("../../config/templates/not_ours.es.txt"),
             include_str!("../../config/templates/too_old.es.txt"),
+            include_str!("../../config/templates/notice.es.txt"),
+            include_str!("../../config/templates/digest.es.txt"),
+            include_str!("../../config/templates/reminder.es.txt"),
+            include_str!("../../config/templates/escalation.es.txt"),
+            include_str!("../../config/templates/case_closed.es.txt"),
         ],
     ),
     (
@@ -55,6 +70,11 @@ const BUILTIN: [(Language, [&str; 5]); 5] = [
             include_str!("../../config/templates/concluded.fr.txt"),
             include_str!("../../config/templates/not_ours.fr.txt"),
             include_str!("../../config/templates/too_old.fr.txt"),
+            include_str!("../../config/templates/notice.fr.txt"),
+            include_str!("../../config/templates/digest.fr.txt"),
+            include_str!("../../config/templates/reminder.fr.txt"),
+            include_str!("../../config/templates/escalation.fr.txt"),
+            include_str!("../../config/templates/case_closed.fr.txt"),
         ],
     ),
     (
@@ -65,16 +85,34 @@ const BUILTIN: [(Language, [&str; 5]); 5] = [
             include_str!("../../config/templates/concluded.pt.txt"),
             include_str!("../../config/templates/not_ours.pt.txt"),
             include_str!("../../config/templates/too_old.pt.txt"),
+            include_str!("../../config/templates/notice.pt.txt"),
+            include_str!("../../config/templates/digest.pt.txt"),
+            include_str!("../../config/templates/reminder.pt.txt"),
+            include_str!("../../config/templates/escalation.pt.txt"),
+            include_str!("../../config/templates/case_closed.pt.txt"),
         ],
     ),
 ];
 
-/// The reply kinds, in the order of [`BUILTIN`]'s texts.
-const KINDS: [&str; 5] = ["ack", "needs_info", "concluded", "not_ours", "too_old"];
+/// The reply and notice kinds, in the order of [`BUILTIN`]'s texts.
+const KINDS: [&str; 10] = [
+    "ack",
+    "needs_info",
+    "concluded",
+    "not_ours",
+    "too_old",
+    "notice",
+    "digest",
+    "reminder",
+    "escalation",
+    "case_closed",
+];
 
-/// The five reply texts in each language. Placeholders: `{tag}` (the
-/// report's subject tag with its follow-up token), `{report_id}`,
-/// `{abuse_type}`, `{subject}`, `{missing}` (needs_info), `{note}` (concluded).
+/// The reply texts (to reporters) and notice texts (to customers) in each
+/// language. Placeholders of a reply: `{tag}` (the report's subject tag
+/// with its follow-up token), `{report_id}`, `{abuse_type}`, `{subject}`,
+/// `{missing}` (needs_info), `{note}` (concluded). Those of a notice are
+/// listed in [`crate::notices::compose`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templates {
     /// (language, kind) → text.
@@ -120,7 +158,7 @@ impl Templates {
     }
 
     /// The text of `kind` in `language`.
-    fn text(&self, language: Language, kind: &str) -> &str {
+    pub fn text(&self, language: Language, kind: &str) -> &str {
         let kind = KINDS
             .into_iter()
             .find(|k| *k == kind)
@@ -147,6 +185,19 @@ pub struct Draft {
     pub missing: Vec<crate::model::Missing>,
     /// The reporter's language: the reply is written in it.
     pub language: Language,
+    /// A notice to a customer: written when it was queued.
+    pub prepared: Option<Prepared>,
+}
+
+/// A notice's text and CSV, as written when it was queued
+/// ([`crate::notices::compose`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub case_id: crate::model::CaseId,
+    pub subject: String,
+    pub body: String,
+    /// The evidence about the customer's addresses (`evidence.csv`).
+    pub csv: Option<String>,
 }
 
 /// Characters of the reporter's subject a reply quotes, at most.
@@ -274,6 +325,9 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
         .recipient
         .parse()
         .map_err(|e| format!("recipient {:?}: {e}", d.recipient))?;
+    if let Some(p) = &d.prepared {
+        return notice(from, to, d, p);
+    }
     let builder = Message::builder()
         .from(from)
         .to(to)
@@ -311,6 +365,42 @@ pub fn compose(templates: &Templates, from: &str, d: &Draft) -> Result<Message, 
     Ok(message)
 }
 
+/// A notice to a customer: its text, and its CSV as an attachment.
+fn notice(from: Mailbox, to: Mailbox, d: &Draft, p: &Prepared) -> Result<Message, String> {
+    use lettre::message::{Attachment, MultiPart, SinglePart};
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(p.body.clone());
+    let builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(p.subject.clone())
+        .message_id(Some(format!("<{}>", d.message_id)))
+        .header(lettre::message::header::MIME_VERSION_1_0);
+    let mut message =
+        match &p.csv {
+            None => builder.singlepart(text),
+            Some(csv) => {
+                let csv_type =
+                    ContentType::parse("text/csv; charset=utf-8").map_err(|e| e.to_string())?;
+                builder.multipart(MultiPart::mixed().singlepart(text).singlepart(
+                    Attachment::new("evidence.csv".to_owned()).body(csv.clone(), csv_type),
+                ))
+            }
+        }
+        .map_err(|e| e.to_string())?;
+    let headers = message.headers_mut();
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("Auto-Submitted"),
+        "auto-generated".to_owned(),
+    ));
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("X-Abuse-Inbox-Reply"),
+        format!("case {}", p.case_id),
+    ));
+    Ok(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +419,7 @@ mod tests {
             subtype: Some(crate::model::NetworkSubtype::BruteForce),
             missing: vec![crate::model::Missing::NetworkLogs],
             language: Language::En,
+            prepared: None,
         }
     }
 

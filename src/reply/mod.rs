@@ -10,7 +10,7 @@ mod compose;
 pub mod follow_up;
 pub mod language;
 pub mod limits;
-mod phrases;
+pub mod phrases;
 pub mod queue;
 pub mod report_plan;
 pub mod resolve;
@@ -18,10 +18,10 @@ pub mod routed;
 pub mod sender;
 pub mod settle;
 pub mod token;
-mod wrap;
+pub mod wrap;
 
 pub use crate::model::reply::Suppression;
-pub use compose::{body, compose, Draft, Templates, FOLLOW_UP_NOTE};
+pub use compose::{body, compose, Draft, Prepared, Templates, FOLLOW_UP_NOTE};
 pub use language::Language;
 pub use settle::{settle, Settled};
 

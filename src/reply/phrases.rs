@@ -28,6 +28,31 @@ pub fn subject(language: Language, kind: &str) -> &'static str {
         ("too_old", Es) => "Hechos demasiado antiguos",
         ("too_old", Fr) => "Faits trop anciens pour agir",
         ("too_old", Pt) => "Eventos demasiado antigos",
+        ("notice", En) => "Abuse reports about your network",
+        ("notice", De) => "Missbrauchsmeldungen zu Ihrem Netz",
+        ("notice", Es) => "Avisos de abuso sobre su red",
+        ("notice", Fr) => "Signalements d'abus sur votre réseau",
+        ("notice", Pt) => "Denúncias de abuso sobre a sua rede",
+        ("digest", En) => "More abuse reports about your network",
+        ("digest", De) => "Weitere Missbrauchsmeldungen zu Ihrem Netz",
+        ("digest", Es) => "Más avisos de abuso sobre su red",
+        ("digest", Fr) => "Nouveaux signalements d'abus sur votre réseau",
+        ("digest", Pt) => "Mais denúncias de abuso sobre a sua rede",
+        ("reminder", En) => "Reminder: abuse case awaiting your answer",
+        ("reminder", De) => "Erinnerung: Missbrauchsfall wartet auf Ihre Antwort",
+        ("reminder", Es) => "Recordatorio: caso de abuso pendiente de su respuesta",
+        ("reminder", Fr) => "Rappel : dossier d'abus en attente de votre réponse",
+        ("reminder", Pt) => "Lembrete: caso de abuso aguarda a sua resposta",
+        ("escalation", En) => "Escalated abuse case",
+        ("escalation", De) => "Eskalierter Missbrauchsfall",
+        ("escalation", Es) => "Caso de abuso escalado",
+        ("escalation", Fr) => "Dossier d'abus escaladé",
+        ("escalation", Pt) => "Caso de abuso escalado",
+        ("case_closed", En) => "Abuse case closed",
+        ("case_closed", De) => "Missbrauchsfall abgeschlossen",
+        ("case_closed", Es) => "Caso de abuso cerrado",
+        ("case_closed", Fr) => "Dossier d'abus clos",
+        ("case_closed", Pt) => "Caso de abuso encerrado",
         (_, En) => "Investigation concluded",
         (_, De) => "Untersuchung abgeschlossen",
         (_, Es) => "Investigación concluida",
@@ -206,5 +231,49 @@ pub fn instruction(language: Language, missing: crate::model::Missing) -> &'stat
         (_, Es) => "- más detalles sobre el abuso",
         (_, Fr) => "- plus de détails sur l'abus",
         (_, Pt) => "- mais detalhes sobre o abuso",
+    }
+}
+
+/// The line after a notice's listing when it lists only the first reports.
+pub fn more_in_csv(language: Language, n: usize) -> String {
+    match language {
+        Language::En => format!("… and {n} more, in the attached CSV."),
+        Language::De => format!("… und {n} weitere, in der angehängten CSV-Datei."),
+        Language::Es => format!("… y {n} más, en el CSV adjunto."),
+        Language::Fr => format!("… et {n} de plus, dans le CSV joint."),
+        Language::Pt => format!("… e mais {n}, no CSV em anexo."),
+    }
+}
+
+/// Why a case is escalated: it holds `events` reports (the policy's count).
+pub fn escalated_by_count(language: Language, events: u64) -> String {
+    match language {
+        Language::En => format!("it holds {events} reports"),
+        Language::De => format!("er umfasst {events} Meldungen"),
+        Language::Es => format!("contiene {events} avisos"),
+        Language::Fr => format!("il compte {events} signalements"),
+        Language::Pt => format!("contém {events} denúncias"),
+    }
+}
+
+/// Why a case is escalated: no answer `hours` after the first notice.
+pub fn escalated_by_silence(language: Language, hours: i64) -> String {
+    match language {
+        Language::En => format!("no answer {hours} hours after the first notice"),
+        Language::De => format!("keine Antwort {hours} Stunden nach der ersten Nachricht"),
+        Language::Es => format!("sin respuesta {hours} horas después del primer aviso"),
+        Language::Fr => format!("pas de réponse {hours} heures après le premier message"),
+        Language::Pt => format!("sem resposta {hours} horas após a primeira notificação"),
+    }
+}
+
+/// What stands where a time or a note is not there (`never`, `-`).
+pub fn none_yet(language: Language) -> &'static str {
+    match language {
+        Language::En => "none yet",
+        Language::De => "noch keine",
+        Language::Es => "ninguna aún",
+        Language::Fr => "aucune encore",
+        Language::Pt => "nenhuma ainda",
     }
 }

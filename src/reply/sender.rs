@@ -353,6 +353,7 @@ mod tests {
             subtype: None,
             missing: vec![],
             language: crate::reply::Language::En,
+            prepared: None,
         }
     }
 

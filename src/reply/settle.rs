@@ -81,6 +81,13 @@ pub fn settle(
                 ReplyKind::NotOurs => ReplyDecision::NotOurs,
                 ReplyKind::TooOld => ReplyDecision::TooOld,
                 ReplyKind::Ack | ReplyKind::Concluded => ReplyDecision::Ack,
+                // A notice goes to a customer about a case: never a report's
+                // pending reply.
+                ReplyKind::Notice
+                | ReplyKind::Digest
+                | ReplyKind::Reminder
+                | ReplyKind::Escalation
+                | ReplyKind::CaseClosed => ReplyDecision::Ack,
             },
             reason: None,
             queue: Some(pending.clone()),

@@ -54,7 +54,17 @@ pub fn report_uuid(secret: &[u8], id: i64) -> String {
 
 /// The token of report `id`.
 pub fn token(secret: &[u8], id: i64) -> String {
-    let mac = hmac_sha256(secret, format!("abuse-inbox report {id}").as_bytes());
+    token_of(secret, &format!("abuse-inbox report {id}"))
+}
+
+/// The token of case `id`: another message under the same secret, so a
+/// report's token never opens the case of the same number.
+pub fn case_token(secret: &[u8], id: i64) -> String {
+    token_of(secret, &format!("abuse-inbox case {id}"))
+}
+
+fn token_of(secret: &[u8], what: &str) -> String {
+    let mac = hmac_sha256(secret, what.as_bytes());
     let bits = mac[..5]
         .iter()
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
@@ -67,7 +77,15 @@ pub fn token(secret: &[u8], id: i64) -> String {
 /// Whether `claimed` is report `id`'s token (case-insensitive, as mail
 /// clients may change the case of a subject; compared in constant time).
 pub fn is_valid(secret: &[u8], id: i64, claimed: &str) -> bool {
-    let expected = token(secret, id);
+    same_token(&token(secret, id), claimed)
+}
+
+/// Whether `claimed` is case `id`'s token.
+pub fn is_valid_case(secret: &[u8], id: i64, claimed: &str) -> bool {
+    same_token(&case_token(secret, id), claimed)
+}
+
+fn same_token(expected: &str, claimed: &str) -> bool {
     claimed.len() == expected.len()
         && claimed
             .bytes()
@@ -86,13 +104,33 @@ pub fn subject_tag(secret: &[u8], id: i64) -> String {
     format!("[abuse #{id}-{}]", token(secret, id))
 }
 
+/// Our Message-ID for notice number `n` of case `id`, without brackets.
+pub fn case_message_id(secret: &[u8], id: i64, n: i64, domain: &str) -> String {
+    format!("case-{id}.{n}.{}@{domain}", case_token(secret, id))
+}
+
+/// The subject tag of case `id`.
+pub fn case_subject_tag(secret: &[u8], id: i64) -> String {
+    format!("[case #{id}-{}]", case_token(secret, id))
+}
+
 /// The claim in one of our Message-IDs (`abuse-ID.N[.TOKEN]@domain`).
 pub fn claim_in_message_id(id: &str, our_domain: &str) -> Option<Claim> {
+    claim_in_our_id(id, our_domain, "abuse-")
+}
+
+/// The case claimed by one of our notices' Message-IDs
+/// (`case-ID.N.TOKEN@domain`).
+pub fn case_claim_in_message_id(id: &str, our_domain: &str) -> Option<Claim> {
+    claim_in_our_id(id, our_domain, "case-")
+}
+
+fn claim_in_our_id(id: &str, our_domain: &str, prefix: &str) -> Option<Claim> {
     let (local, host) = id.split_once('@')?;
     if !host.eq_ignore_ascii_case(our_domain) {
         return None;
     }
-    let mut parts = local.strip_prefix("abuse-")?.split('.');
+    let mut parts = local.strip_prefix(prefix)?.split('.');
     let report = parts.next()?.parse().ok()?;
     let _n = parts.next()?;
     Some(Claim {
@@ -103,8 +141,17 @@ pub fn claim_in_message_id(id: &str, our_domain: &str) -> Option<Claim> {
 
 /// The claim in a subject tag (`[abuse #ID-TOKEN]` or `[abuse #ID]`).
 pub fn claim_in_subject(subject: &str) -> Option<Claim> {
-    let at = subject.find("[abuse #")?;
-    let rest = &subject[at + 8..];
+    claim_in_tag(subject, "[abuse #")
+}
+
+/// The case claimed by a subject tag (`[case #ID-TOKEN]`).
+pub fn case_claim_in_subject(subject: &str) -> Option<Claim> {
+    claim_in_tag(subject, "[case #")
+}
+
+fn claim_in_tag(subject: &str, opening: &str) -> Option<Claim> {
+    let at = subject.find(opening)?;
+    let rest = &subject[at + opening.len()..];
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let id = rest[..digits].parse().ok()?;
     let token = rest[digits..]
@@ -164,6 +211,18 @@ mod tests {
         let claim = claim_in_subject(&subject).unwrap();
         assert_eq!(claim.id, 42);
         assert!(is_valid(b"s", 42, claim.token.as_deref().unwrap()));
+        // A case's token is not its report's, and the other way round.
+        let case_tag = case_subject_tag(b"s", 42);
+        let claim = case_claim_in_subject(&format!("Re: {case_tag}")).unwrap();
+        assert!(is_valid_case(b"s", 42, claim.token.as_deref().unwrap()));
+        assert!(!is_valid(b"s", 42, claim.token.as_deref().unwrap()));
+        assert!(!is_valid_case(b"s", 42, &token(b"s", 42)));
+        let case_id = case_message_id(b"s", 42, 3, "example.com");
+        assert_eq!(claim_in_message_id(&case_id, "example.com"), None);
+        assert_eq!(
+            case_claim_in_message_id(&case_id, "example.com").map(|c| c.id),
+            Some(42)
+        );
         assert_eq!(
             claim_in_subject("Re: [abuse #42] x"),
             Some(Claim {

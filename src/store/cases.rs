@@ -19,12 +19,18 @@ pub struct Case {
     /// a customer's.
     pub network: String,
     pub status: CaseStatus,
-    /// When an operator resolved it, and their note.
+    /// When it was closed (by an operator or its policy), and the note.
     pub resolved_at: Option<String>,
     pub note: Option<String>,
+    pub closed_by: Option<crate::model::case::ClosedBy>,
     pub reports: i64,
     pub first_at: String,
     pub last_at: String,
+    /// Notices (first and digests) the customer was sent.
+    pub notices: i64,
+    pub last_notice_at: Option<String>,
+    /// The customer's last answer.
+    pub answered_at: Option<String>,
 }
 
 impl Case {
@@ -38,8 +44,11 @@ impl Case {
     }
 }
 
-/// Puts report `report` into the open case of `key` (for a network, the
-/// newest one still in its window), or into a new one.
+/// Puts report `report` into the case of `key` reports still join (for a
+/// network, the newest one still in its window), or into a new one. A
+/// customer's case they said was resolved, or that its policy closed
+/// (idle), is opened again by the new report (`reopened` in its history);
+/// one an operator resolved stays closed.
 pub(super) fn assign(
     q: &mut dyn Sql,
     report: ReportId,
@@ -49,11 +58,43 @@ pub(super) fn assign(
     let abuse_type = key.abuse_type.as_str();
     let open = CaseStatus::Open.as_str();
     let found = match &key.group {
-        Group::Customer(customer) => q.row(
-            "SELECT id FROM cases WHERE customer = ?1 AND abuse_type = ?2 AND status = ?3
-             ORDER BY id DESC LIMIT 1",
-            sql_params![customer, abuse_type, open],
-        )?,
+        Group::Customer(customer) => {
+            let found = q.row(
+                "SELECT id, status, closed_by FROM cases
+                 WHERE customer = ?1 AND abuse_type = ?2
+                   AND (status <> ?3 OR closed_by = ?4)
+                 ORDER BY id DESC LIMIT 1",
+                sql_params![
+                    customer,
+                    abuse_type,
+                    CaseStatus::Resolved.as_str(),
+                    crate::model::case::ClosedBy::Policy.as_str()
+                ],
+            )?;
+            if let Some(row) = &found {
+                let case = CaseId(row.int(0)?);
+                if super::known("cases", case.0, &row.text(1)?, CaseStatus::parse)?
+                    != CaseStatus::Open
+                {
+                    q.exec(
+                        "UPDATE cases SET status = ?2, resolved_at = NULL, note = NULL,
+                             closed_by = NULL
+                         WHERE id = ?1",
+                        sql_params![case, open],
+                    )?;
+                    let detail = format!("by report {report}");
+                    super::notices::case_event(
+                        q,
+                        case,
+                        received_at,
+                        crate::model::case::CaseEvent::Reopened,
+                        "policy",
+                        &detail,
+                    )?;
+                }
+            }
+            found
+        }
         Group::Network { net_key, since, .. } => q.row(
             "SELECT id FROM cases WHERE abuse_type = ?1 AND net_key = ?2 AND last_at >= ?3
                  AND customer IS NULL AND status = ?4
@@ -141,8 +182,8 @@ pub(super) fn regroup(
     Ok(())
 }
 
-const CASE_COLUMNS: &str =
-    "id, abuse_type, network, reports, first_at, last_at, customer, status, resolved_at, note";
+const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at, customer, status,
+     resolved_at, note, closed_by, notices, last_notice_at, answered_at";
 
 impl Db {
     /// Cases, most recently active first; only `customer`'s, and only
@@ -151,14 +192,16 @@ impl Db {
         &self,
         customer: Option<&str>,
         status: Option<CaseStatus>,
+        waiting: Option<super::Waiting>,
         limit: usize,
     ) -> Result<Vec<Case>, Error> {
+        let waiting = super::notices::waiting_sql(waiting);
         self.read(|q| {
             q.rows(
                 &format!(
                     "SELECT {CASE_COLUMNS} FROM cases
                      WHERE (CAST(?1 AS TEXT) IS NULL OR customer = ?1)
-                       AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+                       AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) {waiting}
                      ORDER BY last_at DESC LIMIT ?3"
                 ),
                 sql_params![customer, status.map(CaseStatus::as_str), limit],
@@ -211,33 +254,6 @@ impl Db {
         Ok(out)
     }
 
-    /// Marks case `id` resolved at `now` with `note`; `false` when it was
-    /// not open (already resolved, or no such case).
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn resolve_case(
-        &mut self,
-        id: CaseId,
-        note: Option<&str>,
-        now: &str,
-    ) -> Result<bool, Error> {
-        let changed = self.write(|q| {
-            q.exec(
-                "UPDATE cases SET status = ?2, resolved_at = ?3, note = ?4
-                 WHERE id = ?1 AND status = ?5",
-                sql_params![
-                    id,
-                    CaseStatus::Resolved.as_str(),
-                    now,
-                    note,
-                    CaseStatus::Open.as_str()
-                ],
-            )
-        })?;
-        Ok(changed > 0)
-    }
-
     /// The reports of a case, oldest first.
     pub fn case_reports(&self, id: CaseId) -> Result<Vec<Report>, Error> {
         let ids = self.read(|q| {
@@ -268,5 +284,12 @@ fn read_case(r: &Row) -> Result<Case, Error> {
         status: super::known("cases", id, &r.text(7)?, CaseStatus::parse)?,
         resolved_at: r.opt_text(8)?,
         note: r.opt_text(9)?,
+        closed_by: r
+            .opt_text(10)?
+            .map(|s| super::known("cases", id, &s, crate::model::case::ClosedBy::parse))
+            .transpose()?,
+        notices: r.int(11)?,
+        last_notice_at: r.opt_text(12)?,
+        answered_at: r.opt_text(13)?,
     })
 }

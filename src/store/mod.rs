@@ -10,6 +10,7 @@ mod cases;
 mod checks;
 mod copy;
 mod evidence;
+mod notices;
 mod outbox;
 mod owners;
 pub mod pg;
@@ -23,9 +24,10 @@ mod writer;
 pub use cases::Case;
 pub use checks::{CheckDone, CheckJob, Settlement};
 pub use copy::Copied;
+pub use notices::{CaseHistory, NewNotice, NoticeCase, Statement, Waiting};
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
-pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Stats, Stored};
+pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Saved, Stats, Stored};
 pub use writer::{CommitQueue, WorkerPending, WorkerSink};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -62,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_owners.sql"),
     include_str!("migrations/0018_routing.sql"),
     include_str!("migrations/0019_case_resolution.sql"),
+    include_str!("migrations/0020_notices.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

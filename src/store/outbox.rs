@@ -300,7 +300,8 @@ impl Db {
     pub fn due_replies(&self, now: &str, limit: usize) -> Result<Vec<Draft>, Error> {
         let lease = self.claim_lease.as_secs().max(1);
         const COLUMNS: &str = "o.id, o.report_id, o.kind, o.recipient, o.message_id, o.note,
-            r.subject, r.message_id, r.abuse_type, r.subtype, r.missing, r.language";
+            r.subject, r.message_id, r.abuse_type, r.subtype, r.missing, r.language,
+            o.case_id, o.subject, o.body, o.attachment";
         self.read(|q| {
             let rows = match q.dialect() {
                 super::sql::Dialect::Sqlite => q.rows(
@@ -489,7 +490,7 @@ impl Db {
     }
 }
 
-fn read_entry(r: &Row) -> Result<Entry, Error> {
+pub(super) fn read_entry(r: &Row) -> Result<Entry, Error> {
     let id = r.int(0)?;
     Ok(Entry {
         id: OutboxId(id),
@@ -524,6 +525,15 @@ fn read_draft(r: &Row) -> Result<Draft, Error> {
             .transpose()?,
         missing: serde_json::from_str(&r.text(10)?).unwrap_or_default(),
         language: super::known("outbox", id, &r.text(11)?, crate::reply::Language::parse)?,
+        prepared: match (r.opt_int(12)?, r.opt_text(13)?, r.opt_text(14)?) {
+            (Some(case), Some(subject), Some(body)) => Some(crate::reply::Prepared {
+                case_id: crate::model::CaseId(case),
+                subject,
+                body,
+                csv: r.opt_text(15)?,
+            }),
+            _ => None,
+        },
     })
 }
 

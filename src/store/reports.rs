@@ -5,8 +5,8 @@ use super::{json_list, parse_json_list, Db, Error};
 use crate::evidence::{Kind, Row};
 use crate::model::owner::{self, Owner, Ownership};
 use crate::model::{
-    AbuseType, HistoryEvent, NetworkSubtype, RawId, RawStatus, ReplyDecision, Report, ReportDraft,
-    ReportId,
+    AbuseType, CaseId, HistoryEvent, NetworkSubtype, RawId, RawStatus, ReplyDecision, Report,
+    ReportDraft, ReportId,
 };
 use crate::sql_params;
 use serde::Serialize;
@@ -39,6 +39,33 @@ pub struct Stored {
     pub customers_changed: bool,
 }
 
+/// What became of one processed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// A report, new or processed again.
+    Report(Stored),
+    /// A customer's answer to a notice: kept on the case, no report.
+    Answer(CaseId),
+    /// Nothing: processing failed (the raw message is `failed`), or the
+    /// claim ran out and another node stores it.
+    NotStored,
+}
+
+impl Saved {
+    /// The report, when it became one.
+    pub fn report(&self) -> Option<&Stored> {
+        match self {
+            Saved::Report(stored) => Some(stored),
+            _ => None,
+        }
+    }
+
+    /// Whether it is stored (a report or an answer).
+    pub fn is_stored(&self) -> bool {
+        !matches!(self, Saved::NotStored)
+    }
+}
+
 /// Where processed reports go: the database directly (one-shot commands) or
 /// the daemon's single writer thread.
 ///
@@ -65,11 +92,11 @@ pub trait ReportSink {
     ///
     /// # Errors
     /// Storage errors; then nothing of the batch was stored.
-    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Option<Stored>>, Error>;
+    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Saved>, Error>;
 }
 
 impl ReportSink for Db {
-    type Pending = Vec<Option<Stored>>;
+    type Pending = Vec<Saved>;
 
     fn submit(
         &mut self,
@@ -79,7 +106,7 @@ impl ReportSink for Db {
         self.save_outcomes(&outcomes, processed_at)
     }
 
-    fn finish(&mut self, stored: Self::Pending) -> Result<Vec<Option<Stored>>, Error> {
+    fn finish(&mut self, stored: Self::Pending) -> Result<Vec<Saved>, Error> {
         Ok(stored)
     }
 }
@@ -98,11 +125,7 @@ macro_rules! insert_report {
 }
 
 /// Stores one outcome (see [`Db::save_outcomes`]).
-fn save_outcome(
-    q: &mut dyn Sql,
-    outcome: &Outcome,
-    processed_at: &str,
-) -> Result<Option<Stored>, Error> {
+fn save_outcome(q: &mut dyn Sql, outcome: &Outcome, processed_at: &str) -> Result<Saved, Error> {
     let Outcome {
         raw_id,
         received_at,
@@ -122,16 +145,24 @@ fn save_outcome(
                 raw_id = raw_id.0,
                 "the claim on this message ran out and another node took it; not storing"
             );
-            return Ok(None);
+            return Ok(Saved::NotStored);
         }
     }
     let d = match result {
         Ok(d) => d,
         Err(error) => {
             mark_raw(q, *raw_id, RawStatus::Failed, Some(error))?;
-            return Ok(None);
+            return Ok(Saved::NotStored);
         }
     };
+    // A customer's answer to a notice, with the case's token: a statement
+    // on the case, never a report.
+    if let Some(answer) = &d.case_answer {
+        if super::notices::answer(q, *raw_id, answer, received_at)? {
+            mark_raw(q, *raw_id, RawStatus::Processed, None)?;
+            return Ok(Saved::Answer(CaseId(answer.claim.id)));
+        }
+    }
     // Processed before (reprocess): the report is updated in place and
     // keeps its reply decision; nothing is queued.
     let before = q.row(
@@ -147,7 +178,7 @@ fn save_outcome(
     if let Some(row) = &before {
         if !crate::reply::follow_up::reprocess_rewrites(row.bool(3)?) {
             mark_raw(q, *raw_id, RawStatus::Processed, None)?;
-            return read_stored(row).map(Some);
+            return read_stored(row).map(Saved::Report);
         }
     }
     let is_new = before.is_none();
@@ -262,7 +293,7 @@ fn save_outcome(
             let keys = crate::reply::report_plan::for_rerouted_report(d, received_at);
             super::cases::regroup(q, id, &keys, received_at)?;
         }
-        return Ok(Some(stored));
+        return Ok(Saved::Report(stored));
     }
     let claim = super::plans::read_claim(q, d)?;
     let plan = crate::reply::report_plan::for_new_report(id, d, received_at, claim.as_ref());
@@ -285,7 +316,7 @@ fn save_outcome(
         stored.reply = update.decision;
         stored.reply_reason = update.reason;
     }
-    Ok(Some(stored))
+    Ok(Saved::Report(stored))
 }
 
 /// Indexes the customers of report `id` (for `reports list --customer`),
@@ -444,7 +475,7 @@ impl Db {
     pub(super) fn save_report_groups(
         &mut self,
         groups: &[(&[Outcome], &str)],
-    ) -> Result<Vec<Vec<Option<Stored>>>, Error> {
+    ) -> Result<Vec<Vec<Saved>>, Error> {
         let lite = self.dialect() == Dialect::Sqlite;
         if lite {
             self.lite()?.pragma_update(None, "synchronous", "NORMAL")?;
@@ -481,7 +512,7 @@ impl Db {
         &mut self,
         outcomes: &[Outcome],
         processed_at: &str,
-    ) -> Result<Vec<Option<Stored>>, Error> {
+    ) -> Result<Vec<Saved>, Error> {
         let mut stored = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
             match self.write(|q| save_outcome(q, outcome, processed_at)) {
@@ -491,7 +522,7 @@ impl Db {
                     tracing::error!(raw_id = outcome.raw_id.0, error = %why, "message quarantined as failed");
                     crate::metrics::get().quarantined.inc();
                     self.write(|q| mark_raw(q, outcome.raw_id, RawStatus::Failed, Some(&why)))?;
-                    stored.push(None);
+                    stored.push(Saved::NotStored);
                 }
                 Err(error) => return Err(error),
             }
@@ -509,7 +540,7 @@ impl Db {
         &mut self,
         outcomes: &[Outcome],
         processed_at: &str,
-    ) -> Result<Vec<Option<Stored>>, Error> {
+    ) -> Result<Vec<Saved>, Error> {
         let together = self.write(|q| {
             outcomes
                 .iter()

@@ -19,7 +19,7 @@
 //! can be derived again from the raw messages, and the next raw commit syncs
 //! them too. One writer means no lock waits between connections.
 
-use super::{CheckDone, Db, Error, OutboxChange, Outcome, ReportSink, Settlement, Stored};
+use super::{CheckDone, Db, Error, OutboxChange, Outcome, ReportSink, Saved, Settlement};
 use crate::model::{Committed, Incoming};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +39,7 @@ enum Request {
     Reports {
         outcomes: Vec<Outcome>,
         processed_at: String,
-        done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
+        done: oneshot::Sender<Result<Vec<Saved>, Error>>,
     },
     Outbox(OutboxRequest),
     Checks(ChecksRequest),
@@ -233,8 +233,8 @@ pub enum WorkerSink {
 
 /// A batch handed to a [`WorkerSink`].
 pub enum WorkerPending {
-    Queue(oneshot::Receiver<Result<Vec<Option<Stored>>, Error>>),
-    Direct(Vec<Option<Stored>>),
+    Queue(oneshot::Receiver<Result<Vec<Saved>, Error>>),
+    Direct(Vec<Saved>),
 }
 
 impl ReportSink for WorkerSink {
@@ -253,7 +253,7 @@ impl ReportSink for WorkerSink {
         })
     }
 
-    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Option<Stored>>, Error> {
+    fn finish(&mut self, pending: Self::Pending) -> Result<Vec<Saved>, Error> {
         match (self, pending) {
             (WorkerSink::Queue(queue), WorkerPending::Queue(wait)) => queue.finish(wait),
             (_, WorkerPending::Direct(stored)) => Ok(stored),
@@ -266,7 +266,7 @@ impl ReportSink for WorkerSink {
 
 /// The pipeline worker (a plain thread) stores its reports through the writer.
 impl ReportSink for CommitQueue {
-    type Pending = oneshot::Receiver<Result<Vec<Option<Stored>>, Error>>;
+    type Pending = oneshot::Receiver<Result<Vec<Saved>, Error>>;
 
     fn submit(
         &mut self,
@@ -283,7 +283,7 @@ impl ReportSink for CommitQueue {
         Ok(wait)
     }
 
-    fn finish(&mut self, wait: Self::Pending) -> Result<Vec<Option<Stored>>, Error> {
+    fn finish(&mut self, wait: Self::Pending) -> Result<Vec<Saved>, Error> {
         wait.blocking_recv().map_err(|_| Error::Closed)?
     }
 }
@@ -598,7 +598,7 @@ fn turn_rows(past: Duration) -> usize {
 struct ReportBatch {
     outcomes: Vec<Outcome>,
     processed_at: String,
-    done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
+    done: oneshot::Sender<Result<Vec<Saved>, Error>>,
     /// When its oldest message arrived (as this clock tells it).
     oldest: Instant,
 }
@@ -615,7 +615,7 @@ impl ReportBatch {
     fn new(
         outcomes: Vec<Outcome>,
         processed_at: String,
-        done: oneshot::Sender<Result<Vec<Option<Stored>>, Error>>,
+        done: oneshot::Sender<Result<Vec<Saved>, Error>>,
     ) -> ReportBatch {
         // The lag of the batch is that of its oldest message.
         let now = chrono::Utc::now();

@@ -88,7 +88,17 @@ fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
     // later migrations add is taken out too, or is made again harmlessly).
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP TABLE owner_imports; DROP TABLE report_cases; DROP TABLE report_customers;
+        "DROP TABLE case_statements; DROP TABLE case_events;
+         DROP INDEX outbox_case; ALTER TABLE outbox DROP COLUMN case_id;
+         ALTER TABLE outbox DROP COLUMN subject; ALTER TABLE outbox DROP COLUMN body;
+         ALTER TABLE outbox DROP COLUMN attachment;
+         DROP INDEX report_cases_untold; ALTER TABLE report_cases DROP COLUMN notice_id;
+         DROP INDEX cases_active;
+         ALTER TABLE cases DROP COLUMN notices; ALTER TABLE cases DROP COLUMN first_notice_at;
+         ALTER TABLE cases DROP COLUMN last_notice_at; ALTER TABLE cases DROP COLUMN reminded_at;
+         ALTER TABLE cases DROP COLUMN escalated_at; ALTER TABLE cases DROP COLUMN answered_at;
+         ALTER TABLE cases DROP COLUMN closed_by;
+         DROP TABLE owner_imports; DROP TABLE report_cases; DROP TABLE report_customers;
          ALTER TABLE cases DROP COLUMN resolved_at; ALTER TABLE cases DROP COLUMN note;
          DROP INDEX cases_customer; ALTER TABLE cases DROP COLUMN customer;
          ALTER TABLE cases DROP COLUMN status;
