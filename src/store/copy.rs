@@ -27,7 +27,8 @@ const TABLES: &[(&str, &str)] = &[
     (
         "cases",
         "id, abuse_type, net_key, network, first_at, last_at, reports, customer, status, \
-         resolved_at, note",
+         resolved_at, note, notices, first_notice_at, last_notice_at, reminded_at, escalated_at, \
+         answered_at, closed_by",
     ),
     (
         "reports",
@@ -45,9 +46,15 @@ const TABLES: &[(&str, &str)] = &[
     (
         "outbox",
         "id, report_id, kind, recipient, message_id, note, state, attempts, next_attempt_at, \
-         last_error, created_at, sent_at, recipient_key, recipient_domain",
+         last_error, created_at, sent_at, recipient_key, recipient_domain, case_id, subject, body, \
+         attachment",
     ),
     ("report_events", "id, report_id, at, kind, detail"),
+    ("case_events", "id, case_id, at, kind, actor, detail"),
+    (
+        "case_statements",
+        "id, case_id, raw_id, received_at, sender, subject, status, text",
+    ),
     (
         "customers",
         "id, reference, name, emails, language, policy, enabled, updated_at",
@@ -143,11 +150,11 @@ impl Db {
                                 &row.text(REPORT_OWNERS_COLUMN)?,
                             )?;
                             super::reports::index_customers(q, id, &owners)?;
-                            for case in &cases[i] {
+                            for (case, notice) in &cases[i] {
                                 q.exec(
-                                    "INSERT INTO report_cases (case_id, report_id) VALUES (?1, ?2)
-                                     ON CONFLICT DO NOTHING",
-                                    sql_params![*case, id],
+                                    "INSERT INTO report_cases (case_id, report_id, notice_id)
+                                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                                    sql_params![*case, id, *notice],
                                 )?;
                             }
                         }
@@ -171,15 +178,16 @@ impl Db {
         Ok(out)
     }
 
-    /// The cases report `id` is in.
-    fn cases_of(&self, id: i64) -> Result<Vec<i64>, Error> {
+    /// The cases report `id` is in, each with the notice that told its
+    /// customer of it.
+    fn cases_of(&self, id: i64) -> Result<Vec<(i64, Option<i64>)>, Error> {
         self.read(|q| {
             q.rows(
-                "SELECT case_id FROM report_cases WHERE report_id = ?1 ORDER BY case_id",
+                "SELECT case_id, notice_id FROM report_cases WHERE report_id = ?1 ORDER BY case_id",
                 sql_params![id],
             )?
             .iter()
-            .map(|r| r.int(0))
+            .map(|r| Ok((r.int(0)?, r.opt_int(1)?)))
             .collect()
         })
     }

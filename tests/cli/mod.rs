@@ -4,6 +4,7 @@
 
 mod admin;
 mod ingest;
+mod notices;
 mod owners;
 mod reports;
 mod serve;

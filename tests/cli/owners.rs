@@ -5,11 +5,11 @@ use super::db_for;
 use crate::util::{abuse_inbox, json, Store};
 use std::path::{Path, PathBuf};
 
-fn fixture() -> PathBuf {
+pub(super) fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/customers.csv")
 }
 
-fn import(db: &str, file: &Path, more: &[&str]) -> serde_json::Value {
+pub(super) fn import(db: &str, file: &Path, more: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "owners",
         "import",
@@ -187,7 +187,7 @@ fn ingest(db: &str, name: &str) -> serde_json::Value {
 }
 
 /// The id of `customer`'s open case (the newest).
-fn open_case(db: &str, customer: &str) -> String {
+pub(super) fn open_case(db: &str, customer: &str) -> String {
     let cases = json(&abuse_inbox(&[
         "cases",
         "list",
@@ -550,7 +550,7 @@ fn copies_of_not_ours(dir: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn ingest_all(db: &str, config: &Path, files: &[String]) -> Vec<serde_json::Value> {
+pub(super) fn ingest_all(db: &str, config: &Path, files: &[String]) -> Vec<serde_json::Value> {
     let mut args = vec!["ingest", "--config", config.to_str().unwrap(), "--db", db];
     args.extend(files.iter().map(String::as_str));
     let out = abuse_inbox(&args);
