@@ -46,7 +46,7 @@ fn reports(dir: &Path, first: usize, n: usize) -> Vec<String> {
 /// A config with the notice policy `policy` (its other keys zero).
 fn config(dir: &Path, policy: &str) -> PathBuf {
     let policies = dir.join("notices.toml");
-    let mut keys = vec![
+    let mut keys = [
         ("digest_minutes", "0"),
         ("repeat_hours", "0"),
         ("remind_hours", "0"),
