@@ -669,3 +669,132 @@ fn header(text: &str, name: &str) -> String {
         })
         .unwrap_or_default()
 }
+
+on_both_stores!(the_whole_loop_runs_over_smtp_notice_answer_and_conclusion);
+/// From a report to its conclusion without a hand-written mail: the daemon's
+/// own notice round tells the customer (with the evidence as CSV), the
+/// customer's answer over SMTP lands on the case, and resolving the case
+/// tells the reporter and the customer.
+async fn the_whole_loop_runs_over_smtp_notice_answer_and_conclusion(store: Store) {
+    let Ok(location) = store.location() else {
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
+    let mut sink_config = Config::default();
+    sink_config.smtp.recipients = vec!["abuse".into(), "noc".into(), "soc".into()];
+    let sink =
+        TestServer::start_with(sink_config, tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("notices.toml");
+    std::fs::write(
+        &policies,
+        "[[policy]]\nname = \"default\"\ndigest_minutes = 0\nrepeat_hours = 0\nremind_hours = 0\n\
+         escalate_after_events = 0\nescalate_after_hours = 0\nclose_after_days = 0\n",
+    )
+    .unwrap();
+    let mut config = daemon_config(sink.addr.port(), &location);
+    config.notices.file = Some(policies);
+    config.notices.interval_seconds = 1;
+    let daemon = TestServer::start(config).await;
+    let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        let db = db_str(&daemon_db);
+        let owners = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owners/customers.csv");
+        let imported = abuse_inbox(&["owners", "import", owners.to_str().unwrap(), "--db", &db]);
+        assert!(imported.status.success(), "{imported:?}");
+        let report = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/notices/report.eml"),
+        )
+        .unwrap()
+        .replace("{N}", "1")
+        .replace("{IP}", "203.0.113.120")
+        .replace("{OTHER}", "203.0.113.121");
+        deliver(daemon_ref, "soc@cert.example.org", report.as_bytes());
+        // The reporter's ack, and the customer's notice from the round.
+        let got = wait_for(30, "the ack and the notice", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 2)
+        });
+        let notice = got
+            .iter()
+            .find(|(_, rcpt, _)| rcpt.contains("abuse@hosting.example"))
+            .map(|(_, _, text)| text.clone())
+            .expect("a notice to the customer");
+        let id = header(&notice, "Message-ID");
+        assert!(
+            id.starts_with("<case-1.0.") && id.ends_with("@example.com>"),
+            "{id}"
+        );
+        let subject = header(&notice, "Subject");
+        assert!(subject.starts_with("[case #1-"), "{subject}");
+        assert!(
+            notice.contains("Auto-Submitted: auto-generated"),
+            "{notice}"
+        );
+        assert!(notice.contains("filename=\"evidence.csv\""), "{notice}");
+        assert!(notice.contains("203.0.113.120"), "{notice}");
+        assert!(
+            !notice.contains("soc@cert.example.org"),
+            "the reporter is withheld: {notice}"
+        );
+
+        // The customer answers; the first line says it is dealt with.
+        let tag = &subject[..subject.find(']').unwrap() + 1];
+        let answer = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/notices/answer-resolved.eml"),
+        )
+        .unwrap()
+        .replace("{TAG}", tag)
+        .replace("{IN_REPLY_TO}", id.trim_matches(['<', '>']))
+        .replace("{N}", "1");
+        deliver(daemon_ref, "abuse@hosting.example", answer.as_bytes());
+        let shown = wait_for(30, "the answer on the case", || {
+            let shown = json(&abuse_inbox(&[
+                "cases", "show", "1", "--db", &db, "--format", "json",
+            ]));
+            (shown["case"]["status"] == "customer_resolved").then_some(shown)
+        });
+        assert_eq!(shown["statements"][0]["sender"], "abuse@hosting.example");
+        assert_eq!(
+            shown["reports"].as_array().unwrap().len(),
+            1,
+            "the answer is no report"
+        );
+
+        // The operator concludes: the reporter and the customer hear it.
+        let done = json(&abuse_inbox(&[
+            "cases",
+            "resolve",
+            "1",
+            "--note",
+            "VM removed",
+            "--db",
+            &db,
+        ]));
+        assert_eq!(done["customer_told"], true, "{done}");
+        let got = wait_for(30, "the concluded reply and the closed notice", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 4)
+        });
+        let to_reporter = got[2..]
+            .iter()
+            .find(|(_, rcpt, _)| rcpt.contains("soc@cert.example.org"))
+            .expect("concluded to the reporter");
+        assert!(
+            untokened(&to_reporter.2).contains("Investigation concluded"),
+            "{}",
+            to_reporter.2
+        );
+        let to_customer = got[2..]
+            .iter()
+            .find(|(_, rcpt, _)| rcpt.contains("abuse@hosting.example"))
+            .expect("closed to the customer");
+        assert!(to_customer.2.contains("VM removed"), "{}", to_customer.2);
+        assert!(
+            header(&to_customer.2, "Subject").contains("abgeschlossen"),
+            "{}",
+            to_customer.2
+        );
+    });
+    daemon.stop().await;
+    sink.stop().await;
+}
