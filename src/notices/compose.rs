@@ -359,4 +359,54 @@ mod tests {
         assert!(w.body.contains("150 weitere"), "{}", w.body);
         assert_eq!(w.csv.unwrap().matches("\r\n").count(), 1 + 300);
     }
+
+    #[test]
+    fn every_notice_in_every_language_fits_its_lines_and_keeps_the_tag_whole() {
+        use crate::reply::wrap::WIDTH;
+        for language in [
+            Language::En,
+            Language::De,
+            Language::Es,
+            Language::Fr,
+            Language::Pt,
+        ] {
+            for kind in ReplyKind::ALL.into_iter().filter(|k| k.is_notice()) {
+                let letter = Letter {
+                    kind,
+                    case: CaseId(123_456),
+                    tag: "[case #123456-abcdefgh]",
+                    customer: "A Customer With A Rather Long Registered Company Name GmbH & Co. KG",
+                    language,
+                    abuse_type: AbuseType::NetworkActivity,
+                    total: 1_000,
+                    first_notice_at: Some("2026-12-01T00:00:00Z"),
+                    answered_at: None,
+                    reason: Some(phrases::escalated_by_silence(language, 48)),
+                    note: Some("The customer removed the virtual machine."),
+                };
+                let w = write(&Templates::builtin(), &letter, &[listed_report()]);
+                for line in w.body.lines() {
+                    let unbreakable = !line.trim().contains(' ');
+                    assert!(
+                        line.chars().count() <= WIDTH || unbreakable,
+                        "{language:?} {kind}: {line:?}"
+                    );
+                    assert!(
+                        !line.contains('{'),
+                        "{language:?} {kind}: a placeholder left: {line}"
+                    );
+                }
+                assert!(
+                    w.body.contains("[case #123456-abcdefgh]") || kind == ReplyKind::CaseClosed,
+                    "{language:?} {kind}: {}",
+                    w.body
+                );
+                assert!(
+                    w.subject.starts_with("[case #123456-abcdefgh] "),
+                    "{}",
+                    w.subject
+                );
+            }
+        }
+    }
 }
