@@ -274,6 +274,12 @@ pub struct ReplyConfig {
     /// Directory with `ack.txt`, `needs_info.txt`, `concluded.txt`; a missing
     /// file falls back to the built-in one (`config/templates/`).
     pub templates_dir: Option<PathBuf>,
+    /// The desk's DKIM private key (PEM: RSA, PKCS#1 or PKCS#8; Ed25519,
+    /// PKCS#8): every reply and notice is signed with it for the domain of
+    /// `from`. Unset: nothing is signed.
+    pub dkim_key: Option<PathBuf>,
+    /// The selector of that key's DNS record (`SELECTOR._domainkey.DOMAIN`).
+    pub dkim_selector: String,
 }
 
 impl Default for ReplyConfig {
@@ -296,6 +302,8 @@ impl Default for ReplyConfig {
             give_up_after_hours: 48,
             retry_min_seconds: 30,
             templates_dir: None,
+            dkim_key: None,
+            dkim_selector: String::new(),
         }
     }
 }
@@ -715,6 +723,16 @@ impl Config {
             (1..=30_000).contains(&owners.http_timeout_ms),
             "owners.http_timeout_ms",
             "must be 1 to 30000 (a round of reports waits at most this long for the resolver)",
+        );
+        let selector = self.reply.dkim_selector.trim();
+        check(
+            self.reply.dkim_key.is_none()
+                || (!selector.is_empty()
+                    && selector
+                        .split('.')
+                        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))),
+            "reply.dkim_selector",
+            "with reply.dkim_key, the selector of its DNS record (letters, digits, '-', '.'), e.g. \"desk2026\"",
         );
         check(
             (1..=86_400).contains(&self.notices.interval_seconds),

@@ -18,6 +18,21 @@ pub struct Runtime {
     pub templates: Arc<Templates>,
     /// The customer notice policies.
     pub notices: Arc<crate::notices::Policies>,
+    /// Signs what we send, when `reply.dkim_key` is set.
+    pub dkim: Option<Arc<crate::reply::dkim::Signer>>,
+}
+
+/// The desk's DKIM signer, when a key is configured.
+fn load_dkim(config: &Config) -> Result<Option<crate::reply::dkim::Signer>, String> {
+    let Some(path) = &config.reply.dkim_key else {
+        return Ok(None);
+    };
+    let prefix = |p: String| format!("reply.dkim_key: {}: {p}", path.display());
+    let pem = std::fs::read_to_string(path).map_err(|e| prefix(format!("cannot read it: {e}")))?;
+    let domain = config.reply.from.rsplit_once('@').map_or("", |(_, d)| d);
+    crate::reply::dkim::Signer::new(&pem, domain, config.reply.dkim_selector.trim())
+        .map(Some)
+        .map_err(prefix)
 }
 
 /// The notice policies the configuration names: its file's, or the built-in ones.
@@ -56,14 +71,16 @@ impl Runtime {
             .map_err(|p| problems.push(format!("reply.templates_dir: {p}")))
             .ok();
         let notices = load_notices(&config).map_err(|p| problems.extend(p)).ok();
-        match (pipeline, templates, notices) {
-            (Some(pipeline), Some(templates), Some(notices)) if problems.is_empty() => {
+        let dkim = load_dkim(&config).map_err(|p| problems.push(p));
+        match (pipeline, templates, notices, dkim) {
+            (Some(pipeline), Some(templates), Some(notices), Ok(dkim)) if problems.is_empty() => {
                 Ok(Runtime {
                     config: Arc::new(config),
                     tls,
                     pipeline: Arc::new(pipeline),
                     templates: Arc::new(templates),
                     notices: Arc::new(notices),
+                    dkim: dkim.map(Arc::new),
                 })
             }
             _ => Err(problems),

@@ -722,7 +722,7 @@ async fn the_whole_loop_runs_over_smtp_notice_answer_and_conclusion(store: Store
             .expect("a notice to the customer");
         let id = header(&notice, "Message-ID");
         assert!(
-            id.starts_with("<case-1.0.") && id.ends_with("@example.com>"),
+            id.starts_with("<case-1.n0.") && id.ends_with("@example.com>"),
             "{id}"
         );
         let subject = header(&notice, "Subject");

@@ -875,3 +875,82 @@ async fn not_on_our_network_goes_only_to_authenticated_reporters(store: Store) {
     assert_eq!(replies_of(&db, 2), Vec::<Option<String>>::new());
     server.stop().await;
 }
+
+/// What we send carries the desk's DKIM signature: a receiver checking
+/// DKIM against the desk's DNS record (here: a second abuse-inbox with
+/// sender checks on, and a real DNS server) sees `dkim=pass` for the domain
+/// of `reply.from`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_we_send_is_dkim_signed_with_the_desks_key() {
+    let desk = Ed25519Key::generate_pkcs8().unwrap();
+    let public = Ed25519Key::from_pkcs8_der(&desk).unwrap().public_key();
+    let mut zone = Zone::new();
+    txt(
+        &mut zone,
+        "desk._domainkey.example.com",
+        &format!(
+            "v=DKIM1; k=ed25519; p={}",
+            data_encoding::BASE64.encode(&public)
+        ),
+    );
+    txt(&mut zone, "_dmarc.example.com", "v=DMARC1; p=reject");
+    let dns = DnsServer::start(zone).await;
+    let mut sink_config = checked_config(&dns, 10);
+    sink_config.smtp.recipients = vec!["soc".into()];
+    let sink = TestServer::start(sink_config).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("desk.pem");
+    std::fs::write(
+        &key_file,
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            data_encoding::BASE64.encode(&desk)
+        ),
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.reply.from = "abuse@example.com".into();
+    config.reply.relay_host = Some("127.0.0.1".into());
+    config.reply.relay_port = sink.addr.port();
+    config.reply.dkim_key = Some(key_file.clone());
+    // A key without its selector is refused by name.
+    let refused = abuse_inbox::runtime::Runtime::compile(config.clone()).err();
+    assert!(
+        refused.is_some_and(|p| p.iter().any(|p| p.starts_with("reply.dkim_selector"))),
+        "a key needs a selector"
+    );
+    config.reply.dkim_selector = "desk".into();
+    let daemon = TestServer::start(config).await;
+    let sink_db = sink.db_path();
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        accepted(
+            daemon_ref,
+            "soc@cert.example.org",
+            &report(
+                "soc@cert.example.org",
+                "dkim-1@cert.example.org",
+                "SSH attack",
+            ),
+        );
+        crate::util::wait_for(30, "the signed ack at the receiver", || {
+            (wait_processed(&sink_db) >= 1).then_some(())
+        });
+    });
+    let received = tokio::task::block_in_place(|| {
+        crate::util::wait_for(30, "the receiver's sender checks", || {
+            Some(show(&sink_db, 1)).filter(|r| r["auth"]["dkim"].is_string())
+        })
+    });
+    assert_eq!(received["auth"]["dkim"], "pass", "{received}");
+    assert_eq!(received["auth"]["dmarc"], "pass", "{received}");
+    let raw = crate::util::raw_bytes(&sink_db).remove(0);
+    assert!(
+        String::from_utf8_lossy(&raw).contains("DKIM-Signature: v=1; a=ed25519-sha256;"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    daemon.stop().await;
+    sink.stop().await;
+}

@@ -314,17 +314,28 @@ fn queue(
         listed,
     );
     let plan = runtime.pipeline.reply_plan(to);
+    // Unique per case: the notice's number, the reminder of it, the one
+    // escalation, the close of that moment.
+    let n = match kind {
+        ReplyKind::Notice | ReplyKind::Digest => format!("n{}", state.notices),
+        ReplyKind::Reminder => format!("r{}", state.notices),
+        ReplyKind::Escalation => "e".to_owned(),
+        _ => format!("c{}", now.timestamp_micros()),
+    };
+    let message_id = crate::reply::token::case_message_id(&secret, state.case.0, &n, &plan.domain);
     let queued = db.queue_notice(
         &NewNotice {
             case: state.case,
             kind,
             recipient: to,
+            recipient_key: &plan.recipient_key,
+            recipient_domain: &plan.recipient_domain,
             state: if plan.hold {
                 OutboxState::Held
             } else {
                 OutboxState::Pending
             },
-            domain: &plan.domain,
+            message_id: &message_id,
             subject: &written.subject,
             body: &written.body,
             csv: written.csv.as_deref(),

@@ -7,6 +7,7 @@
 //! automated feeds (unless allow-listed) are not answered.
 
 mod compose;
+pub mod dkim;
 pub mod follow_up;
 pub mod language;
 pub mod limits;

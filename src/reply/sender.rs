@@ -173,16 +173,24 @@ pub async fn run<T>(
         let current = runtime.current();
         let templates = current.templates.clone();
         let config = current.config.reply.clone();
+        let dkim = current.dkim.clone();
         drop(current);
         for draft in &due {
-            let result = match compose(&templates, &config.from, draft) {
+            let bytes = compose(&templates, &config.from, draft).and_then(|message| {
+                let bytes = message.formatted();
+                match &dkim {
+                    Some(signer) => signer.sign(&bytes),
+                    None => Ok(bytes),
+                }
+            });
+            let result = match bytes {
                 Err(problem) => Err(SendFailure::Permanent(problem)),
-                Ok(message) => match draft.recipient.parse() {
+                Ok(bytes) => match draft.recipient.parse() {
                     Err(e) => Err(SendFailure::Permanent(format!("bad recipient: {e}"))),
                     Ok(to) => match Envelope::new(None, vec![to]) {
                         Err(e) => Err(SendFailure::Permanent(e.to_string())),
                         Ok(envelope) => transport
-                            .send_raw(&envelope, &message.formatted())
+                            .send_raw(&envelope, &bytes)
                             .await
                             .map(|_| ())
                             .map_err(|e| {

@@ -104,8 +104,9 @@ pub fn subject_tag(secret: &[u8], id: i64) -> String {
     format!("[abuse #{id}-{}]", token(secret, id))
 }
 
-/// Our Message-ID for notice number `n` of case `id`, without brackets.
-pub fn case_message_id(secret: &[u8], id: i64, n: i64, domain: &str) -> String {
+/// Our Message-ID for notice `n` of case `id` (`n0`, `r0`, `e`, …),
+/// without brackets.
+pub fn case_message_id(secret: &[u8], id: i64, n: &str, domain: &str) -> String {
     format!("case-{id}.{n}.{}@{domain}", case_token(secret, id))
 }
 
@@ -217,7 +218,7 @@ mod tests {
         assert!(is_valid_case(b"s", 42, claim.token.as_deref().unwrap()));
         assert!(!is_valid(b"s", 42, claim.token.as_deref().unwrap()));
         assert!(!is_valid_case(b"s", 42, &token(b"s", 42)));
-        let case_id = case_message_id(b"s", 42, 3, "example.com");
+        let case_id = case_message_id(b"s", 42, "n3", "example.com");
         assert_eq!(claim_in_message_id(&case_id, "example.com"), None);
         assert_eq!(
             case_claim_in_message_id(&case_id, "example.com").map(|c| c.id),

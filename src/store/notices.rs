@@ -31,9 +31,12 @@ pub struct NewNotice<'a> {
     pub case: CaseId,
     pub kind: ReplyKind,
     pub recipient: &'a str,
+    /// The recipient's rate-limit keys ([`crate::model::ReplyPlan`]).
+    pub recipient_key: &'a str,
+    pub recipient_domain: &'a str,
     pub state: OutboxState,
-    /// Our domain (the Message-ID's right side).
-    pub domain: &'a str,
+    /// Ours, without brackets: the send's idempotency key.
+    pub message_id: &'a str,
     pub subject: &'a str,
     pub body: &'a str,
     pub csv: Option<&'a str>,
@@ -217,7 +220,6 @@ impl Db {
         n: &NewNotice<'_>,
         now: &str,
     ) -> Result<Option<OutboxId>, Error> {
-        let secret = self.installation_secret()?;
         self.write(|q| {
             let seen = n.seen;
             let is_notice = matches!(n.kind, ReplyKind::Notice | ReplyKind::Digest);
@@ -247,12 +249,6 @@ impl Db {
             if changed == 0 && n.kind != ReplyKind::CaseClosed {
                 return Ok(None);
             }
-            let number = q.count(
-                "SELECT count(*) FROM outbox WHERE case_id = ?1",
-                sql_params![n.case],
-            )?;
-            let message_id =
-                crate::reply::token::case_message_id(&secret, n.case.0, number as i64, n.domain);
             let id = q.insert(
                 "INSERT INTO outbox (report_id, kind, recipient, message_id, state, next_attempt_at,
                      created_at, recipient_key, recipient_domain, case_id, subject, body, attachment)
@@ -262,11 +258,11 @@ impl Db {
                     n.case,
                     n.kind.as_str(),
                     n.recipient,
-                    &message_id,
+                    n.message_id,
                     n.state.as_str(),
                     now,
-                    crate::reply::limits::key(n.recipient),
-                    crate::reply::limits::domain(n.recipient),
+                    n.recipient_key,
+                    n.recipient_domain,
                     n.subject,
                     n.body,
                     n.csv
@@ -383,23 +379,16 @@ impl Db {
     }
 }
 
-/// Stores a customer's answer on case `claim.id` when its token is the
-/// case's: the statement, the case's `answered_at`, its status when the
-/// answer says it is resolved, and the history. `false` (nothing written)
-/// when the token is not the case's, or the case is not a customer's.
+/// Stores a customer's answer on case `claim.id` (its token checked by
+/// the caller): the statement, the case's `answered_at`, its status when
+/// the answer says it is resolved, and the history. `false` (nothing
+/// written) when the case is not a customer's.
 pub(super) fn answer(
     q: &mut dyn Sql,
     raw_id: crate::model::RawId,
     answer: &crate::model::case::CaseAnswer,
     received_at: &str,
 ) -> Result<bool, Error> {
-    let Some(token) = answer.claim.token.as_deref() else {
-        return Ok(false);
-    };
-    let secret = super::outbox::secret(q)?;
-    if !crate::reply::token::is_valid_case(&secret, answer.claim.id, token) {
-        return Ok(false);
-    }
     let case = CaseId(answer.claim.id);
     let kept = q.row(
         "SELECT 1 FROM case_statements WHERE raw_id = ?1",

@@ -169,6 +169,18 @@ pub(super) fn claim_has_token(
     Ok(crate::reply::token::is_valid(&secret, claim.id, token))
 }
 
+/// Whether an answer's claim carries the valid token of the case it names.
+pub(super) fn claim_has_case_token(
+    q: &mut dyn Sql,
+    claim: &crate::reply::token::Claim,
+) -> Result<bool, Error> {
+    let Some(token) = claim.token.as_deref() else {
+        return Ok(false);
+    };
+    let secret = secret(q)?;
+    Ok(crate::reply::token::is_valid_case(&secret, claim.id, token))
+}
+
 /// Replies of the kinds that count ([`crate::reply::queue::COUNTED`])
 /// queued since the window's start to one address, to one domain, and in
 /// all; each an index range scan.

@@ -158,7 +158,9 @@ fn save_outcome(q: &mut dyn Sql, outcome: &Outcome, processed_at: &str) -> Resul
     // A customer's answer to a notice, with the case's token: a statement
     // on the case, never a report.
     if let Some(answer) = &d.case_answer {
-        if super::notices::answer(q, *raw_id, answer, received_at)? {
+        if super::outbox::claim_has_case_token(q, &answer.claim)?
+            && super::notices::answer(q, *raw_id, answer, received_at)?
+        {
             mark_raw(q, *raw_id, RawStatus::Processed, None)?;
             return Ok(Saved::Answer(CaseId(answer.claim.id)));
         }
