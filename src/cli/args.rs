@@ -44,6 +44,11 @@ pub enum ExportFormat {
     Xarf,
     /// IntelMQ events, one per line: one per offending address and per URL.
     Intelmq,
+    /// The EU Digital Services Act figures of web-content and copyright
+    /// notices (one JSON document): counts per category, receipts
+    /// confirmed, decisions and grounds, the share decided automatically,
+    /// median hours from notice to decision, statements of reasons sent.
+    Dsa,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -317,6 +322,15 @@ pub enum CasesCommand {
         /// and the customer's closing notice.
         #[arg(long)]
         note: Option<String>,
+        /// What was done about the content (EU Digital Services Act,
+        /// Art. 17): the closing notice to the customer is then the
+        /// statement of reasons, and `export --format dsa` counts it.
+        #[arg(long, value_enum)]
+        decision: Option<crate::model::case::Decision>,
+        /// Why: the content is illegal, or against the terms of service.
+        /// Needed with a decision other than no-action.
+        #[arg(long, value_enum, requires = "decision")]
+        ground: Option<crate::model::case::Ground>,
     },
 }
 

@@ -138,7 +138,12 @@ pub(super) fn show(config: &Config, id: i64, format: Format) -> anyhow::Result<E
 /// answered hears "concluded", once) unless another open case holds them;
 /// then the case, and its customer is told. A run cut short is finished by
 /// running it again.
-pub(super) fn resolve(config: &Config, id: i64, note: Option<String>) -> anyhow::Result<ExitCode> {
+pub(super) fn resolve(
+    config: &Config,
+    id: i64,
+    note: Option<String>,
+    decided: Option<crate::model::case::Decided>,
+) -> anyhow::Result<ExitCode> {
     let runtime = runtime(config)?;
     let mut db = super::admin_store(config)?;
     let case_id = CaseId(id);
@@ -159,6 +164,7 @@ pub(super) fn resolve(config: &Config, id: i64, note: Option<String>) -> anyhow:
         case_id,
         ClosedBy::Operator,
         note.as_deref(),
+        decided,
         chrono::Utc::now(),
     )?;
     print_json(&serde_json::json!({

@@ -36,6 +36,13 @@ pub(super) fn export_to_stdout(
 ) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
+        ExportFormat::Dsa => {
+            let since = since.unwrap_or_else(|| "0000-01-01T00:00:00Z".to_owned());
+            let notices = db.dsa_notices(&since)?;
+            let summary = crate::export::dsa::summary(&notices, &since, chrono::Utc::now());
+            serde_json::to_writer_pretty(&mut out, &summary)?;
+            writeln!(out)?;
+        }
         ExportFormat::Xarf => {
             let secret = db.installation_secret()?;
             let domain = if config.export.xarf_domain.is_empty() {

@@ -93,7 +93,26 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 cases::list(config, customer.as_deref(), status, waiting, limit, format)
             }
             CasesCommand::Show { id, format } => cases::show(config, id, format),
-            CasesCommand::Resolve { id, note } => cases::resolve(config, id, note),
+            CasesCommand::Resolve {
+                id,
+                note,
+                decision,
+                ground,
+            } => {
+                let decided = match (decision, ground) {
+                    (None, _) => None,
+                    (Some(d), None) if d != crate::model::case::Decision::NoAction => {
+                        anyhow::bail!(
+                            "--decision {} needs --ground illegal|terms (why it was restricted)",
+                            d.as_str().replace('_', "-")
+                        )
+                    }
+                    (Some(decision), ground) => {
+                        Some(crate::model::case::Decided { decision, ground })
+                    }
+                };
+                cases::resolve(config, id, note, decided)
+            }
         },
         Command::Notices { command } => match command {
             NoticesCommand::Run { now } => cases::run_notices(config, now),

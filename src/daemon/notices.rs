@@ -10,7 +10,7 @@
 //! queued with the case as the schedule saw it, so none is done twice, and
 //! what was not done is still due.
 
-use crate::model::case::{Clock, ClosedBy};
+use crate::model::case::{Clock, ClosedBy, Decided};
 use crate::model::{CaseId, OutboxState, ReplyKind, ReportId};
 use crate::notices::compose::{self, Letter, Listed};
 use crate::notices::schedule::{self, CaseState, Step};
@@ -96,8 +96,15 @@ pub fn round(db: &mut Db, runtime: &Runtime, clock: &dyn Clock) -> Result<Summar
                 Step::Close => {
                     let days = policy.close_after.map_or(0, |d| d.num_days());
                     let note = format!("closed after {days} days without a new report or answer");
-                    let closed =
-                        close(db, runtime, state.case, ClosedBy::Policy, Some(&note), now)?;
+                    let closed = close(
+                        db,
+                        runtime,
+                        state.case,
+                        ClosedBy::Policy,
+                        Some(&note),
+                        None,
+                        now,
+                    )?;
                     if closed.closed_now {
                         summary.closed += 1;
                         info!(case_id = state.case.0, customer = %case.customer_ref, days, "case closed by its policy, idle");
@@ -212,7 +219,17 @@ fn notify(
         return Ok(None);
     };
     queue(
-        db, runtime, case, state, kind, to, None, None, &listed, &ids, now,
+        db,
+        runtime,
+        case,
+        state,
+        kind,
+        to,
+        None,
+        (None, None),
+        &listed,
+        &ids,
+        now,
     )
     .map(|queued| queued.map(|()| ids.len()))
 }
@@ -249,7 +266,7 @@ fn letter(
         kind,
         &to,
         reason,
-        None,
+        (None, None),
         &[],
         &[],
         now,
@@ -281,7 +298,7 @@ fn queue(
     kind: ReplyKind,
     to: &str,
     reason: Option<String>,
-    note: Option<&str>,
+    (note, decided): (Option<&str>, Option<Decided>),
     listed: &[Listed],
     ids: &[ReportId],
     now: DateTime<Utc>,
@@ -310,6 +327,7 @@ fn queue(
             answered_at: answered_at.as_deref(),
             reason,
             note,
+            decided,
         },
         listed,
     );
@@ -363,6 +381,7 @@ pub fn close(
     id: CaseId,
     by: ClosedBy,
     note: Option<&str>,
+    decided: Option<Decided>,
     now: DateTime<Utc>,
 ) -> Result<Closed, Error> {
     let stamp = crate::rfc3339(now);
@@ -376,7 +395,7 @@ pub fn close(
         // One resolved by itself before stays as it was.
         db.resolve(*report, note, plan.as_ref(), &stamp)?;
     }
-    let closed_now = db.close_case(id, by, note, &stamp)?;
+    let closed_now = db.close_case(id, by, note, decided, &stamp)?;
     let mut customer_told = false;
     if let (true, Some(case)) = (closed_now, &before) {
         if let Some(to) = case.customer.as_ref().and_then(|c| c.emails.first()) {
@@ -389,7 +408,7 @@ pub fn close(
                 ReplyKind::CaseClosed,
                 to,
                 None,
-                note,
+                (note, decided),
                 &[],
                 &[],
                 now,

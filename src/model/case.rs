@@ -137,3 +137,75 @@ pub struct CaseAnswer {
     /// Their own words (above the quoted notice), clipped.
     pub text: String,
 }
+
+/// What the desk decided about the content of a case (EU Digital Services
+/// Act, Art. 17: the restriction a statement of reasons names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The content was removed.
+    Removed,
+    /// Access to it was disabled.
+    Disabled,
+    /// Its visibility was restricted (demoted, age-gated, …).
+    Restricted,
+    /// The customer's service was suspended.
+    Suspended,
+    /// Nothing was restricted (not illegal, not against the terms).
+    NoAction,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 5] = [
+        Decision::Removed,
+        Decision::Disabled,
+        Decision::Restricted,
+        Decision::Suspended,
+        Decision::NoAction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Removed => "removed",
+            Decision::Disabled => "disabled",
+            Decision::Restricted => "restricted",
+            Decision::Suspended => "suspended",
+            Decision::NoAction => "no_action",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Decision> {
+        Decision::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Why (DSA Art. 17(3)(d)/(e)): the content is illegal, or against the
+/// terms of service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Ground {
+    Illegal,
+    Terms,
+}
+
+impl Ground {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ground::Illegal => "illegal",
+            Ground::Terms => "terms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Ground> {
+        [Ground::Illegal, Ground::Terms]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A decision with its ground (`None` for [`Decision::NoAction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub decision: Decision,
+    pub ground: Option<Ground>,
+}

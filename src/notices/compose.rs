@@ -6,7 +6,7 @@
 //! `{case_id}`, `{customer}` (their name), `{abuse_type}`, `{count}` (reports
 //! in this notice), `{total}` (in the case), `{events}` (one line a report),
 //! `{first_notice_at}`, `{answered_at}`, `{reason}` (escalation), `{note}`
-//! (closed).
+//! and `{reasons}` (closed: the statement of reasons of a decision).
 //!
 //! Everything a reporter wrote that reaches the customer is the evidence
 //! about the customer's own addresses, made visible text: no control or
@@ -93,6 +93,8 @@ pub struct Letter<'a> {
     /// Why it is escalated.
     pub reason: Option<String>,
     pub note: Option<&'a str>,
+    /// The decision a closed notice states its reasons for (DSA Art. 17).
+    pub decided: Option<crate::model::case::Decided>,
 }
 
 /// A notice ready for the outbox.
@@ -143,7 +145,19 @@ pub fn write(templates: &Templates, letter: &Letter<'_>, reports: &[Listed]) -> 
                 .note
                 .map(|n| crate::safe_text::clip(n, 2_000))
                 .unwrap_or_default(),
+        )
+        .replace(
+            "{reasons}",
+            &letter
+                .decided
+                .map(|d| phrases::statement_of_reasons(language, d, letter.total))
+                .unwrap_or_default(),
         );
+    // A part left empty (no note, no decision) leaves no gap.
+    let mut text = text;
+    while text.contains("\n\n\n") {
+        text = text.replace("\n\n\n", "\n\n");
+    }
     let mut body = crate::reply::wrap::wrap(&text, crate::reply::wrap::WIDTH);
     if !body.contains(crate::evidence::REPLY_MARKER) {
         body.push_str(&format!("\n{}\n", crate::evidence::REPLY_MARKER));
@@ -304,6 +318,7 @@ mod tests {
             answered_at: None,
             reason: None,
             note: None,
+            decided: None,
         };
         let w = write(&Templates::builtin(), &letter, &[listed_report()]);
         assert_eq!(
@@ -353,6 +368,7 @@ mod tests {
             answered_at: None,
             reason: None,
             note: None,
+            decided: None,
         };
         let w = write(&Templates::builtin(), &letter, &many);
         assert!(w.body.contains("… und 50 weitere"), "{}", w.body);
@@ -383,6 +399,10 @@ mod tests {
                     answered_at: None,
                     reason: Some(phrases::escalated_by_silence(language, 48)),
                     note: Some("The customer removed the virtual machine."),
+                    decided: Some(crate::model::case::Decided {
+                        decision: crate::model::case::Decision::Disabled,
+                        ground: Some(crate::model::case::Ground::Terms),
+                    }),
                 };
                 let w = write(&Templates::builtin(), &letter, &[listed_report()]);
                 for line in w.body.lines() {

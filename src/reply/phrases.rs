@@ -277,3 +277,135 @@ pub fn none_yet(language: Language) -> &'static str {
         Language::Pt => "nenhuma ainda",
     }
 }
+
+/// The statement of reasons a closed notice carries when the case was
+/// decided (EU Digital Services Act, Art. 17): the restriction, its ground,
+/// what it rests on, and the ways to contest it.
+pub fn statement_of_reasons(
+    language: Language,
+    decided: crate::model::case::Decided,
+    reports: u64,
+) -> String {
+    use crate::model::case::{Decision::*, Ground};
+    let (decision, ground, rest) = match language {
+        Language::En => (
+            match decided.decision {
+                Removed => "the content was removed",
+                Disabled => "access to the content was disabled",
+                Restricted => "the content's visibility was restricted",
+                Suspended => "the service was suspended",
+                NoAction => "no restriction was applied",
+            },
+            match decided.ground {
+                Some(Ground::Illegal) => "because the content is illegal",
+                Some(Ground::Terms) => {
+                    "because the content is incompatible with our terms of service"
+                }
+                None => "",
+            },
+            format!(
+                "This is our statement of reasons under Art. 17 of the EU Digital Services Act. \
+                 The decision rests on {reports} notice(s) received about this case and was taken \
+                 by a person. You may contest it by replying to this message; you may also turn \
+                 to a certified out-of-court dispute settlement body (Art. 21) or to the courts."
+            ),
+        ),
+        Language::De => (
+            match decided.decision {
+                Removed => "der Inhalt wurde entfernt",
+                Disabled => "der Zugang zum Inhalt wurde gesperrt",
+                Restricted => "die Sichtbarkeit des Inhalts wurde eingeschränkt",
+                Suspended => "der Dienst wurde ausgesetzt",
+                NoAction => "es wurde nichts eingeschränkt",
+            },
+            match decided.ground {
+                Some(Ground::Illegal) => "weil der Inhalt rechtswidrig ist",
+                Some(Ground::Terms) => "weil der Inhalt gegen unsere Nutzungsbedingungen verstößt",
+                None => "",
+            },
+            format!(
+                "Dies ist unsere Begründung nach Art. 17 des EU-Gesetzes über digitale Dienste. \
+                 Die Entscheidung beruht auf {reports} Meldung(en) zu diesem Fall und wurde von \
+                 einem Menschen getroffen. Sie können ihr durch eine Antwort auf diese Nachricht \
+                 widersprechen; Sie können sich auch an eine zertifizierte außergerichtliche \
+                 Streitbeilegungsstelle (Art. 21) oder an die Gerichte wenden."
+            ),
+        ),
+        Language::Es => (
+            match decided.decision {
+                Removed => "el contenido se ha retirado",
+                Disabled => "se ha bloqueado el acceso al contenido",
+                Restricted => "se ha restringido la visibilidad del contenido",
+                Suspended => "se ha suspendido el servicio",
+                NoAction => "no se ha aplicado ninguna restricción",
+            },
+            match decided.ground {
+                Some(Ground::Illegal) => "porque el contenido es ilícito",
+                Some(Ground::Terms) => {
+                    "porque el contenido es incompatible con nuestras condiciones"
+                }
+                None => "",
+            },
+            format!(
+                "Esta es nuestra exposición de motivos conforme al art. 17 del Reglamento de \
+                 Servicios Digitales de la UE. La decisión se basa en {reports} aviso(s) sobre \
+                 este caso y la tomó una persona. Puede impugnarla respondiendo a este mensaje; \
+                 también puede acudir a un órgano certificado de resolución extrajudicial de \
+                 litigios (art. 21) o a los tribunales."
+            ),
+        ),
+        Language::Fr => (
+            match decided.decision {
+                Removed => "le contenu a été retiré",
+                Disabled => "l'accès au contenu a été bloqué",
+                Restricted => "la visibilité du contenu a été restreinte",
+                Suspended => "le service a été suspendu",
+                NoAction => "aucune restriction n'a été appliquée",
+            },
+            match decided.ground {
+                Some(Ground::Illegal) => "parce que le contenu est illicite",
+                Some(Ground::Terms) => "parce que le contenu est contraire à nos conditions",
+                None => "",
+            },
+            format!(
+                "Ceci est notre exposé des motifs au titre de l'art. 17 du règlement européen sur \
+                 les services numériques. La décision repose sur {reports} signalement(s) reçus \
+                 pour ce dossier et a été prise par une personne. Vous pouvez la contester en \
+                 répondant à ce message ; vous pouvez aussi saisir un organisme certifié de \
+                 règlement extrajudiciaire des litiges (art. 21) ou les tribunaux."
+            ),
+        ),
+        Language::Pt => (
+            match decided.decision {
+                Removed => "o conteúdo foi removido",
+                Disabled => "o acesso ao conteúdo foi bloqueado",
+                Restricted => "a visibilidade do conteúdo foi restringida",
+                Suspended => "o serviço foi suspenso",
+                NoAction => "não foi aplicada nenhuma restrição",
+            },
+            match decided.ground {
+                Some(Ground::Illegal) => "porque o conteúdo é ilegal",
+                Some(Ground::Terms) => "porque o conteúdo viola os nossos termos de serviço",
+                None => "",
+            },
+            format!(
+                "Esta é a nossa exposição de motivos nos termos do art. 17 do Regulamento dos \
+                 Serviços Digitais da UE. A decisão baseia-se em {reports} denúncia(s) sobre \
+                 este caso e foi tomada por uma pessoa. Pode contestá-la respondendo a esta \
+                 mensagem; pode também recorrer a um organismo certificado de resolução \
+                 extrajudicial de litígios (art. 21) ou aos tribunais."
+            ),
+        ),
+    };
+    let head = if ground.is_empty() {
+        format!("{decision}.")
+    } else {
+        format!("{decision}, {ground}.")
+    };
+    let mut chars = head.chars();
+    let head: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    format!("{head}\n{rest}")
+}

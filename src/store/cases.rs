@@ -31,6 +31,11 @@ pub struct Case {
     pub last_notice_at: Option<String>,
     /// The customer's last answer.
     pub answered_at: Option<String>,
+    /// What was decided about the content when it was closed (DSA).
+    pub decision: Option<crate::model::case::Decision>,
+    pub decision_ground: Option<crate::model::case::Ground>,
+    /// When the customer was sent the statement of reasons.
+    pub reasons_sent_at: Option<String>,
 }
 
 impl Case {
@@ -183,7 +188,8 @@ pub(super) fn regroup(
 }
 
 const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at, customer, status,
-     resolved_at, note, closed_by, notices, last_notice_at, answered_at";
+     resolved_at, note, closed_by, notices, last_notice_at, answered_at, decision, decision_ground,
+     reasons_sent_at";
 
 impl Db {
     /// Cases, most recently active first; only `customer`'s, and only
@@ -291,5 +297,14 @@ fn read_case(r: &Row) -> Result<Case, Error> {
         notices: r.int(11)?,
         last_notice_at: r.opt_text(12)?,
         answered_at: r.opt_text(13)?,
+        decision: r
+            .opt_text(14)?
+            .map(|s| super::known("cases", id, &s, crate::model::case::Decision::parse))
+            .transpose()?,
+        decision_ground: r
+            .opt_text(15)?
+            .map(|s| super::known("cases", id, &s, crate::model::case::Ground::parse))
+            .transpose()?,
+        reasons_sent_at: r.opt_text(16)?,
     })
 }

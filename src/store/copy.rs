@@ -28,7 +28,7 @@ const TABLES: &[(&str, &str)] = &[
         "cases",
         "id, abuse_type, net_key, network, first_at, last_at, reports, customer, status, \
          resolved_at, note, notices, first_notice_at, last_notice_at, reminded_at, escalated_at, \
-         answered_at, closed_by",
+         answered_at, closed_by, decision, decision_ground, reasons_sent_at",
     ),
     (
         "reports",

@@ -268,6 +268,13 @@ impl Db {
                     n.csv
                 ],
             )?;
+            if n.kind == ReplyKind::CaseClosed {
+                // With a decision, the closed notice is the statement of reasons.
+                q.exec(
+                    "UPDATE cases SET reasons_sent_at = ?2 WHERE id = ?1 AND decision IS NOT NULL",
+                    sql_params![n.case, now],
+                )?;
+            }
             for report in n.reports {
                 q.exec(
                     "UPDATE report_cases SET notice_id = ?3
@@ -296,20 +303,40 @@ impl Db {
         id: CaseId,
         by: ClosedBy,
         note: Option<&str>,
+        decided: Option<crate::model::case::Decided>,
         now: &str,
     ) -> Result<bool, Error> {
         self.write(|q| {
             let changed = q.exec(
-                "UPDATE cases SET status = ?2, resolved_at = ?3, note = ?4, closed_by = ?5
+                "UPDATE cases SET status = ?2, resolved_at = ?3, note = ?4, closed_by = ?5,
+                     decision = ?6, decision_ground = ?7
                  WHERE id = ?1 AND status <> ?2",
-                sql_params![id, CaseStatus::Resolved.as_str(), now, note, by.as_str()],
+                sql_params![
+                    id,
+                    CaseStatus::Resolved.as_str(),
+                    now,
+                    note,
+                    by.as_str(),
+                    decided.map(|d| d.decision.as_str()),
+                    decided.and_then(|d| d.ground).map(|g| g.as_str())
+                ],
             )?;
             if changed > 0 {
                 let kind = match by {
                     ClosedBy::Operator => CaseEvent::Resolved,
                     ClosedBy::Policy => CaseEvent::AutoClosed,
                 };
-                case_event(q, id, now, kind, by.as_str(), note.unwrap_or(""))?;
+                let detail = match decided {
+                    Some(d) => format!(
+                        "{}{}{}",
+                        d.decision.as_str(),
+                        d.ground
+                            .map_or(String::new(), |g| format!(" ({})", g.as_str())),
+                        note.map_or(String::new(), |n| format!(": {n}"))
+                    ),
+                    None => note.unwrap_or("").to_owned(),
+                };
+                case_event(q, id, now, kind, by.as_str(), &detail)?;
             }
             Ok(changed > 0)
         })
@@ -452,5 +479,63 @@ pub(super) fn waiting_sql(waiting: Option<Waiting>) -> &'static str {
               AND (answered_at IS NULL OR answered_at < last_notice_at)"
         }
         Some(Waiting::CustomerAnswered) => " AND status <> 'resolved' AND answered_at IS NOT NULL",
+    }
+}
+
+impl Db {
+    /// Every web-content and copyright report received at or after `since`,
+    /// with what became of it (one row per case it is in), oldest first.
+    pub fn dsa_notices(&self, since: &str) -> Result<Vec<crate::export::dsa::Notice>, Error> {
+        use crate::model::case::{ClosedBy, Decision, Ground};
+        self.read(|q| {
+            q.rows(
+                "SELECT r.id, r.abuse_type, r.received_at,
+                    (SELECT min(o.sent_at) FROM outbox o
+                      WHERE o.report_id = r.id AND o.kind IN (?2, ?3) AND o.state = ?4),
+                    c.decision, c.decision_ground, c.resolved_at, c.closed_by, c.reasons_sent_at
+                 FROM reports r
+                 LEFT JOIN report_cases rc ON rc.report_id = r.id
+                 LEFT JOIN cases c ON c.id = rc.case_id
+                 WHERE r.abuse_type IN (?5, ?6) AND r.received_at >= ?1
+                 ORDER BY r.id",
+                sql_params![
+                    since,
+                    ReplyKind::Ack.as_str(),
+                    ReplyKind::NeedsInfo.as_str(),
+                    OutboxState::Sent.as_str(),
+                    AbuseType::WebContent.as_str(),
+                    AbuseType::Copyright.as_str()
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                let id = r.int(0)?;
+                let at = |i: usize| -> Result<Option<DateTime<Utc>>, Error> {
+                    r.opt_text(i)?.map(|t| time("reports", id, &t)).transpose()
+                };
+                let decision = r
+                    .opt_text(4)?
+                    .map(|s| super::known("cases", id, &s, Decision::parse))
+                    .transpose()?;
+                Ok(crate::export::dsa::Notice {
+                    report: ReportId(id),
+                    category: super::known("reports", id, &r.text(1)?, AbuseType::parse)?,
+                    received_at: time("reports", id, &r.text(2)?)?,
+                    confirmed_at: at(3)?,
+                    decision,
+                    ground: r
+                        .opt_text(5)?
+                        .map(|s| super::known("cases", id, &s, Ground::parse))
+                        .transpose()?,
+                    decided_at: at(6)?,
+                    closed_by: r
+                        .opt_text(7)?
+                        .map(|s| super::known("cases", id, &s, ClosedBy::parse))
+                        .transpose()?,
+                    reasons_sent_at: at(8)?,
+                })
+            })
+            .collect()
+        })
     }
 }

@@ -97,7 +97,8 @@ fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
          ALTER TABLE cases DROP COLUMN notices; ALTER TABLE cases DROP COLUMN first_notice_at;
          ALTER TABLE cases DROP COLUMN last_notice_at; ALTER TABLE cases DROP COLUMN reminded_at;
          ALTER TABLE cases DROP COLUMN escalated_at; ALTER TABLE cases DROP COLUMN answered_at;
-         ALTER TABLE cases DROP COLUMN closed_by;
+         ALTER TABLE cases DROP COLUMN closed_by; ALTER TABLE cases DROP COLUMN decision;
+         ALTER TABLE cases DROP COLUMN decision_ground; ALTER TABLE cases DROP COLUMN reasons_sent_at;
          DROP TABLE owner_imports; DROP TABLE report_cases; DROP TABLE report_customers;
          ALTER TABLE cases DROP COLUMN resolved_at; ALTER TABLE cases DROP COLUMN note;
          DROP INDEX cases_customer; ALTER TABLE cases DROP COLUMN customer;

@@ -448,3 +448,98 @@ fn the_customers_answer_lands_on_the_case_and_a_forged_one_is_a_report(store: St
         1
     );
 }
+
+on_both_stores_sync!(a_decision_sends_its_statement_of_reasons_and_the_dsa_figures_count_it);
+fn a_decision_sends_its_statement_of_reasons_and_the_dsa_figures_count_it(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = db_for(store, &dir) else {
+        return;
+    };
+    let config = config(dir.path(), "digest_minutes = 0");
+    import(&db, &fixture(), &[]);
+    let since = Utc::now().to_rfc3339();
+    let files: Vec<String> = (1..=2)
+        .map(|n| {
+            let path = dir.path().join(format!("phish-{n}.eml"));
+            std::fs::write(
+                &path,
+                template("phishing.eml").replace("{N}", &n.to_string()),
+            )
+            .unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let stored = ingest_all(&db, &config, &files);
+    assert_eq!(stored[0]["abuse_type"], "web_content", "{}", stored[0]);
+    assert_eq!(stored[0]["ownership"], "owned");
+    let case = open_case(&db, "c-100");
+    let cfg = config.to_str().unwrap();
+    // A restriction needs its ground.
+    let refused = abuse_inbox(&[
+        "cases",
+        "resolve",
+        &case,
+        "--decision",
+        "removed",
+        "--db",
+        &db,
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--ground"));
+    let done = json(&abuse_inbox(&[
+        "cases",
+        "resolve",
+        &case,
+        "--decision",
+        "removed",
+        "--ground",
+        "illegal",
+        "--note",
+        "The page is gone.",
+        "--config",
+        cfg,
+        "--db",
+        &db,
+    ]));
+    assert_eq!(done["case"]["decision"], "removed", "{done}");
+    assert_eq!(done["case"]["decision_ground"], "illegal");
+    assert!(done["case"]["reasons_sent_at"].is_string(), "{done}");
+    // The customer's closing notice is the statement of reasons, in German.
+    let body = texts(
+        Path::new(&db),
+        "SELECT body FROM outbox WHERE kind = 'case_closed'",
+    )[0]
+    .clone()
+    .unwrap();
+    for needle in [
+        "Der Inhalt wurde entfernt, weil der Inhalt rechtswidrig ist.",
+        "Art. 17",
+        "Art. 21",
+        "The page is gone.",
+    ] {
+        assert!(body.contains(needle), "{needle}: {body}");
+    }
+    let figures = json(&abuse_inbox(&[
+        "export", "--format", "dsa", "--since", &since, "--db", &db,
+    ]));
+    assert_eq!(figures["notices"], 2, "{figures}");
+    assert_eq!(figures["notices_by_category"]["web_content"], 2);
+    assert_eq!(figures["decided"], 2);
+    assert_eq!(figures["decisions"]["removed"], 2);
+    assert_eq!(figures["grounds"]["illegal"], 2);
+    assert_eq!(figures["statements_of_reasons"], 2);
+    assert_eq!(figures["share_decided_automatically"], 0.0);
+    assert_eq!(figures["pending"], 0);
+    // Without a relay the receipts wait (held): none is confirmed yet.
+    assert_eq!(figures["receipt_confirmed"], 0);
+    let later = json(&abuse_inbox(&[
+        "export",
+        "--format",
+        "dsa",
+        "--since",
+        "2099-01-01T00:00:00Z",
+        "--db",
+        &db,
+    ]));
+    assert_eq!(later["notices"], 0, "{later}");
+}

@@ -11,6 +11,11 @@ ALTER TABLE cases ADD COLUMN reminded_at TEXT;
 ALTER TABLE cases ADD COLUMN escalated_at TEXT;
 ALTER TABLE cases ADD COLUMN answered_at TEXT;
 ALTER TABLE cases ADD COLUMN closed_by TEXT;
+-- What was decided about the content (DSA Art. 17), and when the customer
+-- was sent the statement of reasons.
+ALTER TABLE cases ADD COLUMN decision TEXT;
+ALTER TABLE cases ADD COLUMN decision_ground TEXT;
+ALTER TABLE cases ADD COLUMN reasons_sent_at TEXT;
 CREATE INDEX cases_active ON cases (status) WHERE customer IS NOT NULL AND status <> 'resolved';
 
 ALTER TABLE report_cases ADD COLUMN notice_id INTEGER;
