@@ -24,6 +24,10 @@ use tracing::{info, warn};
 pub const MAX_CASES_PER_ROUND: usize = 10_000;
 /// Evidence rows read of one report for a notice's CSV.
 const ROWS_PER_REPORT: usize = 2_000;
+/// Evidence rows read for one notice in all (what is not the customer's is
+/// read and dropped): a notice of 1,000 reports holds at most this many in
+/// memory.
+const ROWS_PER_NOTICE: usize = 100_000;
 
 /// What a round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -204,15 +208,21 @@ fn notify(
             .for_case(customer.policy.as_deref(), case.abuse_type, &case.rsit_type);
     let ids = db.untold_reports(state.case, schedule::MAX_REPORTS_PER_NOTICE)?;
     let mut listed: Vec<Listed> = Vec::with_capacity(ids.len());
+    // The CSV's rows, and the rows read to find them, are budgeted: past
+    // either, the remaining reports are listed without evidence rows.
+    let (mut to_read, mut to_keep) = (ROWS_PER_NOTICE, compose::MAX_CSV_ROWS);
     for id in &ids {
         if let Some(report) = db.report(*id)? {
-            let evidence = db.evidence(*id, ROWS_PER_REPORT)?;
-            listed.push(compose::listed(
-                &report,
-                evidence,
-                &case.customer_ref,
-                policy.share_reporter,
-            ));
+            let limit = ROWS_PER_REPORT.min(to_read).min(to_keep);
+            let evidence = if limit > 0 {
+                db.evidence(*id, limit)?
+            } else {
+                Vec::new()
+            };
+            to_read -= evidence.len();
+            let one = compose::listed(&report, evidence, &case.customer_ref, policy.share_reporter);
+            to_keep -= one.rows.len();
+            listed.push(one);
         }
     }
     let Some(to) = customer.emails.first() else {

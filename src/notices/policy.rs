@@ -28,7 +28,8 @@ pub struct Policy {
     pub types: Vec<Kind>,
     /// Events within this window go in one notice; zero: each at once.
     pub digest: Duration,
-    /// A new notice at most this often while new events come; `None`: one.
+    /// A new notice at most this often while new events come; `None`: one
+    /// every digest window.
     pub repeat: Option<Duration>,
     /// A reminder after this long without an answer.
     pub remind: Option<Duration>,
