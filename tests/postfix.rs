@@ -116,8 +116,19 @@ impl Postfix {
             master.push_str(&format!("{name} {fields} {command}\n"));
         }
         std::fs::write(dir.join("master.cf"), master).unwrap();
-        let started = postfix(dir, "start");
-        assert!(started.status.success(), "postfix start: {started:?}");
+        // Postfix says why a start failed in its log, not on its output;
+        // on a loaded machine its master can miss the script's wait once.
+        let mut started = postfix(dir, "start");
+        if !started.status.success() {
+            let _ = postfix(dir, "stop");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            started = postfix(dir, "start");
+        }
+        assert!(
+            started.status.success(),
+            "postfix start: {started:?}\n{}",
+            std::fs::read_to_string(dir.join("maillog")).unwrap_or_default()
+        );
         Postfix {
             dir: dir.to_owned(),
             port,

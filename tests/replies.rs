@@ -755,6 +755,24 @@ async fn the_whole_loop_runs_over_smtp_notice_answer_and_conclusion(store: Store
             (shown["case"]["status"] == "customer_resolved").then_some(shown)
         });
         assert_eq!(shown["statements"][0]["sender"], "abuse@hosting.example");
+        // The case's history says who did what when.
+        wait_for(10, "the notice marked sent on the case", || {
+            let shown = json(&abuse_inbox(&[
+                "cases", "show", "1", "--db", &db, "--format", "json",
+            ]));
+            let kinds: Vec<String> = shown["history"]
+                .as_array()?
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{} by {}",
+                        h["kind"].as_str().unwrap_or(""),
+                        h["actor"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            (kinds.contains(&"sent by relay".to_owned())).then_some(kinds)
+        });
         assert_eq!(
             shown["reports"].as_array().unwrap().len(),
             1,

@@ -36,6 +36,10 @@ impl Clock for FixedClock {
 pub enum CaseEvent {
     /// A notice, digest, reminder or escalation was queued.
     Notified,
+    /// The relay took a notice.
+    Sent,
+    /// A notice failed for good.
+    SendFailed,
     /// The customer answered (a statement is stored).
     Answered,
     /// The customer's answer said it is dealt with.
@@ -50,8 +54,10 @@ pub enum CaseEvent {
 }
 
 impl CaseEvent {
-    pub const ALL: [CaseEvent; 6] = [
+    pub const ALL: [CaseEvent; 8] = [
         CaseEvent::Notified,
+        CaseEvent::Sent,
+        CaseEvent::SendFailed,
         CaseEvent::Answered,
         CaseEvent::CustomerResolved,
         CaseEvent::Reopened,
@@ -62,6 +68,8 @@ impl CaseEvent {
     pub fn as_str(self) -> &'static str {
         match self {
             CaseEvent::Notified => "notified",
+            CaseEvent::Sent => "sent",
+            CaseEvent::SendFailed => "send_failed",
             CaseEvent::Answered => "answered",
             CaseEvent::CustomerResolved => "customer_resolved",
             CaseEvent::Reopened => "reopened",

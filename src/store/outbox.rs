@@ -169,6 +169,24 @@ pub(super) fn claim_has_token(
     Ok(crate::reply::token::is_valid(&secret, claim.id, token))
 }
 
+/// Appends to the history of the case of outbox row `id`, when it is a
+/// notice (a reply to a reporter has none).
+fn notice_event(
+    q: &mut dyn Sql,
+    id: OutboxId,
+    at: &str,
+    kind: crate::model::case::CaseEvent,
+    detail: &str,
+) -> Result<(), Error> {
+    q.exec(
+        "INSERT INTO case_events (case_id, at, kind, actor, detail)
+         SELECT case_id, ?2, ?3, 'relay', kind || ' ' || id || ' to ' || recipient || ': ' || ?4
+         FROM outbox WHERE id = ?1 AND case_id IS NOT NULL",
+        sql_params![id, at, kind.as_str(), detail],
+    )?;
+    Ok(())
+}
+
 /// Whether an answer's claim carries the valid token of the case it names.
 pub(super) fn claim_has_case_token(
     q: &mut dyn Sql,
@@ -370,6 +388,7 @@ impl Db {
                     report_id,
                 } => {
                     event(q, *report_id, now, crate::model::HistoryEvent::Sent, &format!("reply {outbox_id} sent"))?;
+                    notice_event(q, *outbox_id, now, crate::model::case::CaseEvent::Sent, "sent")?;
                     q.exec(
                         "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
                              last_error = NULL WHERE id = ?1",
@@ -403,6 +422,7 @@ impl Db {
                 } => {
                     let detail = format!("reply {outbox_id}: {error}");
                     event(q, *report_id, now, crate::model::HistoryEvent::SendFailed, &detail)?;
+                    notice_event(q, *outbox_id, now, crate::model::case::CaseEvent::SendFailed, error)?;
                     q.exec(
                         "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2
                          WHERE id = ?1",
