@@ -33,6 +33,7 @@ pub mod config;
 pub mod daemon;
 pub mod evidence;
 pub mod export;
+pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod notices;

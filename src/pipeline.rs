@@ -198,7 +198,8 @@ impl Pipeline {
         }
         // The sender checks run after the report is stored (they wait for
         // DNS; the report does not): until then its reply waits.
-        let checks_pending = self.config.auth.enabled && raw.auth.is_none();
+        let history = raw.envelope.origin.is_history();
+        let checks_pending = self.config.auth.enabled && raw.auth.is_none() && !history;
         let facts = reply::Facts {
             sender: &raw.envelope.mail_from,
             headers: &parsed.headers,
@@ -207,6 +208,7 @@ impl Pipeline {
             missing: &class.missing,
             auth: raw.auth.as_ref(),
             feed,
+            origin: raw.envelope.origin,
         };
         let (reply, reply_reason, pending_kind) = if checks_pending {
             reply::decide_before_checks(&facts, &self.reply)
@@ -291,6 +293,7 @@ impl Pipeline {
             language,
             owners: Vec::new(),
             case_answer,
+            history,
         }
     }
 
@@ -467,7 +470,9 @@ impl Pipeline {
 
     /// The outcome of each of `raws`, in order; cut short at the first
     /// message no worker could be run for.
-    fn outcomes(&self, processor: &mut impl Processor, raws: &[RawMessage]) -> Vec<Outcome> {
+    /// Processes `raws` in order with `processor`; shorter than `raws` when
+    /// no worker could be run (the rest stay pending).
+    pub fn outcomes(&self, processor: &mut impl Processor, raws: &[RawMessage]) -> Vec<Outcome> {
         raws.iter()
             .map_while(|raw| self.outcome(processor, raw))
             .collect()

@@ -51,6 +51,13 @@ pub enum ExportFormat {
     Dsa,
 }
 
+/// The mailbox formats `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MailboxKind {
+    Maildir,
+    Mbox,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Json,
@@ -79,6 +86,23 @@ pub enum Command {
         /// Every stored message.
         #[arg(long)]
         all: bool,
+    },
+    /// Bring a mailbox's history in (`import maildir DIR`, `import mbox
+    /// FILE`): every message enters the same intake as SMTP (durable,
+    /// deduplicated: running it again stores nothing twice), is processed
+    /// and routed, and is neither answered nor put in a case.
+    Import {
+        #[arg(value_enum)]
+        kind: MailboxKind,
+        /// The Maildir directory (with cur/ and new/) or the mbox file.
+        path: PathBuf,
+        /// Only messages that arrived at or after this RFC 3339 time (as the
+        /// mailbox says: a Maildir name's time, an mbox `From ` line's).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+        since: Option<String>,
+        /// Read and count; store nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Cases: reports of one type about the same source network.
     Cases {

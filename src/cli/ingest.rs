@@ -157,7 +157,7 @@ pub(super) fn ingest_one(
 }
 
 /// Routing's resolver: the configured HTTP one, or the local owners alone.
-fn owners_resolver(config: &Config) -> Box<dyn Resolver> {
+pub(super) fn owners_resolver(config: &Config) -> Box<dyn Resolver> {
     match crate::daemon::resolver::HttpResolver::new(&config.owners) {
         Some(resolver) => Box::new(Round(resolver)),
         None => Box::new(LocalOnly),

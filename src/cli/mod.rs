@@ -8,6 +8,7 @@ mod admin;
 mod args;
 mod cases;
 mod export;
+mod import;
 mod ingest;
 mod owners;
 mod progress;
@@ -51,6 +52,12 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => serve::serve(config.clone(), listen, &cli.global),
         Command::Ingest { files } => ingest::ingest(config, &files),
         Command::Reprocess { since, all } => ingest::reprocess(config, since, all),
+        Command::Import {
+            kind,
+            path,
+            since,
+            dry_run,
+        } => import::run(config, kind, &path, since, dry_run),
         Command::WorkerChild => Ok(ExitCode::from(crate::daemon::isolate::child_main())),
         Command::Raw { command } => admin::raw(config, command),
         Command::Reports { command } => match command {

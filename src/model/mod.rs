@@ -57,6 +57,10 @@ row_id!(
 pub enum Origin {
     Smtp,
     Ingest,
+    /// `import maildir`: a mailbox's history.
+    Maildir,
+    /// `import mbox`: a mailbox's history.
+    Mbox,
 }
 
 impl Origin {
@@ -64,10 +68,19 @@ impl Origin {
         match self {
             Origin::Smtp => "smtp",
             Origin::Ingest => "ingest",
+            Origin::Maildir => "maildir",
+            Origin::Mbox => "mbox",
         }
     }
 
-    pub const ALL: [Origin; 2] = [Origin::Smtp, Origin::Ingest];
+    pub const ALL: [Origin; 4] = [Origin::Smtp, Origin::Ingest, Origin::Maildir, Origin::Mbox];
+
+    /// Whether it brings a mailbox's history in: recorded, routed and
+    /// searchable, but never answered and never put into a case to act on
+    /// (its reporters and customers heard long ago, or never will now).
+    pub fn is_history(self) -> bool {
+        matches!(self, Origin::Maildir | Origin::Mbox)
+    }
 
     pub fn parse(s: &str) -> Option<Origin> {
         Origin::ALL.into_iter().find(|o| o.as_str() == s)
@@ -655,6 +668,9 @@ pub struct ReportDraft {
     /// as a report, when the store finds the token is the case's.
     #[serde(default)]
     pub case_answer: Option<case::CaseAnswer>,
+    /// From a mailbox's history ([`Origin::is_history`]): no reply, no case.
+    #[serde(default)]
+    pub history: bool,
 }
 
 impl ReportDraft {
@@ -720,6 +736,7 @@ impl ReportDraft {
             language: crate::model::reply::Language::En,
             owners: Vec::new(),
             case_answer: None,
+            history: false,
         }
     }
 }

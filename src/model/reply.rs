@@ -76,6 +76,8 @@ pub enum Suppression {
     },
     /// The checks kept failing until the desk stopped waiting.
     GaveUpWaiting(Box<Suppression>),
+    /// Imported from a mailbox's history (`maildir`, `mbox`).
+    History(&'static str),
 }
 
 /// Which of the rate limits a reply would pass.
@@ -92,6 +94,7 @@ impl std::fmt::Display for Suppression {
         match self {
             RepliesOff => f.write_str("replies are switched off (reply.enabled)"),
             NullSender => f.write_str("null envelope sender"),
+            History(origin) => write!(f, "imported from a mailbox ({origin}): history is not answered"),
             NoReporter => f.write_str("no reporter address"),
             AutomatedSender(local) => write!(f, "automated sender {local}"),
             OurOwnReply => f.write_str("the message is one of our own replies"),

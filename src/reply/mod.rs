@@ -46,6 +46,8 @@ pub struct Facts<'a> {
     pub auth: Option<&'a crate::model::auth::AuthResults>,
     /// The known feed that sent it, if any.
     pub feed: Option<&'a crate::classify::Feed>,
+    /// How it came in.
+    pub origin: crate::model::Origin,
 }
 
 /// Decides the reply; the reason is `Some` when the reply is suppressed or off.
@@ -100,6 +102,9 @@ pub fn decide_before_checks(
 
 /// Every rule but those that need the sender checks.
 fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<Suppression> {
+    if facts.origin.is_history() {
+        return Some(Suppression::History(facts.origin.as_str()));
+    }
     if *facts.sender == Sender::Null {
         return Some(Suppression::NullSender);
     }
@@ -351,6 +356,7 @@ mod tests {
             missing: &missing,
             auth: None,
             feed: None,
+            origin: crate::model::Origin::Smtp,
         };
         let config = ReplyConfig {
             require_auth: false,
@@ -409,6 +415,7 @@ mod tests {
             missing: &[],
             auth: None,
             feed: None,
+            origin: crate::model::Origin::Smtp,
         };
         let mut config = ReplyConfig {
             automated_allow: vec!["example.org".into()],

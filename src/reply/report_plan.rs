@@ -193,7 +193,12 @@ pub fn for_new_report(
     claim: Option<&ClaimRead>,
 ) -> ReportPlan {
     let follow_up = FollowUpStep::decide(id, draft, claim, draft.checks_pending);
-    let cases = follow_up.cases(draft, received_at);
+    // History is looked up, not acted on: no case, so no notice.
+    let cases = if draft.history {
+        Vec::new()
+    } else {
+        follow_up.cases(draft, received_at)
+    };
     let (reply, merge_ack) = match follow_up.merged(id) {
         Some((own, ack)) => (ReplyStep::Update(own), ack),
         None => match (&draft.reply_plan, ReplyKind::for_decision(draft.reply)) {

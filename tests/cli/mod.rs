@@ -3,6 +3,7 @@
 //! and serve as a process.
 
 mod admin;
+mod import;
 mod ingest;
 mod notices;
 mod owners;
