@@ -26,6 +26,180 @@ pub struct Config {
     pub export: ExportConfig,
     pub owners: OwnersConfig,
     pub notices: NoticesConfig,
+    /// `[[imap]]`: IMAP mailboxes `serve` reads as a second way in.
+    pub imap: Vec<ImapConfig>,
+}
+
+/// How an IMAP connection is secured: upgraded with STARTTLS (the
+/// default), TLS from the first byte (`imaps://`, port 993), or in clear
+/// (only when asked, for a server on the same host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    #[default]
+    Starttls,
+    Implicit,
+    None,
+}
+
+impl ImapTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImapTls::Starttls => "starttls",
+            ImapTls::Implicit => "implicit",
+            ImapTls::None => "none",
+        }
+    }
+}
+
+/// Where an IMAP mailbox is: parsed from `imap://USER@HOST[:PORT]/FOLDER`
+/// (`imaps://` for TLS from the first byte). The user and folder may be
+/// percent-encoded (`abuse%40example.net`); a URL carries no password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapAddress {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub folder: String,
+    pub tls: ImapTls,
+}
+
+impl ImapAddress {
+    /// Reads `url`; `tls` overrides what its scheme says, within reason.
+    ///
+    /// # Errors
+    /// What is wrong with it, in words that say how to write it.
+    pub fn parse(url: &str, tls: Option<ImapTls>) -> Result<ImapAddress, String> {
+        const FORM: &str =
+            "write imap://USER@HOST[:PORT]/FOLDER or imaps://USER@HOST[:PORT]/FOLDER";
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| format!("{url:?}: the percent-encoding is not UTF-8"))
+        };
+        let (implicit, rest) = if let Some(rest) = url.strip_prefix("imaps://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("imap://") {
+            (false, rest)
+        } else {
+            return Err(format!("{url:?} is not an IMAP URL: {FORM}"));
+        };
+        let tls = match (implicit, tls) {
+            (true, None | Some(ImapTls::Implicit)) => ImapTls::Implicit,
+            (true, Some(other)) => {
+                return Err(format!(
+                    "{url:?}: imaps:// means TLS from the first byte, not {}; write imap:// for that",
+                    other.as_str()
+                ));
+            }
+            (false, tls) => tls.unwrap_or_default(),
+        };
+        let (authority, folder) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some((user, server)) = authority.rsplit_once('@') else {
+            return Err(format!("{url:?} names no user: {FORM}"));
+        };
+        if user.contains(':') {
+            return Err(format!(
+                "{url:?}: a password does not go in the URL; give it in a file (password_file, --password-file) or IMAP_PASSWORD"
+            ));
+        }
+        let default_port = if tls == ImapTls::Implicit { 993 } else { 143 };
+        let (host, port) = if let Some(v6) = server.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: an IPv6 address needs its closing ]"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match server.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (server, None),
+            }
+        };
+        let port = match port {
+            None => default_port,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{url:?}: the port must be 1 to 65535"))?,
+        };
+        let user = decode(user)?;
+        let folder = decode(folder.trim_end_matches('/'))?;
+        if host.is_empty() || user.is_empty() {
+            return Err(format!("{url:?} names no host or no user: {FORM}"));
+        }
+        if folder.chars().any(char::is_control) || user.chars().any(char::is_control) {
+            return Err(format!("{url:?}: control characters in the user or folder"));
+        }
+        Ok(ImapAddress {
+            host: host.to_owned(),
+            port,
+            user,
+            folder: if folder.is_empty() {
+                "INBOX".to_owned()
+            } else {
+                folder
+            },
+            tls,
+        })
+    }
+
+    /// The mailbox as the logs and the progress name it (no password ever).
+    pub fn name(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{}@{host}:{}/{}", self.user, self.port, self.folder)
+    }
+}
+
+/// One `[[imap]]` mailbox: `serve` reads it oldest first, commits each
+/// message like SMTP mail, then moves it to `processed_folder` (or to
+/// `failed_folder` when it cannot be taken).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImapConfig {
+    /// `imap://USER@HOST[:PORT]/FOLDER` or `imaps://…` (TLS from the first
+    /// byte); the folder defaults to INBOX.
+    pub url: String,
+    /// `starttls`, `implicit` or `none`; unset: from the URL (`imaps://`
+    /// implicit, `imap://` STARTTLS).
+    pub tls: Option<ImapTls>,
+    /// A file whose first line is the password (never the URL).
+    pub password_file: Option<PathBuf>,
+    /// PEM certificates trusted besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Where a committed message goes (created when missing).
+    pub processed_folder: String,
+    /// Where a message that cannot be taken goes (too large, not a
+    /// message), with the reason in the log.
+    pub failed_folder: String,
+    /// Messages read per round, oldest first.
+    pub batch: u32,
+    /// How often the mailbox is looked at when the server has no IDLE, and
+    /// at the latest between IDLE wake-ups.
+    pub poll_seconds: u64,
+    /// Whether to wait with IDLE when the server offers it.
+    pub idle: bool,
+}
+
+impl Default for ImapConfig {
+    fn default() -> ImapConfig {
+        ImapConfig {
+            url: String::new(),
+            tls: None,
+            password_file: None,
+            ca_file: None,
+            processed_folder: "Processed".into(),
+            failed_folder: "Failed".into(),
+            batch: 100,
+            poll_seconds: 60,
+            idle: true,
+        }
+    }
 }
 
 /// `[notices]`: the customer notice policies.
@@ -620,9 +794,12 @@ fn parse(text: &str) -> Result<(Config, Vec<String>), toml::de::Error> {
             continue;
         }
         let toml::Value::Table(keys) = value else {
-            let one = toml::Table::from_iter([(section.clone(), value)]);
-            if let Err(error) = toml::Value::Table(one).try_into::<Config>() {
-                problems.push(format!("{section}: {}", plain(&error)));
+            let one = toml::Table::from_iter([(section.clone(), value.clone())]);
+            match toml::Value::Table(one).try_into::<Config>() {
+                Ok(_) => {
+                    kept.insert(section, value);
+                }
+                Err(error) => problems.push(format!("{section}: {}", plain(&error))),
             }
             continue;
         };
@@ -739,6 +916,46 @@ impl Config {
             "notices.interval_seconds",
             "must be 1 to 86400 (how often serve looks for notices due)",
         );
+        let mut names = std::collections::BTreeSet::new();
+        for (i, imap) in self.imap.iter().enumerate() {
+            let key = |k: &str| format!("imap[{i}].{k}");
+            match ImapAddress::parse(&imap.url, imap.tls) {
+                Ok(address) => check(
+                    names.insert(address.name()),
+                    &key("url"),
+                    "names the same mailbox as another [[imap]] section",
+                ),
+                Err(e) => check(false, &key("url"), &e),
+            }
+            check(
+                imap.password_file.is_some(),
+                &key("password_file"),
+                "must name a file whose first line is the password",
+            );
+            for (k, folder) in [
+                ("processed_folder", &imap.processed_folder),
+                ("failed_folder", &imap.failed_folder),
+            ] {
+                check(
+                    !folder.trim().is_empty()
+                        && !folder.chars().any(char::is_control)
+                        && ImapAddress::parse(&imap.url, imap.tls)
+                            .is_ok_and(|a| a.folder != *folder),
+                    &key(k),
+                    "must be a folder other than the one read, e.g. \"Processed\"",
+                );
+            }
+            check(
+                (1..=1000).contains(&imap.batch),
+                &key("batch"),
+                "must be 1 to 1000 (messages read per round, oldest first)",
+            );
+            check(
+                (1..=3600).contains(&imap.poll_seconds),
+                &key("poll_seconds"),
+                "must be 1 to 3600",
+            );
+        }
         let smtp = &self.smtp;
         check(
             smtp.listen.parse::<SocketAddr>().is_ok(),

@@ -44,6 +44,10 @@ pub struct Metrics {
     /// DNS answers taken from the sender checks' caches, and lookups made.
     pub dns_cache_hits: Counter,
     pub dns_cache_misses: Counter,
+    /// `[[imap]]` messages, by mailbox and outcome (`committed`, `failed`).
+    pub imap_messages: Family<Labels, Counter>,
+    /// `[[imap]]` connections lost or refused, by mailbox.
+    pub imap_errors: Family<Labels, Counter>,
     outbox_depth: Gauge,
     backlog: Gauge,
 }
@@ -76,6 +80,8 @@ impl Metrics {
             checks: Family::default(),
             dns_cache_hits: Counter::default(),
             dns_cache_misses: Counter::default(),
+            imap_messages: Family::default(),
+            imap_errors: Family::default(),
             outbox_depth: Gauge::default(),
             backlog: Gauge::default(),
         };
@@ -162,6 +168,16 @@ impl Metrics {
                 m.dns_cache_misses.clone(),
             );
             r.register(
+                "imap_messages",
+                "Messages taken from [[imap]] mailboxes, by mailbox and outcome",
+                m.imap_messages.clone(),
+            );
+            r.register(
+                "imap_errors",
+                "[[imap]] connections lost or refused, by mailbox",
+                m.imap_errors.clone(),
+            );
+            r.register(
                 "outbox_depth",
                 "Replies held or pending",
                 m.outbox_depth.clone(),
@@ -180,6 +196,16 @@ impl Metrics {
         self.rejected
             .get_or_create(&vec![("reason", reason.to_owned())])
             .inc();
+    }
+
+    /// Counts `n` messages of an `[[imap]]` mailbox (`committed`, `failed`).
+    pub fn imap(&self, mailbox: &str, outcome: &'static str, n: u64) {
+        self.imap_messages
+            .get_or_create(&vec![
+                ("mailbox", mailbox.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc_by(n);
     }
 
     /// Counts a reply outcome (`ack`, `needs_info`, `suppressed`, `sent`, …).

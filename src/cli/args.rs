@@ -51,13 +51,6 @@ pub enum ExportFormat {
     Dsa,
 }
 
-/// The mailbox formats `import` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MailboxKind {
-    Maildir,
-    Mbox,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Json,
@@ -88,16 +81,31 @@ pub enum Command {
         all: bool,
     },
     /// Bring a mailbox's history in (`import maildir DIR`, `import mbox
-    /// FILE`): every message enters the same intake as SMTP (durable,
-    /// deduplicated: running it again stores nothing twice), is processed
-    /// and routed, and is neither answered nor put in a case.
+    /// FILE`, `import imap://USER@HOST[:PORT]/FOLDER`): every message enters
+    /// the same intake as SMTP (durable, deduplicated: running it again
+    /// stores nothing twice), is processed and routed, and is neither
+    /// answered nor put in a case. An IMAP folder is only read (never
+    /// marked, moved or deleted); its password comes from --password-file
+    /// or IMAP_PASSWORD, never the command line.
     Import {
-        #[arg(value_enum)]
-        kind: MailboxKind,
+        /// `maildir`, `mbox`, or an `imap://` / `imaps://` URL.
+        #[arg(value_name = "maildir|mbox|URL")]
+        source: String,
         /// The Maildir directory (with cur/ and new/) or the mbox file.
-        path: PathBuf,
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+        /// IMAP: how the connection is secured (`imaps://` means implicit).
+        #[arg(long, value_enum)]
+        tls: Option<crate::config::ImapTls>,
+        /// IMAP: a file whose first line is the password (else IMAP_PASSWORD).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// IMAP: PEM certificates to trust besides the system's.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// Only messages that arrived at or after this RFC 3339 time (as the
-        /// mailbox says: a Maildir name's time, an mbox `From ` line's).
+        /// mailbox says: a Maildir name's time, an mbox `From ` line's, an
+        /// IMAP message's INTERNALDATE).
         #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
         since: Option<String>,
         /// Read and count; store nothing.

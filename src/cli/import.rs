@@ -4,7 +4,6 @@
 //! committed is not committed twice, and what was committed but not
 //! processed is processed then.
 
-use super::args::MailboxKind;
 use super::render::print_json;
 use crate::config::Config;
 use crate::daemon::isolate::Isolated;
@@ -57,41 +56,141 @@ impl Summary {
     }
 }
 
+/// Where `import` reads from.
+pub(super) enum Source {
+    Maildir(std::path::PathBuf),
+    Mbox(std::path::PathBuf),
+    Imap {
+        address: crate::config::ImapAddress,
+        options: crate::import::imap::client::Options,
+    },
+}
+
+impl Source {
+    /// The command line's source, checked.
+    pub(super) fn parse(
+        source: &str,
+        path: Option<std::path::PathBuf>,
+        tls: Option<crate::config::ImapTls>,
+        password_file: Option<std::path::PathBuf>,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Source> {
+        let is_url = source.starts_with("imap://") || source.starts_with("imaps://");
+        let imap_only = tls.is_some() || password_file.is_some() || ca_file.is_some();
+        match (source, path) {
+            ("maildir", Some(dir)) if !imap_only => Ok(Source::Maildir(dir)),
+            ("mbox", Some(file)) if !imap_only => Ok(Source::Mbox(file)),
+            ("maildir" | "mbox", Some(_)) => {
+                anyhow::bail!("--tls, --password-file and --ca-file are for an imap:// source")
+            }
+            ("maildir", None) => anyhow::bail!("import maildir needs the directory: import maildir DIR"),
+            ("mbox", None) => anyhow::bail!("import mbox needs the file: import mbox FILE"),
+            (url, None) if is_url => {
+                let address = crate::config::ImapAddress::parse(url, tls).map_err(anyhow::Error::msg)?;
+                let password = read_password(password_file.as_deref())?;
+                Ok(Source::Imap {
+                    address,
+                    options: crate::import::imap::client::Options {
+                        password,
+                        ca_file,
+                        timeout: std::time::Duration::from_secs(60),
+                    },
+                })
+            }
+            ("imap", Some(url)) => Source::parse(
+                &url.to_string_lossy(),
+                None,
+                tls,
+                password_file,
+                ca_file,
+            ),
+            (other, _) => anyhow::bail!(
+                "{other:?} is not a source: write import maildir DIR, import mbox FILE or import imap://USER@HOST[:PORT]/FOLDER"
+            ),
+        }
+    }
+}
+
+/// The IMAP password: the first line of `file`, else `IMAP_PASSWORD`.
+pub(super) fn read_password(file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the password file {}", file.display()))?;
+        let line = text.lines().next().unwrap_or_default().to_owned();
+        anyhow::ensure!(
+            !line.is_empty(),
+            "the password file {} is empty: its first line is the password",
+            file.display()
+        );
+        return Ok(line);
+    }
+    match std::env::var("IMAP_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(p),
+        _ => anyhow::bail!(
+            "no IMAP password: give --password-file FILE (its first line) or set IMAP_PASSWORD; never on the command line"
+        ),
+    }
+}
+
 /// `import`.
 pub(super) fn run(
     config: &Config,
-    kind: MailboxKind,
-    path: &Path,
+    source: Source,
     since: Option<String>,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
     let max = config.smtp.max_message_bytes;
-    let (origin, items, total): (Origin, Box<dyn Iterator<Item = std::io::Result<Item>>>, _) =
-        match kind {
-            MailboxKind::Maildir => {
-                let files = crate::import::maildir::list(path)
-                    .with_context(|| format!("reading the Maildir {}", path.display()))?;
-                let total = files.len() as u64;
-                let items = files
-                    .into_iter()
-                    .map(move |f| Ok(crate::import::maildir::read(&f, max)));
-                (Origin::Maildir, Box::new(items), Some(total))
-            }
-            MailboxKind::Mbox => {
-                let file = std::fs::File::open(path)
-                    .with_context(|| format!("opening the mbox {}", path.display()))?;
-                let reader = crate::import::mbox::Reader::new(
-                    std::io::BufReader::with_capacity(1 << 20, file),
-                    max,
-                );
-                (Origin::Mbox, Box::new(reader), None)
-            }
-        };
+    let (origin, name, items, total): (
+        Origin,
+        String,
+        Box<dyn Iterator<Item = std::io::Result<Item>>>,
+        _,
+    ) = match source {
+        Source::Maildir(path) => {
+            let files = crate::import::maildir::list(&path)
+                .with_context(|| format!("reading the Maildir {}", path.display()))?;
+            let total = files.len() as u64;
+            let items = files
+                .into_iter()
+                .map(move |f| Ok(crate::import::maildir::read(&f, max)));
+            (
+                Origin::Maildir,
+                path.display().to_string(),
+                Box::new(items),
+                Some(total),
+            )
+        }
+        Source::Mbox(path) => {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("opening the mbox {}", path.display()))?;
+            let reader = crate::import::mbox::Reader::new(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                max,
+            );
+            (
+                Origin::Mbox,
+                path.display().to_string(),
+                Box::new(reader),
+                None,
+            )
+        }
+        Source::Imap { address, options } => {
+            let reader = crate::import::imap::Reader::open(&address, &options, max)
+                .with_context(|| format!("reading imap://{}", address.name()))?;
+            let total = reader.total;
+            (
+                Origin::ImapImport,
+                format!("imap://{}", address.name()),
+                Box::new(reader),
+                Some(total),
+            )
+        }
+    };
     let since = since
         .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.to_utc()))
         .transpose()?;
     let mut summary = Summary {
-        source: path.display().to_string(),
+        source: name.clone(),
         format: origin.as_str(),
         dry_run,
         ..Summary::default()
@@ -106,7 +205,7 @@ pub(super) fn run(
     let mut batch: Vec<Found> = Vec::new();
     let mut batch_bytes = 0;
     for item in items {
-        let item = item.with_context(|| format!("reading {}", path.display()))?;
+        let item = item.with_context(|| format!("reading {name}"))?;
         summary.messages += 1;
         progress.set(summary.messages);
         let found = match item {

@@ -53,11 +53,17 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Ingest { files } => ingest::ingest(config, &files),
         Command::Reprocess { since, all } => ingest::reprocess(config, since, all),
         Command::Import {
-            kind,
+            source,
             path,
+            tls,
+            password_file,
+            ca_file,
             since,
             dry_run,
-        } => import::run(config, kind, &path, since, dry_run),
+        } => {
+            let source = import::Source::parse(&source, path, tls, password_file, ca_file)?;
+            import::run(config, source, since, dry_run)
+        }
         Command::WorkerChild => Ok(ExitCode::from(crate::daemon::isolate::child_main())),
         Command::Raw { command } => admin::raw(config, command),
         Command::Reports { command } => match command {

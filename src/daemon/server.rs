@@ -48,7 +48,8 @@ pub enum Error {
 /// logger, the checks' slots). A restart applies it; a reload that changes
 /// one is refused whole, naming it. Every name is a key of the
 /// configuration (a unit test reads them against the default's keys).
-pub const FIXED_KEYS: [&str; 19] = [
+pub const FIXED_KEYS: [&str; 20] = [
+    "imap",
     "smtp.listen",
     "store.path",
     "smtp.max_connections",
@@ -117,6 +118,8 @@ pub struct Server {
     sender: Option<tokio::task::JoinHandle<()>>,
     /// The notice rounds.
     notices: tokio::task::JoinHandle<()>,
+    /// The `[[imap]]` mailboxes' intake.
+    imap: Vec<tokio::task::JoinHandle<()>>,
     /// Stops the reply sender, the notice rounds and the metrics listener.
     sender_stop: CancellationToken,
     reloader: Reloader,
@@ -255,9 +258,16 @@ impl Server {
             runtime: runtime.clone(),
         };
         let sender_queue = ctx.queue.clone();
-        let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         // Replies go out only with a relay; without one they wait as `held`.
         let sender_stop = CancellationToken::new();
+        let imap = crate::daemon::imap::start(
+            &config,
+            ctx.queue.clone(),
+            ctx.work.clone(),
+            sender_stop.clone(),
+        )
+        .map_err(Error::Invalid)?;
+        let listener = tokio::spawn(smtp::serve(listener, ctx, shutdown.clone()));
         let relay = crate::reply::sender::relay(&config.reply, &config.smtp.hostname)
             .map_err(|p| Error::Invalid(vec![p]))?;
         // Notices are queued with or without a relay (held without one).
@@ -314,6 +324,7 @@ impl Server {
             heartbeat,
             sender,
             notices,
+            imap,
             sender_stop,
             reloader,
             metrics_addr,
@@ -360,6 +371,17 @@ impl Server {
             warn!("listener task panicked");
         }
         self.sender_stop.cancel();
+        // An IMAP round in progress finishes its commits; the next is not
+        // started. Each holds the queue, so the writer waits for them.
+        for mut task in self.imap {
+            if tokio::time::timeout(Duration::from_secs(30), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
+        }
         // A round in progress finishes its transaction; the next is not started.
         let mut notices = self.notices;
         if tokio::time::timeout(Duration::from_secs(30), &mut notices)
@@ -470,6 +492,7 @@ mod tests {
         full.reply.relay_username = Some("desk".into());
         full.reply.relay_password_file = Some("password".into());
         let table = toml::Table::try_from(&full).unwrap();
+        // A section's keys, or the name of a list of sections (`[[imap]]`).
         let keys: Vec<String> = table
             .iter()
             .flat_map(|(section, value)| {
@@ -480,7 +503,7 @@ mod tests {
                             .map(|k| format!("{section}.{k}"))
                             .collect::<Vec<_>>()
                     })
-                    .unwrap_or_default()
+                    .unwrap_or_else(|| vec![section.clone()])
             })
             .collect();
         for key in FIXED_KEYS {

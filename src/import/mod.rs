@@ -7,6 +7,7 @@
 //! In: a directory or a file. Out: [`Item`]s, oldest first where the
 //! mailbox says; every read bounded by the message size limit.
 
+pub mod imap;
 pub mod maildir;
 pub mod mbox;
 

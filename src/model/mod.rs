@@ -61,6 +61,10 @@ pub enum Origin {
     Maildir,
     /// `import mbox`: a mailbox's history.
     Mbox,
+    /// `serve`'s `[[imap]]` intake: new mail, answered like SMTP mail.
+    Imap,
+    /// `import imap://…`: a mailbox's history.
+    ImapImport,
 }
 
 impl Origin {
@@ -70,16 +74,25 @@ impl Origin {
             Origin::Ingest => "ingest",
             Origin::Maildir => "maildir",
             Origin::Mbox => "mbox",
+            Origin::Imap => "imap",
+            Origin::ImapImport => "imap-import",
         }
     }
 
-    pub const ALL: [Origin; 4] = [Origin::Smtp, Origin::Ingest, Origin::Maildir, Origin::Mbox];
+    pub const ALL: [Origin; 6] = [
+        Origin::Smtp,
+        Origin::Ingest,
+        Origin::Maildir,
+        Origin::Mbox,
+        Origin::Imap,
+        Origin::ImapImport,
+    ];
 
     /// Whether it brings a mailbox's history in: recorded, routed and
     /// searchable, but never answered and never put into a case to act on
     /// (its reporters and customers heard long ago, or never will now).
     pub fn is_history(self) -> bool {
-        matches!(self, Origin::Maildir | Origin::Mbox)
+        matches!(self, Origin::Maildir | Origin::Mbox | Origin::ImapImport)
     }
 
     pub fn parse(s: &str) -> Option<Origin> {

@@ -10,6 +10,7 @@ mod cases;
 mod checks;
 mod copy;
 mod evidence;
+mod imap;
 mod notices;
 mod outbox;
 mod owners;
@@ -65,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0018_routing.sql"),
     include_str!("migrations/0019_case_resolution.sql"),
     include_str!("migrations/0020_notices.sql"),
+    include_str!("migrations/0021_imap.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in
