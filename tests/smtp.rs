@@ -479,7 +479,7 @@ async fn a_failed_commit_is_451_and_the_client_can_retry() {
 }
 
 /// One HTTP GET, the old-fashioned way; returns the whole response.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

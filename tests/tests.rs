@@ -40,6 +40,7 @@ macro_rules! on_both_stores_sync {
 mod cli;
 mod golden;
 mod hostile;
+mod imap;
 mod intelmq;
 mod layers;
 mod pg;
