@@ -178,9 +178,16 @@ impl Pipeline {
             .into_iter()
             .chain(envelope_sender)
             .collect();
+        // A format only feeds send is their profile whatever the subject.
         let feed = self
             .feeds
-            .recognise(&senders, parsed.subject.as_deref(), &parsed.headers);
+            .recognise(&senders, parsed.subject.as_deref(), &parsed.headers)
+            .or_else(|| {
+                ev.formats
+                    .contains(&evidence::Format::DmarcAggregate)
+                    .then(|| self.feeds.get("dmarc"))
+                    .flatten()
+            });
         let class = classify::classify(&ev, parsed.subject.as_deref(), &self.rules, feed);
         let mut reporter = parsed
             .from
@@ -209,6 +216,7 @@ impl Pipeline {
             auth: raw.auth.as_ref(),
             feed,
             origin: raw.envelope.origin,
+            abuse_type: class.abuse_type,
         };
         let (reply, reply_reason, pending_kind) = if checks_pending {
             reply::decide_before_checks(&facts, &self.reply)

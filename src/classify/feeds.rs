@@ -179,6 +179,11 @@ impl Feeds {
             .iter()
             .find(|f| f.matches(senders, subject, headers))
     }
+
+    /// The feed with this id, if the list has one.
+    pub fn get(&self, id: &str) -> Option<&Feed> {
+        self.feeds.iter().find(|f| f.id == id)
+    }
 }
 
 #[cfg(test)]

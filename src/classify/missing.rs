@@ -2,7 +2,8 @@
 //!
 //! - `web_content`: the `url`; for a video, a `timestamp` in it.
 //! - `email_abuse`: `full_headers` of the offending mail (a Received chain)
-//!   and its body (a feedback report's returned headers count on their own).
+//!   and its body (a feedback report's returned headers count on their own,
+//!   and so do the records of a DMARC aggregate report).
 //! - `network_activity`: `network_logs`: at least one log line with source,
 //!   target (address or port) and time; an address alone is not enough.
 //! - `copyright`: `copyright_notice`: work, location, contact, good-faith and
@@ -24,8 +25,10 @@ static VIDEO_TIME: LazyLock<Regex> = LazyLock::new(|| {
     crate::model::pattern::regex(r"(?i)(\b[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?\b|\b[0-9]+\s*(min|minute|minuto|minuten|sec|second|segundo)s?\b|[?&]t=[0-9]+)").expect("valid regex")
 });
 static GOOD_FAITH: LazyLock<Regex> = LazyLock::new(|| {
-    crate::model::pattern::regex(r"(?i)(good[- ]faith|guten glauben|buena fe|bonne foi|boa[- ]fé)")
-        .expect("valid regex")
+    crate::model::pattern::regex(
+        r"(?i)(good[- ]faith|gute[nm] glauben|buena fe|bonne foi|boa[- ]fé)",
+    )
+    .expect("valid regex")
 });
 static ACCURACY: LazyLock<Regex> = LazyLock::new(|| {
     crate::model::pattern::regex(
@@ -42,7 +45,7 @@ static CLOSING: LazyLock<Regex> = LazyLock::new(|| {
     crate::model::pattern::regex(r"(?im)^\s*(sincerely|regards|best regards|kind regards|respectfully|respectfully submitted|yours (truly|faithfully|sincerely)|thank you|mit freundlichen grüßen|freundliche grüße|cordialement|bien à vous|atentamente|saludos( cordiales)?|atenciosamente|cumprimentos)[,.!]?\s*\n+\s*\p{Lu}[\p{L}.'-]+(\s+\p{Lu}[\p{L}.'-]*)+").expect("valid regex")
 });
 static WORK: LazyLock<Regex> = LazyLock::new(|| {
-    crate::model::pattern::regex(r"(?i)(copyrighted work|copyrighted (material|content|recordings?|images?|photos?|software|films?|movies?)|sound recordings?|work(s)? (is|are|titled|called|listed|identified|described)|title:|original work|(our|my) (film|movie|song|album|book|software|photograph|photos?|image|video|game|article|artwork|recording|music|series|show)s?|urheberrechtlich geschützte|œuvre|obra protegida|obras? (protegidas?|originales?|originais))").expect("valid regex")
+    crate::model::pattern::regex(r"(?i)(copyrighted work|copyrighted (material|content|recordings?|images?|photos?|software|films?|movies?)|sound recordings?|work(s)? (is|are|titled|called|listed|identified|described)|title:|original work|(our|my) (film|movie|song|album|book|software|photograph|photos?|image|video|game|article|artwork|recording|music|series|show)s?|registered (trade ?)?marks?|trade ?marks?|eingetragene[nr]? marke|marque déposée|marca registrada|urheberrechtlich geschützte|œuvre|obra protegida|obras? (protegidas?|originales?|originais))").expect("valid regex")
 });
 /// A telephone number or a postal address: contact details besides e-mail.
 /// Digits are ASCII and a street name's letters ASCII or non-ASCII, as in
@@ -101,7 +104,12 @@ pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<Missing> {
         }
         AbuseType::EmailAbuse => {
             let is_feedback = ev.facts.arf_feedback_type.is_some() && ev.facts.has_full_headers;
-            if !(ev.facts.has_full_headers && (ev.facts.has_carried_body || is_feedback)) {
+            // A DMARC aggregate record is the receiver's own account of the
+            // mail: source, count and verdicts, with no message to show.
+            let dmarc_records = ev.facts.dmarc.is_some_and(|d| d.records > 0);
+            if !(ev.facts.has_full_headers && (ev.facts.has_carried_body || is_feedback))
+                && !dmarc_records
+            {
                 out.push(Missing::FullHeaders);
             }
         }

@@ -248,6 +248,20 @@ fn structured(ev: &Evidence) -> Vec<Reason> {
     if ev.facts.has_acns {
         push(AbuseType::Copyright, None, Signal::AcnsNotice);
     }
+    if ev.facts.is_delivery_status {
+        push(AbuseType::Unknown, None, Signal::DeliveryStatus);
+    }
+    if let Some(dmarc) = ev.facts.dmarc {
+        // Mail sent as a domain by hosts it did not authorise.
+        push(
+            AbuseType::EmailAbuse,
+            None,
+            Signal::DmarcAggregate {
+                records: dmarc.records,
+                failing: dmarc.failing,
+            },
+        );
+    }
     out
 }
 

@@ -198,6 +198,8 @@ pub fn for_report(
             Signal::XarfType { value } => (xarf(value), value),
             Signal::FeedReport { value } => (feed_report(value), value),
             Signal::ArfFeedbackType { value } => (arf(value), value),
+            // Mail sent as someone else's domain.
+            Signal::DmarcAggregate { .. } => return MASQUERADE,
             _ => continue,
         };
         match named {
@@ -265,6 +267,56 @@ pub fn for_report(
             MALWARE
         }
         AbuseType::WebContent if said(&["defac"]) => APP_COMPROMISE,
+        AbuseType::WebContent
+            if said(&[
+                "child",
+                "csam",
+                "terroris",
+                "violence",
+                "glorif",
+                "kinderpornogra",
+                "pédopornogra",
+            ]) =>
+        {
+            VIOLENCE
+        }
+        // A service that can be abused for reflection, then any other
+        // vulnerable or exposed one: what the host is, not what it did.
+        AbuseType::NetworkActivity
+            if subtype == Some(NetworkSubtype::Other)
+                && said(&["resolver", "recursive", "memcached", "monlist", "amplif"]) =>
+        {
+            AMPLIFIER
+        }
+        AbuseType::NetworkActivity
+            if subtype == Some(NetworkSubtype::Other)
+                && said(&[
+                    "vulnerab",
+                    "verwundbar",
+                    "exposed",
+                    "publicly",
+                    "without authentication",
+                    "unpatched",
+                    "end-of-life",
+                    "open proxy",
+                    "open relay",
+                    "ohne authentifizierung",
+                    "sans authentification",
+                    "sin autenticación",
+                    "sem autenticação",
+                ]) =>
+        {
+            VULNERABLE
+        }
+        // An infected host that talks to its controller is infected; a
+        // controller is one only when nothing says the host is infected.
+        AbuseType::NetworkActivity
+            if subtype == Some(NetworkSubtype::Other)
+                && said(&["infected", "sinkhole", "beacon"])
+                && said(&["c2", "c&c", "command", "controller"]) =>
+        {
+            INFECTED
+        }
         AbuseType::NetworkActivity
             if subtype == Some(NetworkSubtype::Other)
                 && said(&["c2", "c&c", "command", "controller"]) =>

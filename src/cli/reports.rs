@@ -251,6 +251,12 @@ pub(super) fn explain_roles(rows: &[crate::evidence::Row]) -> Vec<Explained> {
         if let Some(ip) = row.source_ip {
             let why = match row.kind {
                 Kind::Message => "the first hop outside the reporter's network in the carried message's Received chain".to_owned(),
+                _ if row.origin.contains("dmarc record") && row.role == Role::Source => {
+                    format!("a DMARC aggregate record that failed DMARC (neither DKIM nor SPF passed): a host sending as the domain ({line})")
+                }
+                _ if row.origin.contains("dmarc record") => {
+                    format!("a DMARC aggregate record that passed: the domain's own mail, not an offender ({line})")
+                }
                 Kind::Feedback => "the source field of a feedback report (ARF or X-ARF)".to_owned(),
                 Kind::Notice => "the infringing address of a copyright notice".to_owned(),
                 _ if line.contains("SRC=") || line.contains("src=") => "the SRC= field of a firewall log line".to_owned(),

@@ -16,6 +16,7 @@ pub use crate::model::evidence::{Format, Kind};
 mod acns;
 mod arf;
 mod csv;
+pub mod dmarc;
 mod feeds;
 mod forwarded;
 mod prose;
@@ -109,6 +110,7 @@ impl Format {
             Format::Arf => "arf",
             Format::Xarf => "xarf",
             Format::Acns => "acns",
+            Format::DmarcAggregate => "dmarc_aggregate",
             Format::Csv => "csv",
             Format::ForwardedMessage => "forwarded_message",
             Format::InlineHeaders => "inline_headers",
@@ -127,6 +129,13 @@ pub struct Facts {
     pub xarf_types: Vec<String>,
     /// An ACNS `<Infringement>` notice was found.
     pub has_acns: bool,
+    /// DMARC aggregate reports: how many records, how many failing.
+    pub dmarc: Option<dmarc::Summary>,
+    /// The message is a delivery-status notification (RFC 3464,
+    /// `multipart/report; report-type=delivery-status`): a bounce that
+    /// landed in the abuse box. The addresses in it are mail servers on
+    /// the bounced mail's path, never offenders.
+    pub is_delivery_status: bool,
     /// Feed report names (`scan_ssh`, `event4_sinkhole_http`, …) from file
     /// names and the subject.
     pub feed_reports: Vec<String>,
@@ -212,6 +221,7 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
     arf::extract(parsed, received_at, &mut ev);
     xarf::extract(parsed, received_at, &mut ev);
     acns::extract(parsed, received_at, &mut ev);
+    dmarc::extract(parsed, &mut ev);
     let mut consumed = BTreeSet::new();
     for (i, attachment) in parsed.attachments.iter().enumerate() {
         if csv::looks_like_csv(attachment) {
@@ -256,12 +266,11 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
         if ev.rows.iter().any(|r| r.origin.starts_with(&a.origin)) {
             continue; // a detector already read it (X-ARF evidence, ACNS XML)
         }
-        scan_text(
-            &a.text(),
-            &describe(&a.origin, a.name.as_deref()),
-            received_at,
-            &mut ev,
-        );
+        // A message saved as text (a spam trap's `trapped-message.txt`)
+        // is a carried message like a pasted one.
+        let origin = describe(&a.origin, a.name.as_deref());
+        let rest = forwarded::extract_inline(&a.text(), &origin, received_at, &mut ev);
+        scan_text(&rest, &origin, received_at, &mut ev);
     }
     for c in &parsed.carried {
         if let Some(body) = &c.body {
@@ -292,6 +301,15 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
             }
         }
     }
+    ev.facts.is_delivery_status = parsed.report_type.as_deref() == Some("delivery-status");
+    if ev.facts.is_delivery_status {
+        for row in &mut ev.rows {
+            if row.role == roles::Role::Source {
+                row.role = roles::Role::Other;
+            }
+        }
+    }
+    mark_logging_hosts(&mut ev.rows);
     // Whatever a detector said: an address that cannot be a host on the
     // internet is never an offender.
     for row in &mut ev.rows {
@@ -370,6 +388,51 @@ pub(super) fn scan_text(text: &str, origin: &str, received_at: DateTime<Utc>, ev
                 row.occurred_at = facts.timestamp.clone();
                 ev.push(row);
             }
+        }
+    }
+}
+
+/// The host that wrote a syslog line (`Dec  3 12:09:55 web01 sshd[1]: …`).
+static SYSLOG_HOST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    crate::model::pattern::regex(
+        r"^\s*[A-Z][a-z]{2} {1,2}[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2} ([A-Za-z0-9][A-Za-z0-9.-]{0,62}) ",
+    )
+    .expect("valid regex")
+});
+
+/// The reporter's own machine in a forwarded alert: an address given on a
+/// line that names the host which wrote the report's syslog lines
+/// (`Server: web01 (public IP 198.51.100.14)` above `… web01 sshd[…]`), and
+/// is not itself the source of any log line, is the reporter's.
+fn mark_logging_hosts(rows: &mut [Row]) {
+    let mut hosts = BTreeSet::new();
+    let mut log_sources = BTreeSet::new();
+    for row in rows.iter().filter(|r| r.kind == Kind::LogRow) {
+        if let Some(host) = row
+            .line
+            .as_deref()
+            .and_then(|l| SYSLOG_HOST.captures(l))
+            .and_then(|c| c.get(1))
+        {
+            hosts.insert(host.as_str().to_ascii_lowercase());
+        }
+        log_sources.extend(row.source_ip);
+    }
+    if hosts.is_empty() {
+        return;
+    }
+    for row in rows.iter_mut() {
+        let (Some(ip), Some(line)) = (row.source_ip, row.line.as_deref()) else {
+            continue;
+        };
+        if row.kind != Kind::Ip || row.role != roles::Role::Source || log_sources.contains(&ip) {
+            continue;
+        }
+        let names_a_logging_host = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .any(|word| hosts.contains(&word.to_ascii_lowercase()));
+        if names_a_logging_host {
+            row.role = roles::Role::Reporter;
         }
     }
 }

@@ -153,6 +153,24 @@ const REPORTER_LABELS: &[&str] = &[
     "reported by",
 ];
 
+/// Labels that name a service on the way to the offender, not the
+/// offender: the name servers and mail exchangers a web-fraud report
+/// lists beside the hosting address, the resolver a lookup used.
+const INFRA_LABELS: &[&str] = &[
+    "nameserver",
+    "nameservers",
+    "name server",
+    "name servers",
+    "dns server",
+    "mail exchanger",
+    "resolver",
+    "resolved via",
+    "namensserver",
+    "serveur de noms",
+    "servidor de nombres",
+    "servidor de nomes",
+];
+
 /// Labels that name the offender.
 const SOURCE_LABELS: &[&str] = &[
     "source",
@@ -270,6 +288,7 @@ static LABELS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     let mut all: Vec<&str> = TARGET_LABELS
         .iter()
         .chain(REPORTER_LABELS)
+        .chain(INFRA_LABELS)
         .chain(SOURCE_LABELS)
         .copied()
         .collect();
@@ -287,6 +306,8 @@ fn label_of(matched: &str) -> Option<Role> {
         Some(Role::Target)
     } else if is(REPORTER_LABELS) {
         Some(Role::Reporter)
+    } else if is(INFRA_LABELS) {
+        Some(Role::Other)
     } else if is(SOURCE_LABELS) {
         Some(Role::Source)
     } else {
@@ -319,6 +340,9 @@ fn is_range(line: &str, start: usize, end: usize) -> bool {
             return true;
         }
     }
+    if is_spelled_range(line, start, end) {
+        return true;
+    }
     let key = line
         .trim_start()
         .split([':', ' ', '\t'])
@@ -326,6 +350,55 @@ fn is_range(line: &str, start: usize, end: usize) -> bool {
         .unwrap_or("")
         .to_ascii_lowercase();
     RANGE_KEYS.contains(&key.as_str()) && line.contains(':')
+}
+
+/// Words that join the two ends of a range written out in prose.
+const RANGE_WORDS: &[&str] = &[
+    "to", "through", "thru", "until", "bis", "à", "a", "até", "hasta",
+];
+
+/// `192.0.2.0 to 192.0.2.255`: two IPv4 addresses joined by a word, in one
+/// /16, the first lower, and one of them a block's edge (`.0` first or
+/// `.255` last). Attacks "from 192.0.2.7 to 203.0.113.5" are flows, not
+/// ranges: their ends are far apart or not edges.
+fn is_spelled_range(line: &str, start: usize, end: usize) -> bool {
+    let Ok(IpAddr::V4(this)) = line[start..end].parse::<IpAddr>() else {
+        return false;
+    };
+    let address_at = |s: &str, from_end: bool| -> Option<Ipv4Addr> {
+        let word = if from_end {
+            s.split_whitespace().next_back()
+        } else {
+            s.split_whitespace().next()
+        }?;
+        word.trim_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()
+    };
+    let edges = |low: Ipv4Addr, high: Ipv4Addr| {
+        let (l, h) = (low.octets(), high.octets());
+        l[..2] == h[..2] && low < high && (l[3] == 0 || h[3] == 255)
+    };
+    let after = joined_by_word(&line[end..], false).and_then(|r| address_at(r, false));
+    let before = joined_by_word(&line[..start], true).and_then(|r| address_at(r, true));
+
+    after.is_some_and(|high| edges(this, high)) || before.is_some_and(|low| edges(low, this))
+}
+
+/// What follows (or, `from_end`, precedes) a range word at the start (end)
+/// of `s`, when there is one.
+fn joined_by_word(s: &str, from_end: bool) -> Option<&str> {
+    let s = s.trim();
+    let (word, rest) = if from_end {
+        let (rest, word) = s.rsplit_once(char::is_whitespace)?;
+        (word, rest)
+    } else {
+        s.split_once(char::is_whitespace)?
+    };
+    RANGE_WORDS
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+        .then_some(rest)
 }
 
 /// A traceroute/mtr line: a hop number first and a round-trip time, or
@@ -388,6 +461,27 @@ mod tests {
         assert_eq!(
             role("The attack came from 192.0.2.7.", "192.0.2.7"),
             Role::Source
+        );
+        let spelled = "we blocked 203.0.113.0 to 203.0.113.255 for now";
+        assert_eq!(role(spelled, "203.0.113.0"), Role::Range);
+        assert_eq!(role(spelled, "203.0.113.255"), Role::Range);
+        assert_eq!(
+            role("von 198.51.100.0 bis 198.51.100.127", "198.51.100.127"),
+            Role::Range
+        );
+        // A flow is not a range.
+        let flow = "traffic from 192.0.2.7 to 203.0.113.5";
+        assert_eq!(role(flow, "192.0.2.7"), Role::Source);
+        assert_eq!(
+            role("scans from 192.0.2.7 to 192.0.2.9", "192.0.2.7"),
+            Role::Source
+        );
+        assert_eq!(
+            role(
+                "nameserver: ns1.example.org (198.51.100.53)",
+                "198.51.100.53"
+            ),
+            Role::Other
         );
     }
 

@@ -70,6 +70,8 @@ pub enum Format {
     Arf,
     Xarf,
     Acns,
+    /// A DMARC aggregate report (RFC 7489 §7.2).
+    DmarcAggregate,
     Csv,
     ForwardedMessage,
     InlineHeaders,

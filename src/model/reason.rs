@@ -33,6 +33,10 @@ pub enum Signal {
     FeedReport { value: String },
     /// An ACNS infringement notice.
     AcnsNotice,
+    /// A DMARC aggregate report: its records, and those that failed.
+    DmarcAggregate { records: u64, failing: u64 },
+    /// A delivery-status notification (RFC 3464): a bounce, not a report.
+    DeliveryStatus,
     /// The usual type of the known feed that sent it.
     Feed { id: String, name: String },
     /// Log rows (CSV or pasted) with addresses.
@@ -86,6 +90,13 @@ impl fmt::Display for Signal {
             Signal::XarfType { value } => write!(f, "x-arf type {value:?}"),
             Signal::FeedReport { value } => write!(f, "feed report {value:?}"),
             Signal::AcnsNotice => f.write_str("acns infringement notice"),
+            Signal::DeliveryStatus => {
+                f.write_str("a delivery-status notification (RFC 3464): a bounce, not a report")
+            }
+            Signal::DmarcAggregate { records, failing } => write!(
+                f,
+                "dmarc aggregate report: {failing} of {records} records failed DMARC"
+            ),
             Signal::Feed { id, name } => write!(f, "feed {id:?} ({name})"),
             Signal::LogRows { rows } => write!(f, "{rows} log rows with addresses"),
             Signal::FailedLogins { lines, of } => {
@@ -172,6 +183,17 @@ impl Signal {
             Signal::FeedReport { value: value()? }
         } else if what == "acns infringement notice" {
             Signal::AcnsNotice
+        } else if what == "a delivery-status notification (RFC 3464): a bounce, not a report" {
+            Signal::DeliveryStatus
+        } else if let Some((failing, records)) = what
+            .strip_prefix("dmarc aggregate report: ")
+            .and_then(|r| r.strip_suffix(" records failed DMARC"))
+            .and_then(|r| r.split_once(" of "))
+        {
+            Signal::DmarcAggregate {
+                records: number(records)?,
+                failing: number(failing)?,
+            }
         } else if what.starts_with("feed \"") {
             let (id, rest) = unquote(&what["feed ".len()..])?;
             let name = rest.strip_prefix(" (")?.strip_suffix(')')?.to_owned();
@@ -309,6 +331,11 @@ mod tests {
                 value: "scan \"quoted\" \\ é".into(),
             },
             Signal::AcnsNotice,
+            Signal::DmarcAggregate {
+                records: 12,
+                failing: 3,
+            },
+            Signal::DeliveryStatus,
             Signal::Feed {
                 id: "shadowserver".into(),
                 name: "Shadowserver (daily)".into(),

@@ -60,6 +60,10 @@ pub enum Suppression {
     AutomatedFormat,
     /// A known automated feed not in `reply.automated_allow` (its id).
     AutomatedFeed(String),
+    /// A DMARC aggregate report: a receiver's machine, not a person.
+    DmarcReport,
+    /// A delivery-status notification (a bounce, RFC 3464).
+    DeliveryStatus,
     /// The reporter's domain is not public (what it is instead).
     DomainNotPublic {
         domain: String,
@@ -110,6 +114,10 @@ impl std::fmt::Display for Suppression {
                 f.write_str("automated feed (ARF/X-ARF) not in reply.automated_allow")
             }
             AutomatedFeed(id) => write!(f, "automated feed {id:?} not in reply.automated_allow"),
+            DeliveryStatus => f.write_str("a delivery-status notification (a bounce)"),
+            DmarcReport => f.write_str(
+                "a DMARC aggregate report (a receiver's machine) not in reply.automated_allow",
+            ),
             DomainNotPublic { domain, why } => write!(f, "the reporter's domain {domain:?} {why}"),
             DomainTakesNoMail(domain) => write!(
                 f,

@@ -1,7 +1,8 @@
-//! Zip attachments: the files inside become attachments of their own, so a
-//! zipped `evidence.csv` is read like an attached one.
+//! Zip and gzip attachments: the files inside become attachments of their
+//! own, so a zipped `evidence.csv` or a gzipped DMARC `report.xml.gz` is
+//! read like an attached one.
 //!
-//! In: an attachment that is a zip archive. Out: its files, each with a
+//! In: an attachment that is a zip archive or gzip file. Out: its files, each with a
 //! content type from its name, and warnings for what was skipped. Built for
 //! hostile input (zip bombs): at most [`MAX_ENTRIES`] files, each read only
 //! up to [`MAX_ENTRY_BYTES`] whatever its header claims, at most
@@ -122,6 +123,72 @@ pub fn expand(zip: &Attachment, budget: &mut u64, warnings: &mut Vec<String>) ->
     files
 }
 
+/// Whether `attachment` is gzip-compressed (by type, by name, or by its
+/// magic bytes under a generic type).
+pub fn is_gzip(attachment: &Attachment) -> bool {
+    matches!(
+        attachment.content_type.as_str(),
+        "application/gzip" | "application/x-gzip" | "application/gzip-compressed"
+    ) || attachment.extension().as_deref() == Some("gz")
+        || (attachment.content_type == "application/octet-stream"
+            && attachment.bytes.starts_with(&[0x1f, 0x8b]))
+}
+
+/// The one file of the gzip stream in `gz` (its name without `.gz`),
+/// inflating at most `budget` bytes under the same limits as a zip entry:
+/// [`MAX_ENTRY_BYTES`], and [`MAX_RATIO`] times its compressed size, both
+/// checked on what actually inflates.
+pub fn gunzip(gz: &Attachment, budget: &mut u64, warnings: &mut Vec<String>) -> Option<Attachment> {
+    let origin = &gz.origin;
+    let name = gz
+        .name
+        .as_deref()
+        .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n))
+        .map(|n| {
+            n.strip_suffix(".gz")
+                .or_else(|| n.strip_suffix(".GZ"))
+                .unwrap_or(n)
+        })
+        .unwrap_or("attachment")
+        .to_owned();
+    if *budget == 0 {
+        warnings.push(format!(
+            "gzip: {origin}: the message's budget of {MAX_TOTAL_BYTES} inflated bytes is spent; not opened"
+        ));
+        return None;
+    }
+    let by_ratio = (gz.bytes.len() as u64).max(1).saturating_mul(MAX_RATIO);
+    let limit = MAX_ENTRY_BYTES.min(*budget).min(by_ratio);
+    let mut bytes = Vec::new();
+    let read = flate2::read::MultiGzDecoder::new(&gz.bytes[..])
+        .take(limit + 1)
+        .read_to_end(&mut bytes);
+    *budget = budget.saturating_sub(bytes.len() as u64);
+    let skip = |why: String| format!("gzip: {origin} ({name}) skipped: {why}");
+    match read {
+        Ok(n) if n as u64 > limit && limit == by_ratio => {
+            warnings.push(skip(format!(
+                "expands more than {MAX_RATIO} times (a gzip bomb?)"
+            )));
+            None
+        }
+        Ok(n) if n as u64 > limit => {
+            warnings.push(skip(format!("larger than {limit} bytes")));
+            None
+        }
+        Ok(_) => Some(Attachment {
+            origin: format!("{origin} gzip"),
+            content_type: content_type(&name).to_owned(),
+            name: Some(name),
+            bytes,
+        }),
+        Err(error) => {
+            warnings.push(skip(error.to_string()));
+            None
+        }
+    }
+}
+
 /// A content type from a file name, for the formats we read.
 fn content_type(name: &str) -> &'static str {
     let extension = name
@@ -161,6 +228,43 @@ mod tests {
             name: Some("evidence.zip".into()),
             bytes: out.into_inner(),
         }
+    }
+
+    fn gzipped(name: &str, bytes: &[u8]) -> Attachment {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        Attachment {
+            origin: "part 2".into(),
+            content_type: "application/gzip".into(),
+            name: Some(name.into()),
+            bytes: gz.finish().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_gzip_file_is_opened_within_the_budget_and_a_bomb_is_refused() {
+        let xml = b"<feedback><record/></feedback>";
+        let gz = gzipped("google.com!example.com!1.xml.gz", xml);
+        assert!(is_gzip(&gz));
+        let mut budget = MAX_TOTAL_BYTES;
+        let mut warnings = Vec::new();
+        let file = gunzip(&gz, &mut budget, &mut warnings).unwrap();
+        assert_eq!(file.name.as_deref(), Some("google.com!example.com!1.xml"));
+        assert_eq!(file.content_type, "application/xml");
+        assert_eq!(file.bytes, xml);
+        assert_eq!(budget, MAX_TOTAL_BYTES - xml.len() as u64);
+        // 64 MiB of zeros compress to ~64 KB: far past the ratio.
+        let bomb = gzipped("bomb.xml.gz", &vec![0u8; 64 << 20]);
+        assert!(gunzip(&bomb, &mut budget, &mut warnings).is_none());
+        assert!(
+            warnings.iter().any(|w| w.contains("gzip bomb")),
+            "{warnings:?}"
+        );
+        // Not gzip at all: a warning, no panic.
+        let mut junk = gzipped("junk.gz", b"x");
+        junk.bytes = b"\x1f\x8bnot really".to_vec();
+        assert!(gunzip(&junk, &mut budget, &mut warnings).is_none());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 
     #[test]

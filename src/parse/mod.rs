@@ -276,13 +276,20 @@ fn parse_within(raw: &[u8]) -> Parsed {
         eml_files: 0,
     };
     walk.message(&message, "", 0, &mut parsed);
-    // The files of zip attachments are read like attachments of their own,
+    // The files of zip and gzip attachments are read like attachments of their own,
     // within one budget of inflated bytes for all archives of the message.
     let mut unpacked = Vec::new();
     let mut inflate_budget = archive::MAX_TOTAL_BYTES;
     for zip in parsed.attachments.iter().filter(|a| archive::is_zip(a)) {
         unpacked.extend(archive::expand(
             zip,
+            &mut inflate_budget,
+            &mut parsed.warnings,
+        ));
+    }
+    for gz in parsed.attachments.iter().filter(|a| archive::is_gzip(a)) {
+        unpacked.extend(archive::gunzip(
+            gz,
             &mut inflate_budget,
             &mut parsed.warnings,
         ));

@@ -48,6 +48,22 @@ pub struct Facts<'a> {
     pub feed: Option<&'a crate::classify::Feed>,
     /// How it came in.
     pub origin: crate::model::Origin,
+    /// What the report is about: a notice of illegal content or of
+    /// copyright is confirmed even from an automated sender.
+    pub abuse_type: crate::model::AbuseType,
+}
+
+/// Whether a report of `abuse_type` is a notice whose receipt the desk
+/// confirms even when a machine sent it (EU Digital Services Act Art. 16(4)
+/// asks hosting providers to): illegal content at a URL, and copyright.
+/// Only the message itself (`Auto-Submitted`, `X-Auto-Response-Suppress`,
+/// `Precedence`, list headers) can ask for silence; the sender being a
+/// known feed, or writing ARF/X-ARF, is no reason.
+pub fn is_confirmed_notice(abuse_type: crate::model::AbuseType) -> bool {
+    matches!(
+        abuse_type,
+        crate::model::AbuseType::WebContent | crate::model::AbuseType::Copyright
+    )
 }
 
 /// Decides the reply; the reason is `Some` when the reply is suppressed or off.
@@ -152,13 +168,18 @@ fn suppression_before_checks(facts: &Facts<'_>, config: &ReplyConfig) -> Option<
             return Some(Suppression::MailingList(list));
         }
     }
+    let machine_may_be_answered =
+        is_confirmed_notice(facts.abuse_type) || allowed(config, &reporter);
     if (facts.formats.contains(&Format::Arf) || facts.formats.contains(&Format::Xarf))
-        && !allowed(config, &reporter)
+        && !machine_may_be_answered
     {
         return Some(Suppression::AutomatedFormat);
     }
+    if facts.formats.contains(&Format::DmarcAggregate) && !allowed(config, &reporter) {
+        return Some(Suppression::DmarcReport);
+    }
     if let Some(feed) = facts.feed.filter(|f| f.automated) {
-        if !allowed(config, &reporter) {
+        if !machine_may_be_answered {
             return Some(Suppression::AutomatedFeed(feed.id.clone()));
         }
     }
@@ -246,6 +267,12 @@ const AUTO_REPLY_SUBJECTS: &[&str] = &[
 /// `X-Auto-Response-Suppress`, `X-Autoreply`/`X-Autorespond`, a vacation
 /// subject, or a subject quoting one of our report tags back.
 fn auto_reply(headers: &Headers) -> Option<Suppression> {
+    if headers.get("content-type").is_some_and(|t| {
+        let t = t.to_ascii_lowercase().replace(['"', ' '], "");
+        t.starts_with("multipart/report") && t.contains("report-type=delivery-status")
+    }) {
+        return Some(Suppression::DeliveryStatus);
+    }
     if let Some(v) = headers.get("x-auto-response-suppress") {
         let v = v.to_ascii_lowercase();
         if v.contains("all") || v.contains("autoreply") || v.contains("oof") {
@@ -357,6 +384,7 @@ mod tests {
             auth: None,
             feed: None,
             origin: crate::model::Origin::Smtp,
+            abuse_type: crate::model::AbuseType::EmailAbuse,
         };
         let config = ReplyConfig {
             require_auth: false,
@@ -416,6 +444,7 @@ mod tests {
             auth: None,
             feed: None,
             origin: crate::model::Origin::Smtp,
+            abuse_type: crate::model::AbuseType::EmailAbuse,
         };
         let mut config = ReplyConfig {
             automated_allow: vec!["example.org".into()],
@@ -425,6 +454,56 @@ mod tests {
         assert_eq!(decide(&facts, &config).0, ReplyDecision::Ack);
         config.enabled = false;
         assert_eq!(decide(&facts, &config).0, ReplyDecision::None);
+    }
+
+    #[test]
+    fn notices_of_illegal_content_and_copyright_are_confirmed_even_from_machines() {
+        use crate::model::AbuseType;
+        let sender = Sender::Address("notices@rights.example.org".into());
+        let feeds = crate::classify::Feeds::builtin();
+        let feed = feeds
+            .recognise(&["notices@markmonitor.com"], None, &Headers::default())
+            .expect("a built-in automated feed");
+        assert!(feed.automated);
+        let formats: BTreeSet<Format> = [Format::Xarf].into_iter().collect();
+        let config = ReplyConfig {
+            require_auth: false,
+            ..ReplyConfig::default()
+        };
+        let decide_for = |abuse_type, headers: &str| {
+            let headers = Headers::parse_block(headers);
+            let facts = Facts {
+                sender: &sender,
+                headers: &headers,
+                reporter: Some("notices@rights.example.org"),
+                formats: &formats,
+                missing: &[],
+                auth: None,
+                feed: Some(feed),
+                origin: crate::model::Origin::Smtp,
+                abuse_type,
+            };
+            decide(&facts, &config).0
+        };
+        for notice in [AbuseType::Copyright, AbuseType::WebContent] {
+            assert_eq!(decide_for(notice, ""), ReplyDecision::Ack, "{notice:?}");
+            // The message itself can still ask for silence.
+            for silence in [
+                "Auto-Submitted: auto-generated\n",
+                "X-Auto-Response-Suppress: All\n",
+                "Precedence: bulk\n",
+            ] {
+                assert_eq!(
+                    decide_for(notice, silence),
+                    ReplyDecision::Suppressed,
+                    "{notice:?} {silence}"
+                );
+            }
+        }
+        // Machine feeds of network events and spam stay unanswered.
+        for feed_type in [AbuseType::NetworkActivity, AbuseType::EmailAbuse] {
+            assert_eq!(decide_for(feed_type, ""), ReplyDecision::Suppressed);
+        }
     }
 
     #[test]
