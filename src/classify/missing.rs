@@ -7,7 +7,8 @@
 //! - `network_activity`: `network_logs`: at least one log line with source,
 //!   target (address or port) and time; an address alone is not enough.
 //! - `copyright`: `copyright_notice`: work, location, contact, good-faith and
-//!   accuracy statements, signature (an ACNS notice carries the first three).
+//!   accuracy statements, signature (an ACNS notice carries the first three);
+//!   for a video at a URL, also the `timestamp` of the work in it.
 //! - `unknown`: `abuse_type`.
 
 use crate::evidence::{Evidence, Kind};
@@ -23,6 +24,14 @@ static VIDEO: LazyLock<Regex> = LazyLock::new(|| {
 });
 static VIDEO_TIME: LazyLock<Regex> = LazyLock::new(|| {
     crate::model::pattern::regex(r"(?i)(\b[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?\b|\b[0-9]+\s*(min|minute|minuto|minuten|sec|second|segundo)s?\b|[?&]t=[0-9]+)").expect("valid regex")
+});
+/// A page that plays a video: the notice must say where in it the work is.
+/// (A file to download — `.mkv`, `.mp4` — is the copy itself, whole.)
+static VIDEO_URL: LazyLock<Regex> = LazyLock::new(|| {
+    crate::model::pattern::regex(
+        r"(?i)(youtube\.com/|youtu\.be/|vimeo\.com/|dailymotion\.com/|/watch\b|/video/|/videos/)",
+    )
+    .expect("valid regex")
 });
 static GOOD_FAITH: LazyLock<Regex> = LazyLock::new(|| {
     crate::model::pattern::regex(
@@ -138,6 +147,19 @@ pub fn missing(abuse_type: AbuseType, ev: &Evidence) -> Vec<Missing> {
                 && (SIGNATURE.is_match(text) || CLOSING.is_match(text));
             if !complete {
                 out.push(Missing::CopyrightNotice);
+            }
+            // A file shared peer-to-peer is the work whole; a video at a URL
+            // may carry it for a minute, and the notice must say which.
+            let peer_to_peer = ev.facts.has_acns
+                || ev
+                    .rows
+                    .iter()
+                    .any(|r| r.kind == Kind::Notice && r.source_ip.is_some());
+            if !peer_to_peer
+                && ev.urls().iter().any(|u| VIDEO_URL.is_match(u))
+                && !VIDEO_TIME.is_match(text)
+            {
+                out.push(Missing::Timestamp);
             }
         }
         AbuseType::Unknown => out.push(Missing::AbuseType),
