@@ -4,7 +4,9 @@
 //! and the `missing` list. Out: a [`ReplyDecision`] and, when suppressed, the
 //! reason. Pure. Never a reply that could loop or backscatter (RFC 3834):
 //! null senders, bounces, list mail, auto-submitted mail, our own replies and
-//! automated feeds (unless allow-listed) are not answered.
+//! automated feeds (unless allow-listed) are not answered — except that a
+//! notice of illegal content or copyright is confirmed unless the message
+//! itself asks for silence (DSA Art. 16(4)).
 
 mod compose;
 pub mod dkim;
