@@ -26,6 +26,7 @@ pub struct Config {
     pub export: ExportConfig,
     pub owners: OwnersConfig,
     pub notices: NoticesConfig,
+    pub web: WebConfig,
     /// `[[imap]]`: IMAP mailboxes `serve` reads as a second way in.
     pub imap: Vec<ImapConfig>,
 }
@@ -351,6 +352,34 @@ impl Default for WorkerConfig {
             max_batch_bytes: 64 * 1024 * 1024,
             binary: None,
             processes: 0,
+        }
+    }
+}
+
+/// `[web]`: the operators' console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// `ADDR:PORT` where `serve` also serves the console; empty: off
+    /// (`abuse-inbox web` serves it on its own).
+    pub listen: String,
+    /// A session unused for this long ends.
+    pub session_idle_minutes: u64,
+    /// A session ends this long after the login, used or not.
+    pub session_max_hours: u64,
+    /// Failed logins allowed per client address, and per account name, in
+    /// a quarter of an hour; past either, logins from there (or to that
+    /// name) are refused until the quarter has passed.
+    pub max_failed_logins: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: String::new(),
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            max_failed_logins: 10,
         }
     }
 }
@@ -1141,6 +1170,26 @@ impl Config {
             self.metrics.listen.is_empty() || self.metrics.listen.parse::<SocketAddr>().is_ok(),
             "metrics.listen",
             "must be ADDR:PORT, or empty for off",
+        );
+        check(
+            self.web.listen.is_empty() || self.web.listen.parse::<SocketAddr>().is_ok(),
+            "web.listen",
+            "must be ADDR:PORT, or empty for off",
+        );
+        check(
+            self.web.session_idle_minutes >= 1,
+            "web.session_idle_minutes",
+            "must be >= 1",
+        );
+        check(
+            self.web.session_max_hours >= 1,
+            "web.session_max_hours",
+            "must be >= 1",
+        );
+        check(
+            self.web.max_failed_logins >= 1,
+            "web.max_failed_logins",
+            "must be >= 1",
         );
         check(
             self.tls.cert_file.is_some() == self.tls.key_file.is_some(),

@@ -45,6 +45,7 @@ pub mod runtime;
 pub mod safe_text;
 pub mod smtp;
 pub mod store;
+pub mod web;
 
 /// An error and its causes in one line, each said once: a cause whose text
 /// the message before it already holds (`cannot listen on …: Address

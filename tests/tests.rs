@@ -52,3 +52,4 @@ mod smtp;
 mod swaks;
 mod tls;
 mod util;
+mod web;

@@ -64,6 +64,21 @@ pub enum Command {
         /// Listen address; overrides `smtp.listen`.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<String>,
+        /// Also serve the operators' console here; overrides `web.listen`.
+        #[arg(long, value_name = "ADDR:PORT")]
+        web: Option<String>,
+    },
+    /// Serve the operators' console on its own, against the store of the
+    /// configuration (the daemon may run elsewhere).
+    Web {
+        /// Listen address; overrides `web.listen` (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// The operators' accounts for the console.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Store and process messages from files, or `-` for standard input; prints one JSON report per message.
     Ingest {
@@ -319,6 +334,24 @@ pub enum OwnersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Adds an operator. The password is asked for on a terminal, or read
+    /// from the first line of standard input when it is not one.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: crate::model::operator::OperatorRole,
+    },
+    /// Every operator, with its role and whether it is disabled.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Disables an operator and ends its sessions.
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CasesCommand {
     /// Cases, most recently active first.
     List {
@@ -460,6 +493,7 @@ impl ListArgs {
             ip_range: self.ip,
             search: self.search,
             after: None,
+            before: None,
             rsit_type: self.rsit,
             customer: self.customer,
             unowned: self.unowned,
@@ -514,46 +548,8 @@ fn parse_reply(s: &str) -> Result<ReplyDecision, String> {
     })
 }
 
-/// `192.0.2.7` → that address; `192.0.2.0/24`, `2001:db8::/32` → the first and
-/// last address of the network.
 fn parse_ip_range(s: &str) -> Result<(std::net::IpAddr, std::net::IpAddr), String> {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let bad = || format!("{s:?} is not an address or a network like 192.0.2.0/24");
-    let (addr, bits) = match s.split_once('/') {
-        Some((a, b)) => (
-            a.parse::<IpAddr>().map_err(|_| bad())?,
-            Some(b.parse::<u32>().map_err(|_| bad())?),
-        ),
-        None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
-    };
-    match (addr, bits) {
-        (ip, None) => Ok((ip, ip)),
-        (IpAddr::V4(v4), Some(bits)) if bits <= 32 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            let first = u32::from(v4) & mask;
-            Ok((
-                IpAddr::V4(Ipv4Addr::from(first)),
-                IpAddr::V4(Ipv4Addr::from(first | !mask)),
-            ))
-        }
-        (IpAddr::V6(v6), Some(bits)) if bits <= 128 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            let first = u128::from(v6) & mask;
-            Ok((
-                IpAddr::V6(Ipv6Addr::from(first)),
-                IpAddr::V6(Ipv6Addr::from(first | !mask)),
-            ))
-        }
-        _ => Err(bad()),
-    }
+    crate::model::ip_range(s)
 }
 
 fn parse_abuse_type(s: &str) -> Result<AbuseType, String> {

@@ -16,13 +16,16 @@ mod render;
 mod replies;
 mod reports;
 mod serve;
+mod web;
 
 pub use args::{Cli, Command, ExportFormat, Format, Global};
 
 use crate::config::{self, Config};
 use crate::pipeline::Pipeline;
 use crate::store::{Db, Location, Mode, Role};
-use args::{CasesCommand, NoticesCommand, OwnersCommand, RepliesCommand, ReportsCommand};
+use args::{
+    CasesCommand, NoticesCommand, OwnersCommand, RepliesCommand, ReportsCommand, UsersCommand,
+};
 use std::process::ExitCode;
 
 /// The configuration with the command line's overrides applied.
@@ -49,7 +52,13 @@ pub fn config_source(global: &Global) -> config::Source {
 pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     let config = &config;
     match cli.command {
-        Command::Serve { listen } => serve::serve(config.clone(), listen, &cli.global),
+        Command::Serve { listen, web } => serve::serve(config.clone(), listen, web, &cli.global),
+        Command::Web { listen } => web::run(config, listen),
+        Command::Users { command } => match command {
+            UsersCommand::Add { name, role } => web::add_user(config, &name, role),
+            UsersCommand::List { format } => web::list_users(config, format),
+            UsersCommand::Disable { name } => web::disable_user(config, &name),
+        },
         Command::Ingest { files } => ingest::ingest(config, &files),
         Command::Reprocess { since, all } => ingest::reprocess(config, since, all),
         Command::Import {

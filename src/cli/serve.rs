@@ -10,10 +10,14 @@ use std::process::ExitCode;
 pub(super) fn serve(
     mut config: Config,
     listen: Option<String>,
+    web: Option<String>,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
     if let Some(listen) = &listen {
         config.smtp.listen = listen.clone();
+    }
+    if let Some(web) = &web {
+        config.web.listen = web.clone();
     }
     // SIGHUP re-reads the same file with the same command-line overrides.
     let reread = {
@@ -22,6 +26,9 @@ pub(super) fn serve(
             let mut config = super::settings(&global).map_err(|e| vec![e.to_string()])?;
             if let Some(listen) = &listen {
                 config.smtp.listen = listen.clone();
+            }
+            if let Some(web) = &web {
+                config.web.listen = web.clone();
             }
             Ok(config)
         }

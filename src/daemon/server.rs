@@ -48,7 +48,7 @@ pub enum Error {
 /// logger, the checks' slots). A restart applies it; a reload that changes
 /// one is refused whole, naming it. Every name is a key of the
 /// configuration (a unit test reads them against the default's keys).
-pub const FIXED_KEYS: [&str; 20] = [
+pub const FIXED_KEYS: [&str; 21] = [
     "imap",
     "smtp.listen",
     "store.path",
@@ -65,6 +65,7 @@ pub const FIXED_KEYS: [&str; 20] = [
     "metrics.listen",
     "metrics.max_connections",
     "metrics.timeout_seconds",
+    "web.listen",
     "log.format",
     "log.level",
     "auth.enabled",
@@ -124,6 +125,8 @@ pub struct Server {
     sender_stop: CancellationToken,
     reloader: Reloader,
     metrics_addr: Option<SocketAddr>,
+    /// The console's address, when `web.listen` is set.
+    web_addr: Option<SocketAddr>,
     worker: Worker,
     /// The sender checks, unless `auth.enabled` is off.
     checks: Option<Checks>,
@@ -164,6 +167,19 @@ impl Server {
                     .map_err(|source| Error::Bind {
                         key: "metrics.listen",
                         addr: config.metrics.listen.clone(),
+                        source,
+                    })?,
+            )
+        };
+        let web_listener = if config.web.listen.is_empty() {
+            None
+        } else {
+            Some(
+                TcpListener::bind(&config.web.listen)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        key: "web.listen",
+                        addr: config.web.listen.clone(),
                         source,
                     })?,
             )
@@ -313,8 +329,24 @@ impl Server {
                 bound
             }
         };
+        let web_addr = match web_listener {
+            None => None,
+            Some(listener) => {
+                let bound = listener.local_addr().ok();
+                let desk = crate::web::Desk::new(&config).map_err(|p| Error::Invalid(vec![p]))?;
+                let stop = sender_stop.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = crate::web::serve(listener, Arc::new(desk), stop).await {
+                        tracing::error!(error = %error, "the console stopped");
+                    }
+                });
+                info!(listen = %config.web.listen, "console listening");
+                bound
+            }
+        };
         debug!(listen = %addr, "listening");
         Ok(Server {
+            web_addr,
             addr,
             shutdown,
             listener,
@@ -334,6 +366,11 @@ impl Server {
     /// Where `/metrics` and `/healthz` are served, if they are.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Where the console listens, when it is on.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
     }
 
     /// What applies a new configuration to the running daemon (SIGHUP).

@@ -17,6 +17,7 @@ mod acns;
 mod arf;
 mod csv;
 pub mod dmarc;
+pub mod explain;
 mod feeds;
 mod forwarded;
 mod prose;

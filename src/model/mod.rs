@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod case;
 pub mod evidence;
+pub mod operator;
 pub mod owner;
 pub mod pattern;
 pub mod reason;
@@ -929,6 +930,48 @@ pub struct Report {
     /// What the owners say together: `owned`, `partly`, `not_ours`, or
     /// `unrouted` (nothing to look up, or no owners known).
     pub ownership: owner::Ownership,
+}
+
+/// `192.0.2.7` → that address; `192.0.2.0/24`, `2001:db8::/32` → the first and
+/// last address of the network.
+pub fn ip_range(s: &str) -> Result<(std::net::IpAddr, std::net::IpAddr), String> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let bad = || format!("{s:?} is not an address or a network like 192.0.2.0/24");
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (
+            a.parse::<IpAddr>().map_err(|_| bad())?,
+            Some(b.parse::<u32>().map_err(|_| bad())?),
+        ),
+        None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
+    };
+    match (addr, bits) {
+        (ip, None) => Ok((ip, ip)),
+        (IpAddr::V4(v4), Some(bits)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            let first = u32::from(v4) & mask;
+            Ok((
+                IpAddr::V4(Ipv4Addr::from(first)),
+                IpAddr::V4(Ipv4Addr::from(first | !mask)),
+            ))
+        }
+        (IpAddr::V6(v6), Some(bits)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            let first = u128::from(v6) & mask;
+            Ok((
+                IpAddr::V6(Ipv6Addr::from(first)),
+                IpAddr::V6(Ipv6Addr::from(first | !mask)),
+            ))
+        }
+        _ => Err(bad()),
+    }
 }
 
 #[cfg(test)]

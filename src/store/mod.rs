@@ -8,6 +8,7 @@
 
 mod cases;
 mod checks;
+mod console;
 mod copy;
 mod evidence;
 mod imap;
@@ -24,6 +25,7 @@ mod writer;
 
 pub use cases::Case;
 pub use checks::{CheckDone, CheckJob, Settlement};
+pub use console::SessionRow;
 pub use copy::Copied;
 pub use notices::{CaseHistory, NewNotice, NoticeCase, Statement, Waiting};
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
@@ -67,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0019_case_resolution.sql"),
     include_str!("migrations/0020_notices.sql"),
     include_str!("migrations/0021_imap.sql"),
+    include_str!("migrations/0022_web.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

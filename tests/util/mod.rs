@@ -109,6 +109,11 @@ impl TestServer {
         self.server.metrics_addr()
     }
 
+    /// Where the console listens, when `web.listen` was set.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.server.web_addr()
+    }
+
     /// The store: a SQLite file, or a `postgres://` URL.
     pub fn db_path(&self) -> PathBuf {
         self.store.clone()

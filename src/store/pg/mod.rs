@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0007_case_resolution.sql"),
     include_str!("0008_notices.sql"),
     include_str!("0009_imap.sql"),
+    include_str!("0010_web.sql"),
 ];
 
 /// The advisory lock a migration holds: one node migrates, the others wait.

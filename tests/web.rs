@@ -1,0 +1,323 @@
+//! The operators' console over real HTTP, on both stores: log in, the
+//! security headers on every answer, filters by CIDR and words, keyset
+//! paging, a report's roles, resolving with the CSRF token (and every way
+//! of doing it without one refused), a viewer who cannot act, the login
+//! limiter, logout. `browser` drives the same pages in Chromium.
+
+use crate::util::{abuse_inbox_stdin, Smtp, Store, TestServer};
+use abuse_inbox::config::Config;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+mod browser;
+
+/// One HTTP answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A request over a fresh connection (`Connection: close`), read to the
+/// end: what a browser sends, nothing more.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Adds an operator through the CLI, the password on standard input.
+pub fn add_user(db: &Path, name: &str, role: &str, password: &str) {
+    let out = abuse_inbox_stdin(
+        &[
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        Some(format!("{password}\n").as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Logs in; the session cookie (`desk_session=…`).
+pub fn log_in(addr: SocketAddr, name: &str, password: &str) -> String {
+    let answer = http(
+        addr,
+        "POST",
+        "/login",
+        &[],
+        &format!("name={name}&password={password}"),
+    );
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let cookie = answer.header("set-cookie").expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The CSRF token a page carries in its forms.
+pub fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the token")
+        + 19;
+    page[at..at + 64].to_owned()
+}
+
+/// A console on `store` with the fixtures `files` delivered and processed.
+pub async fn console_with(store: Store, files: &[&str]) -> Option<TestServer> {
+    let mut config = Config::default();
+    config.web.listen = "127.0.0.1:0".into();
+    let server = TestServer::on(store, config).await?;
+    let addr = server.addr;
+    let db = server.db_path();
+    let files: Vec<String> = files.iter().map(|f| (*f).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let (mut smtp, _) = Smtp::connect(addr);
+        smtp.expect("EHLO test.example", "250");
+        for file in &files {
+            let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+            let reply = smtp.send_message("sender@example.net", "abuse@example.com", &bytes);
+            assert!(reply.starts_with("250"), "{file}: {reply}");
+        }
+        crate::util::wait_processed(&db);
+    })
+    .await
+    .unwrap();
+    Some(server)
+}
+
+const FIXTURES: &[&str] = &[
+    "fixtures/eml/csv/020-csv-basic-sshd.eml",
+    "fixtures/eml/web/030-web-phishing-html-only.eml",
+    "fixtures/eml/network/105-traceroute-included.eml",
+    "fixtures/console/hostile-markup.eml",
+];
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+fn assert_secure(answer: &Answer, what: &str) {
+    for (name, value) in SECURITY_HEADERS {
+        assert_eq!(answer.header(name), Some(*value), "{what}: {name}");
+    }
+}
+
+async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
+    let Some(server) = console_with(store, FIXTURES).await else {
+        return;
+    };
+    let web = server.web_addr().expect("the console listens");
+    let db = server.db_path();
+    tokio::task::spawn_blocking(move || {
+        add_user(&db, "ana", "agent", "ana-password-1");
+        add_user(&db, "vic", "viewer", "vic-password-1");
+        // Short passwords and taken names are refused.
+        let out = abuse_inbox_stdin(
+            &["users", "add", "eve", "--role", "admin", "--db", db.to_str().unwrap()],
+            Some(b"short\n"),
+        );
+        assert!(!out.status.success());
+        let out = abuse_inbox_stdin(
+            &["users", "add", "ana", "--role", "admin", "--db", db.to_str().unwrap()],
+            Some(b"another-password\n"),
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already an operator"));
+
+        // Nothing without a session; the headers on every answer.
+        let answer = http(web, "GET", "/", &[], "");
+        assert_eq!((answer.status, answer.header("location")), (303, Some("/login")));
+        assert_secure(&answer, "redirect");
+        let login = http(web, "GET", "/login", &[], "");
+        assert_secure(&login, "login page");
+        assert_secure(&http(web, "GET", "/no/such/page", &[], ""), "404");
+        let wrong = http(web, "POST", "/login", &[], "name=ana&password=wrong");
+        assert_eq!(wrong.status, 401);
+        assert!(wrong.header("set-cookie").is_none());
+        // A forged cookie is no session.
+        let forged = format!("desk_session={}", "a".repeat(64));
+        assert_eq!(http(web, "GET", "/reports", &[("Cookie", &forged)], "").status, 303);
+
+        let ana = log_in(web, "ana", "ana-password-1");
+        let dashboard = http(web, "GET", "/", &[("Cookie", &ana)], "");
+        assert_eq!(dashboard.status, 200);
+        assert_secure(&dashboard, "dashboard");
+        assert!(dashboard.body.contains("<svg") && dashboard.body.contains("Reports per hour"));
+
+        // Filters: a CIDR, words, a type; a bad CIDR is said, not a 500.
+        let ids = |page: &str| -> Vec<i64> {
+            page.match_indices("href=\"/reports/")
+                .filter_map(|(at, _)| {
+                    page[at + 15..].split('"').next().and_then(|s| s.parse().ok())
+                })
+                .collect()
+        };
+        let all = http(web, "GET", "/reports", &[("Cookie", &ana)], "");
+        let every = ids(&all.body);
+        assert_eq!(every.len(), 4, "{}", all.body);
+        let by_cidr = http(web, "GET", "/reports?ip=192.0.2.0%2F24", &[("Cookie", &ana)], "");
+        assert!(!ids(&by_cidr.body).is_empty());
+        let hostile: i64 = crate::util::texts(&db, "SELECT id FROM reports WHERE reporter LIKE '%hostile-reports%'")[0]
+            .clone()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let by_words = http(web, "GET", "/reports?q=phishing", &[("Cookie", &ana)], "");
+        assert!(ids(&by_words.body).contains(&hostile), "{}", by_words.body);
+        let bad = http(web, "GET", "/reports?ip=not-a-net", &[("Cookie", &ana)], "");
+        assert_eq!(bad.status, 400);
+        assert!(bad.body.contains("not an address or a network"));
+        // Keyset paging: only older reports after `before`.
+        let newest = *every.iter().max().unwrap();
+        let older = http(web, "GET", &format!("/reports?before={newest}"), &[("Cookie", &ana)], "");
+        assert!(ids(&older.body).iter().all(|id| *id < newest) && ids(&older.body).len() == 3);
+
+        // The hostile report: every stranger's string escaped, never markup.
+        let page = http(web, "GET", &format!("/reports/{hostile}"), &[("Cookie", &ana)], "");
+        assert_eq!(page.status, 200);
+        assert_secure(&page, "report page");
+        let ours = "<script src=\"/static/desk.js\" defer></script>";
+        assert_eq!(page.body.matches("<script").count(), 1, "only our own script");
+        let body = page.body.replace(ours, "");
+        for live in ["<script", "<img", "<svg", "<iframe", "onerror=\"", "href=\"javascript:", "href=\"data:", "\u{202e}", "\u{1b}"] {
+            assert!(!body.contains(live), "{live:?} reached the page as markup");
+        }
+        assert!(page.body.contains("&lt;script&gt;"));
+        assert!(page.body.contains("class=\"role-source\""), "roles shown");
+        let raw = http(web, "GET", &format!("/reports/{hostile}/raw"), &[("Cookie", &ana)], "");
+        assert_eq!(raw.header("content-type"), Some("application/octet-stream"));
+        assert!(raw.header("content-disposition").unwrap().starts_with("attachment"));
+
+        // Acting: without the token, with another session's, from another
+        // origin, as a viewer — all refused, and nothing changes.
+        let token = csrf_of(&page.body);
+        let resolve = format!("/reports/{hostile}/resolve");
+        let status = || {
+            crate::util::texts(&db, &format!("SELECT status FROM reports WHERE id = {hostile}"))[0]
+                .clone()
+                .unwrap()
+        };
+        assert_eq!(http(web, "POST", &resolve, &[("Cookie", &ana)], "note=x").status, 403);
+        let vic = log_in(web, "vic", "vic-password-1");
+        let vic_page = http(web, "GET", &format!("/reports/{hostile}"), &[("Cookie", &vic)], "");
+        assert!(!vic_page.body.contains("id=\"resolve\""), "a viewer sees no Resolve button");
+        let vic_token = csrf_of(&vic_page.body);
+        assert_eq!(http(web, "POST", &resolve, &[("Cookie", &ana)], &format!("csrf={vic_token}")).status, 403);
+        assert_eq!(http(web, "POST", &resolve, &[("Cookie", &vic)], &format!("csrf={vic_token}")).status, 403);
+        assert_eq!(
+            http(web, "POST", &resolve, &[("Cookie", &ana), ("Origin", "http://evil.example")], &format!("csrf={token}")).status,
+            403
+        );
+        assert_eq!(
+            http(web, "POST", &resolve, &[("Cookie", &ana), ("Sec-Fetch-Site", "cross-site")], &format!("csrf={token}")).status,
+            403
+        );
+        // A stolen token without the cookie acts on nothing either.
+        assert_eq!(http(web, "POST", &resolve, &[], &format!("csrf={token}")).status, 303);
+        assert_eq!(status(), "open");
+        let done = http(
+            web,
+            "POST",
+            &resolve,
+            &[("Cookie", &ana), ("Origin", &format!("http://{web}")), ("Sec-Fetch-Site", "same-origin")],
+            &format!("csrf={token}&note=taken+down"),
+        );
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(status(), "resolved");
+        let history = crate::util::texts(
+            &db,
+            &format!("SELECT detail FROM report_events WHERE report_id = {hostile} AND kind = 'resolved'"),
+        );
+        assert_eq!(history, vec![Some("by ana: taken down".to_owned())]);
+
+        // Logout ends the session for good.
+        let dashboard = http(web, "GET", "/", &[("Cookie", &ana)], "");
+        let out = http(web, "POST", "/logout", &[("Cookie", &ana)], &format!("csrf={}", csrf_of(&dashboard.body)));
+        assert_eq!(out.status, 303);
+        assert_eq!(http(web, "GET", "/", &[("Cookie", &ana)], "").status, 303);
+
+        // A disabled operator's sessions end at once.
+        assert_eq!(http(web, "GET", "/", &[("Cookie", &vic)], "").status, 200);
+        let out = abuse_inbox_stdin(&["users", "disable", "vic", "--db", db.to_str().unwrap()], None);
+        assert!(out.status.success());
+        assert_eq!(http(web, "GET", "/", &[("Cookie", &vic)], "").status, 303);
+        assert_eq!(http(web, "POST", "/login", &[], "name=vic&password=vic-password-1").status, 401);
+
+        // Ten failures from one address, and even the right password waits.
+        for _ in 0..10 {
+            http(web, "POST", "/login", &[], "name=ana&password=guess");
+        }
+        assert_eq!(http(web, "POST", "/login", &[], "name=ana&password=ana-password-1").status, 429);
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+on_both_stores!(the_console_shows_filters_and_acts_only_with_its_token);
