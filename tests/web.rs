@@ -297,6 +297,37 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
         );
         assert_eq!(history, vec![Some("by ana: taken down".to_owned())]);
 
+        // The outbox: held replies (no relay here), one discarded by the
+        // agent; the viewer has no button and is refused.
+        let replies = http(web, "GET", "/replies", &[("Cookie", &ana)], "");
+        assert_eq!(replies.status, 200);
+        let held = crate::util::texts(&db, "SELECT id FROM outbox WHERE state = 'held' ORDER BY id");
+        let first = held[0].clone().unwrap();
+        let discard = format!("/replies/{first}/discard");
+        assert!(replies.body.contains(&discard), "{}", replies.body);
+        let vic_replies = http(web, "GET", "/replies", &[("Cookie", &vic)], "");
+        assert!(!vic_replies.body.contains(&discard));
+        assert_eq!(http(web, "POST", &discard, &[("Cookie", &vic)], &format!("csrf={vic_token}")).status, 403);
+        let token = csrf_of(&replies.body);
+        assert_eq!(http(web, "POST", &discard, &[("Cookie", &ana)], &format!("csrf={token}")).status, 303);
+        let state = crate::util::texts(&db, &format!("SELECT state FROM outbox WHERE id = {first}"));
+        assert_eq!(state, vec![Some("discarded".to_owned())]);
+        assert_eq!(http(web, "POST", &discard, &[("Cookie", &ana)], &format!("csrf={token}")).status, 409);
+
+        // Messages as they arrived: a processed one can be neither retried
+        // nor discarded; the cases page lists the open cases.
+        let raw = http(web, "GET", "/raw?status=processed", &[("Cookie", &ana)], "");
+        assert_eq!(raw.status, 200);
+        assert_eq!(raw.body.matches("<tr><td>").count(), 4, "{}", raw.body);
+        let some_raw = crate::util::texts(&db, "SELECT min(id) FROM raw_messages")[0].clone().unwrap();
+        for action in ["retry", "discard"] {
+            let answer = http(web, "POST", &format!("/raw/{some_raw}/{action}"), &[("Cookie", &ana)], &format!("csrf={token}"));
+            assert_eq!(answer.status, 409, "{action}");
+        }
+        let cases = http(web, "GET", "/cases", &[("Cookie", &ana)], "");
+        assert_eq!(cases.status, 200);
+        assert!(cases.body.contains("192.0.2.0/24"), "{}", cases.body);
+
         // Logout ends the session for good.
         let dashboard = http(web, "GET", "/", &[("Cookie", &ana)], "");
         let out = http(web, "POST", "/logout", &[("Cookie", &ana)], &format!("csrf={}", csrf_of(&dashboard.body)));

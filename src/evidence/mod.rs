@@ -270,8 +270,15 @@ pub fn extract(parsed: &Parsed, received_at: DateTime<Utc>) -> Evidence {
         // A message saved as text (a spam trap's `trapped-message.txt`)
         // is a carried message like a pasted one.
         let origin = describe(&a.origin, a.name.as_deref());
-        let rest = forwarded::extract_inline(&a.text(), &origin, received_at, &mut ev);
-        scan_text(&rest, &origin, received_at, &mut ev);
+        let text = a.text();
+        // Only a text with a Received chain can carry one (a CSV of log
+        // lines is not searched for header blocks).
+        if text.contains("Received:") || text.contains("received:") {
+            let rest = forwarded::extract_inline(&text, &origin, received_at, &mut ev);
+            scan_text(&rest, &origin, received_at, &mut ev);
+        } else {
+            scan_text(&text, &origin, received_at, &mut ev);
+        }
     }
     for c in &parsed.carried {
         if let Some(body) = &c.body {

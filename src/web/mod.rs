@@ -151,6 +151,12 @@ pub fn router(desk: Arc<Desk>) -> Router {
         .route("/reports/{id}", get(report_page))
         .route("/reports/{id}/raw", get(raw_message))
         .route("/reports/{id}/resolve", post(resolve))
+        .route("/cases", get(case_list))
+        .route("/replies", get(reply_list))
+        .route("/replies/{id}/discard", post(discard_reply))
+        .route("/raw", get(raw_list))
+        .route("/raw/{id}/retry", post(retry_raw))
+        .route("/raw/{id}/discard", post(discard_raw))
         .route("/static/desk.css", get(stylesheet))
         .route("/static/desk.js", get(script))
         .fallback(|| async { failure(None, StatusCode::NOT_FOUND, "no such page") })
@@ -699,6 +705,163 @@ async fn resolve(
         }
         Err(response) => response,
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct StateQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    state: String,
+}
+
+fn state_query(
+    query: Result<Query<StateQuery>, axum::extract::rejection::QueryRejection>,
+) -> StateQuery {
+    query.map(|Query(q)| q).unwrap_or_default()
+}
+
+async fn case_list(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    query: Result<Query<StateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = state_query(query);
+    let status =
+        crate::model::CaseStatus::parse(&query.status).unwrap_or(crate::model::CaseStatus::Open);
+    match desk
+        .db(move |db| db.cases(None, Some(status), None, 200))
+        .await
+    {
+        Ok(cases) => Html(pages::cases(&me, status.as_str(), &cases).into_string()).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn reply_list(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    query: Result<Query<StateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = state_query(query);
+    let state =
+        crate::model::OutboxState::parse(&query.state).unwrap_or(crate::model::OutboxState::Held);
+    match desk.db(move |db| db.replies(Some(state), 200)).await {
+        Ok(entries) => {
+            Html(pages::replies(&me, state.as_str(), &entries, None).into_string()).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn discard_reply(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(response) = refusal(&me, &headers, &form.csrf) {
+        return response;
+    }
+    let ids = [crate::model::OutboxId(id)];
+    match desk.db(move |db| db.discard_replies(&ids, false)).await {
+        Ok(1) => {
+            info!(operator = %me.name, outbox_id = id, "console: reply discarded");
+            Redirect::to("/replies").into_response()
+        }
+        Ok(_) => failure(
+            Some(&me),
+            StatusCode::CONFLICT,
+            "only a held or pending reply can be discarded",
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn raw_list(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    query: Result<Query<StateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = state_query(query);
+    let status =
+        crate::model::RawStatus::parse(&query.status).unwrap_or(crate::model::RawStatus::Failed);
+    match desk.db(move |db| db.raw_list(Some(status), 200)).await {
+        Ok(list) => Html(pages::raw_messages(&me, status.as_str(), &list, None).into_string())
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Moves a raw message from one of `from` to `to`, as `raw retry` and
+/// `raw discard` do.
+async fn set_raw(
+    desk: Arc<Desk>,
+    me: Me,
+    headers: HeaderMap,
+    id: i64,
+    csrf: String,
+    (from, to, what): (
+        &'static [crate::model::RawStatus],
+        crate::model::RawStatus,
+        &'static str,
+    ),
+) -> Response {
+    if let Some(response) = refusal(&me, &headers, &csrf) {
+        return response;
+    }
+    let ids = [crate::model::RawId(id)];
+    match desk.db(move |db| db.set_raw_status(&ids, from, to)).await {
+        Ok(1) => {
+            info!(operator = %me.name, raw_id = id, action = what, "console: raw message changed");
+            Redirect::to(&format!("/raw?status={}", to.as_str())).into_response()
+        }
+        Ok(_) => failure(
+            Some(&me),
+            StatusCode::CONFLICT,
+            &format!("message {id} cannot be {what} in its state"),
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn retry_raw(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    use crate::model::RawStatus::{Discarded, Failed, Received};
+    set_raw(
+        desk,
+        me,
+        headers,
+        id,
+        form.csrf,
+        (&[Failed, Discarded], Received, "retried"),
+    )
+    .await
+}
+
+async fn discard_raw(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    use crate::model::RawStatus::{Discarded, Failed, Received};
+    set_raw(
+        desk,
+        me,
+        headers,
+        id,
+        form.csrf,
+        (&[Failed, Received], Discarded, "discarded"),
+    )
+    .await
 }
 
 async fn stylesheet() -> Response {

@@ -40,6 +40,9 @@ pub fn layout(title: &str, me: Option<&Me>, body: Markup) -> Markup {
                         nav {
                             a href="/" { "Dashboard" }
                             a href="/reports" { "Reports" }
+                            a href="/cases" { "Cases" }
+                            a href="/replies" { "Replies" }
+                            a href="/raw" { "Quarantine" }
                         }
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(me.csrf);
@@ -350,6 +353,173 @@ pub fn error_page(me: Option<&Me>, status: u16, text: &str) -> Markup {
         html! {
             h1 { (status) }
             p.error { (text) }
+        },
+    )
+}
+
+/// A row's action button: a POST form with the session's token.
+fn action(me: &Me, path: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(path) {
+            input type="hidden" name="csrf" value=(me.csrf);
+            button type="submit" { (label) }
+        }
+    }
+}
+
+/// Links to the same page in each state, the current one marked.
+fn states(base: &str, key: &str, names: &[&str], current: &str) -> Markup {
+    html! {
+        p.states {
+            @for name in names {
+                @if *name == current { strong { (name) } } @else {
+                    a href=(format!("{base}?{key}={name}")) { (name) }
+                }
+                " "
+            }
+        }
+    }
+}
+
+pub fn cases(me: &Me, status: &str, cases: &[crate::store::Case]) -> Markup {
+    let names: Vec<&str> = crate::model::CaseStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    layout(
+        "Cases",
+        Some(me),
+        html! {
+            h1 { "Cases" }
+            (states("/cases", "status", &names, status))
+            table.cases {
+                thead { tr {
+                    th { "#" } th { "type" } th { "customer or network" } th { "status" }
+                    th { "reports" } th { "first" } th { "last" } th { "notices" } th { "answered" }
+                } }
+                tbody {
+                    @for c in cases {
+                        tr {
+                            td { (c.id.0) }
+                            td { (c.abuse_type.as_str()) }
+                            td {
+                                @if let Some(customer) = &c.customer {
+                                    a href=(format!("/reports?customer={}", urlencode(customer))) { (shown(customer, 80)) }
+                                } @else {
+                                    a href=(format!("/reports?ip={}", urlencode(&c.network))) { (c.network) }
+                                }
+                            }
+                            td { (c.status.as_str()) }
+                            td { (c.reports) }
+                            td { (c.first_at.get(..16).unwrap_or(&c.first_at)) }
+                            td { (c.last_at.get(..16).unwrap_or(&c.last_at)) }
+                            td { (c.notices) }
+                            td { (c.answered_at.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+            @if cases.is_empty() { p { "No case." } }
+        },
+    )
+}
+
+pub fn replies(
+    me: &Me,
+    state: &str,
+    entries: &[crate::store::OutboxEntry],
+    notice: Option<&str>,
+) -> Markup {
+    let names: Vec<&str> = crate::model::OutboxState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    layout(
+        "Replies",
+        Some(me),
+        html! {
+            h1 { "Replies to reporters" }
+            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+            p { "Held replies wait for a relay (" code { "reply.relay_host" } "): configuring one sends them. Discarding drops a held or pending reply for good." }
+            (states("/replies", "state", &names, state))
+            table.replies {
+                thead { tr {
+                    th { "#" } th { "report" } th { "kind" } th { "to" } th { "state" }
+                    th { "attempts" } th { "created" } th { "last error" } th {}
+                } }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td { (e.id.0) }
+                            td { a href=(format!("/reports/{}", e.report_id.0)) { (e.report_id.0) } }
+                            td { (e.kind.as_str()) }
+                            td { (shown(&e.recipient, 80)) }
+                            td { (e.state.as_str()) }
+                            td { (e.attempts) }
+                            td { (e.created_at.get(..16).unwrap_or(&e.created_at)) }
+                            td { (shown(e.last_error.as_deref().unwrap_or(""), 200)) }
+                            td {
+                                @if me.role.may_act() && matches!(e.state.as_str(), "held" | "pending") {
+                                    (action(me, &format!("/replies/{}/discard", e.id.0), "Discard"))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if entries.is_empty() { p { "No reply in this state." } }
+        },
+    )
+}
+
+pub fn raw_messages(
+    me: &Me,
+    status: &str,
+    list: &[crate::store::RawSummary],
+    notice: Option<&str>,
+) -> Markup {
+    let names: Vec<&str> = crate::model::RawStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    layout(
+        "Quarantine",
+        Some(me),
+        html! {
+            h1 { "Messages as they arrived" }
+            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+            p { "A failed message is quarantined with the reason; retry puts it back in the queue (after a fix), discard sets it aside for good." }
+            (states("/raw", "status", &names, status))
+            table.raw {
+                thead { tr {
+                    th { "#" } th { "received" } th { "origin" } th { "from" } th { "size" }
+                    th { "status" } th { "error" } th {}
+                } }
+                tbody {
+                    @for m in list {
+                        tr {
+                            td { (m.id.0) }
+                            td { (m.received_at.get(..16).unwrap_or(&m.received_at)) }
+                            td { (m.origin) " " (m.peer_ip.as_deref().unwrap_or("")) }
+                            td { (shown(m.mail_from.as_deref().unwrap_or("-"), 80)) }
+                            td { (m.size_bytes) }
+                            td { (m.status.as_str()) }
+                            td { (shown(m.error.as_deref().unwrap_or(""), 200)) }
+                            td {
+                                @if me.role.may_act() {
+                                    @if matches!(m.status.as_str(), "failed" | "discarded") {
+                                        (action(me, &format!("/raw/{}/retry", m.id.0), "Retry"))
+                                    }
+                                    @if matches!(m.status.as_str(), "failed" | "received") {
+                                        (action(me, &format!("/raw/{}/discard", m.id.0), "Discard"))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if list.is_empty() { p { "No message in this state." } }
         },
     )
 }

@@ -368,6 +368,13 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
         browser.assert_clean(&origin, "resolved report");
         browser.screenshot(&format!("resolved-{suffix}"));
 
+        // The other pages: cases, the outbox, the quarantine.
+        for (path, name) in [("/cases", "cases"), ("/replies", "replies"), ("/raw?status=processed", "raw")] {
+            browser.go(&format!("{origin}{path}"));
+            browser.assert_clean(&origin, name);
+            browser.screenshot(&format!("{name}-{suffix}"));
+        }
+
         // Log out; a viewer sees no button to act with.
         browser.click("form.logout button");
         wait_for(10, "the login page", || {
