@@ -341,6 +341,29 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
         assert_eq!(http(web, "GET", "/", &[("Cookie", &vic)], "").status, 303);
         assert_eq!(http(web, "POST", "/login", &[], "name=vic&password=vic-password-1").status, 401);
 
+        // The dashboard's hourly counts, kept by triggers, are the reports'.
+        let kept = crate::util::texts(
+            &db,
+            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
+        );
+        let counted = crate::util::texts(
+            &db,
+            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
+        );
+        assert_eq!(kept, counted);
+        let out = abuse_inbox_stdin(&["reprocess", "--all", "--db", db.to_str().unwrap()], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        crate::util::execute(&db, "UPDATE reports SET abuse_type = 'unknown' WHERE id = (SELECT min(id) FROM reports)");
+        let kept = crate::util::texts(
+            &db,
+            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
+        );
+        let counted = crate::util::texts(
+            &db,
+            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
+        );
+        assert_eq!(kept, counted, "after reprocess and a change of type");
+
         // Ten failures from one address, and even the right password waits.
         for _ in 0..10 {
             http(web, "POST", "/login", &[], "name=ana&password=guess");

@@ -195,9 +195,10 @@ impl Db {
         })
     }
 
-    /// Reports received at or after `since` (RFC 3339), counted per
-    /// period and type: the period is the first `prefix` characters of
-    /// `received_at` (10: the day, 13: the hour).
+    /// Reports received in the hour of `since` (`YYYY-MM-DDTHH`, or a day)
+    /// and after, counted per period and type from `report_hours`: the
+    /// period is the first `prefix` characters of the hour (10: the day,
+    /// 13: the hour).
     ///
     /// # Errors
     /// The store fails.
@@ -208,8 +209,8 @@ impl Db {
     ) -> Result<Vec<(String, crate::model::AbuseType, u64)>, Error> {
         self.read(|q| {
             q.rows(
-                "SELECT substr(received_at, 1, CAST(?2 AS INTEGER)) AS period, abuse_type, count(*)
-                 FROM reports WHERE received_at >= ?1 GROUP BY period, abuse_type",
+                "SELECT substr(hour, 1, CAST(?2 AS INTEGER)) AS period, abuse_type, CAST(sum(n) AS BIGINT)
+                 FROM report_hours WHERE hour >= ?1 GROUP BY period, abuse_type",
                 sql_params![since, prefix],
             )?
             .iter()
@@ -222,19 +223,6 @@ impl Db {
                 ))
             })
             .collect()
-        })
-    }
-
-    /// Replies held for want of a relay.
-    ///
-    /// # Errors
-    /// The store fails.
-    pub fn held_replies(&self) -> Result<u64, Error> {
-        self.read(|q| {
-            q.count(
-                "SELECT count(*) FROM outbox WHERE state = ?1",
-                sql_params![crate::model::OutboxState::Held.as_str()],
-            )
         })
     }
 }

@@ -30,7 +30,7 @@ pub use copy::Copied;
 pub use notices::{CaseHistory, NewNotice, NoticeCase, Statement, Waiting};
 pub use outbox::{Entry as OutboxEntry, OutboxChange, Resolution};
 pub use raw::RawSummary;
-pub use reports::{ListFilter, Outcome, Pruned, ReportSink, Saved, Stats, Stored};
+pub use reports::{Dashboard, ListFilter, Outcome, Pruned, ReportSink, Saved, Stats, Stored};
 pub use writer::{CommitQueue, WorkerPending, WorkerSink};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -438,17 +438,17 @@ async fn dashboard(State(desk): State<Arc<Desk>>, me: Me) -> Response {
     let day = (now - chrono::Duration::hours(23))
         .format("%Y-%m-%dT%H")
         .to_string();
+    let week = (now - chrono::Duration::days(7)).to_rfc3339();
     let data = desk
         .db(move |db| {
             Ok((
-                db.stats()?,
-                db.held_replies()?,
+                db.dashboard(&week)?,
                 db.reports_per_period(&month, 10)?,
                 db.reports_per_period(&day, 13)?,
             ))
         })
         .await;
-    let (stats, held, per_day, per_hour) = match data {
+    let (counts, per_day, per_hour) = match data {
         Ok(data) => data,
         Err(response) => return response,
     };
@@ -493,12 +493,7 @@ async fn dashboard(State(desk): State<Arc<Desk>>, me: Me) -> Response {
             .collect::<Vec<_>>()
     };
     let d = pages::Dashboard {
-        reports: stats.reports,
-        backlog: stats.backlog,
-        held_replies: held,
-        quarantined: stats.raw_messages.get("failed").copied().unwrap_or(0),
-        open_reports: stats.by_status.get("open").copied().unwrap_or(0),
-        top_networks: stats.top_networks.clone(),
+        counts,
         per_day: chart::stacked(
             "Reports per day, last 30 days (UTC)",
             &series,

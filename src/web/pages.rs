@@ -77,36 +77,32 @@ pub fn login(error: Option<&str>) -> Markup {
 
 /// What the dashboard shows besides its charts.
 pub struct Dashboard {
-    pub reports: u64,
-    pub backlog: u64,
-    pub held_replies: u64,
-    pub quarantined: u64,
-    pub open_reports: u64,
-    pub top_networks: Vec<(String, u64)>,
+    pub counts: crate::store::Dashboard,
     pub per_day: Markup,
     pub per_hour: Markup,
 }
 
 pub fn dashboard(me: &Me, d: &Dashboard) -> Markup {
+    let c = &d.counts;
     layout(
         "Dashboard",
         Some(me),
         html! {
             h1 { "Dashboard" }
             dl.figures {
-                div { dt { "reports" } dd id="reports" { (d.reports) } }
-                div { dt { "open" } dd { a href="/reports?status=open" { (d.open_reports) } } }
-                div { dt { "waiting to be processed" } dd { (d.backlog) } }
-                div { dt { "replies held" } dd { (d.held_replies) } }
-                div { dt { "quarantined messages" } dd { (d.quarantined) } }
+                div { dt { "reports" } dd id="reports" { (c.reports) } }
+                div { dt { "open" } dd { a href="/reports?status=open" { (c.open) } } }
+                div { dt { "waiting to be processed" } dd { (c.backlog) } }
+                div { dt { "replies held" } dd { a href="/replies?state=held" { (c.held_replies) } } }
+                div { dt { "quarantined messages" } dd { a href="/raw?status=failed" { (c.quarantined) } } }
             }
             (d.per_day)
             (d.per_hour)
-            h2 { "Most reported networks" }
+            h2 { "Most reported networks, last 7 days" }
             table {
                 thead { tr { th { "network" } th { "reports" } } }
                 tbody {
-                    @for (net, count) in &d.top_networks {
+                    @for (net, count) in &c.top_networks {
                         tr {
                             td { a href=(format!("/reports?ip={}", urlencode(net))) { (net) } }
                             td { (count) }
