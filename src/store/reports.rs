@@ -720,6 +720,13 @@ impl Db {
             ),
         };
         let (first, last) = range.unwrap_or((Value::Null, Value::Null));
+        // A plain `id < ?` when paging, so the walk down the primary key
+        // starts at the page (page 1,000 costs what page 1 does).
+        let before_filter = if filter.before.is_some() {
+            "id < ?17"
+        } else {
+            "CAST(?17 AS BIGINT) IS NULL"
+        };
         let sql = format!(
             "SELECT {REPORT_COLUMNS} FROM reports
              WHERE (CAST(?1 AS TEXT) IS NULL OR abuse_type = ?1)
@@ -736,7 +743,7 @@ impl Db {
                AND (CAST(?15 AS TEXT) IS NULL
                     OR id IN (SELECT report_id FROM report_customers WHERE customer = ?15))
                AND (CAST(?16 AS TEXT) IS NULL OR ownership = ?16)
-               AND (CAST(?17 AS BIGINT) IS NULL OR id < ?17)
+               AND {before_filter}
              ORDER BY id {order} LIMIT ?3 OFFSET ?11"
         );
         let params = [
@@ -859,27 +866,26 @@ pub struct Dashboard {
     pub backlog: u64,
     pub quarantined: u64,
     pub held_replies: u64,
-    /// The most reported networks among the reports received since the
-    /// time asked: (network, reports).
+    /// The most reported networks among the newest reports: (network,
+    /// reports).
     pub top_networks: Vec<(String, u64)>,
 }
 
 impl Db {
-    /// The dashboard's counts; its networks from reports received at or
-    /// after `since` (RFC 3339).
+    /// The dashboard's counts; its networks from the newest `recent`
+    /// reports.
     ///
     /// # Errors
     /// The store fails.
-    pub fn dashboard(&self, since: &str) -> Result<Dashboard, Error> {
+    pub fn dashboard(&self, recent: i64) -> Result<Dashboard, Error> {
         let dialect = self.dialect();
         self.read(|q| {
             let count = |q: &mut dyn Sql, sql: &str| q.count(sql, &[]);
+            // The newest `recent` reports, whatever the desk's rate.
             let first = q
-                .row(
-                    "SELECT min(id) FROM reports WHERE received_at >= ?1",
-                    sql_params![since],
-                )?
-                .and_then(|r| r.opt_int(0).ok().flatten());
+                .row("SELECT max(id) FROM reports", &[])?
+                .and_then(|r| r.opt_int(0).ok().flatten())
+                .map(|last| last - recent + 1);
             let networks = match dialect {
                 Dialect::Sqlite => {
                     "SELECT net_key, count(DISTINCT report_id) AS n FROM report_ips INDEXED BY report_ips_report
@@ -909,7 +915,13 @@ impl Db {
             };
             Ok(Dashboard {
                 reports: count(q, "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM report_hours")?,
-                open: count(q, "SELECT count(*) FROM reports WHERE status = 'open'")?,
+                open: count(
+                    q,
+                    match dialect {
+                        Dialect::Sqlite => "SELECT count(*) FROM reports INDEXED BY reports_open WHERE status = 'open'",
+                        Dialect::Postgres => "SELECT count(*) FROM reports WHERE status = 'open'",
+                    },
+                )?,
                 backlog: count(q, "SELECT count(*) FROM raw_messages WHERE status = 'received'")?,
                 quarantined: count(q, "SELECT count(*) FROM raw_messages WHERE status = 'failed'")?,
                 held_replies: count(q, "SELECT count(*) FROM outbox WHERE state = 'held'")?,

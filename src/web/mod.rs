@@ -33,6 +33,8 @@ const COOKIE: &str = "desk_session";
 const POOL: usize = 4;
 /// How many reports a page of the list shows.
 const PAGE: usize = 50;
+/// The dashboard's top networks are those of the newest this many reports.
+const RECENT: i64 = 10_000;
 /// A session's `last_seen` is written at most this often.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -438,11 +440,10 @@ async fn dashboard(State(desk): State<Arc<Desk>>, me: Me) -> Response {
     let day = (now - chrono::Duration::hours(23))
         .format("%Y-%m-%dT%H")
         .to_string();
-    let week = (now - chrono::Duration::days(7)).to_rfc3339();
     let data = desk
         .db(move |db| {
             Ok((
-                db.dashboard(&week)?,
+                db.dashboard(RECENT)?,
                 db.reports_per_period(&month, 10)?,
                 db.reports_per_period(&day, 13)?,
             ))

@@ -98,7 +98,7 @@ pub fn dashboard(me: &Me, d: &Dashboard) -> Markup {
             }
             (d.per_day)
             (d.per_hour)
-            h2 { "Most reported networks, last 7 days" }
+            h2 { "Most reported networks in the newest 10,000 reports" }
             table {
                 thead { tr { th { "network" } th { "reports" } } }
                 tbody {

@@ -45,3 +45,5 @@ END
 $$;
 CREATE TRIGGER report_hours AFTER INSERT OR DELETE OR UPDATE OF abuse_type, received_at
     ON reports FOR EACH ROW EXECUTE FUNCTION report_hours_count();
+
+CREATE INDEX reports_open ON reports (id) WHERE status = 'open';
