@@ -31,6 +31,19 @@ fn read_operator(row: &super::sql::Row, first: usize) -> Result<Operator, Error>
 }
 
 impl Db {
+    /// Keeps this connection's page cache small (SQLite: 2 MiB instead of
+    /// the 32 MiB a command's connection may grow to): the console holds a
+    /// few connections for as long as it runs.
+    ///
+    /// # Errors
+    /// The store fails.
+    pub fn use_small_cache(&self) -> Result<(), Error> {
+        match &self.backend {
+            super::Backend::Sqlite(conn) => Ok(conn.pragma_update(None, "cache_size", -2048)?),
+            super::Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Adds an operator; `false` when the name is taken.
     ///
     /// # Errors

@@ -30,7 +30,7 @@ use tracing::{info, warn};
 /// The session cookie's name.
 const COOKIE: &str = "desk_session";
 /// Connections kept open to the store between requests.
-const POOL: usize = 4;
+const POOL: usize = 2;
 /// How many reports a page of the list shows.
 const PAGE: usize = 50;
 /// The dashboard's top networks are those of the newest this many reports.
@@ -99,13 +99,17 @@ impl Desk {
             let pooled = desk.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
             let mut db = match pooled {
                 Some(db) => db,
-                None => store::open(
-                    &desk.location,
-                    store::Mode::ReadWrite {
-                        role: store::Role::Cli,
-                        create: false,
-                    },
-                )?,
+                None => {
+                    let db = store::open(
+                        &desk.location,
+                        store::Mode::ReadWrite {
+                            role: store::Role::Cli,
+                            create: false,
+                        },
+                    )?;
+                    db.use_small_cache()?;
+                    db
+                }
             };
             let out = f(&mut db);
             if let Ok(mut pool) = desk.pool.lock() {
