@@ -108,8 +108,9 @@ impl SharedRuntime {
     }
 }
 
-/// Returns the heap's free pages to the system (glibc keeps them).
-fn return_freed_memory() {
+/// Returns the heap's free pages to the system (glibc keeps them): after
+/// a large passing allocation (compiling the rules, an Argon2 hash).
+pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory of the allocator; it
     // touches nothing the program holds.

@@ -74,7 +74,11 @@ impl Desk {
             config: config.web.clone(),
             reply_plan: config.reply.enabled.then(|| pipeline.reply_plan("")),
             logins: Mutex::new(session::LoginLimiter::new(config.web.max_failed_logins)),
-            dummy_hash: session::hash_password("no such operator")?,
+            dummy_hash: {
+                let hash = session::hash_password("no such operator")?;
+                crate::runtime::return_freed_memory();
+                hash
+            },
         })
     }
 
@@ -366,9 +370,14 @@ async fn login(
         None => (desk.dummy_hash.clone(), false),
     };
     let password = form.password;
-    let matches = tokio::task::spawn_blocking(move || session::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    // Argon2 takes 19 MiB for a moment: given back at once.
+    let matches = tokio::task::spawn_blocking(move || {
+        let matches = session::verify_password(&password, &hash);
+        crate::runtime::return_freed_memory();
+        matches
+    })
+    .await
+    .unwrap_or(false);
     if !(matches && active) {
         if let Ok(mut limiter) = desk.logins.lock() {
             limiter.failed(&address, &name, now);
