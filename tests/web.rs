@@ -327,6 +327,28 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
         let cases = http(web, "GET", "/cases", &[("Cookie", &ana)], "");
         assert_eq!(cases.status, 200);
         assert!(cases.body.contains("192.0.2.0/24"), "{}", cases.body);
+        // Resolving a case: refused to a viewer, done by the agent with a
+        // decision and its ground, which the case keeps.
+        let case = crate::util::texts(&db, "SELECT min(id) FROM cases WHERE status = 'open'")[0].clone().unwrap();
+        let resolve_case = format!("/cases/{case}/resolve");
+        assert!(cases.body.contains(&resolve_case));
+        assert!(!http(web, "GET", "/cases", &[("Cookie", &vic)], "").body.contains(&resolve_case));
+        assert_eq!(http(web, "POST", &resolve_case, &[("Cookie", &vic)], &format!("csrf={vic_token}")).status, 403);
+        let bad = http(web, "POST", &resolve_case, &[("Cookie", &ana)], &format!("csrf={token}&decision=obliterated"));
+        assert_eq!(bad.status, 400);
+        let done = http(
+            web,
+            "POST",
+            &resolve_case,
+            &[("Cookie", &ana)],
+            &format!("csrf={token}&note=customer+cleaned+up&decision=removed&ground=terms"),
+        );
+        assert_eq!(done.status, 303, "{}", done.body);
+        let kept = crate::util::texts(
+            &db,
+            &format!("SELECT status || ' ' || decision || ' ' || decision_ground || ' ' || note FROM cases WHERE id = {case}"),
+        );
+        assert_eq!(kept, vec![Some("resolved removed terms by ana: customer cleaned up".to_owned())]);
 
         // Logout ends the session for good.
         let dashboard = http(web, "GET", "/", &[("Cookie", &ana)], "");

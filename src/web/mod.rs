@@ -53,6 +53,9 @@ pub struct Desk {
     pool: Mutex<Vec<Db>>,
     config: WebConfig,
     reply_plan: Option<ReplyPlan>,
+    /// The compiled configuration closing a case needs (its notices,
+    /// templates and DKIM key), as at the console's start.
+    runtime: Arc<crate::runtime::Runtime>,
     logins: Mutex<session::LoginLimiter>,
     /// A password hash to check against when the name is unknown, so that
     /// the answer takes as long as for a known name.
@@ -66,13 +69,17 @@ impl Desk {
     /// The classification rules of `config` do not compile (the reply
     /// policy comes with them).
     pub fn new(config: &Config) -> Result<Desk, String> {
-        let pipeline = crate::pipeline::Pipeline::new(config)
+        let runtime = crate::runtime::Runtime::compile(config.clone())
             .map_err(|problems| format!("invalid configuration: {}", problems.join("; ")))?;
         Ok(Desk {
             location: Location::parse(&config.store.path),
             pool: Mutex::new(Vec::new()),
             config: config.web.clone(),
-            reply_plan: config.reply.enabled.then(|| pipeline.reply_plan("")),
+            reply_plan: config
+                .reply
+                .enabled
+                .then(|| runtime.pipeline.reply_plan("")),
+            runtime: Arc::new(runtime),
             logins: Mutex::new(session::LoginLimiter::new(config.web.max_failed_logins)),
             dummy_hash: {
                 let hash = session::hash_password("no such operator")?;
@@ -162,6 +169,7 @@ pub fn router(desk: Arc<Desk>) -> Router {
         .route("/reports/{id}/raw", get(raw_message))
         .route("/reports/{id}/resolve", post(resolve))
         .route("/cases", get(case_list))
+        .route("/cases/{id}/resolve", post(resolve_case))
         .route("/replies", get(reply_list))
         .route("/replies/{id}/discard", post(discard_reply))
         .route("/raw", get(raw_list))
@@ -743,6 +751,89 @@ async fn case_list(
         .await
     {
         Ok(cases) => Html(pages::cases(&me, status.as_str(), &cases).into_string()).into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CaseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    ground: String,
+}
+
+/// Closes a case as `cases resolve` does: its reports no other open case
+/// holds are resolved, every authenticated reporter hears "concluded"
+/// once, the customer gets the closed notice.
+async fn resolve_case(
+    State(desk): State<Arc<Desk>>,
+    me: Me,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CaseForm>,
+) -> Response {
+    use crate::model::case::{ClosedBy, Decided, Decision, Ground};
+    if let Some(response) = refusal(&me, &headers, &form.csrf) {
+        return response;
+    }
+    let decided = match (form.decision.as_str(), form.ground.as_str()) {
+        ("", _) => None,
+        (decision, ground) => match (Decision::parse(decision), ground) {
+            (Some(decision), "") => Some(Decided {
+                decision,
+                ground: None,
+            }),
+            (Some(decision), ground) => match Ground::parse(ground) {
+                Some(ground) => Some(Decided {
+                    decision,
+                    ground: Some(ground),
+                }),
+                None => {
+                    return failure(
+                        Some(&me),
+                        StatusCode::BAD_REQUEST,
+                        "unknown ground: illegal or terms",
+                    )
+                }
+            },
+            (None, _) => return failure(Some(&me), StatusCode::BAD_REQUEST, "unknown decision"),
+        },
+    };
+    let note: String = form.note.trim().chars().take(500).collect();
+    let note = if note.is_empty() {
+        format!("by {}", me.name)
+    } else {
+        format!("by {}: {note}", me.name)
+    };
+    let runtime = desk.runtime.clone();
+    let done = desk
+        .db(move |db| {
+            if db.case(crate::model::CaseId(id))?.is_none() {
+                return Ok(None);
+            }
+            crate::daemon::notices::close(
+                db,
+                &runtime,
+                crate::model::CaseId(id),
+                ClosedBy::Operator,
+                Some(&note),
+                decided,
+                chrono::Utc::now(),
+            )
+            .map(Some)
+        })
+        .await;
+    match done {
+        Ok(Some(closed)) => {
+            info!(operator = %me.name, case_id = id, closed_now = closed.closed_now, "console: case resolved");
+            Redirect::to("/cases?status=resolved").into_response()
+        }
+        Ok(None) => failure(Some(&me), StatusCode::NOT_FOUND, "no such case"),
         Err(response) => response,
     }
 }

@@ -391,7 +391,7 @@ pub fn cases(me: &Me, status: &str, cases: &[crate::store::Case]) -> Markup {
             table.cases {
                 thead { tr {
                     th { "#" } th { "type" } th { "customer or network" } th { "status" }
-                    th { "reports" } th { "first" } th { "last" } th { "notices" } th { "answered" }
+                    th { "reports" } th { "first" } th { "last" } th { "notices" } th { "answered" } th {}
                 } }
                 tbody {
                     @for c in cases {
@@ -411,6 +411,24 @@ pub fn cases(me: &Me, status: &str, cases: &[crate::store::Case]) -> Markup {
                             td { (c.last_at.get(..16).unwrap_or(&c.last_at)) }
                             td { (c.notices) }
                             td { (c.answered_at.as_deref().unwrap_or("")) }
+                            td {
+                                @if me.role.may_act() && c.status.as_str() != "resolved" {
+                                    form.inline.resolve-case method="post" action=(format!("/cases/{}/resolve", c.id.0)) {
+                                        input type="hidden" name="csrf" value=(me.csrf);
+                                        input name="note" maxlength="500" placeholder="note";
+                                        select name="decision" {
+                                            option value="" { "no decision" }
+                                            @for d in crate::model::case::Decision::ALL { option value=(d.as_str()) { (d.as_str()) } }
+                                        }
+                                        select name="ground" {
+                                            option value="" { "no ground" }
+                                            option value="illegal" { "illegal" }
+                                            option value="terms" { "terms" }
+                                        }
+                                        button type="submit" { "Resolve" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
