@@ -397,3 +397,75 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
     server.stop().await;
 }
 on_both_stores!(the_console_shows_filters_and_acts_only_with_its_token);
+
+/// One request over TLS through `openssl s_client` (installed by
+/// `.ci/run`); the raw answer.
+fn https(addr: SocketAddr, request: &str) -> String {
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "localhost",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// With `[tls]` the console speaks only TLS, with the daemon's
+/// certificate, and its cookie is `Secure`; a client that stalls in the
+/// handshake holds up nobody.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_speaks_tls_with_the_daemons_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, private) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&private, key.signing_key.serialize_pem()).unwrap();
+    let mut config = Config::default();
+    config.tls.cert_file = Some(cert);
+    config.tls.key_file = Some(private);
+    config.web.listen = "127.0.0.1:0".into();
+    let server = TestServer::start(config).await;
+    let web = server.web_addr().unwrap();
+    let db = server.db_path();
+    tokio::task::spawn_blocking(move || {
+        add_user(&db, "ana", "agent", "ana-password-1");
+        // A client that connects and says nothing holds a handshake slot,
+        // not the console.
+        let _stalled = TcpStream::connect(web).unwrap();
+        let page = https(web, &format!("GET /login HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n"));
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains("content-security-policy: default-src 'self'"));
+        let body = "name=ana&password=ana-password-1";
+        let login = https(
+            web,
+            &format!(
+                "POST /login HTTP/1.1\r\nHost: {web}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+        let cookie = login.lines().find(|l| l.starts_with("set-cookie:")).unwrap();
+        assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+        // Plain HTTP to the TLS port gets no page.
+        let plain = http(web, "GET", "/login", &[], "");
+        assert_eq!(plain.status, 0, "{}", plain.body);
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}

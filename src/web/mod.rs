@@ -12,6 +12,7 @@
 pub mod chart;
 mod pages;
 pub mod session;
+mod tls;
 
 use crate::config::{Config, WebConfig};
 use crate::model::operator::OperatorRole;
@@ -22,7 +23,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -191,10 +191,22 @@ pub async fn serve(
     desk: Arc<Desk>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(desk).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    let acceptor = desk.runtime.tls.clone();
+    let app = router(desk).into_make_service_with_connect_info::<tls::Peer>();
+    let stopped = stop.clone();
+    match acceptor {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await
+        }
+        Some(acceptor) => {
+            let listener = tls::TlsListener::start(listener, acceptor, stop)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await
+        }
+    }
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -338,7 +350,7 @@ struct LoginForm {
 
 async fn login(
     State(desk): State<Arc<Desk>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(tls::Peer(peer)): ConnectInfo<tls::Peer>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -421,7 +433,13 @@ async fn login(
         return response;
     }
     info!(peer = %address, operator = %name, "console: logged in");
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+    // Over TLS the cookie is never sent in clear.
+    let secure = if desk.runtime.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
