@@ -7,7 +7,9 @@
 //! the first page of the list unfiltered and by type, page 1,000 of the
 //! list (by keyset), by CIDR, by words, and a report page. One JSON line per
 //! case with the median and p95 of 20 requests after one to warm the cache;
-//! and the process's resident set before the console started and after.
+//! and the process's anonymous memory before the console started and after.
+//! `--pg postgres://USER@HOST:PORT/postgres` copies the same desk into a new
+//! database of that server (as `migrate-store` does) and measures again.
 
 use abuse_inbox::config::Config;
 use abuse_inbox::model::operator::OperatorRole;
@@ -61,8 +63,55 @@ fn main() {
         "{{\"bench\":\"build\",\"reports\":{n},\"seconds\":{:.1}}}",
         started.elapsed().as_secs_f64()
     );
+    measure(&path.to_string_lossy(), "sqlite", n);
+    // `--pg URL`: the same desk copied into a fresh database of that server
+    // (as `migrate-store` copies), and the same pages over it.
+    if let Some(url) = args
+        .iter()
+        .position(|a| a == "--pg")
+        .and_then(|i| args.get(i + 1))
     {
-        let mut db = Db::open_existing(&path).unwrap();
+        let name = format!("console_bench_{}", std::process::id());
+        let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("the --pg server");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let target = match url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("--pg wants a URL with a database: postgres://user@host:port/postgres"),
+        };
+        let started = Instant::now();
+        {
+            let source = Db::open_existing(&path).unwrap();
+            let mode = abuse_inbox::store::Mode::ReadWrite {
+                role: Role::Cli,
+                create: true,
+            };
+            let location = abuse_inbox::store::Location::Postgres(target.clone());
+            let mut pg = abuse_inbox::store::open(&location, mode).unwrap();
+            source.copy_into(&mut pg, |_, _| {}).unwrap();
+        }
+        println!(
+            "{{\"bench\":\"copy_to_postgres\",\"reports\":{n},\"seconds\":{:.1}}}",
+            started.elapsed().as_secs_f64()
+        );
+        measure(&target, "postgres", n);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
+    }
+}
+
+/// The console on the store at `store`, its pages timed; `label` names the
+/// store in each line.
+fn measure(store: &str, label: &str, n: i64) {
+    {
+        let location = abuse_inbox::store::Location::parse(std::path::Path::new(store));
+        let mode = abuse_inbox::store::Mode::ReadWrite {
+            role: Role::Cli,
+            create: false,
+        };
+        let mut db = abuse_inbox::store::open(&location, mode).unwrap();
         let hash = abuse_inbox::web::session::hash_password("bench-password").unwrap();
         db.add_operator(
             "bench",
@@ -73,7 +122,7 @@ fn main() {
         .unwrap();
     }
     let mut config = Config::default();
-    config.store.path = path.clone();
+    config.store.path = store.into();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,12 +185,12 @@ fn main() {
             .collect();
         times.sort_by(|a, b| a.total_cmp(b));
         println!(
-            "{{\"bench\":\"console_{name}\",\"reports\":{n},\"median_ms\":{:.1},\"p95_ms\":{:.1}}}",
+            "{{\"bench\":\"console_{name}\",\"store\":\"{label}\",\"reports\":{n},\"median_ms\":{:.1},\"p95_ms\":{:.1}}}",
             times[10], times[18]
         );
     }
     println!(
-        "{{\"bench\":\"console_rss_anon\",\"before_mb\":{rss_before:.1},\"after_mb\":{:.1}}}",
+        "{{\"bench\":\"console_rss_anon\",\"store\":\"{label}\",\"before_mb\":{rss_before:.1},\"after_mb\":{:.1}}}",
         rss_mb()
     );
     stop.cancel();
