@@ -9,7 +9,8 @@
 //! case with the median and p95 of 20 requests after one to warm the cache;
 //! and the process's anonymous memory before the console started and after.
 //! `--pg postgres://USER@HOST:PORT/postgres` copies the same desk into a new
-//! database of that server (as `migrate-store` does) and measures again.
+//! database of that server (as `migrate-store` does) and measures again;
+//! `--keep` leaves that database behind (its name is printed) to look into.
 
 use abuse_inbox::config::Config;
 use abuse_inbox::model::operator::OperatorRole;
@@ -96,9 +97,13 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         measure(&target, "postgres", n);
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .unwrap();
+        if args.iter().any(|a| a == "--keep") {
+            println!("{{\"bench\":\"kept\",\"database\":\"{target}\"}}");
+        } else {
+            admin
+                .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .unwrap();
+        }
     }
 }
 

@@ -104,7 +104,7 @@ pub(super) fn raw(config: &Config, command: RawCommand) -> anyhow::Result<ExitCo
             format,
         } => {
             let db = query_store(config)?;
-            let list = db.raw_list(status, limit)?;
+            let list = db.raw_list(status, None, limit)?;
             match format {
                 Format::Json => print_json(&list)?,
                 Format::Table => print_raw_table(&list)?,

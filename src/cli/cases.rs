@@ -21,7 +21,7 @@ pub(super) fn list(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
-    let cases = db.cases(customer, status, waiting, limit)?;
+    let cases = db.cases(customer, status, waiting, None, limit)?;
     match format {
         Format::Json => print_json(&cases)?,
         Format::Table => {

@@ -16,7 +16,7 @@ pub(super) fn list(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let db = query_store(config)?;
-    let replies = db.replies(state, limit)?;
+    let replies = db.replies(state, None, limit)?;
     match format {
         Format::Json => print_json(&replies)?,
         Format::Table => print_replies_table(&replies)?,

@@ -193,12 +193,14 @@ const CASE_COLUMNS: &str = "id, abuse_type, network, reports, first_at, last_at,
 
 impl Db {
     /// Cases, most recently active first; only `customer`'s, and only
-    /// those of `status`, when given.
+    /// those of `status`, when given; only those after case `after` in
+    /// that order (a page's last), when given.
     pub fn cases(
         &self,
         customer: Option<&str>,
         status: Option<CaseStatus>,
         waiting: Option<super::Waiting>,
+        after: Option<CaseId>,
         limit: usize,
     ) -> Result<Vec<Case>, Error> {
         let waiting = super::notices::waiting_sql(waiting);
@@ -208,9 +210,11 @@ impl Db {
                     "SELECT {CASE_COLUMNS} FROM cases
                      WHERE (CAST(?1 AS TEXT) IS NULL OR customer = ?1)
                        AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) {waiting}
-                     ORDER BY last_at DESC LIMIT ?3"
+                       AND (CAST(?4 AS BIGINT) IS NULL
+                            OR (last_at, id) < (SELECT last_at, id FROM cases WHERE id = ?4))
+                     ORDER BY last_at DESC, id DESC LIMIT ?3"
                 ),
-                sql_params![customer, status.map(CaseStatus::as_str), limit],
+                sql_params![customer, status.map(CaseStatus::as_str), limit, after],
             )?
             .iter()
             .map(read_case)

@@ -257,7 +257,7 @@ pub enum Resolution {
 impl Db {
     /// The replies of one report, oldest first.
     pub fn replies_for(&self, report: ReportId) -> Result<Vec<Entry>, Error> {
-        let mut replies = self.select_replies(None, Some(report), usize::MAX)?;
+        let mut replies = self.select_replies(None, Some(report), None, usize::MAX)?;
         replies.reverse();
         Ok(replies)
     }
@@ -266,15 +266,17 @@ impl Db {
     pub fn replies(
         &self,
         state: Option<crate::model::OutboxState>,
+        before: Option<OutboxId>,
         limit: usize,
     ) -> Result<Vec<Entry>, Error> {
-        self.select_replies(state, None, limit)
+        self.select_replies(state, None, before, limit)
     }
 
     fn select_replies(
         &self,
         state: Option<crate::model::OutboxState>,
         report: Option<ReportId>,
+        before: Option<OutboxId>,
         limit: usize,
     ) -> Result<Vec<Entry>, Error> {
         // Only the filters given are in the SQL, so the database can use
@@ -292,6 +294,10 @@ impl Db {
         if let Some(report) = report {
             values.push(report.into());
             sql.push_str(&format!(" AND report_id = ?{}", values.len()));
+        }
+        if let Some(before) = before {
+            values.push(before.into());
+            sql.push_str(&format!(" AND id < ?{}", values.len()));
         }
         values.push(limit.into());
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));

@@ -265,15 +265,18 @@ impl Db {
     pub fn raw_list(
         &self,
         status: Option<RawStatus>,
+        before: Option<RawId>,
         limit: usize,
     ) -> Result<Vec<RawSummary>, Error> {
         self.read(|q| {
             q.rows(
                 &format!(
                     "SELECT {SUMMARY_COLUMNS} FROM raw_messages
-                     WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1)
+                       AND (CAST(?3 AS BIGINT) IS NULL OR id < ?3)
+                     ORDER BY id DESC LIMIT ?2"
                 ),
-                sql_params![status.map(RawStatus::as_str), limit],
+                sql_params![status.map(RawStatus::as_str), limit, before],
             )?
             .iter()
             .map(read_summary)

@@ -748,6 +748,19 @@ struct StateQuery {
     status: String,
     #[serde(default)]
     state: String,
+    /// The last row of the page before (keyset paging).
+    before: Option<i64>,
+}
+
+/// A page of at most `PAGE` rows out of `rows` (fetched with one more), and
+/// the id to page on from when there are more.
+fn paged<T>(mut rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    if rows.len() <= PAGE {
+        return (rows, None);
+    }
+    rows.truncate(PAGE);
+    let next = rows.last().map(id);
+    (rows, next)
 }
 
 fn state_query(
@@ -764,11 +777,15 @@ async fn case_list(
     let query = state_query(query);
     let status =
         crate::model::CaseStatus::parse(&query.status).unwrap_or(crate::model::CaseStatus::Open);
+    let after = query.before.map(crate::model::CaseId);
     match desk
-        .db(move |db| db.cases(None, Some(status), None, 200))
+        .db(move |db| db.cases(None, Some(status), None, after, PAGE + 1))
         .await
     {
-        Ok(cases) => Html(pages::cases(&me, status.as_str(), &cases).into_string()).into_response(),
+        Ok(cases) => {
+            let (cases, next) = paged(cases, |c| c.id.0);
+            Html(pages::cases(&me, status.as_str(), &cases, next).into_string()).into_response()
+        }
         Err(response) => response,
     }
 }
@@ -864,9 +881,15 @@ async fn reply_list(
     let query = state_query(query);
     let state =
         crate::model::OutboxState::parse(&query.state).unwrap_or(crate::model::OutboxState::Held);
-    match desk.db(move |db| db.replies(Some(state), 200)).await {
+    let before = query.before.map(crate::model::OutboxId);
+    match desk
+        .db(move |db| db.replies(Some(state), before, PAGE + 1))
+        .await
+    {
         Ok(entries) => {
-            Html(pages::replies(&me, state.as_str(), &entries, None).into_string()).into_response()
+            let (entries, next) = paged(entries, |e| e.id.0);
+            Html(pages::replies(&me, state.as_str(), &entries, next, None).into_string())
+                .into_response()
         }
         Err(response) => response,
     }
@@ -905,9 +928,16 @@ async fn raw_list(
     let query = state_query(query);
     let status =
         crate::model::RawStatus::parse(&query.status).unwrap_or(crate::model::RawStatus::Failed);
-    match desk.db(move |db| db.raw_list(Some(status), 200)).await {
-        Ok(list) => Html(pages::raw_messages(&me, status.as_str(), &list, None).into_string())
-            .into_response(),
+    let before = query.before.map(crate::model::RawId);
+    match desk
+        .db(move |db| db.raw_list(Some(status), before, PAGE + 1))
+        .await
+    {
+        Ok(list) => {
+            let (list, next) = paged(list, |m| m.id.0);
+            Html(pages::raw_messages(&me, status.as_str(), &list, next, None).into_string())
+                .into_response()
+        }
         Err(response) => response,
     }
 }

@@ -377,7 +377,16 @@ fn states(base: &str, key: &str, names: &[&str], current: &str) -> Markup {
     }
 }
 
-pub fn cases(me: &Me, status: &str, cases: &[crate::store::Case]) -> Markup {
+/// The link to the next page of a list by state, when there is one.
+fn older(base: &str, key: &str, state: &str, next: Option<i64>, what: &str) -> Markup {
+    html! {
+        @if let Some(next) = next {
+            p { a id="next" rel="next" href=(format!("{base}?{key}={}&before={next}", urlencode(state))) { "Older " (what) " →" } }
+        }
+    }
+}
+
+pub fn cases(me: &Me, status: &str, cases: &[crate::store::Case], next: Option<i64>) -> Markup {
     let names: Vec<&str> = crate::model::CaseStatus::ALL
         .iter()
         .map(|s| s.as_str())
@@ -434,6 +443,7 @@ pub fn cases(me: &Me, status: &str, cases: &[crate::store::Case]) -> Markup {
                 }
             }
             @if cases.is_empty() { p { "No case." } }
+            (older("/cases", "status", status, next, "cases"))
         },
     )
 }
@@ -442,6 +452,7 @@ pub fn replies(
     me: &Me,
     state: &str,
     entries: &[crate::store::OutboxEntry],
+    next: Option<i64>,
     notice: Option<&str>,
 ) -> Markup {
     let names: Vec<&str> = crate::model::OutboxState::ALL
@@ -482,6 +493,7 @@ pub fn replies(
                 }
             }
             @if entries.is_empty() { p { "No reply in this state." } }
+            (older("/replies", "state", state, next, "replies"))
         },
     )
 }
@@ -490,6 +502,7 @@ pub fn raw_messages(
     me: &Me,
     status: &str,
     list: &[crate::store::RawSummary],
+    next: Option<i64>,
     notice: Option<&str>,
 ) -> Markup {
     let names: Vec<&str> = crate::model::RawStatus::ALL
@@ -534,6 +547,7 @@ pub fn raw_messages(
                 }
             }
             @if list.is_empty() { p { "No message in this state." } }
+            (older("/raw", "status", status, next, "messages"))
         },
     )
 }
