@@ -445,6 +445,9 @@ pub struct ReplyConfig {
     /// MTA on 127.0.0.1, which does TLS onwards). Unset: replies are decided
     /// and kept in the outbox as `held`.
     pub relay_host: Option<String>,
+    /// Every reply and notice waits as `held` until an operator releases it
+    /// (`replies release`, the console), even with a relay.
+    pub review: bool,
     pub relay_port: u16,
     /// `none` (plain SMTP, for a relay on this host), `starttls` (required,
     /// port 587 usually) or `tls` (implicit TLS, port 465).
@@ -492,6 +495,7 @@ impl Default for ReplyConfig {
             from: "abuse@abuse-inbox.localhost".to_owned(),
             automated_allow: Vec::new(),
             relay_host: None,
+            review: false,
             relay_port: 25,
             relay_tls: RelayTls::None,
             relay_username: None,

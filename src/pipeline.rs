@@ -143,7 +143,7 @@ impl Pipeline {
     pub fn reply_plan(&self, recipient: &str) -> ReplyPlan {
         ReplyPlan {
             recipient: recipient.to_owned(),
-            hold: self.reply.relay_host.is_none(),
+            hold: self.reply.relay_host.is_none() || self.reply.review,
             recipient_key: reply::limits::key(recipient),
             recipient_domain: reply::limits::domain(recipient),
             limits: reply::limits::Limits {

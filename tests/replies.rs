@@ -816,3 +816,102 @@ async fn the_whole_loop_runs_over_smtp_notice_answer_and_conclusion(store: Store
     daemon.stop().await;
     sink.stop().await;
 }
+
+on_both_stores!(under_review_a_reply_waits_until_an_operator_releases_it);
+async fn under_review_a_reply_waits_until_an_operator_releases_it(store: Store) {
+    let Ok(location) = store.location() else {
+        crate::util::skipped("PostgreSQL is not installed here; .ci/run installs it");
+        return;
+    };
+    let sink = relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
+    let mut config = daemon_config(sink.addr.port(), &location);
+    config.reply.review = true;
+    config.web.listen = "127.0.0.1:0".into();
+    let daemon = TestServer::start(config).await;
+    let (sink_db, daemon_db) = (sink.db_path(), daemon.db_path());
+    let web = daemon.web_addr().expect("the console listens");
+    let daemon_ref = &daemon;
+    tokio::task::block_in_place(|| {
+        deliver(
+            daemon_ref,
+            "soc@security.example.org",
+            &fixture("csv/020-csv-basic-sshd.eml"),
+        );
+        wait_for(20, "the ack held", || {
+            Some(outbox(&daemon_db)).filter(|o| o.len() == 1 && o[0].state == "held")
+        });
+        // The relay is there, and still nothing goes out: the sender's
+        // rounds (one a second) leave a reply under review alone.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        assert_eq!(outbox(&daemon_db)[0].state, "held");
+        assert!(received(&sink_db).is_empty());
+
+        // An agent releases it in the console; it goes out, and the
+        // history says who let it.
+        crate::web::add_user(&daemon_db, "ana", "agent", "ana-password-1");
+        let ana = crate::web::log_in(web, "ana", "ana-password-1");
+        let page = crate::web::http(web, "GET", "/replies", &[("Cookie", &ana)], "");
+        let id = crate::util::texts(&daemon_db, "SELECT CAST(id AS TEXT) FROM outbox")[0]
+            .clone()
+            .unwrap();
+        let release = format!("/replies/{id}/release");
+        assert!(page.body.contains(&release), "{}", page.body);
+        let token = crate::web::csrf_of(&page.body);
+        assert_eq!(
+            crate::web::http(web, "POST", &release, &[("Cookie", &ana)], "").status,
+            403,
+            "no token, no release"
+        );
+        let done = crate::web::http(
+            web,
+            "POST",
+            &release,
+            &[("Cookie", &ana)],
+            &format!("csrf={token}"),
+        );
+        assert_eq!(done.status, 303, "{}", done.body);
+        let got = wait_for(20, "the released ack", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 1)
+        });
+        assert_eq!(got[0].1, r#"["soc@security.example.org"]"#);
+        let history = crate::util::texts(
+            &daemon_db,
+            "SELECT detail FROM report_events WHERE kind = 'reply' AND detail LIKE '%released%'",
+        );
+        assert_eq!(history, vec![Some(format!("reply {id} released by ana"))]);
+        let again = crate::web::http(
+            web,
+            "POST",
+            &release,
+            &[("Cookie", &ana)],
+            &format!("csrf={token}"),
+        );
+        assert_eq!(again.status, 409, "a sent reply is released once");
+
+        // From the command line: every held reply at once; an id that is not
+        // held changes nothing and says why.
+        deliver(
+            daemon_ref,
+            "someone@example.net",
+            &fixture("network/054-single-ip-no-logs.eml"),
+        );
+        wait_for(20, "the needs_info held", || {
+            Some(outbox(&daemon_db)).filter(|o| o.len() == 2 && o[1].state == "held")
+        });
+        let out = abuse_inbox(&["replies", "release", &id, "--db", &db_str(&daemon_db)]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("only held replies can be released"));
+        let out = abuse_inbox(&["replies", "release", "--held", "--db", &db_str(&daemon_db)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(json(&out)["released"], 1);
+        wait_for(20, "the released needs_info", || {
+            Some(received(&sink_db)).filter(|m| m.len() == 2)
+        });
+    });
+    daemon.stop().await;
+    sink.stop().await;
+}

@@ -126,7 +126,15 @@ pub fn csrf_of(page: &str) -> String {
 
 /// A console on `store` with the fixtures `files` delivered and processed.
 pub async fn console_with(store: Store, files: &[&str]) -> Option<TestServer> {
-    let mut config = Config::default();
+    console_configured(store, Config::default(), files).await
+}
+
+/// The same, with `config` (its console listens on port 0).
+pub async fn console_configured(
+    store: Store,
+    mut config: Config,
+    files: &[&str],
+) -> Option<TestServer> {
     config.web.listen = "127.0.0.1:0".into();
     let server = TestServer::on(store, config).await?;
     let addr = server.addr;
@@ -309,9 +317,16 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
         assert!(!vic_replies.body.contains(&discard));
         assert_eq!(http(web, "POST", &discard, &[("Cookie", &vic)], &format!("csrf={vic_token}")).status, 403);
         let token = csrf_of(&replies.body);
+        // Without a relay a release could not go out: refused, saying so.
+        let release = http(web, "POST", &format!("/replies/{first}/release"), &[("Cookie", &ana)], &format!("csrf={token}"));
+        assert_eq!(release.status, 409);
+        assert!(release.body.contains("reply.relay_host"), "{}", release.body);
+        assert_eq!(http(web, "POST", &format!("/replies/{first}/explode"), &[("Cookie", &ana)], &format!("csrf={token}")).status, 404);
         assert_eq!(http(web, "POST", &discard, &[("Cookie", &ana)], &format!("csrf={token}")).status, 303);
         let state = crate::util::texts(&db, &format!("SELECT state FROM outbox WHERE id = {first}"));
         assert_eq!(state, vec![Some("discarded".to_owned())]);
+        let history = crate::util::texts(&db, "SELECT detail FROM report_events WHERE detail LIKE 'reply % discarded by %'");
+        assert_eq!(history, vec![Some(format!("reply {first} discarded by ana"))]);
         assert_eq!(http(web, "POST", &discard, &[("Cookie", &ana)], &format!("csrf={token}")).status, 409);
 
         // Messages as they arrived: a processed one can be neither retried

@@ -427,7 +427,15 @@ pub enum RepliesCommand {
     /// Drop replies that were not sent: by id, or every held one.
     Discard {
         ids: Vec<i64>,
-        /// Every reply held for want of a relay.
+        /// Every held reply.
+        #[arg(long)]
+        held: bool,
+    },
+    /// Send held replies (`reply.review`, or queued without a relay): by id,
+    /// or every held one. A running daemon with a relay sends them.
+    Release {
+        ids: Vec<i64>,
+        /// Every held reply.
         #[arg(long)]
         held: bool,
     },

@@ -21,6 +21,7 @@ mod web;
 pub use args::{Cli, Command, ExportFormat, Format, Global};
 
 use crate::config::{self, Config};
+use crate::model::ReplyAction;
 use crate::pipeline::Pipeline;
 use crate::store::{Db, Location, Mode, Role};
 use args::{
@@ -96,7 +97,12 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 limit,
                 format,
             } => replies::list(config, state, limit, format),
-            RepliesCommand::Discard { ids, held } => replies::discard(config, ids, held),
+            RepliesCommand::Discard { ids, held } => {
+                replies::act(config, ReplyAction::Discard, ids, held)
+            }
+            RepliesCommand::Release { ids, held } => {
+                replies::act(config, ReplyAction::Release, ids, held)
+            }
         },
         Command::Cases { command } => match command {
             CasesCommand::List {

@@ -4,7 +4,7 @@ use super::args::Format;
 use super::render::{print_json, print_replies_table};
 use super::{admin_store, query_store};
 use crate::config::Config;
-use crate::model::{OutboxId, OutboxState};
+use crate::model::{OutboxId, OutboxState, ReplyAction};
 use anyhow::bail;
 use std::process::ExitCode;
 
@@ -24,22 +24,37 @@ pub(super) fn list(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `replies discard`: drops replies not sent yet.
-pub(super) fn discard(config: &Config, ids: Vec<i64>, held: bool) -> anyhow::Result<ExitCode> {
+/// `replies discard` drops replies not sent yet; `replies release` sends
+/// held ones.
+pub(super) fn act(
+    config: &Config,
+    action: ReplyAction,
+    ids: Vec<i64>,
+    held: bool,
+) -> anyhow::Result<ExitCode> {
     if ids.is_empty() && !held {
         bail!("say which replies: their ids, or --held");
     }
     let mut db = admin_store(config)?;
     let ids: Vec<OutboxId> = ids.into_iter().map(OutboxId).collect();
-    let n = db.discard_replies(&ids, held)?;
-    print_json(&serde_json::json!({ "discarded": n }))?;
+    let n = db.act_on_replies(action, &ids, held, None, &crate::now_rfc3339())?;
+    print_json(&serde_json::json!({ action.done(): n }))?;
+    if action == ReplyAction::Release && n > 0 && config.reply.relay_host.is_none() {
+        eprintln!(
+            "abuse-inbox: no relay is configured (reply.relay_host): released replies wait as \
+             pending until a daemon with one sends them"
+        );
+    }
     // Replies named by id that did not change: say why (stdout keeps the JSON).
     if !held && n < ids.len() {
+        let states: Vec<&str> = action.from().iter().map(|s| s.as_str()).collect();
         eprintln!(
-            "abuse-inbox: {} of {} replies changed nothing: only held or pending replies can be \
-             discarded (see abuse-inbox replies list), and each id must exist",
+            "abuse-inbox: {} of {} replies changed nothing: only {} replies can be {} (see \
+             abuse-inbox replies list), and each id must exist",
             ids.len() - n,
-            ids.len()
+            ids.len(),
+            states.join(" or "),
+            action.done()
         );
         return Ok(ExitCode::from(1));
     }

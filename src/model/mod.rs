@@ -369,7 +369,8 @@ impl std::fmt::Display for ReplyKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxState {
-    /// No relay configured yet: waiting for one.
+    /// No relay configured yet, or `reply.review`: waiting for one, or for
+    /// an operator's release.
     Held,
     /// Due at its next attempt.
     Pending,
@@ -407,6 +408,55 @@ impl OutboxState {
 impl std::fmt::Display for OutboxState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(self.as_str())
+    }
+}
+
+/// What an operator does to a reply that has not gone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyAction {
+    /// A held reply goes to the relay: due now.
+    Release,
+    /// A held or pending reply is dropped for good.
+    Discard,
+}
+
+impl ReplyAction {
+    /// The states a reply can be in for this action to apply.
+    pub fn from(self) -> &'static [OutboxState] {
+        match self {
+            ReplyAction::Release => &[OutboxState::Held],
+            ReplyAction::Discard => &[OutboxState::Held, OutboxState::Pending],
+        }
+    }
+
+    /// The state it leaves the reply in.
+    pub fn to(self) -> OutboxState {
+        match self {
+            ReplyAction::Release => OutboxState::Pending,
+            ReplyAction::Discard => OutboxState::Discarded,
+        }
+    }
+
+    /// Its name: `release`, `discard` (the CLI's and the console's word).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyAction::Release => "release",
+            ReplyAction::Discard => "discard",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReplyAction> {
+        [ReplyAction::Release, ReplyAction::Discard]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+
+    /// The word for it in the history and the logs.
+    pub fn done(self) -> &'static str {
+        match self {
+            ReplyAction::Release => "released",
+            ReplyAction::Discard => "discarded",
+        }
     }
 }
 
@@ -823,7 +873,8 @@ impl fmt::Display for Missing {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyPlan {
     pub recipient: String,
-    /// No relay is configured: the reply waits in the outbox as `held`.
+    /// No relay is configured, or replies wait for review: the reply waits
+    /// in the outbox as `held`.
     pub hold: bool,
     /// The recipient as rate limits count it (`reply::limits::key`).
     pub recipient_key: String,

@@ -143,11 +143,15 @@ pub async fn run<T>(
     loop {
         // A reply queued by a command that did not know of the relay
         // (`reports resolve` without --config) is held: with a relay here,
-        // it is sent.
-        match queue
-            .outbox(OutboxChange::ReleaseHeld, crate::now_rfc3339())
-            .await
-        {
+        // it is sent. Under review, held replies wait for an operator.
+        let released = if runtime.current().config.reply.review {
+            Ok(0)
+        } else {
+            queue
+                .outbox(OutboxChange::ReleaseHeld, crate::now_rfc3339())
+                .await
+        };
+        match released {
             Ok(released) if released > 0 && first => {
                 info!(replies = released, "held replies released to the relay");
             }

@@ -309,23 +309,60 @@ impl Db {
         self.read(|q| q.count(OUTBOX_DEPTH, &[]))
     }
 
-    /// Drops unsent replies: the given ids, or every held one.
-    pub fn discard_replies(&mut self, ids: &[OutboxId], all_held: bool) -> Result<usize, Error> {
+    /// Releases or discards unsent replies: the given ids, or every held
+    /// one; each change in its report's history, with `by` (the operator)
+    /// when known. How many changed: an id in no state the action applies
+    /// to changes nothing.
+    pub fn act_on_replies(
+        &mut self,
+        action: crate::model::ReplyAction,
+        ids: &[OutboxId],
+        all_held: bool,
+        by: Option<&str>,
+        now: &str,
+    ) -> Result<usize, Error> {
+        let from: Vec<String> = action
+            .from()
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let change = format!(
+            "UPDATE outbox SET state = ?2, next_attempt_at = coalesce(?3, next_attempt_at)
+             WHERE id = ?1 AND state IN ({}) RETURNING report_id",
+            from.join(", ")
+        );
+        let to = action.to();
+        let due = (to == crate::model::OutboxState::Pending).then_some(now);
         self.write(|q| {
-            let mut n = 0;
+            let mut targets = ids.to_vec();
             if all_held {
-                n += q.exec(
-                    "UPDATE outbox SET state = 'discarded' WHERE state = 'held'",
+                let held = q.rows(
+                    "SELECT id FROM outbox WHERE state = 'held' ORDER BY id",
                     &[],
                 )?;
+                for row in held {
+                    targets.push(OutboxId(row.int(0)?));
+                }
             }
-            for id in ids {
-                n += q.exec(
-                    "UPDATE outbox SET state = 'discarded' WHERE id = ?1 AND state IN ('held', 'pending')",
-                    sql_params![*id],
+            let mut n = 0;
+            for id in targets {
+                let Some(row) = q.row(&change, sql_params![id, to.as_str(), due])? else {
+                    continue;
+                };
+                let detail = match by {
+                    Some(by) => format!("reply {id} {} by {by}", action.done()),
+                    None => format!("reply {id} {}", action.done()),
+                };
+                event(
+                    q,
+                    ReportId(row.int(0)?),
+                    now,
+                    crate::model::HistoryEvent::Reply,
+                    &detail,
                 )?;
+                n += 1;
             }
-            Ok(n as usize)
+            Ok(n)
         })
     }
 

@@ -16,7 +16,7 @@ mod tls;
 
 use crate::config::{Config, WebConfig};
 use crate::model::operator::OperatorRole;
-use crate::model::{ReplyPlan, ReportId};
+use crate::model::{ReplyAction, ReplyPlan, ReportId};
 use crate::store::{self, Db, Location};
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -171,7 +171,7 @@ pub fn router(desk: Arc<Desk>) -> Router {
         .route("/cases", get(case_list))
         .route("/cases/{id}/resolve", post(resolve_case))
         .route("/replies", get(reply_list))
-        .route("/replies/{id}/discard", post(discard_reply))
+        .route("/replies/{id}/{action}", post(reply_action))
         .route("/raw", get(raw_list))
         .route("/raw/{id}/retry", post(retry_raw))
         .route("/raw/{id}/discard", post(discard_raw))
@@ -895,28 +895,64 @@ async fn reply_list(
     }
 }
 
-async fn discard_reply(
+/// Releases or discards one reply, as `replies release|discard` do, in the
+/// report's history with the operator's name.
+async fn act_on_reply(
+    desk: Arc<Desk>,
+    me: Me,
+    headers: HeaderMap,
+    id: i64,
+    csrf: String,
+    action: ReplyAction,
+) -> Response {
+    if let Some(response) = refusal(&me, &headers, &csrf) {
+        return response;
+    }
+    if action == ReplyAction::Release && desk.runtime.config.reply.relay_host.is_none() {
+        return failure(
+            Some(&me),
+            StatusCode::CONFLICT,
+            "no relay is configured (reply.relay_host): a released reply could not go out; \
+             configure one in the configuration the daemon and the console read",
+        );
+    }
+    let ids = [crate::model::OutboxId(id)];
+    let by = me.name.clone();
+    let changed = desk
+        .db(move |db| db.act_on_replies(action, &ids, false, Some(&by), &crate::now_rfc3339()))
+        .await;
+    match changed {
+        Ok(1) => {
+            info!(operator = %me.name, outbox_id = id, action = action.done(), "console: reply changed");
+            Redirect::to("/replies").into_response()
+        }
+        Ok(_) => {
+            let states: Vec<&str> = action.from().iter().map(|s| s.as_str()).collect();
+            failure(
+                Some(&me),
+                StatusCode::CONFLICT,
+                &format!(
+                    "only a {} reply can be {}",
+                    states.join(" or "),
+                    action.done()
+                ),
+            )
+        }
+        Err(response) => response,
+    }
+}
+
+/// `POST /replies/ID/release` and `/replies/ID/discard`.
+async fn reply_action(
     State(desk): State<Arc<Desk>>,
     me: Me,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path((id, verb)): Path<(i64, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(response) = refusal(&me, &headers, &form.csrf) {
-        return response;
-    }
-    let ids = [crate::model::OutboxId(id)];
-    match desk.db(move |db| db.discard_replies(&ids, false)).await {
-        Ok(1) => {
-            info!(operator = %me.name, outbox_id = id, "console: reply discarded");
-            Redirect::to("/replies").into_response()
-        }
-        Ok(_) => failure(
-            Some(&me),
-            StatusCode::CONFLICT,
-            "only a held or pending reply can be discarded",
-        ),
-        Err(response) => response,
+    match ReplyAction::parse(&verb) {
+        Some(action) => act_on_reply(desk, me, headers, id, form.csrf, action).await,
+        None => failure(Some(&me), StatusCode::NOT_FOUND, "no such page"),
     }
 }
 

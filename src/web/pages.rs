@@ -465,7 +465,7 @@ pub fn replies(
         html! {
             h1 { "Replies to reporters" }
             @if let Some(notice) = notice { p.notice role="status" { (notice) } }
-            p { "Held replies wait for a relay (" code { "reply.relay_host" } "): configuring one sends them. Discarding drops a held or pending reply for good." }
+            p { "A reply is held while no relay is configured (" code { "reply.relay_host" } "), or for review (" code { "reply.review" } "). Release sends a held reply through the relay; discard drops a held or pending reply for good." }
             (states("/replies", "state", &names, state))
             table.replies {
                 thead { tr {
@@ -484,7 +484,10 @@ pub fn replies(
                             td { (e.created_at.get(..16).unwrap_or(&e.created_at)) }
                             td { (shown(e.last_error.as_deref().unwrap_or(""), 200)) }
                             td {
-                                @if me.role.may_act() && matches!(e.state.as_str(), "held" | "pending") {
+                                @if me.role.may_act() && e.state == crate::model::OutboxState::Held {
+                                    (action(me, &format!("/replies/{}/release", e.id.0), "Release"))
+                                }
+                                @if me.role.may_act() && crate::model::ReplyAction::Discard.from().contains(&e.state) {
                                     (action(me, &format!("/replies/{}/discard", e.id.0), "Discard"))
                                 }
                             }

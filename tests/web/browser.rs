@@ -6,7 +6,7 @@
 //! browser logs no Content-Security-Policy violation, and no request
 //! leaves the origin. Screenshots go to `target/console-screenshots/`.
 
-use super::{add_user, console_with, FIXTURES};
+use super::{add_user, console_configured, FIXTURES};
 use crate::util::{free_port, skipped, wait_for, Store};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -286,7 +286,13 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
     let Some(browser) = tokio::task::spawn_blocking(Browser::start).await.unwrap() else {
         return;
     };
-    let Some(server) = console_with(store, FIXTURES).await else {
+    // Replies wait for review, with a relay to go to once released.
+    let sink = crate::replies::relay_sink(tempfile::tempdir().unwrap(), "127.0.0.1:0").await;
+    let mut config = abuse_inbox::config::Config::default();
+    config.reply.review = true;
+    config.reply.relay_host = Some("127.0.0.1".into());
+    config.reply.relay_port = sink.addr.port();
+    let Some(server) = console_configured(store, config, FIXTURES).await else {
         return;
     };
     let web: SocketAddr = server.web_addr().unwrap();
@@ -368,8 +374,24 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
         browser.assert_clean(&origin, "resolved report");
         browser.screenshot(&format!("resolved-{suffix}"));
 
-        // The other pages: cases, the outbox, the quarantine.
-        for (path, name) in [("/cases", "cases"), ("/replies", "replies"), ("/raw?status=processed", "raw")] {
+        // Release a held reply: it leaves the outbox's held list for the relay.
+        browser.go(&format!("{origin}/replies"));
+        browser.assert_clean(&origin, "replies");
+        browser.screenshot(&format!("replies-{suffix}"));
+        let held = crate::util::texts(&db, "SELECT CAST(max(id) AS TEXT) FROM outbox WHERE state = 'held'")[0]
+            .clone()
+            .expect("a held reply");
+        browser.click(&format!("form[action='/replies/{held}/release'] button"));
+        wait_for(10, "the reply released", || {
+            crate::util::texts(&db, &format!("SELECT state FROM outbox WHERE id = {held}"))[0]
+                .clone()
+                .filter(|s| s != "held")
+        });
+        let history = crate::util::texts(&db, "SELECT detail FROM report_events WHERE detail LIKE '%released by%'");
+        assert_eq!(history, vec![Some(format!("reply {held} released by ana"))]);
+
+        // The other pages: cases, the quarantine.
+        for (path, name) in [("/cases", "cases"), ("/raw?status=processed", "raw")] {
             browser.go(&format!("{origin}{path}"));
             browser.assert_clean(&origin, name);
             browser.screenshot(&format!("{name}-{suffix}"));
@@ -388,5 +410,6 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
     .await
     .unwrap();
     server.stop().await;
+    sink.stop().await;
 }
 on_both_stores!(an_operator_works_the_desk_in_chromium);
