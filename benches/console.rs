@@ -133,7 +133,7 @@ fn measure(store: &str, label: &str, n: i64) {
         .build()
         .unwrap();
     let rss_before = rss_mb();
-    let desk = abuse_inbox::web::Desk::new(&config).unwrap();
+    let desk = abuse_inbox::web::Desk::for_config(&config).unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -443,16 +443,123 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
             "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
         );
         assert_eq!(kept, counted, "after reprocess and a change of type");
-
-        // Ten failures from one address, and even the right password waits.
-        for _ in 0..10 {
-            http(web, "POST", "/login", &[], "name=ana&password=guess");
-        }
-        assert_eq!(http(web, "POST", "/login", &[], "name=ana&password=ana-password-1").status, 429);
     })
     .await
     .unwrap();
+    // The console follows a reload of the daemon's configuration: with the
+    // limit at this address's failures so far, even the right password
+    // waits; with it raised again, it logs in.
+    let login = move || {
+        http(
+            web,
+            "POST",
+            "/login",
+            &[],
+            "name=ana&password=ana-password-1",
+        )
+        .status
+    };
+    for (limit, status) in [(1, 429), (1000, 303)] {
+        assert_eq!(
+            server.reload_with(|c| c.web.max_failed_logins = limit),
+            Ok(vec!["web.max_failed_logins".to_owned()])
+        );
+        assert_eq!(
+            tokio::task::spawn_blocking(login).await.unwrap(),
+            status,
+            "limit {limit}"
+        );
+    }
     server.stop().await;
+}
+
+/// `abuse-inbox web` as a process: two of them on one store count the same
+/// failed logins (they are in the store); SIGHUP reloads the configuration
+/// of each; SIGTERM stops it with exit 0.
+#[test]
+fn console_processes_share_the_login_limit_and_reload_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let config = dir.path().join("abuse-inbox.toml");
+    std::fs::write(&config, "[web]\nmax_failed_logins = 4\n").unwrap();
+    let cfg = config.to_str().unwrap();
+    // The store, made by an ingest.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eml/csv/020-csv-basic-sshd.eml");
+    let out = abuse_inbox_stdin(
+        &[
+            "ingest",
+            "--db",
+            db.to_str().unwrap(),
+            fixture.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = abuse_inbox_stdin(
+        &[
+            "--config",
+            cfg,
+            "users",
+            "add",
+            "ana",
+            "--role",
+            "agent",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        Some(b"ana-password-1\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = || {
+        let port = crate::util::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_abuse-inbox"))
+            .args([
+                "--config",
+                cfg,
+                "web",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--db", db.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        crate::util::wait_for(30, "the console listening", || {
+            TcpStream::connect(addr).ok()
+        });
+        (child, addr)
+    };
+    let (mut one, a) = start();
+    let (mut two, b) = start();
+    let guess = |addr| http(addr, "POST", "/login", &[], "name=ana&password=guess").status;
+    // Two failures on each console: four in the store, the limit.
+    for addr in [a, b, a, b] {
+        assert_eq!(guess(addr), 401);
+    }
+    assert_eq!(guess(a), 429, "the other console's failures count here");
+    assert_eq!(guess(b), 429);
+    // A reload raises the limit on the console that is told.
+    std::fs::write(&config, "[web]\nmax_failed_logins = 6\n").unwrap();
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(one.id() as i32, libc::SIGHUP) };
+    crate::util::wait_for(20, "the reload", || (guess(a) == 401).then_some(()));
+    assert_eq!(guess(b), 429, "the console not told keeps its limit");
+    for child in [&mut one, &mut two] {
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
 }
 on_both_stores!(the_console_shows_filters_and_acts_only_with_its_token);
 

@@ -54,7 +54,7 @@ pub fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     let config = &config;
     match cli.command {
         Command::Serve { listen, web } => serve::serve(config.clone(), listen, web, &cli.global),
-        Command::Web { listen } => web::run(config, listen),
+        Command::Web { listen } => web::run(config, listen, &cli.global),
         Command::Users { command } => match command {
             UsersCommand::Add { name, role } => web::add_user(config, &name, role),
             UsersCommand::List { format } => web::list_users(config, format),

@@ -61,32 +61,44 @@ pub(super) fn serve(
             "READY=1\nSTATUS=accepting mail on {}",
             server.local_addr()
         ));
-        let shutdown = server.shutdown_token();
-        let reloader = server.reloader();
-        tokio::spawn(async move {
-            let mut signals = signals;
-            while let Signal::Reload = signals.next().await {
-                crate::daemon::notify::notify("RELOADING=1");
-                match reread().and_then(|config| reloader.reload(config)) {
-                    Ok(changed) if changed.is_empty() => {
-                        tracing::info!("configuration reloaded; nothing changed")
-                    }
-                    Ok(changed) => {
-                        tracing::info!(changed = %changed.join(", "), "configuration reloaded")
-                    }
-                    Err(problems) => {
-                        tracing::error!(problems = %problems.join("; "), "reload refused; the running configuration stays")
-                    }
-                }
-                crate::daemon::notify::notify("READY=1");
-            }
-            tracing::info!("shutdown requested");
-            crate::daemon::notify::notify("STOPPING=1");
-            shutdown.cancel();
-        });
+        tokio::spawn(on_signals(
+            signals,
+            reread,
+            server.reloader(),
+            server.shutdown_token(),
+        ));
         server.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Serves the signals until a stop: SIGHUP re-reads the configuration
+/// (`reread`) and reloads it whole or refuses it whole, saying which;
+/// SIGTERM or SIGINT cancels `shutdown`.
+pub(super) async fn on_signals(
+    mut signals: Signals,
+    reread: impl Fn() -> Result<Config, Vec<String>>,
+    reloader: crate::daemon::server::Reloader,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    while let Signal::Reload = signals.next().await {
+        crate::daemon::notify::notify("RELOADING=1");
+        match reread().and_then(|config| reloader.reload(config)) {
+            Ok(changed) if changed.is_empty() => {
+                tracing::info!("configuration reloaded; nothing changed")
+            }
+            Ok(changed) => {
+                tracing::info!(changed = %changed.join(", "), "configuration reloaded")
+            }
+            Err(problems) => {
+                tracing::error!(problems = %problems.join("; "), "reload refused; the running configuration stays")
+            }
+        }
+        crate::daemon::notify::notify("READY=1");
+    }
+    tracing::info!("shutdown requested");
+    crate::daemon::notify::notify("STOPPING=1");
+    shutdown.cancel();
 }
 
 /// What a signal asks for.
@@ -108,7 +120,7 @@ pub(super) struct Signals {
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Signals> {
+    pub(super) fn install() -> anyhow::Result<Signals> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};

@@ -12,8 +12,13 @@ use std::process::ExitCode;
 /// Where `abuse-inbox web` listens without `--listen` or `web.listen`.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// `web`: serves the console until SIGTERM or SIGINT.
-pub(super) fn run(config: &Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+/// `web`: serves the console until SIGTERM or SIGINT; SIGHUP reloads the
+/// configuration as it does the daemon's.
+pub(super) fn run(
+    config: &Config,
+    listen: Option<String>,
+    global: &super::Global,
+) -> anyhow::Result<ExitCode> {
     let listen = listen
         .or_else(|| (!config.web.listen.is_empty()).then(|| config.web.listen.clone()))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
@@ -24,7 +29,16 @@ pub(super) fn run(config: &Config, listen: Option<String>) -> anyhow::Result<Exi
             crate::store::Location::parse(&config.store.path)
         )
     })?);
-    let desk = crate::web::Desk::new(config).map_err(anyhow::Error::msg)?;
+    let shared = crate::runtime::SharedRuntime::new(
+        crate::runtime::Runtime::compile(config.clone()).map_err(|problems| {
+            anyhow::anyhow!("invalid configuration: {}", problems.join("; "))
+        })?,
+    );
+    let desk = crate::web::Desk::new(shared.clone()).map_err(anyhow::Error::msg)?;
+    let reread = {
+        let global = global.clone();
+        move || super::settings(&global).map_err(|e| vec![e.to_string()])
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,19 +47,14 @@ pub(super) fn run(config: &Config, listen: Option<String>) -> anyhow::Result<Exi
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (--listen or web.listen): is another process on it?"))?;
+        let signals = super::serve::Signals::install()?;
         let stop = tokio_util::sync::CancellationToken::new();
-        {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                if let (Ok(mut term), Ok(mut int)) =
-                    (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-                {
-                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-                }
-                stop.cancel();
-            });
-        }
+        tokio::spawn(super::serve::on_signals(
+            signals,
+            reread,
+            crate::daemon::server::Reloader::new(shared),
+            stop.clone(),
+        ));
         tracing::info!(listen = %listener.local_addr()?, store = %crate::store::Location::parse(&config.store.path), "console listening");
         crate::web::serve(listener, std::sync::Arc::new(desk), stop).await?;
         tracing::info!("console stopped");

@@ -78,6 +78,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// Reloads swap `runtime`.
+    pub fn new(runtime: SharedRuntime) -> Reloader {
+        Reloader { runtime }
+    }
+
     /// Checks and compiles `config` completely, then swaps it in; on any
     /// problem nothing changes.
     ///
@@ -333,7 +338,8 @@ impl Server {
             None => None,
             Some(listener) => {
                 let bound = listener.local_addr().ok();
-                let desk = crate::web::Desk::new(&config).map_err(|p| Error::Invalid(vec![p]))?;
+                let desk = crate::web::Desk::new(reloader.runtime.clone())
+                    .map_err(|p| Error::Invalid(vec![p]))?;
                 let stop = sender_stop.clone();
                 tokio::spawn(async move {
                     if let Err(error) = crate::web::serve(listener, Arc::new(desk), stop).await {

@@ -238,4 +238,71 @@ impl Db {
             .collect()
         })
     }
+
+    /// The most failed logins counted against any of `keys` in a window
+    /// that began after `over` (RFC 3339): windows that began at or before
+    /// it are over.
+    ///
+    /// # Errors
+    /// The store fails.
+    pub fn login_failures(&self, keys: &[String], over: &str) -> Result<u64, Error> {
+        self.read(|q| {
+            let mut most = 0;
+            for key in keys {
+                let n = q
+                    .row(
+                        "SELECT failures FROM login_failures WHERE key = ?1 AND window_start > ?2",
+                        sql_params![key.as_str(), over],
+                    )?
+                    .map(|r| r.int(0))
+                    .transpose()?
+                    .unwrap_or(0);
+                most = most.max(u64::try_from(n).unwrap_or(0));
+            }
+            Ok(most)
+        })
+    }
+
+    /// Counts a failed login at `now` against each of `keys`: in its
+    /// window, or in a new one from `now` when its window began at or
+    /// before `over`. Windows that are over are deleted, so the table holds
+    /// only the last window's keys.
+    ///
+    /// # Errors
+    /// The store fails.
+    pub fn count_login_failure(
+        &mut self,
+        keys: &[String],
+        now: &str,
+        over: &str,
+    ) -> Result<(), Error> {
+        self.write(|q| {
+            q.exec(
+                "DELETE FROM login_failures WHERE window_start <= ?1",
+                sql_params![over],
+            )?;
+            for key in keys {
+                q.exec(
+                    "INSERT INTO login_failures (key, window_start, failures) VALUES (?1, ?2, 1)
+                     ON CONFLICT (key) DO UPDATE SET failures = login_failures.failures + 1",
+                    sql_params![key.as_str(), now],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets the failures counted against `key`.
+    ///
+    /// # Errors
+    /// The store fails.
+    pub fn clear_login_failures(&mut self, key: &str) -> Result<(), Error> {
+        self.write(|q| {
+            q.exec(
+                "DELETE FROM login_failures WHERE key = ?1",
+                sql_params![key],
+            )?;
+            Ok(())
+        })
+    }
 }

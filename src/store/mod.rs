@@ -70,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0020_notices.sql"),
     include_str!("migrations/0021_imap.sql"),
     include_str!("migrations/0022_web.sql"),
+    include_str!("migrations/0023_login_failures.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

@@ -17,6 +17,7 @@ mod tls;
 use crate::config::{Config, WebConfig};
 use crate::model::operator::OperatorRole;
 use crate::model::{ReplyAction, ReplyPlan, ReportId};
+use crate::runtime::SharedRuntime;
 use crate::store::{self, Db, Location};
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -46,41 +47,35 @@ pub struct Me {
     token_hash: String,
 }
 
-/// What the console runs on: the store, its limits and the reply policy
-/// a resolve follows.
+/// What the console runs on: the store, and the configuration in use —
+/// the daemon's, swapped whole by a reload (SIGHUP), so the console's
+/// limits, reply policy, notices and certificate follow it.
 pub struct Desk {
     location: Location,
     pool: Mutex<Vec<Db>>,
-    config: WebConfig,
-    reply_plan: Option<ReplyPlan>,
-    /// The compiled configuration closing a case needs (its notices,
-    /// templates and DKIM key), as at the console's start.
-    runtime: Arc<crate::runtime::Runtime>,
-    logins: Mutex<session::LoginLimiter>,
+    runtime: SharedRuntime,
+    /// HTTPS only (a certificate was configured at start): the listener's
+    /// kind cannot change while running; the certificate can.
+    https: Option<tokio_rustls::TlsAcceptor>,
     /// A password hash to check against when the name is unknown, so that
     /// the answer takes as long as for a known name.
     dummy_hash: String,
 }
 
 impl Desk {
-    /// The console for `config`'s store.
+    /// The console on the store of `runtime`'s configuration (which does
+    /// not change while running: `store.path` is a restart key).
     ///
     /// # Errors
-    /// The classification rules of `config` do not compile (the reply
-    /// policy comes with them).
-    pub fn new(config: &Config) -> Result<Desk, String> {
-        let runtime = crate::runtime::Runtime::compile(config.clone())
-            .map_err(|problems| format!("invalid configuration: {}", problems.join("; ")))?;
+    /// A password hash cannot be made (never in practice).
+    pub fn new(runtime: SharedRuntime) -> Result<Desk, String> {
+        let location = Location::parse(&runtime.current().config.store.path);
+        let https = runtime.current().tls.clone();
         Ok(Desk {
-            location: Location::parse(&config.store.path),
+            location,
             pool: Mutex::new(Vec::new()),
-            config: config.web.clone(),
-            reply_plan: config
-                .reply
-                .enabled
-                .then(|| runtime.pipeline.reply_plan("")),
-            runtime: Arc::new(runtime),
-            logins: Mutex::new(session::LoginLimiter::new(config.web.max_failed_logins)),
+            runtime,
+            https,
             dummy_hash: {
                 let hash = session::hash_password("no such operator")?;
                 crate::runtime::return_freed_memory();
@@ -89,13 +84,39 @@ impl Desk {
         })
     }
 
+    /// The console for `config` alone (`abuse-inbox web`, benchmarks).
+    ///
+    /// # Errors
+    /// The configuration does not compile (its rules, templates, notices).
+    pub fn for_config(config: &Config) -> Result<Desk, String> {
+        let runtime = crate::runtime::Runtime::compile(config.clone())
+            .map_err(|problems| format!("invalid configuration: {}", problems.join("; ")))?;
+        Desk::new(SharedRuntime::new(runtime))
+    }
+
+    /// `[web]` as it is now.
+    fn web(&self) -> WebConfig {
+        self.runtime.current().config.web.clone()
+    }
+
+    /// The reply policy a resolve follows now (none when replies are off).
+    fn reply_plan(&self) -> Option<ReplyPlan> {
+        let runtime = self.runtime.current();
+        runtime
+            .config
+            .reply
+            .enabled
+            .then(|| runtime.pipeline.reply_plan(""))
+    }
+
     fn lifetimes(&self) -> session::Lifetimes {
+        let web = self.web();
         session::Lifetimes {
             idle: chrono::Duration::minutes(
-                i64::try_from(self.config.session_idle_minutes).unwrap_or(i64::MAX / 120_000),
+                i64::try_from(web.session_idle_minutes).unwrap_or(i64::MAX / 120_000),
             ),
             absolute: chrono::Duration::hours(
-                i64::try_from(self.config.session_max_hours).unwrap_or(i64::MAX / 7_200_000),
+                i64::try_from(web.session_max_hours).unwrap_or(i64::MAX / 7_200_000),
             ),
         }
     }
@@ -191,7 +212,8 @@ pub async fn serve(
     desk: Arc<Desk>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let acceptor = desk.runtime.tls.clone();
+    let acceptor = desk.https.clone();
+    let runtime = desk.runtime.clone();
     let app = router(desk).into_make_service_with_connect_info::<tls::Peer>();
     let stopped = stop.clone();
     match acceptor {
@@ -201,7 +223,7 @@ pub async fn serve(
                 .await
         }
         Some(acceptor) => {
-            let listener = tls::TlsListener::start(listener, acceptor, stop)?;
+            let listener = tls::TlsListener::start(listener, acceptor, runtime, stop)?;
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stopped.cancelled().await })
                 .await
@@ -363,13 +385,17 @@ async fn login(
     }
     let address = peer.ip().to_string();
     let name: String = form.name.chars().take(64).collect();
-    let now = std::time::Instant::now();
-    let allowed = desk
-        .logins
-        .lock()
-        .map(|l| l.allows(&address, &name, now))
-        .unwrap_or(false);
-    if !allowed {
+    let keys = session::login_keys(&address, &name);
+    let over = crate::rfc3339(session::login_windows_over(chrono::Utc::now()));
+    let max_failures = desk.web().max_failed_logins;
+    let failures = {
+        let (keys, over) = (keys.clone(), over.clone());
+        match desk.db(move |db| db.login_failures(&keys, &over)).await {
+            Ok(n) => n,
+            Err(response) => return response,
+        }
+    };
+    if !session::login_allowed(failures, max_failures) {
         warn!(peer = %address, operator = %crate::safe_text::clip(&name, 64), "console: too many failed logins; refused");
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -399,8 +425,12 @@ async fn login(
     .await
     .unwrap_or(false);
     if !(matches && active) {
-        if let Ok(mut limiter) = desk.logins.lock() {
-            limiter.failed(&address, &name, now);
+        let now = crate::now_rfc3339();
+        if let Err(response) = desk
+            .db(move |db| db.count_login_failure(&keys, &now, &over))
+            .await
+        {
+            return response;
         }
         warn!(peer = %address, operator = %crate::safe_text::clip(&name, 64), "console: login refused");
         return (
@@ -412,8 +442,9 @@ async fn login(
         )
             .into_response();
     }
-    if let Ok(mut limiter) = desk.logins.lock() {
-        limiter.succeeded(&name);
+    let cleared = session::name_key(&name);
+    if let Err(response) = desk.db(move |db| db.clear_login_failures(&cleared)).await {
+        return response;
     }
     let token = session::new_token();
     let hash = session::token_hash(&token);
@@ -434,11 +465,7 @@ async fn login(
     }
     info!(peer = %address, operator = %name, "console: logged in");
     // Over TLS the cookie is never sent in clear.
-    let secure = if desk.runtime.tls.is_some() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if desk.https.is_some() { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
@@ -716,7 +743,7 @@ async fn resolve(
     } else {
         format!("by {}: {note}", me.name)
     };
-    let plan = desk.reply_plan.clone();
+    let plan = desk.reply_plan();
     let done = desk
         .db(move |db| {
             db.resolve(
@@ -845,7 +872,7 @@ async fn resolve_case(
     } else {
         format!("by {}: {note}", me.name)
     };
-    let runtime = desk.runtime.clone();
+    let runtime = desk.runtime.current();
     let done = desk
         .db(move |db| {
             if db.case(crate::model::CaseId(id))?.is_none() {
@@ -908,7 +935,7 @@ async fn act_on_reply(
     if let Some(response) = refusal(&me, &headers, &csrf) {
         return response;
     }
-    if action == ReplyAction::Release && desk.runtime.config.reply.relay_host.is_none() {
+    if action == ReplyAction::Release && desk.runtime.current().config.reply.relay_host.is_none() {
         return failure(
             Some(&me),
             StatusCode::CONFLICT,

@@ -3,8 +3,6 @@
 //! new token and the cost of a password hash.
 
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
-use std::time::Instant;
 
 /// A new random token: 32 bytes from the system's generator, as hex.
 ///
@@ -98,63 +96,26 @@ pub fn is_live(created: &str, last_seen: &str, now: DateTime<Utc>, limits: Lifet
 /// The window failed logins are counted in.
 pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-/// Failed logins per client address and per account name, in windows of
-/// [`LOGIN_WINDOW`]. At most [`LoginLimiter::MAX_KEYS`] keys are kept: past
-/// that, the oldest windows are dropped first (an attacker spraying names
-/// cannot grow it without bound).
-#[derive(Debug)]
-pub struct LoginLimiter {
-    max_failures: u32,
-    failures: HashMap<String, (Instant, u32)>,
+/// The keys failed logins are counted under: the client's address and
+/// the name tried, each limited on its own.
+pub fn login_keys(address: &str, name: &str) -> [String; 2] {
+    [format!("addr:{address}"), format!("name:{name}")]
 }
 
-impl LoginLimiter {
-    pub const MAX_KEYS: usize = 10_000;
+/// The key a good login clears: the name's (the address's failures stay).
+pub fn name_key(name: &str) -> String {
+    format!("name:{name}")
+}
 
-    pub fn new(max_failures: u32) -> LoginLimiter {
-        LoginLimiter {
-            max_failures,
-            failures: HashMap::new(),
-        }
-    }
+/// Windows of failed logins that began at or before this are over at `now`.
+pub fn login_windows_over(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::from_std(LOGIN_WINDOW).unwrap_or(Duration::minutes(15))
+}
 
-    /// Whether a login from `address` to `name` may be tried at `now`.
-    pub fn allows(&self, address: &str, name: &str, now: Instant) -> bool {
-        [format!("addr:{address}"), format!("name:{name}")]
-            .iter()
-            .all(|key| match self.failures.get(key) {
-                Some((start, count)) => {
-                    now.duration_since(*start) >= LOGIN_WINDOW || *count < self.max_failures
-                }
-                None => true,
-            })
-    }
-
-    /// Counts a failed login.
-    pub fn failed(&mut self, address: &str, name: &str, now: Instant) {
-        if self.failures.len() >= Self::MAX_KEYS {
-            self.failures
-                .retain(|_, (start, _)| now.duration_since(*start) < LOGIN_WINDOW);
-            if self.failures.len() >= Self::MAX_KEYS {
-                let mut starts: Vec<Instant> = self.failures.values().map(|(s, _)| *s).collect();
-                starts.sort();
-                let cut = starts[starts.len() / 2];
-                self.failures.retain(|_, (start, _)| *start > cut);
-            }
-        }
-        for key in [format!("addr:{address}"), format!("name:{name}")] {
-            let entry = self.failures.entry(key).or_insert((now, 0));
-            if now.duration_since(entry.0) >= LOGIN_WINDOW {
-                *entry = (now, 0);
-            }
-            entry.1 += 1;
-        }
-    }
-
-    /// Forgets the name's failures after a good login (the address's stay).
-    pub fn succeeded(&mut self, name: &str) {
-        self.failures.remove(&format!("name:{name}"));
-    }
+/// Whether a login may be tried after `failures` in the current window,
+/// with at most `max_failures` allowed.
+pub fn login_allowed(failures: u64, max_failures: u32) -> bool {
+    failures < u64::from(max_failures)
 }
 
 #[cfg(test)]
@@ -211,23 +172,59 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_are_limited_per_address_and_per_name() {
-        let mut limiter = LoginLimiter::new(3);
-        let t0 = Instant::now();
+    fn failed_logins_are_limited_per_address_and_per_name_in_the_store() {
+        // In the store, so every console process on it counts the same.
+        let dir = tempfile::tempdir().unwrap();
+        let mut db =
+            crate::store::Db::open(&dir.path().join("s.db"), crate::store::Role::Cli).unwrap();
+        let t0: DateTime<Utc> = "2026-12-04T12:00:00Z".parse().unwrap();
+        let at = |t: DateTime<Utc>| crate::rfc3339(t);
+        let allowed = |db: &crate::store::Db, address: &str, name: &str, t: DateTime<Utc>| {
+            let keys = login_keys(address, name);
+            login_allowed(
+                db.login_failures(&keys, &at(login_windows_over(t)))
+                    .unwrap(),
+                3,
+            )
+        };
         for _ in 0..3 {
-            assert!(limiter.allows("192.0.2.1", "ana", t0));
-            limiter.failed("192.0.2.1", "ana", t0);
+            assert!(allowed(&db, "192.0.2.1", "ana", t0));
+            db.count_login_failure(
+                &login_keys("192.0.2.1", "ana"),
+                &at(t0),
+                &at(login_windows_over(t0)),
+            )
+            .unwrap();
         }
         assert!(
-            !limiter.allows("192.0.2.1", "bob", t0),
+            !allowed(&db, "192.0.2.1", "bob", t0),
             "the address is spent"
         );
-        assert!(!limiter.allows("192.0.2.9", "ana", t0), "the name is spent");
-        assert!(limiter.allows("192.0.2.9", "bob", t0));
-        assert!(limiter.allows("192.0.2.1", "ana", t0 + LOGIN_WINDOW));
-        for i in 0..(LoginLimiter::MAX_KEYS * 2) {
-            limiter.failed(&format!("10.0.{}.{}", i / 256, i % 256), "x", t0);
-        }
-        assert!(limiter.failures.len() <= LoginLimiter::MAX_KEYS);
+        assert!(!allowed(&db, "192.0.2.9", "ana", t0), "the name is spent");
+        assert!(allowed(&db, "192.0.2.9", "bob", t0));
+        let later = t0 + Duration::from_std(LOGIN_WINDOW).unwrap();
+        assert!(
+            allowed(&db, "192.0.2.1", "ana", later),
+            "the window is over"
+        );
+        // A good login clears the name, not the address.
+        db.clear_login_failures(&name_key("ana")).unwrap();
+        assert!(allowed(&db, "192.0.2.9", "ana", t0));
+        assert!(!allowed(&db, "192.0.2.1", "bob", t0));
+        // A failure after the window starts a new one, and the windows that
+        // are over leave the table.
+        db.count_login_failure(
+            &login_keys("198.51.100.1", "eve"),
+            &at(later),
+            &at(login_windows_over(later)),
+        )
+        .unwrap();
+        assert!(allowed(&db, "192.0.2.1", "ana", later));
+        assert_eq!(
+            db.login_failures(&login_keys("192.0.2.1", "ana"), "0")
+                .unwrap(),
+            0,
+            "the old windows were deleted"
+        );
     }
 }

@@ -39,10 +39,13 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Accepts on `listener` and shakes hands with `acceptor` until `stop`.
+    /// Accepts on `listener` and shakes hands until `stop`: with the
+    /// certificate of `runtime` at the time (a reload brings a renewed
+    /// one), or `first`'s if a reload took the certificate away.
     pub fn start(
         listener: TcpListener,
-        acceptor: tokio_rustls::TlsAcceptor,
+        first: tokio_rustls::TlsAcceptor,
+        runtime: crate::runtime::SharedRuntime,
         stop: CancellationToken,
     ) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
@@ -62,7 +65,12 @@ impl TlsListener {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let acceptor = runtime
+                    .current()
+                    .tls
+                    .clone()
+                    .unwrap_or_else(|| first.clone());
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     let shaken =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;

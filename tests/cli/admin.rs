@@ -88,7 +88,7 @@ fn queries_never_migrate_nor_wait_for_the_writer_and_writers_do_migrate() {
     // later migrations add is taken out too, or is made again harmlessly).
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP INDEX reports_open; DROP TRIGGER report_hours_insert; DROP TRIGGER report_hours_delete;
+        "DROP TABLE login_failures; DROP INDEX reports_open; DROP TRIGGER report_hours_insert; DROP TRIGGER report_hours_delete;
          DROP TRIGGER report_hours_update; DROP TABLE report_hours;
          DROP TABLE web_sessions; DROP TABLE operators;
          DROP TABLE imap_progress; DROP TABLE case_statements; DROP TABLE case_events;

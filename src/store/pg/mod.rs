@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0008_notices.sql"),
     include_str!("0009_imap.sql"),
     include_str!("0010_web.sql"),
+    include_str!("0011_login_failures.sql"),
 ];
 
 /// The advisory lock a migration holds: one node migrates, the others wait.
