@@ -10,7 +10,9 @@
 //! and the process's anonymous memory before the console started and after.
 //! `--pg postgres://USER@HOST:PORT/postgres` copies the same desk into a new
 //! database of that server (as `migrate-store` does) and measures again;
-//! `--keep` leaves that database behind (its name is printed) to look into.
+//! `--keep` leaves that database behind (its name is printed) to look into,
+//! and `--pg-kept URL` measures such a database again (migrating it first
+//! when this build's schema is newer) without building anything.
 
 use abuse_inbox::config::Config;
 use abuse_inbox::model::operator::OperatorRole;
@@ -55,6 +57,14 @@ fn rss_mb() -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = desk::reports_arg(&args);
+    if let Some(url) = args
+        .iter()
+        .position(|a| a == "--pg-kept")
+        .and_then(|i| args.get(i + 1))
+    {
+        measure(url, "postgres", n);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("desk.db");
     drop(Db::open(&path, Role::Cli).unwrap());

@@ -40,7 +40,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
     };
     let url = cluster.create_db();
     let mut pg = connect(&url).unwrap();
-    assert_eq!(pg.schema_version().unwrap(), 11);
+    assert_eq!(pg.schema_version().unwrap(), 12);
     let (a, b) = (incoming(1), incoming(2));
     let first = pg.commit_raws(&[&a, &b]).unwrap();
     assert!(first.iter().all(|c| !c.is_duplicate));
@@ -56,7 +56,7 @@ fn intake_commits_once_per_message_and_knows_a_duplicate() {
         .get(0);
     assert_eq!(stored, 2);
     // A reconnect does not migrate again.
-    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 11);
+    assert_eq!(connect(&url).unwrap().schema_version().unwrap(), 12);
 }
 
 #[test]
@@ -388,7 +388,7 @@ fn nodes_starting_together_migrate_a_new_database_once() {
         })
         .collect();
     for start in starts {
-        assert_eq!(start.join().unwrap().unwrap(), 11);
+        assert_eq!(start.join().unwrap().unwrap(), 12);
     }
 }
 

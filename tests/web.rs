@@ -421,28 +421,33 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
         assert_eq!(http(web, "GET", "/", &[("Cookie", &vic)], "").status, 303);
         assert_eq!(http(web, "POST", "/login", &[], "name=vic&password=vic-password-1").status, 401);
 
-        // The dashboard's hourly counts, kept by triggers, are the reports'.
+        // The dashboard's hourly counts (all, and open), kept by triggers, are
+        // the reports' (one was resolved above).
         let kept = crate::util::texts(
             &db,
-            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
+            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) || ' ' || CAST(n_open AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
         );
         let counted = crate::util::texts(
             &db,
-            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
+            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) || ' ' || CAST(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
         );
         assert_eq!(kept, counted);
         let out = abuse_inbox_stdin(&["reprocess", "--all", "--db", db.to_str().unwrap()], None);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        crate::util::execute(&db, "UPDATE reports SET abuse_type = 'unknown' WHERE id = (SELECT min(id) FROM reports)");
+        crate::util::execute(
+            &db,
+            "UPDATE reports SET abuse_type = 'unknown' WHERE id = (SELECT min(id) FROM reports);
+             UPDATE reports SET status = 'open' WHERE id = (SELECT max(id) FROM reports WHERE status = 'resolved')",
+        );
         let kept = crate::util::texts(
             &db,
-            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
+            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) || ' ' || CAST(n_open AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
         );
         let counted = crate::util::texts(
             &db,
-            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
+            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) || ' ' || CAST(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
         );
-        assert_eq!(kept, counted, "after reprocess and a change of type");
+        assert_eq!(kept, counted, "after reprocess, a change of type and one of status");
     })
     .await
     .unwrap();

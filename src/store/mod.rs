@@ -71,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0021_imap.sql"),
     include_str!("migrations/0022_web.sql"),
     include_str!("migrations/0023_login_failures.sql"),
+    include_str!("migrations/0024_open_counts.sql"),
 ];
 
 /// How long a connection waits for another writer before giving up, in

@@ -913,15 +913,22 @@ impl Db {
                     })
                     .collect::<Result<_, Error>>()?,
             };
+            // Both totals are kept per hour and type by triggers (migration 24).
+            let totals = q.row(
+                "SELECT CAST(coalesce(sum(n), 0) AS BIGINT), CAST(coalesce(sum(n_open), 0) AS BIGINT)
+                 FROM report_hours",
+                &[],
+            )?;
+            let total = |i: usize| -> Result<u64, Error> {
+                let n = match &totals {
+                    Some(row) => row.int(i)?,
+                    None => 0,
+                };
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
             Ok(Dashboard {
-                reports: count(q, "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM report_hours")?,
-                open: count(
-                    q,
-                    match dialect {
-                        Dialect::Sqlite => "SELECT count(*) FROM reports INDEXED BY reports_open WHERE status = 'open'",
-                        Dialect::Postgres => "SELECT count(*) FROM reports WHERE status = 'open'",
-                    },
-                )?,
+                reports: total(0)?,
+                open: total(1)?,
                 backlog: count(q, "SELECT count(*) FROM raw_messages WHERE status = 'received'")?,
                 quarantined: count(q, "SELECT count(*) FROM raw_messages WHERE status = 'failed'")?,
                 held_replies: count(q, "SELECT count(*) FROM outbox WHERE state = 'held'")?,

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0009_imap.sql"),
     include_str!("0010_web.sql"),
     include_str!("0011_login_failures.sql"),
+    include_str!("0012_open_counts.sql"),
 ];
 
 /// The advisory lock a migration holds: one node migrates, the others wait.
