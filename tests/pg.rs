@@ -672,6 +672,11 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
     let imported =
         crate::util::abuse_inbox(&["owners", "import", owners.to_str().unwrap(), "--db", db]);
     assert!(imported.status.success());
+    let added = crate::util::abuse_inbox_stdin(
+        &["users", "add", "ana", "--role", "agent", "--db", db],
+        Some(b"ana-password-1\n"),
+    );
+    assert!(added.status.success());
     let migrate = || cli_json(&["migrate-store", "--from", db, "--to", &url]);
     let copied = migrate();
     let rows = |copied: &serde_json::Value, table: &str| {
@@ -685,6 +690,7 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
             .unwrap()
     };
     assert_eq!(rows(&copied, "reports"), first.len() as u64, "{copied}");
+    assert_eq!(rows(&copied, "operators"), 1, "{copied}");
     // The same desk, read from either store.
     let same = |args: &[&str]| {
         let mut on_sqlite = args.to_vec();
@@ -723,6 +729,7 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
         ]);
     }
     same(&["replies", "list", "--limit", "1000", "--format", "json"]);
+    same(&["users", "list", "--format", "json"]);
     same(&["export", "--format", "xarf"]);
     same(&[
         "reports",
@@ -735,7 +742,9 @@ fn migrate_store_moves_a_desk_to_postgres_and_a_second_run_catches_up() {
         "json",
     ]);
     // Nothing new: nothing copied. New mail on the old store: only it.
-    assert_eq!(rows(&migrate(), "reports"), 0);
+    let again = migrate();
+    assert_eq!(rows(&again, "reports"), 0);
+    assert_eq!(rows(&again, "operators"), 0);
     ingest(rest);
     assert_eq!(rows(&migrate(), "reports"), rest.len() as u64);
     same(&["reports", "list", "--limit", "1000", "--format", "json"]);

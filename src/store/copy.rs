@@ -7,8 +7,10 @@
 //! where the last one ended. Tables go in the order their references need:
 //! raw messages, cases, reports (with their address index and search text),
 //! evidence, replies, history, customers and their assignments; then the
-//! installation's secret, so report
-//! tokens and export ids stay what they were.
+//! small tables kept by name (the console's operators, the IMAP mailboxes'
+//! progress; a row the target has already stays as it is); then the
+//! installation's secret, so report tokens and export ids stay what they
+//! were. Console sessions are not copied: operators log in again.
 
 use super::sql::{Dialect, Sql, Value};
 use super::{Db, Error};
@@ -69,6 +71,19 @@ const TABLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Tables keyed by a name, small by nature: copied whole, a row the target
+/// has already kept.
+const KEYED_TABLES: &[(&str, &str)] = &[
+    (
+        "operators",
+        "name, role, password_hash, disabled_at, created_at",
+    ),
+    (
+        "imap_progress",
+        "mailbox, uid_validity, last_uid, updated_at",
+    ),
+];
+
 /// Where `owners` is among the reports' columns above.
 const REPORT_OWNERS_COLUMN: usize = 30;
 
@@ -80,6 +95,18 @@ pub struct Copied {
     pub rows: u64,
     /// Rows the target has now.
     pub total: u64,
+}
+
+/// The insert of one row of `columns` into `table`; a row the target has
+/// already stays.
+fn insert_sql(table: &str, columns: &str) -> String {
+    let placeholders: Vec<String> = (1..=columns.split(',').count())
+        .map(|i| format!("?{i}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT DO NOTHING",
+        placeholders.join(", ")
+    )
 }
 
 impl Db {
@@ -127,13 +154,7 @@ impl Db {
                 } else {
                     (Vec::new(), Vec::new())
                 };
-                let placeholders: Vec<String> = (1..=columns.split(',').count())
-                    .map(|i| format!("?{i}"))
-                    .collect();
-                let insert = format!(
-                    "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT DO NOTHING",
-                    placeholders.join(", ")
-                );
+                let insert = insert_sql(table, columns);
                 target.write(|q| {
                     for (i, row) in batch.iter().enumerate() {
                         q.exec(&insert, &row.0)?;
@@ -165,6 +186,20 @@ impl Db {
                 progress(table, rows);
             }
             target.read(|q| restart_ids(q, table))?;
+            let total = target.read(|q| q.count(&format!("SELECT count(*) FROM {table}"), &[]))?;
+            out.push(Copied { table, rows, total });
+        }
+        for (table, columns) in KEYED_TABLES {
+            let all = self.read(|q| q.rows(&format!("SELECT {columns} FROM {table}"), &[]))?;
+            let insert = insert_sql(table, columns);
+            let rows = target.write(|q| {
+                let mut n = 0;
+                for row in &all {
+                    n += q.exec(&insert, &row.0)?;
+                }
+                Ok(n)
+            })?;
+            progress(table, rows);
             let total = target.read(|q| q.count(&format!("SELECT count(*) FROM {table}"), &[]))?;
             out.push(Copied { table, rows, total });
         }
