@@ -432,8 +432,34 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
             "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) || ' ' || CAST(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
         );
         assert_eq!(kept, counted);
+        // Owners imported, and the reports routed again: the dashboard names
+        // the most reported customers.
+        let ana = log_in(web, "ana", "ana-password-1");
+        let dashboard = http(web, "GET", "/", &[("Cookie", &ana)], "");
+        assert!(dashboard.body.contains("No report names a customer"), "{}", dashboard.body);
+        let owners_dir = tempfile::tempdir().unwrap();
+        let owners = owners_dir.path().join("owners.csv");
+        std::fs::write(
+            &owners,
+            "customer,name,email,language,netblock,domain,valid_from,valid_until\n\
+             c-900,Test Net Hosting,abuse@net.example,en,192.0.2.0/24,,,\n",
+        )
+        .unwrap();
+        let out = abuse_inbox_stdin(&["owners", "import", owners.to_str().unwrap(), "--db", db.to_str().unwrap()], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let out = abuse_inbox_stdin(&["reprocess", "--all", "--db", db.to_str().unwrap()], None);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // The case resolved above lost its reports to the customer's case
+        // and stays, with its history (a reprocess once failed on it).
+        let kept = crate::util::texts(&db, &format!("SELECT status || ' ' || decision FROM cases WHERE id = {case}"));
+        assert_eq!(kept, vec![Some("resolved removed".to_owned())]);
+        let failed = crate::util::texts(&db, "SELECT CAST(count(*) AS TEXT) FROM raw_messages WHERE status = 'failed'");
+        assert_eq!(failed, vec![Some("0".to_owned())]);
+        let dashboard = http(web, "GET", "/", &[("Cookie", &ana)], "");
+        let link = "/reports?customer=c%2D900";
+        assert!(dashboard.body.contains(&format!("<a href=\"{link}\">c-900</a>")), "{}", dashboard.body);
+        let theirs = http(web, "GET", link, &[("Cookie", &ana)], "");
+        assert_eq!(ids(&theirs.body).len(), 4, "{}", theirs.body);
         crate::util::execute(
             &db,
             "UPDATE reports SET abuse_type = 'unknown' WHERE id = (SELECT min(id) FROM reports);

@@ -146,7 +146,8 @@ pub(super) fn assign(
 }
 
 /// Takes report `report` out of its cases (a case left with no report is
-/// deleted) and puts it into those of `keys`.
+/// deleted, unless it has a history: events, statements or notices, which
+/// stay with it) and puts it into those of `keys`.
 pub(super) fn regroup(
     q: &mut dyn Sql,
     report: ReportId,
@@ -177,7 +178,10 @@ pub(super) fn regroup(
         q.exec(
             "DELETE FROM cases WHERE id = ?1 AND reports <= 0
                  AND NOT EXISTS (SELECT 1 FROM report_cases WHERE case_id = ?1)
-                 AND NOT EXISTS (SELECT 1 FROM reports WHERE case_id = ?1)",
+                 AND NOT EXISTS (SELECT 1 FROM reports WHERE case_id = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM case_events WHERE case_id = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM case_statements WHERE case_id = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM outbox WHERE case_id = ?1)",
             sql_params![case],
         )?;
     }

@@ -869,11 +869,14 @@ pub struct Dashboard {
     /// The most reported networks among the newest reports: (network,
     /// reports).
     pub top_networks: Vec<(String, u64)>,
+    /// The customers most reported among the newest reports: (customer,
+    /// reports).
+    pub top_customers: Vec<(String, u64)>,
 }
 
 impl Db {
-    /// The dashboard's counts; its networks from the newest `recent`
-    /// reports.
+    /// The dashboard's counts; its networks and customers from the newest
+    /// `recent` reports.
     ///
     /// # Errors
     /// The store fails.
@@ -898,6 +901,18 @@ impl Db {
                          FROM report_ips WHERE report_id >= ?2 GROUP BY net) t
                      ORDER BY n DESC, net LIMIT ?1"
                 }
+            };
+            let top_customers = match first {
+                None => Vec::new(),
+                Some(first) => q
+                    .rows(
+                        "SELECT customer, count(*) AS n FROM report_customers WHERE report_id >= ?2
+                         GROUP BY customer ORDER BY n DESC, customer LIMIT ?1",
+                        sql_params![TOP, first],
+                    )?
+                    .iter()
+                    .map(|r| Ok((r.text(0)?, r.int(1)?.max(0) as u64)))
+                    .collect::<Result<_, Error>>()?,
             };
             let top_networks = match first {
                 None => Vec::new(),
@@ -933,6 +948,7 @@ impl Db {
                 quarantined: count(q, "SELECT count(*) FROM raw_messages WHERE status = 'failed'")?,
                 held_replies: count(q, "SELECT count(*) FROM outbox WHERE state = 'held'")?,
                 top_networks,
+                top_customers,
             })
         })
     }

@@ -110,6 +110,22 @@ pub fn dashboard(me: &Me, d: &Dashboard) -> Markup {
                     }
                 }
             }
+            h2 { "Most reported customers in the newest 10,000 reports" }
+            @if c.top_customers.is_empty() {
+                p { "No report names a customer of ours: " code { "abuse-inbox owners import" } " brings the netblocks and domains." }
+            } @else {
+                table.customers {
+                    thead { tr { th { "customer" } th { "reports" } } }
+                    tbody {
+                        @for (customer, count) in &c.top_customers {
+                            tr {
+                                td { a href=(format!("/reports?customer={}", urlencode(customer))) { (shown(customer, 80)) } }
+                                td { (count) }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }
