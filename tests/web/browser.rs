@@ -217,6 +217,37 @@ impl Browser {
             .to_owned()
     }
 
+    /// The text of `css` if the page has it now; `None` while a navigation
+    /// replaces the page (the element found may be gone by the time its
+    /// text is asked for: "stale element reference").
+    fn text_now(&self, css: &str) -> Option<String> {
+        let found = self
+            .call(
+                "POST",
+                "/elements",
+                json!({"using": "css selector", "value": css}),
+            )
+            .ok()?;
+        let element = found.as_array()?.first()?[ELEMENT].as_str()?.to_owned();
+        let text = self
+            .call("GET", &format!("/element/{element}/text"), Value::Null)
+            .ok()?;
+        text.as_str().map(str::to_owned)
+    }
+
+    /// `location.pathname` + `location.search` now; `None` while a
+    /// navigation is under way.
+    fn location_now(&self) -> Option<String> {
+        let at = self
+            .call(
+                "POST",
+                "/execute/sync",
+                json!({"script": "return location.pathname + location.search", "args": []}),
+            )
+            .ok()?;
+        at.as_str().map(str::to_owned)
+    }
+
     fn screenshot(&self, name: &str) {
         let png = self.call("GET", "/screenshot", Value::Null).unwrap();
         let bytes = data_encoding::BASE64
@@ -270,7 +301,7 @@ fn log_in(browser: &Browser, origin: &str, name: &str, password: &str) {
     browser.type_into("input[name=password]", password);
     browser.click("form.login button");
     for _ in 0..100 {
-        if browser.script("return location.pathname") == json!("/") {
+        if browser.location_now().as_deref() == Some("/") {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -325,11 +356,7 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
         browser.type_into("input[name=q]", "phishing");
         browser.click("form.filters button");
         wait_for(10, "the filtered list", || {
-            browser
-                .script("return location.search")
-                .as_str()
-                .is_some_and(|s| s.contains("ip=192.0.2.64%2F26"))
-                .then_some(())
+            browser.location_now().filter(|at| at.contains("ip=192.0.2.64%2F26"))
         });
         let rows = browser.find_all("table.reports tbody tr");
         assert_eq!(rows.len(), 1, "only the hostile report is in 192.0.2.64/26 with 'phishing'");
@@ -339,7 +366,7 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
         // The hostile report: its roles, its raw text, nothing run.
         browser.click(&format!("a[href='/reports/{hostile}']"));
         wait_for(10, "the report page", || {
-            (browser.script("return location.pathname") == json!(format!("/reports/{hostile}"))).then_some(())
+            browser.location_now().filter(|at| *at == format!("/reports/{hostile}"))
         });
         browser.assert_clean(&origin, "hostile report");
         assert!(browser.text("table.roles").contains("source"));
@@ -368,7 +395,7 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
         browser.type_into("form.act input[name=note]", "taken down by the customer");
         browser.click("#resolve");
         wait_for(10, "the report resolved", || {
-            (browser.text("#status") == "resolved").then_some(())
+            browser.text_now("#status").filter(|s| s == "resolved")
         });
         assert_eq!(status(&hostile), "resolved");
         browser.assert_clean(&origin, "resolved report");
@@ -399,9 +426,7 @@ async fn an_operator_works_the_desk_in_chromium(store: Store) {
 
         // Log out; a viewer sees no button to act with.
         browser.click("form.logout button");
-        wait_for(10, "the login page", || {
-            (browser.script("return location.pathname") == json!("/login")).then_some(())
-        });
+        wait_for(10, "the login page", || browser.location_now().filter(|at| at == "/login"));
         log_in(&browser, &origin, "vic", "vic-password-1");
         browser.go(&format!("{origin}/reports/{other}"));
         assert!(browser.find_all("#resolve").is_empty(), "a viewer has no Resolve button");
