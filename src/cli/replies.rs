@@ -47,7 +47,7 @@ pub(super) fn act(
     }
     // Replies named by id that did not change: say why (stdout keeps the JSON).
     if !held && n < ids.len() {
-        let states: Vec<&str> = action.from().iter().map(|s| s.as_str()).collect();
+        let states: Vec<&str> = action.applies_to().iter().map(|s| s.as_str()).collect();
         eprintln!(
             "abuse-inbox: {} of {} replies changed nothing: only {} replies can be {} (see \
              abuse-inbox replies list), and each id must exist",

@@ -422,7 +422,7 @@ pub enum ReplyAction {
 
 impl ReplyAction {
     /// The states a reply can be in for this action to apply.
-    pub fn from(self) -> &'static [OutboxState] {
+    pub fn applies_to(self) -> &'static [OutboxState] {
         match self {
             ReplyAction::Release => &[OutboxState::Held],
             ReplyAction::Discard => &[OutboxState::Held, OutboxState::Pending],

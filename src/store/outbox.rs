@@ -322,7 +322,7 @@ impl Db {
         now: &str,
     ) -> Result<usize, Error> {
         let from: Vec<String> = action
-            .from()
+            .applies_to()
             .iter()
             .map(|s| format!("'{}'", s.as_str()))
             .collect();

@@ -954,7 +954,7 @@ async fn act_on_reply(
             Redirect::to("/replies").into_response()
         }
         Ok(_) => {
-            let states: Vec<&str> = action.from().iter().map(|s| s.as_str()).collect();
+            let states: Vec<&str> = action.applies_to().iter().map(|s| s.as_str()).collect();
             failure(
                 Some(&me),
                 StatusCode::CONFLICT,

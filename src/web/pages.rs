@@ -503,7 +503,7 @@ pub fn replies(
                                 @if me.role.may_act() && e.state == crate::model::OutboxState::Held {
                                     (action(me, &format!("/replies/{}/release", e.id.0), "Release"))
                                 }
-                                @if me.role.may_act() && crate::model::ReplyAction::Discard.from().contains(&e.state) {
+                                @if me.role.may_act() && crate::model::ReplyAction::Discard.applies_to().contains(&e.state) {
                                     (action(me, &format!("/replies/{}/discard", e.id.0), "Discard"))
                                 }
                             }
