@@ -48,6 +48,8 @@ pub struct Metrics {
     pub imap_messages: Family<Labels, Counter>,
     /// `[[imap]]` connections lost or refused, by mailbox.
     pub imap_errors: Family<Labels, Counter>,
+    /// Notices queued for customers by the notice rounds, by kind.
+    pub notices: Family<Labels, Counter>,
     outbox_depth: Gauge,
     backlog: Gauge,
 }
@@ -82,6 +84,7 @@ impl Metrics {
             dns_cache_misses: Counter::default(),
             imap_messages: Family::default(),
             imap_errors: Family::default(),
+            notices: Family::default(),
             outbox_depth: Gauge::default(),
             backlog: Gauge::default(),
         };
@@ -178,6 +181,11 @@ impl Metrics {
                 m.imap_errors.clone(),
             );
             r.register(
+                "notices",
+                "Notices queued for customers, by kind (notice, digest, reminder, escalation, case_closed)",
+                m.notices.clone(),
+            );
+            r.register(
                 "outbox_depth",
                 "Replies held or pending",
                 m.outbox_depth.clone(),
@@ -206,6 +214,13 @@ impl Metrics {
                 ("outcome", outcome.to_owned()),
             ])
             .inc_by(n);
+    }
+
+    /// Counts a notice queued for a customer (`notice`, `digest`, …).
+    pub fn notice(&self, kind: &'static str) {
+        self.notices
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
     }
 
     /// Counts a reply outcome (`ack`, `needs_info`, `suppressed`, `sent`, …).

@@ -720,6 +720,13 @@ async fn the_whole_loop_runs_over_smtp_notice_answer_and_conclusion(store: Store
             .find(|(_, rcpt, _)| rcpt.contains("abuse@hosting.example"))
             .map(|(_, _, text)| text.clone())
             .expect("a notice to the customer");
+        // Counted for /metrics (the counter is the process's: other tests
+        // may have added to it, never taken away).
+        let counted = abuse_inbox::metrics::get()
+            .notices
+            .get_or_create(&vec![("kind", "notice".to_owned())])
+            .get();
+        assert!(counted >= 1, "notices_total{{kind=notice}} = {counted}");
         let id = header(&notice, "Message-ID");
         assert!(
             id.starts_with("<case-1.n0.") && id.ends_with("@example.com>"),

@@ -373,6 +373,7 @@ fn queue(
         &crate::rfc3339(now),
     )?;
     if let Some(id) = queued {
+        crate::metrics::get().notice(kind.as_str());
         info!(case_id = state.case.0, outbox_id = id.0, kind = %kind, to = %to, reports = ids.len(), "notice queued");
     }
     Ok(queued.map(|_| ()))
