@@ -423,14 +423,20 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
 
         // The dashboard's hourly counts (all, and open), kept by triggers, are
         // the reports' (one was resolved above).
-        let kept = crate::util::texts(
-            &db,
-            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) || ' ' || CAST(n_open AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
-        );
-        let counted = crate::util::texts(
-            &db,
-            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) || ' ' || CAST(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
-        );
+        // (kept by the triggers, counted from the reports)
+        let hourly = || {
+            (
+                crate::util::texts(
+                    &db,
+                    "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) || ' ' || CAST(n_open AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
+                ),
+                crate::util::texts(
+                    &db,
+                    "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) || ' ' || CAST(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
+                ),
+            )
+        };
+        let (kept, counted) = hourly();
         assert_eq!(kept, counted);
         // Owners imported, and the reports routed again: the dashboard names
         // the most reported customers.
@@ -465,14 +471,7 @@ async fn the_console_shows_filters_and_acts_only_with_its_token(store: Store) {
             "UPDATE reports SET abuse_type = 'unknown' WHERE id = (SELECT min(id) FROM reports);
              UPDATE reports SET status = 'open' WHERE id = (SELECT max(id) FROM reports WHERE status = 'resolved')",
         );
-        let kept = crate::util::texts(
-            &db,
-            "SELECT hour || ' ' || abuse_type || ' ' || CAST(n AS TEXT) || ' ' || CAST(n_open AS TEXT) FROM report_hours WHERE n > 0 ORDER BY 1",
-        );
-        let counted = crate::util::texts(
-            &db,
-            "SELECT substr(received_at, 1, 13) || ' ' || abuse_type || ' ' || CAST(count(*) AS TEXT) || ' ' || CAST(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS TEXT) FROM reports GROUP BY substr(received_at, 1, 13), abuse_type ORDER BY 1",
-        );
+        let (kept, counted) = hourly();
         assert_eq!(kept, counted, "after reprocess, a change of type and one of status");
     })
     .await

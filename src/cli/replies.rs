@@ -47,13 +47,12 @@ pub(super) fn act(
     }
     // Replies named by id that did not change: say why (stdout keeps the JSON).
     if !held && n < ids.len() {
-        let states: Vec<&str> = action.applies_to().iter().map(|s| s.as_str()).collect();
         eprintln!(
             "abuse-inbox: {} of {} replies changed nothing: only {} replies can be {} (see \
              abuse-inbox replies list), and each id must exist",
             ids.len() - n,
             ids.len(),
-            states.join(" or "),
+            action.applies_to_words(),
             action.done()
         );
         return Ok(ExitCode::from(1));

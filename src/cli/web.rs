@@ -29,12 +29,8 @@ pub(super) fn run(
             crate::store::Location::parse(&config.store.path)
         )
     })?);
-    let shared = crate::runtime::SharedRuntime::new(
-        crate::runtime::Runtime::compile(config.clone()).map_err(|problems| {
-            anyhow::anyhow!("invalid configuration: {}", problems.join("; "))
-        })?,
-    );
-    let desk = crate::web::Desk::new(shared.clone()).map_err(anyhow::Error::msg)?;
+    let desk = crate::web::Desk::for_config(config).map_err(anyhow::Error::msg)?;
+    let reloader = crate::daemon::server::Reloader::new(desk.runtime());
     let reread = {
         let global = global.clone();
         move || super::settings(&global).map_err(|e| vec![e.to_string()])
@@ -52,7 +48,7 @@ pub(super) fn run(
         tokio::spawn(super::serve::on_signals(
             signals,
             reread,
-            crate::daemon::server::Reloader::new(shared),
+            reloader,
             stop.clone(),
         ));
         tracing::info!(listen = %listener.local_addr()?, store = %crate::store::Location::parse(&config.store.path), "console listening");

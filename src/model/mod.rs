@@ -429,6 +429,12 @@ impl ReplyAction {
         }
     }
 
+    /// Those states in words: `held or pending`.
+    pub fn applies_to_words(self) -> String {
+        let states: Vec<&str> = self.applies_to().iter().map(|s| s.as_str()).collect();
+        states.join(" or ")
+    }
+
     /// The state it leaves the reply in.
     pub fn to(self) -> OutboxState {
         match self {

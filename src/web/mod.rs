@@ -69,8 +69,8 @@ impl Desk {
     /// # Errors
     /// A password hash cannot be made (never in practice).
     pub fn new(runtime: SharedRuntime) -> Result<Desk, String> {
-        let location = Location::parse(&runtime.current().config.store.path);
-        let https = runtime.current().tls.clone();
+        let now = runtime.current();
+        let (location, https) = (Location::parse(&now.config.store.path), now.tls.clone());
         Ok(Desk {
             location,
             pool: Mutex::new(Vec::new()),
@@ -84,7 +84,8 @@ impl Desk {
         })
     }
 
-    /// The console for `config` alone (`abuse-inbox web`, benchmarks).
+    /// The console for `config` alone (`abuse-inbox web`, benchmarks); a
+    /// reloader swaps its [`Desk::runtime`].
     ///
     /// # Errors
     /// The configuration does not compile (its rules, templates, notices).
@@ -92,6 +93,11 @@ impl Desk {
         let runtime = crate::runtime::Runtime::compile(config.clone())
             .map_err(|problems| format!("invalid configuration: {}", problems.join("; ")))?;
         Desk::new(SharedRuntime::new(runtime))
+    }
+
+    /// The configuration it runs on, for a reloader to swap.
+    pub fn runtime(&self) -> SharedRuntime {
+        self.runtime.clone()
     }
 
     /// `[web]` as it is now.
@@ -688,7 +694,7 @@ async fn report_page(State(desk): State<Arc<Desk>>, me: Me, Path(id): Path<i64>)
         events: &events,
         raw,
     };
-    Html(pages::report(&me, &page, None).into_string()).into_response()
+    Html(pages::report(&me, &page).into_string()).into_response()
 }
 
 async fn raw_message(State(desk): State<Arc<Desk>>, me: Me, Path(id): Path<i64>) -> Response {
@@ -915,8 +921,7 @@ async fn reply_list(
     {
         Ok(entries) => {
             let (entries, next) = paged(entries, |e| e.id.0);
-            Html(pages::replies(&me, state.as_str(), &entries, next, None).into_string())
-                .into_response()
+            Html(pages::replies(&me, state.as_str(), &entries, next).into_string()).into_response()
         }
         Err(response) => response,
     }
@@ -953,18 +958,15 @@ async fn act_on_reply(
             info!(operator = %me.name, outbox_id = id, action = action.done(), "console: reply changed");
             Redirect::to("/replies").into_response()
         }
-        Ok(_) => {
-            let states: Vec<&str> = action.applies_to().iter().map(|s| s.as_str()).collect();
-            failure(
-                Some(&me),
-                StatusCode::CONFLICT,
-                &format!(
-                    "only a {} reply can be {}",
-                    states.join(" or "),
-                    action.done()
-                ),
-            )
-        }
+        Ok(_) => failure(
+            Some(&me),
+            StatusCode::CONFLICT,
+            &format!(
+                "only a {} reply can be {}",
+                action.applies_to_words(),
+                action.done()
+            ),
+        ),
         Err(response) => response,
     }
 }
@@ -998,7 +1000,7 @@ async fn raw_list(
     {
         Ok(list) => {
             let (list, next) = paged(list, |m| m.id.0);
-            Html(pages::raw_messages(&me, status.as_str(), &list, next, None).into_string())
+            Html(pages::raw_messages(&me, status.as_str(), &list, next).into_string())
                 .into_response()
         }
         Err(response) => response,

@@ -261,14 +261,13 @@ pub struct ReportPage<'a> {
     pub raw: Option<String>,
 }
 
-pub fn report(me: &Me, page: &ReportPage<'_>, notice: Option<&str>) -> Markup {
+pub fn report(me: &Me, page: &ReportPage<'_>) -> Markup {
     let r = page.report;
     layout(
         &format!("Report {}", r.id.0),
         Some(me),
         html! {
             h1 { "Report " (r.id.0) }
-            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
             dl.summary {
                 dt { "received" } dd { (r.received_at) }
                 dt { "reporter" } dd id="reporter" { (shown(r.reporter.as_deref().unwrap_or("(none)"), 200)) }
@@ -469,7 +468,6 @@ pub fn replies(
     state: &str,
     entries: &[crate::store::OutboxEntry],
     next: Option<i64>,
-    notice: Option<&str>,
 ) -> Markup {
     let names: Vec<&str> = crate::model::OutboxState::ALL
         .iter()
@@ -480,7 +478,6 @@ pub fn replies(
         Some(me),
         html! {
             h1 { "Replies to reporters" }
-            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
             p { "A reply is held while no relay is configured (" code { "reply.relay_host" } "), or for review (" code { "reply.review" } "). Release sends a held reply through the relay; discard drops a held or pending reply for good." }
             (states("/replies", "state", &names, state))
             table.replies {
@@ -522,7 +519,6 @@ pub fn raw_messages(
     status: &str,
     list: &[crate::store::RawSummary],
     next: Option<i64>,
-    notice: Option<&str>,
 ) -> Markup {
     let names: Vec<&str> = crate::model::RawStatus::ALL
         .iter()
@@ -533,7 +529,6 @@ pub fn raw_messages(
         Some(me),
         html! {
             h1 { "Messages as they arrived" }
-            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
             p { "A failed message is quarantined with the reason; retry puts it back in the queue (after a fix), discard sets it aside for good." }
             (states("/raw", "status", &names, status))
             table.raw {

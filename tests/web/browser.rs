@@ -209,12 +209,8 @@ impl Browser {
     }
 
     fn text(&self, css: &str) -> String {
-        let element = self.find(css);
-        self.call("GET", &format!("/element/{element}/text"), Value::Null)
-            .unwrap()
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.text_now(css)
+            .unwrap_or_else(|| panic!("no {css} on {}", self.script("return location.href")))
     }
 
     /// The text of `css` if the page has it now; `None` while a navigation
